@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - builds/updates the virtual env from the lock, then runs the day-to-night teach-and-repeat demo
+#   make test   - builds/updates the virtual env from the lock, then runs the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dlvf-installed
+LOCK := requirements/requirements.lock
+
+.PHONY: venv demo test lock bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): $(LOCK) setup.py setup.cfg package.xml tools/build_tf2_msgs.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	bash tools/build_tf2_msgs.sh $(VENV)
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/dlvf demo
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider test
+
+bench: venv
+	$(BIN)/dlvf bench render && $(BIN)/dlvf bench features && $(BIN)/dlvf bench localize
+
+lock:
+	$(PYTHON) -m pip install --quiet pip-tools
+	$(PYTHON) -m piptools compile --generate-hashes --no-emit-index-url --no-emit-find-links --allow-unsafe \
+		--strip-extras -q requirements/requirements.in -o $(LOCK)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,51 @@
+"""`dlvf`: one command-line entry point; each sub-command lives in its own module.
+
+A sub-command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
+command runs, so `dlvf sim` never loads torch and `dlvf --help` loads nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("dlvf_ros.sim.cli", "render a synthetic teach-and-repeat world (UTIAS layout + rosbag2 bags)"),
+    "dataset": ("dlvf_ros.training.dataset_cli", "build cross-run training pairs and the disparity cache"),
+    "train": ("dlvf_ros.training.train_cli", "train the feature network (single process or torchrun DDP)"),
+    "test": ("dlvf_ros.training.test_cli", "localize later runs against earlier ones; RMSE, success, plots"),
+    "export": ("dlvf_ros.features.export_cli", "export a checkpoint to a TorchScript model with metadata"),
+    "teach": ("dlvf_ros.localization.teach_cli", "build a map store from a teach bag"),
+    "map": ("dlvf_ros.localization.map_cli", "inspect, verify or re-extract a map store"),
+    "replay": ("dlvf_ros.ros.replay_cli", "play a bag through the real nodes and record their outputs"),
+    "evaluate": ("dlvf_ros.evaluation.cli", "errors of recorded localization against ground truth; plots"),
+    "bench": ("dlvf_ros.bench.cli", "benchmarks: render, features, localize (table + JSON)"),
+    "demo": ("dlvf_ros.demo", "the day-to-night teach-and-repeat demo on a synthetic world"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="dlvf", description="Long-term visual teach and repeat with learned features.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] not in COMMANDS:
+        args = parser.parse_args(argv)  # prints help or an error for unknown commands
+        parser.print_help()
+        return 2
+    module_name, help_text = COMMANDS[argv[0]]
+    module = importlib.import_module(module_name)
+    command_parser = argparse.ArgumentParser(prog=f"dlvf {argv[0]}", description=help_text)
+    module.add_arguments(command_parser)
+    args = command_parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"dlvf {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

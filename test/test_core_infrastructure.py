@@ -1,0 +1,101 @@
+"""Typed config loading, atomic writes and the `dlvf` dispatcher."""
+import importlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import pytest
+
+from dlvf_ros import cli, fileio
+from dlvf_ros.config import ConfigError, from_dict, load_config
+
+
+@dataclass
+class Inner:
+    rate_hz: float = 10.0
+    mode: Literal["dense", "sparse"] = "sparse"
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    count: int = 3
+    inner: Inner = field(default_factory=Inner)
+    sizes: list[int] = field(default_factory=lambda: [1, 2])
+    seed: Optional[int] = None
+
+
+def test_config_defaults_overrides_and_nesting(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("count: 5\ninner:\n  rate_hz: 2\n  mode: dense\nseed: 7\n")
+    cfg = load_config(Outer, path)
+    assert cfg == Outer(count=5, inner=Inner(rate_hz=2.0, mode="dense"), seed=7)
+    assert load_config(Outer, None) == Outer()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"cont": 1}, "unknown key"),
+        ({"count": "3"}, "expected an integer"),
+        ({"inner": {"mode": "both"}}, "not one of"),
+        ({"inner": {"rate_hz": True}}, "expected a number"),
+        ({"sizes": [1, "a"]}, r"sizes\[1\]"),
+    ],
+)
+def test_config_errors_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(Outer, data, "my.yaml")
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("count: [1,\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(Outer, bad)
+
+
+def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
+    target = tmp_path / "sub" / "data.bin"
+    fileio.atomic_write_bytes(target, b"first")
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_open(target, "wb") as handle:
+            handle.write(b"partial")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["data.bin"]  # no temp file left
+    fileio.atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    assert fileio.sha256_file(target) == fileio.sha256_bytes(b"second")
+
+
+def test_every_cli_command_module_exists_and_has_the_interface():
+    for name, (module_name, _) in cli.COMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run), name
+
+
+def test_cli_help_lists_commands_and_rejects_unknown():
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "teach" in out.stdout and "bench" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", "nope"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_core_never_imports_rclpy():
+    """Everything outside dlvf_ros.ros must import without rclpy (nodes are thin wiring over the core)."""
+    code = (
+        "import sys, importlib, pkgutil, dlvf_ros\n"
+        "for m in pkgutil.walk_packages(dlvf_ros.__path__, 'dlvf_ros.'):\n"
+        "    if not m.name.startswith('dlvf_ros.ros'):\n"
+        "        importlib.import_module(m.name)\n"
+        "bad = [n for n in sys.modules if n.startswith('rclpy')]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
