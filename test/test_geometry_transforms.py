@@ -94,3 +94,19 @@ def test_stereo_rig_validation_and_scaling():
     assert not half.matches(rig)
     P_right = rig.projection_matrix(right=True)
     assert P_right[0, 3] == pytest.approx(-rig.f * rig.baseline)
+
+
+@pytest.mark.parametrize("yaw", [1e-7, 1e-5, 1e-3, 0.01, 1.0, 3.0])
+def test_se3_log_inverts_the_exponential_at_all_angles(yaw):
+    """Round trip exp(log(T)) == T, including the small angles where the closed form cancels."""
+    T = tf.from_xyz_rpy(1.0, -0.5, 0.2, roll=yaw / 3, yaw=yaw)
+    xi = tf.se3_log(T)
+    rho, phi = xi[:3], xi[3:]
+    angle = np.linalg.norm(phi)
+    K = np.array([[0.0, -phi[2], phi[1]], [phi[2], 0.0, -phi[0]], [-phi[1], phi[0], 0.0]])
+    if angle < 1e-8:
+        V = np.eye(3) + 0.5 * K
+    else:
+        V = np.eye(3) + (1 - np.cos(angle)) / angle**2 * K + (angle - np.sin(angle)) / angle**3 * (K @ K)
+    np.testing.assert_allclose(V @ rho, T[:3, 3], atol=1e-9)
+    np.testing.assert_allclose(tf.so3_exp(phi), T[:3, :3], atol=1e-12)

@@ -1,4 +1,7 @@
-"""`dlvf bench NAME`: dispatch to a benchmark module exposing `add_arguments(parser)` and `run(args) -> int`."""
+"""`dlvf bench NAME [OPTIONS]`: dispatch to a benchmark module exposing `add_arguments(parser)` and `run(args) -> int`.
+
+Only the chosen benchmark's module is imported, so one benchmark's dependencies never break another.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +15,16 @@ BENCHMARKS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for name, (module_name, help_text) in BENCHMARKS.items():
-        bench_parser = sub.add_parser(name, help=help_text, description=help_text)
-        bench_parser.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(bench_parser)
+    parser.add_argument(
+        "benchmark", choices=sorted(BENCHMARKS),
+        help="; ".join(f"{name}: {help_text}" for name, (_, help_text) in BENCHMARKS.items()),
+    )
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options (dlvf bench NAME --help)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return importlib.import_module(args._module).run(args)
+    module_name, help_text = BENCHMARKS[args.benchmark]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"dlvf bench {args.benchmark}", description=help_text)
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(args.options))

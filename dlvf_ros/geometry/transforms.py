@@ -118,10 +118,11 @@ def se3_log(T: np.ndarray) -> np.ndarray:
     phi = so3_log(T[:3, :3])
     angle = np.linalg.norm(phi)
     K = np.array([[0.0, -phi[2], phi[1]], [phi[2], 0.0, -phi[0]], [-phi[1], phi[0], 0.0]])
-    if angle < 1e-9:
-        V_inv = np.eye(3) - 0.5 * K
+    if angle < 1e-3:  # series form: the closed form cancels catastrophically for small angles
+        coefficient = 1.0 / 12.0 + angle**2 / 720.0
     else:
-        V_inv = np.eye(3) - 0.5 * K + (1.0 - angle * np.sin(angle) / (2.0 * (1.0 - np.cos(angle)))) / angle**2 * (K @ K)
+        coefficient = (1.0 - angle * np.sin(angle) / (2.0 * (1.0 - np.cos(angle)))) / angle**2
+    V_inv = np.eye(3) - 0.5 * K + coefficient * (K @ K)
     return np.concatenate([V_inv @ T[:3, 3], phi])
 
 

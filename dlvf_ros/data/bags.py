@@ -1,0 +1,14 @@
+"""rosbag2 bags of stereo runs (mcap or sqlite3), written and read with `rosbags` (pure Python, no ROS needed).
+
+`write_run_bag(path, frames, rig, storage="mcap")` writes a run (images, camera info, odometry, ground truth,
+/tf_static; see bag_writer.py); `read_stereo_bag(path) -> (StereoRig, Iterator[BagStereoFrame])` reads one back
+(see bag_reader.py). Topic names and frame ids: `BagTopics` (docs/conventions.md).
+"""
+from dlvf_ros.data.bag_format import DISTROS, STORAGES, BagStereoFrame, BagTopics, typestore_for
+from dlvf_ros.data.bag_reader import PoseTrack, interpolate_transform, read_stereo_bag
+from dlvf_ros.data.bag_writer import body_twist, write_run_bag
+
+__all__ = [
+    "BagStereoFrame", "BagTopics", "DISTROS", "PoseTrack", "STORAGES", "body_twist", "interpolate_transform",
+    "read_stereo_bag", "typestore_for", "write_run_bag",
+]

@@ -1,0 +1,204 @@
+"""`dlvf demo`: a path taught at noon, repeated at other hours, localized by learned features, ORB and SIFT.
+
+Steps, each a `dlvf` sub-command in its own process (the same code a user runs), each cached under `--work` by a
+key of its inputs so a second run reuses what is still valid:
+1. `dlvf sim --bags`: one world that no training run saw; a noon teach run and one repeat run per lighting.
+2. `dlvf teach --bag`: one teach map per feature backend from the noon bag.
+3. `dlvf replay`: every repeat bag through the real `localizer_node` process over DDS, with /clock.
+4. `dlvf evaluate`: errors against ground truth; then one table and one plot across backends and lightings.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dlvf_ros import fileio
+from dlvf_ros.config import load_config, to_dict
+
+BACKENDS = ("learned", "orb", "sift")
+
+
+@dataclass
+class DemoConfig:
+    """What the demo renders and replays. Lengths in metres; `replay_rate` is the bag playback speed factor."""
+
+    world_seed: int = 100  # training used seeds 1-6 (docs/model.md); 100 is unseen
+    teach_lighting: str = "noon"
+    lightings: list[str] = field(default_factory=lambda: ["morning", "evening", "overcast", "dusk", "night"])
+    path_length_m: float = 40.0
+    spacing_m: float = 0.5
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    replay_rate: float = 1.0
+    max_translation_error_m: float = 0.5
+    max_heading_error_deg: float = 5.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.backends) - set(BACKENDS))
+        if unknown:
+            raise ValueError(f"DemoConfig.backends: unknown {unknown}; choose from {list(BACKENDS)}")
+        if not self.lightings:
+            raise ValueError("DemoConfig.lightings: give at least one repeat lighting")
+        if not (self.path_length_m > 0 and self.spacing_m > 0 and self.replay_rate > 0):
+            raise ValueError("DemoConfig: path_length_m, spacing_m and replay_rate must be > 0")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--work", type=Path, default=Path(".cache/demo"),
+                        help="working directory; cached world, maps and replays are reused (default .cache/demo)")
+    parser.add_argument("--config", type=Path, default=None, help="DemoConfig YAML (default: config/demo.yaml values)")
+    parser.add_argument("--model", type=Path, default=None, help="exported model (default: the one shipped in models/)")
+    parser.add_argument("--fresh", action="store_true", help="ignore the cache and redo every step")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Step:
+    """One cached `dlvf` sub-command: skipped when `marker` exists and `key_file` holds the same key."""
+
+    def __init__(self, name: str, argv: list[str], key: str, marker: Path, log_dir: Path) -> None:
+        self.name, self.argv, self.key, self.marker = name, argv, key, marker
+        self.key_file = marker.parent / f".{marker.name}.demo-key"
+        self.log = log_dir / f"{name.replace(' ', '_').replace('/', '_')}.log"
+
+    def cached(self) -> bool:
+        return self.marker.exists() and self.key_file.is_file() and self.key_file.read_text() == self.key
+
+    def run(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "w") as log:
+            result = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", *self.argv], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if result.returncode != 0 or not self.marker.exists():
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
+            raise SystemExit(f"dlvf demo: step '{self.name}' failed (exit {result.returncode}); "
+                             f"log {self.log}:\n{tail}")
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        fileio.atomic_write_text(self.key_file, self.key)
+
+
+def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[str, list[Path]]]:
+    """All steps in order, and the replay directories of each backend (in lighting order)."""
+    logs = work / "logs"
+    world = work / "world"
+    runs = [config.teach_lighting, *config.lightings]
+    world_key = _key("world", config.world_seed, runs, config.path_length_m, config.spacing_m)
+    steps = [Step("render world", [
+        "sim", "--out", str(world), "--seed", str(config.world_seed), "--teach-lighting", config.teach_lighting,
+        "--lightings", ",".join(config.lightings), "--path-length", str(config.path_length_m),
+        "--spacing", str(config.spacing_m), "--bags", "--overwrite"],
+        world_key, world / "bags" / f"run_{len(runs) - 1:06d}", logs)]
+    model_hash = fileio.sha256_file(model) if "learned" in config.backends else None
+    replays: dict[str, list[Path]] = {}
+    for backend in config.backends:
+        map_dir = work / "maps" / backend
+        model_args = ["--model", str(model)] if backend == "learned" else []
+        map_key = _key(world_key, backend, model_hash if backend == "learned" else None)
+        steps.append(Step(f"teach {backend}", ["teach", "--bag", str(world / "bags" / "run_000000"), "--out",
+                                               str(map_dir), "--backend", backend, "--overwrite", *model_args],
+                          map_key, map_dir / "manifest.json", logs))
+        replays[backend] = []
+        for run_id, lighting in enumerate(config.lightings, start=1):
+            out = work / "replays" / backend / lighting
+            steps.append(Step(f"replay {backend} {lighting}", [
+                "replay", "--bag", str(world / "bags" / f"run_{run_id:06d}"), "--map", str(map_dir), "--out",
+                str(out), "--rate", str(config.replay_rate), "--lighting", lighting, "--overwrite", *model_args],
+                _key(map_key, run_id, config.replay_rate), out / "replay.json", logs))
+            replays[backend].append(out)
+    return steps, replays
+
+
+def evaluate(config: DemoConfig, work: Path, replays: dict[str, list[Path]]) -> dict[str, dict]:
+    """`dlvf evaluate` per backend -> {backend: summary by lighting}."""
+    results = {}
+    for backend, dirs in replays.items():
+        out = work / "evaluation" / backend
+        argv = ["evaluate", "--out", str(out), "--max-translation-error-m", str(config.max_translation_error_m),
+                "--max-heading-error-deg", str(config.max_heading_error_deg)]
+        for replay in dirs:
+            argv += ["--replay", str(replay)]
+        Step(f"evaluate {backend}", argv, _key(time.time()), out / "summary.json", work / "logs").run()
+        results[backend] = json.loads((out / "summary.json").read_text())["by_lighting"]
+    return results
+
+
+def table(config: DemoConfig, results: dict[str, dict]) -> str:
+    """Text table: one row per lighting and backend."""
+    header = (f"{'lighting':<10} {'backend':<8} {'success':>8} {'frames':>8} {'inliers':>8} "
+              f"{'lateral m':>10} {'heading deg':>12} {'latency ms':>11}")
+    lines = [header, "-" * len(header)]
+    for lighting in config.lightings:
+        for i, backend in enumerate(config.backends):
+            s = results[backend][lighting]
+            lines.append(
+                f"{lighting if i == 0 else '':<10} {backend:<8} {100 * s['success_rate']:>7.1f}% "
+                f"{s['frames']:>3d}/{s['images']:<4d} {s['inliers_median']:>8.0f} "
+                f"{s['lateral_m']['median_abs']:>10.3f} {s['heading_deg']['median_abs']:>12.2f} "
+                f"{s['latency_ms_median']:>11.0f}")
+    return "\n".join(lines)
+
+
+def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
+    """Success rate and median inliers per lighting, one bar per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(config.lightings))
+    width = 0.8 / len(config.backends)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, backend in enumerate(config.backends):
+        rows = [results[backend][lighting] for lighting in config.lightings]
+        axes[0].bar(x + i * width, [100 * r["success_rate"] for r in rows], width, label=backend)
+        axes[1].bar(x + i * width, [r["inliers_median"] for r in rows], width, label=backend)
+    for ax, title in zip(axes, ("success rate (%)", "median RANSAC inliers")):
+        ax.set_xticks(x + width * (len(config.backends) - 1) / 2, config.lightings)
+        ax.set_title(f"{title}; taught at {config.teach_lighting}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, 105)
+    axes[0].legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")  # written whole, then renamed
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlvf_ros.features.backends import shipped_model_path
+
+    config = load_config(DemoConfig, args.config)
+    model = args.model or shipped_model_path()
+    if "learned" in config.backends and (model is None or not Path(model).is_file()):
+        raise SystemExit("dlvf demo: no model; pass --model PATH or ship exactly one *.pt in models/")
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    steps, replays = plan(config, work, Path(model).resolve() if model else None)
+    started = time.perf_counter()
+    with tqdm(steps, desc="demo", unit="step") as progress:
+        for step in progress:
+            progress.set_postfix_str(step.name)
+            if args.fresh or not step.cached():
+                step.run()
+    results = evaluate(config, work, replays)
+    report = table(config, results)
+    plot(config, results, work / "demo.png")
+    summary = {"config": to_dict(config), "model": str(model), "results": results,
+               "wall_time_s": time.perf_counter() - started}
+    fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
+    print(f"\nTaught at {config.teach_lighting} on world {config.world_seed} (unseen in training); "
+          f"success = localized within {config.max_translation_error_m} m and {config.max_heading_error_deg} deg.")
+    print(report)
+    print(f"\nplots: {work / 'demo.png'}, per backend: {work / 'evaluation'}; summary: {work / 'demo_summary.json'}")
+    return 0

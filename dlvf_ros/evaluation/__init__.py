@@ -1,0 +1,1 @@
+"""Evaluation: localization errors against ground truth, metrics, plots, TUM export."""

@@ -1,0 +1,1 @@
+"""Features: the learned U-Net, keypoint extraction, TorchScript export, and the classical baselines."""

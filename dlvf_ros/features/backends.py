@@ -1,0 +1,193 @@
+"""Feature backends behind one interface: the learned network (TorchScript) and the classical ORB / SIFT baselines.
+
+Every backend maps one RGB image (`uint8 (H, W, 3)`) to `Features`: keypoints `(N, 2)` float32 pixels (integer
+values at pixel centres), descriptors `(N, C)` and scores `(N,)` float32 in [0, 1]. `descriptor_metric` says how
+descriptors compare (see `dlvf_ros.matching.descriptor_matching`); `signature()` is what a map manifest records so
+that a map is only ever localized against with the features it was built from.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dlvf_ros import fileio
+
+DESCRIPTOR_METRICS = ("zncc", "hamming", "l2")
+BACKEND_NAMES = ("learned", "orb", "sift")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Sparse features of one image: keypoints (N, 2) px float32, descriptors (N, C), scores (N,) float32 in [0, 1]."""
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.keypoints)
+        if self.keypoints.shape != (n, 2) or self.descriptors.shape[0] != n or self.scores.shape != (n,):
+            raise ValueError(
+                f"Features: inconsistent shapes keypoints {self.keypoints.shape}, descriptors "
+                f"{self.descriptors.shape}, scores {self.scores.shape}; expected (N, 2), (N, C), (N,)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def subset(self, mask_or_index: np.ndarray) -> "Features":
+        return Features(self.keypoints[mask_or_index], self.descriptors[mask_or_index], self.scores[mask_or_index])
+
+
+def check_image_rgb(image_rgb: np.ndarray, name: str = "image_rgb") -> np.ndarray:
+    """Raise a clear ValueError unless `image_rgb` is a uint8 (H, W, 3) array."""
+    if not isinstance(image_rgb, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy uint8 (H, W, 3) RGB array, got {type(image_rgb).__name__}")
+    if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(
+            f"{name}: expected uint8 (H, W, 3) RGB, got {image_rgb.dtype} {image_rgb.shape}; convert grey or BGR "
+            "images to RGB uint8 first"
+        )
+    return image_rgb
+
+
+class FeatureBackend(abc.ABC):
+    """One way of turning an RGB image into sparse features."""
+
+    name: str
+    descriptor_metric: str
+
+    @abc.abstractmethod
+    def extract(self, image_rgb: np.ndarray) -> Features:
+        """Features of one uint8 (H, W, 3) RGB image."""
+
+    @abc.abstractmethod
+    def signature(self) -> dict:
+        """JSON-serialisable identity of the features (backend, parameters or model SHA-256) for map manifests."""
+
+    @property
+    @abc.abstractmethod
+    def descriptor_size(self) -> int:
+        """Descriptor length C (bytes for binary descriptors)."""
+
+
+class _OpenCvBackend(FeatureBackend):
+    """Shared OpenCV detect-and-describe wrapper; subclasses build the detector."""
+
+    def __init__(self, detector, params: dict) -> None:
+        self._detector = detector
+        self._params = params
+
+    def extract(self, image_rgb: np.ndarray) -> Features:
+        grey = cv2.cvtColor(check_image_rgb(image_rgb), cv2.COLOR_RGB2GRAY)
+        cv_keypoints, descriptors = self._detector.detectAndCompute(grey, None)
+        if descriptors is None or len(cv_keypoints) == 0:
+            return Features(
+                np.zeros((0, 2), np.float32), np.zeros((0, self.descriptor_size), self._descriptor_dtype),
+                np.zeros((0,), np.float32),
+            )
+        keypoints = np.array([kp.pt for kp in cv_keypoints], dtype=np.float32)
+        response = np.array([kp.response for kp in cv_keypoints], dtype=np.float32)
+        peak = float(response.max())
+        scores = response / peak if peak > 0 else np.ones_like(response)
+        return Features(keypoints, np.ascontiguousarray(descriptors, dtype=self._descriptor_dtype),
+                        np.clip(scores, 0.0, 1.0).astype(np.float32))
+
+    def signature(self) -> dict:
+        return {"backend": self.name, "opencv_version": cv2.__version__, "params": dict(self._params)}
+
+
+class OrbBackend(_OpenCvBackend):
+    """OpenCV ORB: 256-bit binary descriptors (32 bytes) compared by Hamming distance."""
+
+    name = "orb"
+    descriptor_metric = "hamming"
+    _descriptor_dtype = np.uint8
+
+    def __init__(self, n_features: int = 1000, scale_factor: float = 1.2, n_levels: int = 8, fast_threshold: int = 20):
+        params = {"n_features": n_features, "scale_factor": scale_factor, "n_levels": n_levels,
+                  "fast_threshold": fast_threshold}
+        super().__init__(cv2.ORB_create(nfeatures=n_features, scaleFactor=scale_factor, nlevels=n_levels,
+                                        fastThreshold=fast_threshold), params)
+
+    @property
+    def descriptor_size(self) -> int:
+        return 32
+
+
+class SiftBackend(_OpenCvBackend):
+    """OpenCV SIFT: 128-D float descriptors compared by L2 distance with Lowe's ratio test."""
+
+    name = "sift"
+    descriptor_metric = "l2"
+    _descriptor_dtype = np.float32
+
+    def __init__(self, n_features: int = 1000, contrast_threshold: float = 0.04):
+        params = {"n_features": n_features, "contrast_threshold": contrast_threshold}
+        super().__init__(cv2.SIFT_create(nfeatures=n_features, contrastThreshold=contrast_threshold), params)
+
+    @property
+    def descriptor_size(self) -> int:
+        return 128
+
+
+class LearnedBackend(FeatureBackend):
+    """The exported feature network (TorchScript with metadata, see `dlvf_ros.features.export`); ZNCC descriptors."""
+
+    name = "learned"
+    descriptor_metric = "zncc"
+
+    def __init__(self, model_path: str | Path) -> None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FileNotFoundError(
+                f"learned backend: model file {model_path} does not exist; pass --model PATH to an exported model "
+                "(`dlvf export`) or use --backend orb|sift"
+            )
+        from dlvf_ros.features.export import load_feature_model
+
+        self.model_path = model_path
+        self.model_sha256 = fileio.sha256_file(model_path)
+        self._model = load_feature_model(model_path)
+        self.metadata = dict(self._model.metadata)
+
+    def extract(self, image_rgb: np.ndarray) -> Features:
+        keypoints, descriptors, scores = self._model.extract(check_image_rgb(image_rgb))
+        return Features(np.asarray(keypoints, np.float32), np.asarray(descriptors, np.float32),
+                        np.asarray(scores, np.float32))
+
+    @property
+    def descriptor_size(self) -> int:
+        return int(self.metadata["descriptor_size"])
+
+    def signature(self) -> dict:
+        return {"backend": self.name, "model_sha256": self.model_sha256, "model_file": self.model_path.name,
+                "metadata": self.metadata}
+
+
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def shipped_model_path() -> Path | None:
+    """The model shipped in the repository's models/ folder, if there is exactly one `*.pt` there."""
+    models = sorted(SHIPPED_MODEL_DIR.glob("*.pt"))
+    return models[0] if len(models) == 1 else None
+
+
+def make_backend(name: str, model_path: str | Path | None = None) -> FeatureBackend:
+    """Backend by name: "learned" (needs `model_path`), "orb" or "sift"."""
+    if name == "learned":
+        if model_path is None:
+            raise ValueError("make_backend: the learned backend needs a model path (--model PATH)")
+        return LearnedBackend(model_path)
+    if model_path is not None:
+        raise ValueError(f"make_backend: --model is only used by the learned backend, not by {name!r}")
+    if name == "orb":
+        return OrbBackend()
+    if name == "sift":
+        return SiftBackend()
+    raise ValueError(f"make_backend: unknown backend {name!r}; choose one of {list(BACKEND_NAMES)}")

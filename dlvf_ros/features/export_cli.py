@@ -1,0 +1,66 @@
+"""`dlvf export --checkpoint CKPT --out model.pt [--height H --width W]`: training checkpoint -> TorchScript model.
+
+The model follows the contract in `dlvf_ros.features.export` and embeds metadata.json (architecture, m, descriptor
+size, input size, training config, data hash, checkpoint SHA-256). The written file is re-loaded through
+`load_feature_model` before the command reports success.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from dlvf_ros import fileio
+from dlvf_ros.features.export import ModelContractError, export_feature_net, load_checkpoint, load_feature_model
+
+DEFAULT_INPUT_SIZE = (384, 512)  # (H, W) of the UTIAS Bumblebee images
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint (from `dlvf train`)")
+    parser.add_argument("--out", required=True, type=Path, help="TorchScript model file to write (e.g. models/model.pt)")
+    parser.add_argument("--height", type=int, default=None,
+                        help="network input height (px, multiple of 16); default the training size, else 384")
+    parser.add_argument("--width", type=int, default=None,
+                        help="network input width (px, multiple of 16); default the training size, else 512")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+
+
+def input_size_for(checkpoint: dict, height: int | None, width: int | None) -> tuple[int, int]:
+    """(H, W): the command line, else the checkpoint's training size ("image_size" = [width, height], as
+    `dlvf train` writes it), else 384 x 512."""
+    if (height is None) != (width is None):
+        raise ValueError("dlvf export: give both --height and --width, or neither")
+    if height is not None:
+        return int(height), int(width)
+    trained = checkpoint.get("image_size")
+    if trained is not None:
+        if len(trained) != 2:
+            raise ModelContractError(f"checkpoint image_size must be [width, height], found {trained!r}")
+        return int(trained[1]), int(trained[0])
+    return DEFAULT_INPUT_SIZE
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    try:
+        net, checkpoint = load_checkpoint(args.checkpoint)
+        input_size = input_size_for(checkpoint, args.height, args.width)
+        source = {"checkpoint": args.checkpoint.name, "checkpoint_sha256": fileio.sha256_file(args.checkpoint)}
+        source.update({key: checkpoint[key] for key in ("epoch", "best_val", "image_size", "rig") if key in checkpoint})
+        metadata = export_feature_net(
+            net, args.out, input_size, training_config=checkpoint.get("config"), data_hash=checkpoint.get("data_hash"),
+            source=source,
+        )
+        load_feature_model(args.out, expected_input_size=input_size)
+    except (ModelContractError, ValueError) as exc:
+        print(f"dlvf export: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {args.out}: U-Net m={metadata['m']}, input {metadata['input_height']}x{metadata['input_width']} RGB, "
+        f"{metadata['num_keypoints']} keypoints x {metadata['descriptor_size']}-D descriptors, "
+        f"data_hash {metadata['data_hash']}, sha256 {fileio.sha256_file(args.out)[:16]}"
+    )
+    return 0

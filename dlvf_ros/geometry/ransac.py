@@ -1,0 +1,135 @@
+"""RANSAC for a rigid 3-D transform between matched point sets, with hypotheses evaluated in vectorised batches.
+
+Each round draws `hypotheses_per_round` minimal samples at once (optionally with probability proportional to the
+match weights), fits all of them with one batched weighted SVD, and scores all of them against all points with one
+tensor expression (no Python loop over points or hypotheses). Rounds stop early once the best hypothesis explains
+`early_stop_inlier_ratio` of the points. The winner is refined by weighted SVD on its inliers (inliers re-evaluated
+after each refinement). Points in metres; the tolerance is a 3-D distance in the target frame.
+
+Defaults: the reference uses 15 iterations of 6-point samples, a 4 m tolerance and a 60 % early stop. Its 15 samples
+find an all-inlier 6-point sample with probability 1 - (1 - r^6)^15: 21 % at an inlier ratio r = 0.5, 1 % at r = 0.3.
+Vectorised hypotheses cost ~50 us each at N = 768 on 2 CPU threads (512 in ~26 ms, a tenth of one network forward),
+so the default draws up to 512: 99.9 % at r = 0.5, 88 % at r = 0.4, 31 % at r = 0.3 with uniform sampling, and
+score-weighted sampling raises the effective ratio. The 6-point sample, 4 m tolerance and 60 % early stop
+are kept from the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
+
+
+@dataclass
+class RansacConfig:
+    """RANSAC settings (see the module docstring for the choice of defaults)."""
+
+    iterations: int = 512  # hypotheses in total, at most
+    hypotheses_per_round: int = 128  # hypotheses fitted and scored together; early stop is checked between rounds
+    sample_size: int = 6  # points per minimal sample (3 is the true minimum; 6 averages stereo noise)
+    inlier_threshold_m: float = 4.0  # 3-D distance |T p_src - p_tgt| below which a match is an inlier (m)
+    early_stop_inlier_ratio: float = 0.6  # stop once this fraction of usable matches are inliers
+    min_inliers: int = 6  # fewer inliers than this is a failure
+    weighted_sampling: bool = True  # draw samples with probability proportional to the match weights
+    refinement_steps: int = 2  # weighted-SVD refits on the inliers (inliers re-evaluated after each)
+    seed: int = 0  # seed of the sampling generator when none is passed
+
+    def __post_init__(self) -> None:
+        if self.sample_size < 3:
+            raise ValueError(f"RansacConfig: sample_size must be >= 3 points, got {self.sample_size}")
+        if self.iterations < 1 or self.hypotheses_per_round < 1:
+            raise ValueError("RansacConfig: iterations and hypotheses_per_round must be >= 1")
+        if not self.inlier_threshold_m > 0:
+            raise ValueError(f"RansacConfig: inlier_threshold_m must be positive, got {self.inlier_threshold_m}")
+        if not 0 < self.early_stop_inlier_ratio <= 1:
+            raise ValueError(f"RansacConfig: early_stop_inlier_ratio must be in (0, 1], got {self.early_stop_inlier_ratio}")
+        if self.min_inliers < 3 or self.refinement_steps < 0:
+            raise ValueError("RansacConfig: min_inliers must be >= 3 and refinement_steps >= 0")
+
+
+@dataclass
+class RansacResult:
+    """T_tgt_src (4, 4) float64 (identity on failure), inliers (N,) bool, their count, hypotheses tried, success."""
+
+    T_tgt_src: np.ndarray
+    inliers: np.ndarray
+    num_inliers: int
+    hypotheses: int
+    success: bool
+
+
+def _as_tensor(array, name: str, shape_tail: tuple) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array.detach())
+    tensor = tensor.to(torch.float64)
+    if tensor.dim() != 1 + len(shape_tail) or tuple(tensor.shape[1:]) != shape_tail:
+        raise ValueError(f"ransac_rigid: {name} must have shape (N, {', '.join(map(str, shape_tail))}), got {tuple(tensor.shape)}")
+    return tensor
+
+
+def _inliers(T: torch.Tensor, points_src: torch.Tensor, points_tgt: torch.Tensor, usable: torch.Tensor, threshold: float) -> torch.Tensor:
+    """T [K, 4, 4] -> [K, N] inlier masks (usable points within `threshold` metres after the transform)."""
+    predicted = points_src @ T[:, :3, :3].transpose(1, 2) + T[:, :3, 3].unsqueeze(1)  # [K, N, 3]
+    return (torch.linalg.vector_norm(predicted - points_tgt, dim=-1) < threshold) & usable
+
+
+def ransac_rigid(
+    points_src,
+    points_tgt,
+    weights=None,
+    config: RansacConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> RansacResult:
+    """Robust T_tgt_src from matched points (N, 3) (numpy or torch, metres) and optional weights (N,) >= 0.
+
+    Matches with zero weight (or non-finite points) are never sampled and never inliers. Too few usable matches or
+    inliers give `success=False` (identity transform), never an exception; malformed inputs raise ValueError.
+    """
+    config = config or RansacConfig()
+    src = _as_tensor(points_src, "points_src", (3,))
+    tgt = _as_tensor(points_tgt, "points_tgt", (3,))
+    n = src.shape[0]
+    if tgt.shape[0] != n:
+        raise ValueError(f"ransac_rigid: points_src has {n} points but points_tgt has {tgt.shape[0]}")
+    w = torch.ones(n, dtype=torch.float64) if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    if w.shape != (n,) or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
+        raise ValueError(f"ransac_rigid: weights must be finite, non-negative and of shape ({n},), got {tuple(w.shape)}")
+    usable = (w > 0) & torch.isfinite(src).all(dim=1) & torch.isfinite(tgt).all(dim=1)
+    src, tgt = torch.where(usable.unsqueeze(1), src, 0.0), torch.where(usable.unsqueeze(1), tgt, 0.0)
+    n_usable = int(usable.sum())
+    if n_usable < max(config.sample_size, config.min_inliers):
+        return RansacResult(np.eye(4), np.zeros(n, dtype=bool), 0, 0, False)
+    if generator is None:
+        generator = torch.Generator().manual_seed(config.seed)
+    sampling_weights = torch.where(usable, w if config.weighted_sampling else torch.ones_like(w), 0.0)
+    best_T, best_mask, best_count, tried = None, None, -1, 0
+    while tried < config.iterations:
+        k = min(config.hypotheses_per_round, config.iterations - tried)
+        index = torch.multinomial(sampling_weights.expand(k, n), config.sample_size, replacement=False, generator=generator)
+        T = weighted_svd(src[index], tgt[index], torch.ones(k, config.sample_size, dtype=torch.float64))
+        masks = _inliers(T, src, tgt, usable, config.inlier_threshold_m)
+        counts = masks.sum(dim=1)
+        tried += k
+        best = int(torch.argmax(counts))
+        if int(counts[best]) > best_count:
+            best_T, best_mask, best_count = T[best], masks[best], int(counts[best])
+        if best_count >= config.early_stop_inlier_ratio * n_usable:
+            break
+    if best_count < config.min_inliers:
+        return RansacResult(np.eye(4), np.zeros(n, dtype=bool), best_count, tried, False)
+    for _ in range(config.refinement_steps):
+        refit_weights = torch.where(best_mask, w, 0.0)[None]
+        if int(effective_point_count(refit_weights)[0]) < 3:
+            break
+        T_refined = weighted_svd(src[None], tgt[None], refit_weights)
+        new_mask = _inliers(T_refined, src, tgt, usable, config.inlier_threshold_m)[0]
+        if int(new_mask.sum()) < config.min_inliers:
+            break
+        converged = torch.equal(new_mask, best_mask)
+        best_T, best_mask = T_refined[0], new_mask
+        if converged:
+            break
+    count = int(best_mask.sum())
+    return RansacResult(best_T.numpy().copy(), best_mask.numpy().copy(), count, tried, True)

@@ -1,0 +1,71 @@
+"""Pose covariance of a localization fix, and its growth while driving on odometry alone.
+
+Model (documented here once; the localizer only calls these functions):
+1. Fit: the stereo reprojection refinement (`refine.py`) gives Sigma_xi = sigma^2 (J^T J)^-1 over its inliers for a
+   left perturbation xi = (rho, phi) of T_cur_keyframe, sigma being the inlier residual RMS in pixels (floored).
+   Few inliers, or inliers bunched together or far away, give a large covariance by themselves.
+2. Frames: Sigma moves between frames with the SE(3) adjoint (left perturbations), and is finally written in the ROS
+   PoseWithCovariance parameterisation of T_map_vehicle: position (x, y, z) in the map frame, then rotation about
+   the fixed map axes (rx, ry, rz): delta_t = rho - [t]x phi.
+3. Floor: the diagonal is at least (`min_sigma_m`^2 x3, `min_sigma_rad`^2 x3): stereo errors are correlated, so
+   the 1/N shrinkage of (1) is never trusted below it.
+4. Age: a pose held or dead-reckoned since the last fix gains variance linearly (a random walk) in the distance
+   driven (`growth_m2_per_m`, `growth_rad2_per_m`) and in the time elapsed (`growth_m2_per_s`, `growth_rad2_per_s`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CovarianceConfig:
+    """Covariance floors (1-sigma) and random-walk growth rates (variance per metre driven and per second)."""
+
+    min_sigma_m: float = 0.02
+    min_sigma_rad: float = 0.002
+    growth_m2_per_m: float = 0.0025
+    growth_rad2_per_m: float = 0.0001
+    growth_m2_per_s: float = 0.0001
+    growth_rad2_per_s: float = 0.000004
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"CovarianceConfig.{name} must be finite and non-negative, got {value}")
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def adjoint(T: np.ndarray) -> np.ndarray:
+    """6x6 adjoint of T for (rho, phi) ordering: exp((Ad_T xi)^) = T exp(xi^) T^-1."""
+    R, t = T[:3, :3], T[:3, 3]
+    Ad = np.zeros((6, 6))
+    Ad[:3, :3] = R
+    Ad[:3, 3:] = skew(t) @ R
+    Ad[3:, 3:] = R
+    return Ad
+
+
+def to_ros_covariance(sigma_xi: np.ndarray, T_map_vehicle: np.ndarray, config: CovarianceConfig) -> np.ndarray:
+    """Left-perturbation covariance (map frame) -> ROS (x, y, z, rx, ry, rz) covariance, floored, symmetric."""
+    M = np.eye(6)
+    M[:3, 3:] = -skew(T_map_vehicle[:3, 3])
+    sigma = M @ sigma_xi @ M.T
+    sigma = 0.5 * (sigma + sigma.T)
+    floor = np.array([config.min_sigma_m**2] * 3 + [config.min_sigma_rad**2] * 3)
+    diagonal = np.diag(sigma).copy()
+    sigma[np.diag_indices(6)] = np.maximum(diagonal, floor)
+    return sigma
+
+
+def grow(sigma: np.ndarray, distance_m: float, age_s: float, config: CovarianceConfig) -> np.ndarray:
+    """Covariance after `distance_m` driven and `age_s` elapsed since it was estimated (random walk)."""
+    if distance_m < 0 or age_s < 0:
+        raise ValueError(f"grow: distance_m and age_s must be non-negative, got {distance_m}, {age_s}")
+    added = np.array([config.growth_m2_per_m * distance_m + config.growth_m2_per_s * age_s] * 3
+                     + [config.growth_rad2_per_m * distance_m + config.growth_rad2_per_s * age_s] * 3)
+    return sigma + np.diag(added)

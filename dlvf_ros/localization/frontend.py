@@ -1,0 +1,59 @@
+"""The stereo front end shared by teach, localization, re-extraction and the benchmark.
+
+Left image -> features (any `FeatureBackend`); the rectified pair -> SGBM disparity, sampled at the keypoints ->
+3-D points in the left optical frame (metres) with a validity mask (`StereoRig.points_from_disparity`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlvf_ros.features.backends import FeatureBackend, Features, check_image_rgb
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.geometry.stereo_matching import SgbmConfig, disparity_sgbm, sample_disparity
+
+
+@dataclass
+class StereoFeatures:
+    """Features of a left image with their stereo points (N, 3) m (left optical frame) and valid mask (N,)."""
+
+    features: Features
+    points_camera: np.ndarray
+    valid: np.ndarray
+    timings_ms: dict = field(default_factory=dict)
+
+    def subset_valid(self) -> "StereoFeatures":
+        """Only the features with a valid 3-D point."""
+        return StereoFeatures(self.features.subset(self.valid), self.points_camera[self.valid],
+                              self.valid[self.valid], dict(self.timings_ms))
+
+
+class StereoFrontend:
+    """Turns a rectified RGB stereo pair of the rig's size into `StereoFeatures`."""
+
+    def __init__(self, backend: FeatureBackend, rig: StereoRig, sgbm: SgbmConfig | None = None) -> None:
+        self.backend = backend
+        self.rig = rig
+        self.sgbm = sgbm or SgbmConfig()
+
+    def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+        expected = (self.rig.height, self.rig.width, 3)
+        for name, image in (("left_rgb", left_rgb), ("right_rgb", right_rgb)):
+            check_image_rgb(image, name)
+            if image.shape != expected:
+                raise ValueError(
+                    f"{name}: image size {image.shape[1]}x{image.shape[0]} does not match the calibration "
+                    f"{self.rig.width}x{self.rig.height}; rectify/resize the images to the calibrated size or use "
+                    "a map taught with this camera"
+                )
+        t0 = time.perf_counter()
+        features = self.backend.extract(left_rgb)
+        t1 = time.perf_counter()
+        disparity = disparity_sgbm(left_rgb, right_rgb, self.sgbm)
+        points_camera, valid = self.rig.points_from_disparity(features.keypoints,
+                                                              sample_disparity(disparity, features.keypoints))
+        t2 = time.perf_counter()
+        return StereoFeatures(features, points_camera, valid,
+                              {"features": 1000 * (t1 - t0), "stereo": 1000 * (t2 - t1)})

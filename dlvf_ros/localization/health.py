@@ -1,0 +1,82 @@
+"""Localization health: LOCALIZED / DEGRADED / LOST with hysteresis.
+
+Each frame is graded by its inlier count: GOOD (>= `good_inliers`), WEAK (a fix, but fewer inliers) or FAILED (no
+fix). Transitions need runs of consecutive grades, so one bad frame never flips the state:
+- LOCALIZED -> DEGRADED after `frames_to_degrade` non-GOOD frames in a row;
+- DEGRADED  -> LOCALIZED after `frames_to_recover` GOOD frames in a row;
+- any       -> LOST after `frames_to_lose` FAILED frames in a row, or when the distance driven on odometry alone
+               since the last fix exceeds `max_dead_reckoning_m`;
+- LOST      -> DEGRADED on any fix, and on to LOCALIZED through the DEGRADED rule.
+The monitor starts LOST (nothing is known before the first fix).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class HealthState(str, enum.Enum):
+    LOCALIZED = "LOCALIZED"
+    DEGRADED = "DEGRADED"
+    LOST = "LOST"
+
+
+@dataclass
+class HealthConfig:
+    """Thresholds of the health state machine (inlier counts, frame counts, metres)."""
+
+    good_inliers: int = 40
+    frames_to_degrade: int = 3
+    frames_to_recover: int = 3
+    frames_to_lose: int = 10
+    max_dead_reckoning_m: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("good_inliers", "frames_to_degrade", "frames_to_recover", "frames_to_lose"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HealthConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_dead_reckoning_m <= 0:
+            raise ValueError(f"HealthConfig.max_dead_reckoning_m must be positive, got {self.max_dead_reckoning_m}")
+
+
+class HealthMonitor:
+    """Feeds per-frame outcomes through the state machine; `state` and `reason` describe the latest update."""
+
+    def __init__(self, config: HealthConfig | None = None) -> None:
+        self.config = config or HealthConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start-up state: LOST, no fix yet."""
+        self.state = HealthState.LOST
+        self.reason = "no fix yet"
+        self._good_run = 0
+        self._not_good_run = 0
+        self._failed_run = 0
+
+    def update(self, fixed: bool, inliers: int, distance_since_fix_m: float) -> HealthState:
+        """Grade one frame (`fixed`: a pose was accepted) and return the new state."""
+        cfg = self.config
+        good = fixed and inliers >= cfg.good_inliers
+        self._good_run = self._good_run + 1 if good else 0
+        self._not_good_run = 0 if good else self._not_good_run + 1
+        self._failed_run = 0 if fixed else self._failed_run + 1
+
+        if not fixed and distance_since_fix_m > cfg.max_dead_reckoning_m:
+            self._set(HealthState.LOST, f"{distance_since_fix_m:.1f} m on odometry alone since the last fix")
+        elif self._failed_run >= cfg.frames_to_lose:
+            self._set(HealthState.LOST, f"{self._failed_run} frames in a row without a fix")
+        elif self.state == HealthState.LOST:
+            if fixed:
+                self._set(HealthState.DEGRADED, f"re-localized with {inliers} inliers")
+        elif self.state == HealthState.DEGRADED:
+            if self._good_run >= cfg.frames_to_recover:
+                self._set(HealthState.LOCALIZED, f"{self._good_run} frames in a row with >= {cfg.good_inliers} inliers")
+        elif self._not_good_run >= cfg.frames_to_degrade:
+            self._set(HealthState.DEGRADED, f"{self._not_good_run} frames in a row below {cfg.good_inliers} inliers")
+        return self.state
+
+    def _set(self, state: HealthState, reason: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.reason = reason

@@ -1,0 +1,51 @@
+"""Which teach keyframes to try for the current frame.
+
+Tracking (a previous fix exists): keyframes within a radius of the expected position (the last fix propagated by
+odometry), nearest first. The radius grows with the distance driven since the last fix and is multiplied when the
+health is DEGRADED. Searching globally (start-up without an initial keyframe, or LOST): every keyframe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class WindowConfig:
+    """Search window (metres) and how many keyframes go through matching / RANSAC."""
+
+    radius_m: float = 3.0  # around the expected position right after a fix
+    growth_per_m: float = 0.2  # extra radius per metre driven on odometry since the last fix
+    degraded_factor: float = 2.0  # radius multiplier while DEGRADED
+    max_radius_m: float = 30.0
+    max_candidates: int = 3  # nearest keyframes matched while tracking
+    global_ransac_candidates: int = 5  # in a global search, keyframes with the most matches that get RANSAC
+
+    def __post_init__(self) -> None:
+        if not (self.radius_m > 0 and self.max_radius_m >= self.radius_m):
+            raise ValueError(f"WindowConfig: need 0 < radius_m <= max_radius_m, got {self.radius_m}, "
+                             f"{self.max_radius_m}")
+        if self.growth_per_m < 0 or self.degraded_factor < 1:
+            raise ValueError("WindowConfig: growth_per_m must be >= 0 and degraded_factor >= 1")
+        if self.max_candidates < 1 or self.global_ransac_candidates < 1:
+            raise ValueError("WindowConfig: max_candidates and global_ransac_candidates must be >= 1")
+
+
+def search_radius_m(config: WindowConfig, distance_since_fix_m: float, degraded: bool) -> float:
+    radius = config.radius_m + config.growth_per_m * distance_since_fix_m
+    if degraded:
+        radius *= config.degraded_factor
+    return min(radius, config.max_radius_m)
+
+
+def keyframes_in_window(positions_m: np.ndarray, expected_position_m: np.ndarray, radius_m: float,
+                        max_candidates: int) -> np.ndarray:
+    """Ids of the keyframes (positions (K, 3), map frame) within `radius_m` of the expected position, nearest first.
+
+    The distance is planar (x, y): the teach map is driven on the ground and z carries odometry drift.
+    """
+    distance = np.linalg.norm(positions_m[:, :2] - np.asarray(expected_position_m)[:2], axis=1)
+    order = np.argsort(distance, kind="stable")
+    order = order[distance[order] <= radius_m]
+    return order[:max_candidates]

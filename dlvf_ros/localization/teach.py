@@ -1,0 +1,108 @@
+"""Teach: pick keyframes along the taught path and store their stereo features in a map store.
+
+A frame becomes a keyframe when it is the first one, or when odometry has moved `keyframe_distance_m` or turned
+`keyframe_angle_deg` since the last keyframe. The keyframe pose T_map_keyframe is the teach run's T_odom_vehicle
+(the map frame is the teach odometry frame). A frame with fewer than `min_valid_points` stereo points is skipped
+and the next frame is tried instead. The same `Teacher` serves `dlvf teach` (a bag) and the ROS teach node (frames
+one at a time).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlvf_ros.features.backends import FeatureBackend
+from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.localization.frontend import StereoFrontend
+from dlvf_ros.localization.map_store import Keyframe, MapWriter
+
+
+@dataclass
+class TeachConfig:
+    """Keyframe spacing (m, deg), the minimum stereo points per keyframe, image storage and SGBM settings."""
+
+    keyframe_distance_m: float = 1.0
+    keyframe_angle_deg: float = 10.0
+    min_valid_points: int = 20
+    store_images: bool = True  # needed by `dlvf map reextract`
+    sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+
+    def __post_init__(self) -> None:
+        if not (self.keyframe_distance_m > 0 and self.keyframe_angle_deg > 0):
+            raise ValueError(f"TeachConfig: keyframe_distance_m and keyframe_angle_deg must be positive, got "
+                             f"{self.keyframe_distance_m}, {self.keyframe_angle_deg}")
+        if self.min_valid_points < 3:
+            raise ValueError(f"TeachConfig: min_valid_points must be >= 3, got {self.min_valid_points}")
+
+
+def needs_keyframe(T_odom_last_keyframe: np.ndarray | None, T_odom_vehicle: np.ndarray, config: TeachConfig) -> bool:
+    """True for the first frame, or once the vehicle moved/turned enough since the last keyframe."""
+    if T_odom_last_keyframe is None:
+        return True
+    motion = transforms.invert(T_odom_last_keyframe) @ T_odom_vehicle
+    return bool(np.linalg.norm(motion[:3, 3]) >= config.keyframe_distance_m
+                or np.rad2deg(transforms.rotation_angle(motion[:3, :3])) >= config.keyframe_angle_deg)
+
+
+class Teacher:
+    """Consumes teach frames in time order and appends keyframes to a map store."""
+
+    def __init__(self, writer: MapWriter, frontend: StereoFrontend, config: TeachConfig | None = None) -> None:
+        self.writer = writer
+        self.frontend = frontend
+        self.config = config or TeachConfig()
+        self.frames_seen = 0
+        self.frames_skipped_few_points = 0
+        self._T_odom_last_keyframe: np.ndarray | None = None
+        self._last_stamp_ns: int | None = None
+
+    @classmethod
+    def create(cls, out: str | Path, backend: FeatureBackend, rig: StereoRig, config: TeachConfig | None = None,
+               overwrite: bool = False) -> "Teacher":
+        """A teacher writing a new map at `out`."""
+        config = config or TeachConfig()
+        writer = MapWriter.create(out, backend, rig, teach_parameters=asdict(config), overwrite=overwrite)
+        return cls(writer, StereoFrontend(backend, rig, config.sgbm), config)
+
+    @property
+    def num_keyframes(self) -> int:
+        return len(self.writer.entries)
+
+    def add_frame(self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray, T_odom_vehicle: np.ndarray,
+                  T_world_vehicle: np.ndarray | None = None) -> Keyframe | None:
+        """Offer one frame; returns the keyframe stored from it, or None if it was not needed (or too bare)."""
+        T_odom_vehicle = np.asarray(T_odom_vehicle, np.float64)
+        if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
+            raise ValueError("Teacher.add_frame: T_odom_vehicle must be a finite rigid 4x4 transform; check odometry")
+        if T_world_vehicle is not None and not transforms.is_rigid(np.asarray(T_world_vehicle, np.float64), 1e-4):
+            raise ValueError("Teacher.add_frame: T_world_vehicle must be a finite rigid 4x4 transform or None")
+        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            raise ValueError(f"Teacher.add_frame: stamp_ns {stamp_ns} is earlier than the previous frame's "
+                             f"{self._last_stamp_ns}; teach frames must come in time order")
+        if not needs_keyframe(self._T_odom_last_keyframe, T_odom_vehicle, self.config):
+            self._count_frame(stamp_ns)
+            return None
+        frame = self.frontend.process(left_rgb, right_rgb)  # raises on bad images before any state changes
+        if int(frame.valid.sum()) < self.config.min_valid_points:
+            self._count_frame(stamp_ns)
+            self.frames_skipped_few_points += 1
+            return None
+        keyframe = Keyframe(
+            keyframe_id=self.num_keyframes, stamp_ns=int(stamp_ns), T_map_keyframe=T_odom_vehicle,
+            keypoints=frame.features.keypoints, descriptors=frame.features.descriptors, scores=frame.features.scores,
+            points_camera=frame.points_camera, valid=frame.valid,
+            T_world_keyframe=None if T_world_vehicle is None else np.asarray(T_world_vehicle, np.float64),
+        )
+        images = (left_rgb, right_rgb) if self.config.store_images else (None, None)
+        self.writer.add(keyframe, *images)
+        self._count_frame(stamp_ns)
+        self._T_odom_last_keyframe = T_odom_vehicle
+        return keyframe
+
+    def _count_frame(self, stamp_ns: int) -> None:
+        self._last_stamp_ns = int(stamp_ns)
+        self.frames_seen += 1

@@ -1,0 +1,1 @@
+"""Matching: differentiable soft matching (training) and descriptor matching (localization)."""

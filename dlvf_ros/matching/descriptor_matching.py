@@ -1,0 +1,116 @@
+"""Vectorised mutual-nearest-neighbour descriptor matching for localization.
+
+Metrics: "zncc" (learned descriptors, zero mean and unit std over channels, so dot / C is a ZNCC in [-1, 1]; a pair
+must reach `zncc_min`), "hamming" (ORB bytes; distance at most `hamming_max` bits), "l2" (SIFT; Lowe's ratio
+`lowe_ratio` between the best and second-best distance, checked both ways). Each match carries a quality in [0, 1]
+(higher is better) used to weight RANSAC sampling and the pose refinement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class MatchingConfig:
+    """Thresholds per metric."""
+
+    zncc_min: float = 0.5
+    hamming_max: int = 64
+    lowe_ratio: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.zncc_min <= 1.0:
+            raise ValueError(f"MatchingConfig.zncc_min must be in [-1, 1], got {self.zncc_min}")
+        if not 0 <= self.hamming_max <= 256:
+            raise ValueError(f"MatchingConfig.hamming_max must be in [0, 256] bits, got {self.hamming_max}")
+        if not 0.0 < self.lowe_ratio <= 1.0:
+            raise ValueError(f"MatchingConfig.lowe_ratio must be in (0, 1], got {self.lowe_ratio}")
+
+
+@dataclass(frozen=True)
+class DescriptorMatches:
+    """Matches between sets a and b: `index_a`, `index_b` (M,) int64 and `quality` (M,) float32 in [0, 1]."""
+
+    index_a: np.ndarray
+    index_b: np.ndarray
+    quality: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index_a)
+
+
+def _zncc_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a.astype(np.float32) @ b.astype(np.float32).T) / np.float32(a.shape[1])
+
+
+def _hamming_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Na, Nb) bit distances of uint8 descriptors via one matrix product: |a| + |b| - 2 a.b on unpacked bits."""
+    bits_a = np.unpackbits(a, axis=1).astype(np.float32)
+    bits_b = np.unpackbits(b, axis=1).astype(np.float32)
+    return bits_a.sum(1)[:, None] + bits_b.sum(1)[None, :] - 2.0 * (bits_a @ bits_b.T)
+
+
+def _l2_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float32)
+    b = b.astype(np.float32)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def _ratio_ok(distance: np.ndarray, axis: int, ratio: float) -> np.ndarray:
+    """Per row (axis=1) or column (axis=0): best distance < ratio * second best (True when only one candidate)."""
+    if distance.shape[axis] < 2:
+        return np.ones(distance.shape[1 - axis], dtype=bool)
+    two = np.partition(distance, 1, axis=axis).take([0, 1], axis=axis)
+    best, second = (two[:, 0], two[:, 1]) if axis == 1 else (two[0], two[1])
+    return best < ratio * second
+
+
+def match_descriptors(
+    descriptors_a: np.ndarray, descriptors_b: np.ndarray, metric: str, config: MatchingConfig | None = None
+) -> DescriptorMatches:
+    """Mutual nearest neighbours between (Na, C) and (Nb, C) descriptors under `metric`, thresholded per metric."""
+    config = config or MatchingConfig()
+    if descriptors_a.ndim != 2 or descriptors_b.ndim != 2 or descriptors_a.shape[1] != descriptors_b.shape[1]:
+        raise ValueError(
+            f"match_descriptors: descriptor shapes {descriptors_a.shape} and {descriptors_b.shape} do not agree; "
+            "both must be (N, C) with the same C (same feature backend)"
+        )
+    empty = DescriptorMatches(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if len(descriptors_a) == 0 or len(descriptors_b) == 0:
+        return empty
+    if metric == "zncc":
+        cost = -_zncc_similarity(descriptors_a, descriptors_b)
+    elif metric == "hamming":
+        if descriptors_a.dtype != np.uint8 or descriptors_b.dtype != np.uint8:
+            raise ValueError("match_descriptors: the hamming metric needs uint8 (packed binary) descriptors")
+        cost = _hamming_distance(descriptors_a, descriptors_b)
+    elif metric == "l2":
+        cost = _l2_distance(descriptors_a, descriptors_b)
+    else:
+        raise ValueError(f"match_descriptors: unknown metric {metric!r}; expected 'zncc', 'hamming' or 'l2'")
+
+    best_b = np.argmin(cost, axis=1)
+    best_a = np.argmin(cost, axis=0)
+    index_a = np.arange(len(descriptors_a))
+    mutual = best_a[best_b] == index_a
+    best_cost = cost[index_a, best_b]
+    if metric == "zncc":
+        keep = mutual & (-best_cost >= config.zncc_min)
+        quality = 0.5 * (1.0 - best_cost)
+    elif metric == "hamming":
+        keep = mutual & (best_cost <= config.hamming_max)
+        quality = 1.0 - best_cost / (8.0 * descriptors_a.shape[1])
+    else:
+        keep = mutual & _ratio_ok(cost, 1, config.lowe_ratio) & _ratio_ok(cost, 0, config.lowe_ratio)[best_b]
+        second = np.partition(cost, 1, axis=1)[:, 1] if cost.shape[1] > 1 else np.full(len(cost), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quality = np.where(second > 0, 1.0 - best_cost / second, 1.0)
+    if not keep.any():
+        return empty
+    return DescriptorMatches(
+        index_a[keep].astype(np.int64), best_b[keep].astype(np.int64),
+        np.clip(quality[keep], 0.0, 1.0).astype(np.float32),
+    )

@@ -1,0 +1,114 @@
+"""Synchronised stereo input shared by teach_node and localizer_node.
+
+Four inputs (left/right Image + left/right CameraInfo, sensor-data QoS, REP 2003) go through an approximate-time
+synchroniser (queue size and slop from parameters). `StereoInput` also watches every input on its own, so when no
+synchronised set has arrived for a while it can say why: which input is silent, or which two never fall within the
+slop of each other. `decode_stereo` turns a synchronised set into RGB arrays and a `StereoRig`, raising
+`StereoInputError` with a message naming the bad input (encoding, size mismatch, calibration).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.ros import conversions
+from dlvf_ros.ros.compat import cv_bridge, message_filters, stamp_ns_of
+
+INPUT_NAMES = ("left image", "right image", "left camera_info", "right camera_info")
+TOPICS = ("stereo/left/image_raw", "stereo/right/image_raw", "stereo/left/camera_info", "stereo/right/camera_info")
+
+
+class StereoInputError(ValueError):
+    """A synchronised stereo set cannot be used; the message names the input and the problem."""
+
+
+@dataclass
+class StereoFrame:
+    """A decoded synchronised stereo pair: image stamp (ns), RGB uint8 arrays and the rig from CameraInfo."""
+
+    stamp_ns: int
+    left_rgb: np.ndarray
+    right_rgb: np.ndarray
+    rig: StereoRig
+
+
+class StereoInput:
+    """Subscribes the four stereo topics of `node` and calls `on_frame(left, right, left_info, right_info)`."""
+
+    def __init__(self, node, on_frame, queue_size: int, slop_s: float) -> None:
+        self.slop_s = slop_s
+        self._lock = threading.Lock()
+        self._latest_stamp_ns: list[int | None] = [None] * 4
+        self._counts_since_sync = [0] * 4
+        self._last_sync_monotonic = time.monotonic()
+        self.synchronised_sets = 0
+        self._subscribers = []
+        for index, (topic, msg_type) in enumerate(zip(TOPICS, (Image, Image, CameraInfo, CameraInfo))):
+            subscriber = message_filters.Subscriber(node, msg_type, topic, qos_profile=qos_profile_sensor_data)
+            subscriber.registerCallback(self._count, index)
+            self._subscribers.append(subscriber)
+        self._sync = message_filters.ApproximateTimeSynchronizer(self._subscribers, queue_size, slop_s)
+        self._on_frame = on_frame
+        self._sync.registerCallback(self._synchronised)
+
+    def _count(self, msg, index: int) -> None:
+        with self._lock:
+            self._counts_since_sync[index] += 1
+            self._latest_stamp_ns[index] = stamp_ns_of(msg)
+
+    def _synchronised(self, *msgs) -> None:
+        with self._lock:
+            self._counts_since_sync = [0] * 4
+            self._last_sync_monotonic = time.monotonic()
+            self.synchronised_sets += 1
+        self._on_frame(*msgs)
+
+    def seconds_since_last_set(self) -> float:
+        return time.monotonic() - self._last_sync_monotonic
+
+    def explain_silence(self) -> str:
+        """Why no synchronised set has arrived: silent inputs, or the pair of inputs furthest apart in time."""
+        with self._lock:
+            counts = list(self._counts_since_sync)
+            latest = list(self._latest_stamp_ns)
+        missing = [name for name, count in zip(INPUT_NAMES, counts) if count == 0]
+        if len(missing) == 4:
+            return "no stereo input at all (no image or camera_info message)"
+        if missing:
+            received = ", ".join(f"{name} {count}" for name, count in zip(INPUT_NAMES, counts) if count)
+            return f"missing {', '.join(missing)} (received {received}); check the topic names and remappings"
+        spread = max(latest) - min(latest)
+        first, last = INPUT_NAMES[int(np.argmin(latest))], INPUT_NAMES[int(np.argmax(latest))]
+        return (f"all inputs arrive but never within slop {self.slop_s:.3f} s of each other (latest {first} and "
+                f"{last} stamps differ by {spread * 1e-9:.3f} s); check the camera time stamps or raise slop_s")
+
+
+_bridge = cv_bridge.CvBridge()
+
+
+def decode_stereo(left: Image, right: Image, left_info: CameraInfo, right_info: CameraInfo,
+                  T_vehicle_camera: np.ndarray) -> StereoFrame:
+    """RGB arrays and the rig (CameraInfo intrinsics and baseline, `T_vehicle_camera` extrinsic) of one set."""
+    images = []
+    for name, msg in (("left image", left), ("right image", right)):
+        try:
+            images.append(_bridge.imgmsg_to_cv2(msg, "rgb8"))
+        except (cv_bridge.CvBridgeError, ValueError, TypeError) as exc:
+            raise StereoInputError(f"{name}: {exc}") from exc
+    if images[0].shape != images[1].shape:
+        raise StereoInputError(f"left image {left.width}x{left.height} and right image {right.width}x{right.height} "
+                               "differ in size; publish a rectified pair of one size")
+    try:
+        rig = conversions.camera_infos_to_rig(left_info, right_info, T_vehicle_camera)
+    except ValueError as exc:
+        raise StereoInputError(f"camera_info: {exc}") from exc
+    if (rig.width, rig.height) != (left.width, left.height):
+        raise StereoInputError(f"camera_info is for {rig.width}x{rig.height} images but the images are "
+                               f"{left.width}x{left.height}")
+    return StereoFrame(stamp_ns_of(left), images[0], images[1], rig)

@@ -1,0 +1,31 @@
+"""Synthetic teach-and-repeat world: procedural terrain, time-of-day lighting, CPU stereo rendering (moderngl/EGL).
+
+Typical use::
+
+    from dlvf_ros.sim import (SimConfig, generate_world, teach_trajectory, repeat_trajectory, lighting_preset,
+                              StereoRenderer, render_run)
+    cfg = SimConfig()
+    world = generate_world(seed=3, config=cfg.world)
+    teach = teach_trajectory(world, cfg.trajectory, cfg.odometry, hour=12.5)        # run 0
+    repeat = repeat_trajectory(world, 1, cfg.trajectory, cfg.odometry, hour=23.5)   # run 1
+    with StereoRenderer(world, rig, cfg.render) as renderer:                         # one per world and rig
+        for frame in render_run(world, repeat, lighting_preset("night"), renderer=renderer):
+            frame.left, frame.right, frame.depth_left_m, frame.T_world_vehicle, frame.T_odom_vehicle
+
+Modules: config (typed settings), world (terrain, trail, clutter, exact `terrain_height`), lighting (presets and
+any hour), trajectory and odometry (runs), renderer (GL, one context per process), frames (`SimFrame`,
+`render_run`), contact_sheet (PNG of places x lightings), cli (`dlvf sim`).
+"""
+from dlvf_ros.sim.config import OdometryConfig, RenderConfig, SimConfig, TrajectoryConfig, WorldConfig
+from dlvf_ros.sim.frames import SimFrame, render_run
+from dlvf_ros.sim.lighting import PRESETS, Lighting, lighting_for_hour, lighting_preset
+from dlvf_ros.sim.renderer import StereoImages, StereoRenderer, gl_context, projection_matrix
+from dlvf_ros.sim.trajectory import Trajectory, repeat_trajectory, teach_trajectory, vehicle_pose_on_terrain
+from dlvf_ros.sim.world import World, generate_world
+
+__all__ = [
+    "Lighting", "OdometryConfig", "PRESETS", "RenderConfig", "SimConfig", "SimFrame", "StereoImages", "StereoRenderer",
+    "Trajectory", "TrajectoryConfig", "World", "WorldConfig", "generate_world", "gl_context", "lighting_for_hour",
+    "lighting_preset", "projection_matrix", "render_run", "repeat_trajectory", "teach_trajectory",
+    "vehicle_pose_on_terrain",
+]

@@ -1,0 +1,136 @@
+"""`dlvf sim --out DIR --seed S`: render a synthetic teach-and-repeat world to the UTIAS layout (and bags).
+
+Run 0 is the teach run (under --teach-lighting); run i >= 1 repeats the path under the i-th of --lightings.
+Writes DIR/run_XXXXXX/... (UTIAS layout, dlvf_ros.data.utias.UtiasWriter), DIR/bags/run_XXXXXX (one rosbag2 bag
+per run with --bags), DIR/sim_config.yaml (the settings used) and DIR/contact_sheet.png (places x lightings).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from dlvf_ros import fileio
+from dlvf_ros.config import load_config, to_dict
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.sim.config import SimConfig
+
+RUN_DIR = re.compile(r"^run_\d{6}$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x384' -> (512, 384)."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"image size must look like 512x384, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="dataset directory to write")
+    parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    parser.add_argument("--lightings", default="noon,morning,evening,overcast,dusk,night",
+                        help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, "
+                             "night) or hours 0-24; one repeat run each (default: all presets)")
+    parser.add_argument("--teach-lighting", default="noon", help="lighting of the teach run (default noon)")
+    parser.add_argument("--path-length", type=float, default=None, help="taught path length, m (default: config)")
+    parser.add_argument("--spacing", type=float, default=None, help="teach frame spacing, m (default: config)")
+    parser.add_argument("--size", type=parse_size, default=(512, 384),
+                        help="image size WIDTHxHEIGHT with the rig's 4:3 aspect (default 512x384)")
+    parser.add_argument("--bags", action="store_true", help="also write one rosbag2 bag per run to OUT/bags/")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
+    parser.add_argument("--config", type=Path, default=None, help="SimConfig YAML/JSON (default: built-in defaults, "
+                                                                  "the same as config/sim.yaml)")
+    parser.add_argument("--places", type=int, default=4, help="rows of the contact sheet (default 4)")
+    parser.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
+
+
+def _prepare_output(out: Path, overwrite: bool) -> None:
+    existing = [p for p in out.iterdir() if RUN_DIR.match(p.name)] if out.is_dir() else []
+    if existing and not overwrite:
+        raise SystemExit(
+            f"dlvf sim: {out} already holds {len(existing)} run(s); pass --overwrite or choose another --out"
+        )
+    for path in existing + ([out / "bags"] if (out / "bags").is_dir() else []):
+        shutil.rmtree(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlvf_ros.data.bags import write_run_bag
+    from dlvf_ros.data.utias import UtiasWriter
+    from dlvf_ros.sim.contact_sheet import nearest_frames, place_arc_lengths, write_contact_sheet
+    from dlvf_ros.sim.frames import render_run
+    from dlvf_ros.sim.lighting import lighting_preset
+    from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.trajectory import repeat_trajectory, teach_trajectory
+    from dlvf_ros.sim.world import generate_world
+
+    if args.seed < 0 or args.places < 1:
+        raise SystemExit(f"dlvf sim: --seed must be >= 0 and --places >= 1, got {args.seed} and {args.places}")
+    config = load_config(SimConfig, args.config)
+    try:
+        if args.path_length is not None:
+            config.world = dataclasses.replace(config.world, path_length_m=args.path_length)
+        if args.spacing is not None:
+            config.trajectory = dataclasses.replace(config.trajectory, spacing_m=args.spacing)
+        rig = StereoRig().scaled(*args.size)
+        teach_lighting = lighting_preset(args.teach_lighting)
+        names = [n.strip() for n in args.lightings.split(",") if n.strip()]
+        repeat_lightings = [lighting_preset(n) for n in names]
+    except ValueError as exc:
+        raise SystemExit(f"dlvf sim: {exc}") from None
+
+    out = args.out
+    _prepare_output(out, args.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    fileio.atomic_write_text(out / "sim_config.yaml", yaml.safe_dump(
+        {"seed": args.seed, "size": list(args.size), "teach_lighting": args.teach_lighting, "lightings": names,
+         **to_dict(config)}, sort_keys=False))
+
+    world = generate_world(args.seed, config.world, progress=True)
+    runs = [(teach_trajectory(world, config.trajectory, config.odometry, teach_lighting.hour), teach_lighting)]
+    for run_id, lighting in enumerate(repeat_lightings, start=1):
+        runs.append((repeat_trajectory(world, run_id, config.trajectory, config.odometry, lighting.hour), lighting))
+
+    places = place_arc_lengths(config.world.path_length_m, args.places)
+    sheet = [[None] * len(runs) for _ in places]
+    writer = UtiasWriter(out, rig)
+    with StereoRenderer(world, rig, config.render) as renderer:
+        for column, (trajectory, lighting) in enumerate(tqdm(runs, desc=f"world {args.seed}", unit="run")):
+            wanted = {pose_id: row for row, pose_id in enumerate(nearest_frames(trajectory, places))}
+            info = {"lighting": lighting.name, "hour": lighting.hour, "seed": args.seed,
+                    "kind": "teach" if trajectory.run_id == 0 else "repeat", "cloud_cover": lighting.cloud_cover}
+            with writer.add_run(trajectory.run_id, info) as run_writer:
+
+                def frames():
+                    for frame in render_run(world, trajectory, lighting, renderer=renderer, progress=True):
+                        run_writer.add_frame(frame)
+                        if frame.pose_id in wanted:
+                            sheet[wanted[frame.pose_id]][column] = frame.left
+                        yield frame
+
+                if args.bags:
+                    write_run_bag(out / "bags" / f"run_{trajectory.run_id:06d}", frames(), rig, storage=args.storage)
+                else:
+                    for _ in frames():
+                        pass
+
+    column_labels = [f"run {t.run_id}: {lighting.name}" + (" (teach)" if t.run_id == 0 else "") for t, lighting in runs]
+    row_labels = [f"s = {s:.0f} m" for s in places]
+    sheet_path = write_contact_sheet(out / "contact_sheet.png", sheet, row_labels, column_labels,
+                                     f"world {args.seed}: the same places under each run's lighting")
+    frames_written = sum(len(t) for t, _ in runs)
+    print(f"dlvf sim: {len(runs)} runs, {frames_written} stereo frames ({rig.width}x{rig.height}) in {out}")
+    print(f"  contact sheet: {sheet_path}")
+    if args.bags:
+        print(f"  bags ({args.storage}): {out / 'bags'}")
+    offsets = [float(np.abs(t.lateral_offset_m).max()) for t, _ in runs[1:]]
+    if offsets:
+        print(f"  repeat runs: max lateral offset {max(offsets):.2f} m")
+    return 0

@@ -1,0 +1,62 @@
+"""Contact sheet: the same places (rows) under each run's lighting (columns), as one labelled PNG."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from dlvf_ros import fileio
+from dlvf_ros.sim.trajectory import Trajectory
+
+
+def place_arc_lengths(path_length_m: float, places: int) -> np.ndarray:
+    """`places` arc lengths (m) spread evenly along the taught path (centres of equal segments)."""
+    if places < 1:
+        raise ValueError(f"contact sheet: need at least one place, got {places}")
+    return (np.arange(places) + 0.5) * path_length_m / places
+
+
+def nearest_frames(trajectory: Trajectory, place_s_m: np.ndarray) -> list[int]:
+    """Pose id of the frame of `trajectory` closest along the path to each place."""
+    return [int(np.argmin(np.abs(trajectory.path_s_m - s))) for s in place_s_m]
+
+
+def contact_sheet_png(images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str],
+                      title: str) -> bytes:
+    """PNG bytes of a grid: images[row][column] (H, W, 3) uint8 RGB, labelled rows and columns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(images), len(images[0])
+    if len(row_labels) != rows or len(column_labels) != cols or any(len(r) != cols for r in images):
+        raise ValueError("contact sheet: images must be rows x columns with one label per row and per column")
+    h, w = images[0][0].shape[:2]
+    cell_w = 2.6
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_w * cols + 0.6, cell_w * h / w * rows + 0.8), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.imshow(images[r][c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_labels[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_contact_sheet(path: str | Path, images: list[list[np.ndarray]], row_labels: list[str],
+                        column_labels: list[str], title: str) -> Path:
+    """Write the contact sheet atomically; returns the path."""
+    path = Path(path)
+    fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title))
+    return path

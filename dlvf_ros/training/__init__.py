@@ -1,0 +1,1 @@
+"""Training: pair generation, the differentiable pose pipeline, losses, trainer, test."""

@@ -1,0 +1,188 @@
+"""Typed configs of the three training stages: `dlvf dataset`, `dlvf train`, `dlvf test`.
+
+Defaults are the reference method's values (docs method.md) unless noted; YAML copies live in config/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dlvf_ros.geometry.ransac import RansacConfig
+from dlvf_ros.geometry.stereo_matching import SgbmConfig
+
+
+def _check_positive(owner: str, **values) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{owner}.{name} must be > 0, got {value}")
+
+
+def _check_image_size(owner: str, width: int, height: int) -> None:
+    if width <= 0 or height <= 0 or width % 16 or height % 16:
+        raise ValueError(
+            f"{owner}: image_width and image_height must be positive multiples of 16 (the keypoint cell), got "
+            f"{width}x{height}; e.g. 320x240 or 512x384"
+        )
+
+
+# --- dataset -----------------------------------------------------------------------------------------------------
+@dataclass
+class SplitConfig:
+    """Run-disjoint splits. `by: run` lists run ids (the same ids in every dataset root); `by: world` lists root
+    indices (0-based, in --data order), so whole synthetic worlds are held out. All three lists empty: automatic,
+    a seeded shuffle of the runs (or roots) cut by `fractions` (train, validation, test)."""
+
+    by: Literal["run", "world"] = "run"
+    train: list[int] = field(default_factory=list)
+    validation: list[int] = field(default_factory=list)
+    test: list[int] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+
+    def __post_init__(self) -> None:
+        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or sum(self.fractions) <= 0:
+            raise ValueError(f"SplitConfig.fractions: expected 3 non-negative numbers (train, validation, test), got {self.fractions}")
+        explicit = [set(self.train), set(self.validation), set(self.test)]
+        if any(explicit) and not explicit[0]:
+            raise ValueError("SplitConfig: explicit splits need a train list (validation and test may be empty)")
+        overlap = (explicit[0] & explicit[1]) | (explicit[0] & explicit[2]) | (explicit[1] & explicit[2])
+        if overlap:
+            raise ValueError(f"SplitConfig: splits must be disjoint; {sorted(overlap)} appear in more than one")
+
+    @property
+    def automatic(self) -> bool:
+        return not (self.train or self.validation or self.test)
+
+
+@dataclass
+class DatasetConfig:
+    """Cross-run training pairs: a random vertex and a neighbour within `max_edges` pose-graph edges in another run
+    of the same split; images resized to image_width x image_height (the training resolution; disparity is cached
+    at this size)."""
+
+    seed: int = 0
+    max_edges: int = 4
+    train_pairs: int = 100_000
+    validation_pairs: int = 20_000
+    test_pairs: int = 20_000
+    image_width: int = 320  # CPU-friendly; the reference trains at 512 x 384
+    image_height: int = 240
+    split: SplitConfig = field(default_factory=SplitConfig)
+    sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+
+    def __post_init__(self) -> None:
+        _check_positive("DatasetConfig", max_edges=self.max_edges)
+        if min(self.train_pairs, self.validation_pairs, self.test_pairs) < 0:
+            raise ValueError("DatasetConfig: pair counts must be >= 0")
+        _check_image_size("DatasetConfig", self.image_width, self.image_height)
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+@dataclass
+class SoftMatchConfig:
+    """Soft matching: "dense" (every target pixel) or "sparse" (target keypoints); softmax temperature."""
+
+    mode: Literal["dense", "sparse"] = "dense"
+    temperature: float = 0.01
+    chunk_size: int = 128  # source keypoints per dense chunk (memory ~ chunk_size x H x W floats per pair)
+
+    def __post_init__(self) -> None:
+        _check_positive("SoftMatchConfig", temperature=self.temperature, chunk_size=self.chunk_size)
+
+
+@dataclass
+class PipelineConfig:
+    """The differentiable pose pipeline: matching, ground-truth outlier rejection, inlier requirement."""
+
+    matching: SoftMatchConfig = field(default_factory=SoftMatchConfig)
+    outlier_threshold_m: float = 3.0  # planar error against the GT-transformed source point
+    min_inliers: int = 6  # per batch element; fewer and the element is skipped (counted)
+
+    def __post_init__(self) -> None:
+        _check_positive("PipelineConfig", outlier_threshold_m=self.outlier_threshold_m)
+        if self.min_inliers < 3:
+            raise ValueError(f"PipelineConfig.min_inliers must be >= 3 (a rigid transform), got {self.min_inliers}")
+
+
+@dataclass
+class LossConfig:
+    """Pose loss on log(T_est T_gt^-1): planar (x, y, heading) or full 6-DOF; plus the planar keypoint loss."""
+
+    pose: Literal["planar", "full"] = "planar"
+    planar_weights: list[float] = field(default_factory=lambda: [1.0, 50.0, 10.0])  # x, y, heading
+    full_weights: list[float] = field(default_factory=lambda: [1.0, 50.0, 50.0, 10.0, 10.0, 10.0])  # rho, phi (ours)
+    keypoint_weight: float = 2.5
+    pose_from_epoch: int = 4  # epochs are numbered from 0; before this only the keypoint loss trains
+
+    def __post_init__(self) -> None:
+        if len(self.planar_weights) != 3 or len(self.full_weights) != 6:
+            raise ValueError("LossConfig: planar_weights needs 3 numbers (x, y, heading), full_weights 6 (rho, phi)")
+        if min(self.planar_weights + self.full_weights + [self.keypoint_weight]) < 0:
+            raise ValueError("LossConfig: loss weights must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """Training: Adam, gradient clipping, samples drawn per epoch, early stopping, DDP under torchrun."""
+
+    seed: int = 0
+    model: dict = field(default_factory=dict)  # FeatureNet options (m, cell, temperature); {} = its defaults
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    epochs: int = 200  # at most; early stopping usually ends training first
+    batch_size: int = 3  # per process
+    learning_rate: float = 1e-4
+    grad_clip_norm: float = 2.0
+    train_samples_per_epoch: int = 10_000  # drawn at random from the training pairs each epoch (all processes)
+    validation_samples_per_epoch: int = 2_500  # the same fixed validation subset every epoch
+    early_stopping_patience: int = 50  # epochs without a better validation loss
+    num_workers: int = 0  # DataLoader worker processes per training process
+    torch_threads: int = 2  # intra-op threads per process
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            "TrainConfig", epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            grad_clip_norm=self.grad_clip_norm, train_samples_per_epoch=self.train_samples_per_epoch,
+            validation_samples_per_epoch=self.validation_samples_per_epoch,
+            early_stopping_patience=self.early_stopping_patience, torch_threads=self.torch_threads,
+        )
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+
+
+# --- test ----------------------------------------------------------------------------------------------------------
+@dataclass
+class TestConfig:
+    """Localize every frame of each later run against each earlier run (metrically closest vertex).
+
+    Matching: "soft" is the reference's test pipeline (sparse soft matching at `temperature`, weights 0.5 (ZNCC+1)
+    s_src s_tgt); "mutual" is mutual nearest neighbours with ZNCC >= `zncc_min`. Then RANSAC and weighted refinement.
+    A frame succeeds with >= `ransac.min_inliers` inliers and planar / heading errors within the bounds.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    runs: list[int] = field(default_factory=list)  # run ids to test; [] = the dataset's test split or all runs
+    frame_stride: int = 1  # use every n-th vertex of a run
+    max_edges: int = 8  # search radius (pose-graph edges) for the metrically closest vertex of the earlier run
+    image_width: int | None = None  # network input size; None = the checkpoint's training size, else native
+    image_height: int | None = None
+    matcher: Literal["soft", "mutual"] = "soft"
+    temperature: float = 0.01
+    zncc_min: float = 0.5
+    ransac: RansacConfig = field(default_factory=RansacConfig)  # its seed seeds the sampling of the whole test
+    max_translation_error_m: float = 0.5
+    max_heading_error_deg: float = 5.0
+    sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+    torch_threads: int = 2
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            "TestConfig", frame_stride=self.frame_stride, max_edges=self.max_edges, temperature=self.temperature,
+            max_translation_error_m=self.max_translation_error_m, max_heading_error_deg=self.max_heading_error_deg,
+            torch_threads=self.torch_threads,
+        )
+        if (self.image_width is None) != (self.image_height is None):
+            raise ValueError("TestConfig: set both image_width and image_height, or neither")
+        if self.image_width is not None:
+            _check_image_size("TestConfig", self.image_width, self.image_height)

@@ -1,0 +1,102 @@
+"""Training losses on batched torch transforms: planar / 6-DOF pose loss and the planar keypoint loss.
+
+The pose error of an estimate `T_est` (target <- source, vehicle frames) against the truth `T_gt` is
+`xi = log(T_est T_gt^-1)` = (rho_x, rho_y, rho_z, phi_x, phi_y, phi_z) in metres and radians, the same ordering as
+`dlvf_ros.geometry.transforms.se3_log`. The planar loss uses x, y and heading (phi_z) with weights 1, 50, 10.
+"""
+from __future__ import annotations
+
+import torch
+
+PLANAR_COMPONENTS = (0, 1, 5)  # rho_x, rho_y, phi_z (heading)
+_SMALL_ANGLE_RAD = 1e-4
+
+
+def _hat(phi: torch.Tensor) -> torch.Tensor:
+    """Skew matrices [B, 3, 3] of [B, 3] vectors."""
+    zero = torch.zeros_like(phi[:, 0])
+    return torch.stack(
+        [
+            torch.stack([zero, -phi[:, 2], phi[:, 1]], dim=1),
+            torch.stack([phi[:, 2], zero, -phi[:, 0]], dim=1),
+            torch.stack([-phi[:, 1], phi[:, 0], zero], dim=1),
+        ],
+        dim=1,
+    )
+
+
+def so3_log(R: torch.Tensor) -> torch.Tensor:
+    """Axis-angle vectors [B, 3] (rad) of rotations [B, 3, 3]; differentiable, finite gradient at the identity.
+
+    The axis comes from the skew part of R, so it is ill-determined within ~1e-6 rad of a half turn.
+    """
+    sin_axis = 0.5 * torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], dim=1)
+    cos_angle = 0.5 * (R[:, 0, 0] + R[:, 1, 1] + R[:, 2, 2] - 1.0)
+    sin_angle = torch.sqrt((sin_axis * sin_axis).sum(dim=1) + 1e-20)
+    angle = torch.atan2(sin_angle, cos_angle)
+    small = angle < _SMALL_ANGLE_RAD
+    safe_sin = torch.where(small, torch.ones_like(sin_angle), sin_angle)
+    scale = torch.where(small, 1.0 + angle * angle / 6.0, angle / safe_sin)
+    return scale.unsqueeze(1) * sin_axis
+
+
+def se3_log(T: torch.Tensor) -> torch.Tensor:
+    """6-vectors [B, 6] (rho, phi) with T = exp(xi^) for transforms [B, 4, 4]."""
+    if T.dim() != 3 or T.shape[1:] != (4, 4):
+        raise ValueError(f"se3_log: expected transforms [B, 4, 4], got {tuple(T.shape)}")
+    phi = so3_log(T[:, :3, :3])
+    angle = torch.linalg.vector_norm(phi, dim=1)
+    small = angle < _SMALL_ANGLE_RAD
+    safe = torch.where(small, torch.ones_like(angle), angle)
+    coefficient = torch.where(
+        small,
+        1.0 / 12.0 + angle * angle / 720.0,
+        (1.0 - safe * torch.sin(safe) / (2.0 * (1.0 - torch.cos(safe)))) / (safe * safe),
+    )
+    K = _hat(phi)
+    eye = torch.eye(3, dtype=T.dtype, device=T.device).expand_as(K)
+    V_inv = eye - 0.5 * K + coefficient.view(-1, 1, 1) * (K @ K)
+    rho = (V_inv @ T[:, :3, 3:4]).squeeze(2)
+    return torch.cat([rho, phi], dim=1)
+
+
+def pose_error(T_est: torch.Tensor, T_gt: torch.Tensor) -> torch.Tensor:
+    """log(T_est T_gt^-1) [B, 6] for [B, 4, 4] estimates and ground truths."""
+    if T_est.shape != T_gt.shape:
+        raise ValueError(f"pose_error: shapes differ: {tuple(T_est.shape)} vs {tuple(T_gt.shape)}")
+    return se3_log(T_est @ torch.linalg.inv(T_gt))
+
+
+def pose_loss(T_est: torch.Tensor, T_gt: torch.Tensor, weights: torch.Tensor | list[float], planar: bool = True) -> torch.Tensor:
+    """Per-element weighted squared pose error [B].
+
+    planar: weights (x, y, heading) on (rho_x, rho_y, phi_z); otherwise 6 weights on (rho, phi).
+    """
+    xi = pose_error(T_est, T_gt)
+    weights = torch.as_tensor(weights, dtype=xi.dtype, device=xi.device)
+    expected = 3 if planar else 6
+    if weights.shape != (expected,):
+        raise ValueError(f"pose_loss: expected {expected} weights for a {'planar' if planar else '6-DOF'} loss, got {tuple(weights.shape)}")
+    components = xi[:, list(PLANAR_COMPONENTS)] if planar else xi
+    return (weights * components * components).sum(dim=1)
+
+
+def planar_point_error(points_a: torch.Tensor, points_b: torch.Tensor) -> torch.Tensor:
+    """Planar (x, y) distance [B, N] (m) between [B, N, 3] vehicle-frame points."""
+    return torch.linalg.vector_norm(points_a[..., :2] - points_b[..., :2], dim=-1)
+
+
+def keypoint_loss(points_matched: torch.Tensor, points_expected: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-element mean squared planar error [B] (m^2) of matched target points against GT-transformed source points.
+
+    Both are [B, N, 3] in the target vehicle frame; `mask` [B, N] selects the points that count (valid, inlier).
+    Elements with no masked point get 0.
+    """
+    if points_matched.shape != points_expected.shape or mask.shape != points_matched.shape[:2]:
+        raise ValueError(
+            f"keypoint_loss: shapes {tuple(points_matched.shape)}, {tuple(points_expected.shape)}, mask {tuple(mask.shape)}"
+        )
+    difference = points_matched[..., :2] - points_expected[..., :2]
+    squared = (difference * difference).sum(dim=-1)
+    weights = mask.to(squared.dtype)
+    return (squared * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)

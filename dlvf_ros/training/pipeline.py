@@ -1,0 +1,116 @@
+"""The differentiable pose pipeline: images -> keypoints -> 3-D points -> soft matches -> weighted SVD -> T_target_source.
+
+Data flow for a batch of (source, target) pairs (`PairDataset` items):
+1. both left images go through the one network together;
+2. source keypoints get 3-D points from the cached disparity sampled at them (rectified stereo model, valid depth
+   0.1 to 400 m, all four bilinear neighbours valid), mapped to the vehicle frame with T_vehicle_camera;
+3. each source keypoint is soft-matched against every target pixel ("dense") or the target keypoints ("sparse");
+   the matched target point gets its 3-D point the same way;
+4. match weight 0.5 (ZNCC + 1) s_source s_target, with descriptor and score sampled at the matched point;
+5. ground-truth outlier rejection: planar distance between the matched point and the GT-transformed source point
+   under `outlier_threshold_m`;
+6. weighted SVD per batch element that has at least `min_inliers` inliers with non-zero weight (checked per
+   element); the others are reported in `ok` and get the identity.
+Everything is in metres, vehicle frames; pixels are (u, v) with integer values at pixel centres.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlvf_ros.features.sampling import dense_descriptors, normalize_descriptors, sample_descriptors, sample_map, sample_scores
+from dlvf_ros.geometry.camera import MAX_DEPTH_M, MIN_DEPTH_M
+from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
+from dlvf_ros.matching import soft
+from dlvf_ros.training.config import PipelineConfig
+from dlvf_ros.training.losses import planar_point_error
+
+_ALL_NEIGHBOURS_VALID = 1.0 - 1e-4  # a bilinear sample of the validity mask this high touched only valid pixels
+
+
+def transform_points(T_a_b: torch.Tensor, points_b: torch.Tensor) -> torch.Tensor:
+    """[B, 4, 4] transforms applied to [B, N, 3] points."""
+    return points_b @ T_a_b[:, :3, :3].transpose(1, 2) + T_a_b[:, :3, 3].unsqueeze(1)
+
+
+def points_at(
+    uv: torch.Tensor, disparity: torch.Tensor, valid: torch.Tensor, intrinsics: torch.Tensor, T_vehicle_camera: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vehicle-frame 3-D points [B, N, 3] and validity [B, N] at pixels uv [B, N, 2].
+
+    disparity / valid [B, 1, H, W] (px; 1 where SGBM matched); intrinsics [B, 4] = (f, cu, cv, baseline).
+    The camera model is `StereoRig.points_from_disparity`: x = b (u - cu) / d, y = b (v - cv) / d, z = f b / d,
+    differentiable in uv and d. Invalid points are zeros.
+    """
+    d = sample_map(disparity, uv)[..., 0]
+    all_valid = sample_map(valid, uv)[..., 0] >= _ALL_NEIGHBOURS_VALID
+    f, cu, cv, baseline = (intrinsics[:, i : i + 1] for i in range(4))
+    safe_d = torch.where(all_valid & (d > 0), d, torch.ones_like(d))
+    z = f * baseline / safe_d
+    ok = all_valid & (d > 0) & (z >= MIN_DEPTH_M) & (z <= MAX_DEPTH_M)
+    points_camera = torch.stack([baseline * (uv[..., 0] - cu) / safe_d, baseline * (uv[..., 1] - cv) / safe_d, z], dim=-1)
+    points_camera = torch.where(ok.unsqueeze(-1), points_camera, torch.zeros_like(points_camera))
+    return transform_points(T_vehicle_camera, points_camera), ok
+
+
+class PosePipeline(nn.Module):
+    """Wraps the feature network (a FeatureNet, or DDP around one) with the differentiable pose estimator."""
+
+    def __init__(self, network: nn.Module, config: PipelineConfig) -> None:
+        super().__init__()
+        self.network = network
+        self.config = config
+
+    def forward(self, batch: dict) -> dict:
+        """Returns T_est [B, 4, 4] (target <- source), ok [B] (enough inliers), num_inliers [B], and per keypoint
+        points_source / points_matched / points_expected [B, N, 3], inliers [B, N], weights [B, N], uv_matched
+        [B, N, 2]; plus `anchor`, a zero that depends on every network output (keeps DDP's gradient sync complete
+        when no element is usable)."""
+        image_source, image_target = batch["image_source"], batch["image_target"]
+        batch_size = image_source.shape[0]
+        height, width = int(image_source.shape[2]), int(image_source.shape[3])
+        out = self.network({"image": torch.cat([image_source, image_target], dim=0)})
+        src = {key: out[key][:batch_size] for key in ("keypoints", "keypoint_scores", "descriptors")}
+        encoder_target = [level[batch_size:] for level in out["encoder_maps"]]
+        score_map_target = out["score_map"][batch_size:]
+        matching = self.config.matching
+        if matching.mode == "dense":
+            descriptor_map = normalize_descriptors(dense_descriptors(encoder_target, (height, width)), dim=1)
+            uv_matched = soft.soft_match_dense(src["descriptors"], descriptor_map, matching.temperature, matching.chunk_size)
+        else:
+            uv_matched = soft.soft_match_sparse(
+                src["descriptors"], out["descriptors"][batch_size:], out["keypoints"][batch_size:], matching.temperature
+            )
+        descriptors_matched = sample_descriptors(encoder_target, uv_matched, (height, width))
+        weights = soft.match_weights(
+            soft.zncc(src["descriptors"], descriptors_matched), src["keypoint_scores"], sample_scores(score_map_target, uv_matched)
+        )
+        intrinsics, T_vehicle_camera = batch["intrinsics"], batch["T_vehicle_camera"]
+        points_source, valid_source = points_at(
+            src["keypoints"], batch["disparity_source"], batch["valid_source"], intrinsics, T_vehicle_camera
+        )
+        points_matched, valid_matched = points_at(
+            uv_matched, batch["disparity_target"], batch["valid_target"], intrinsics, T_vehicle_camera
+        )
+        T_gt = batch["T_target_source"]
+        points_expected = transform_points(T_gt, points_source)
+        with torch.no_grad():
+            inliers = valid_source & valid_matched & (
+                planar_point_error(points_matched, points_expected) < self.config.outlier_threshold_m
+            )
+        num_inliers = inliers.sum(dim=1)
+        svd_weights = weights * inliers.to(weights.dtype)
+        ok = (num_inliers >= self.config.min_inliers) & (effective_point_count(svd_weights.detach()) >= self.config.min_inliers)
+        T_est = torch.eye(4, dtype=T_gt.dtype, device=T_gt.device).repeat(batch_size, 1, 1)
+        if bool(ok.any()):
+            index = torch.nonzero(ok).flatten()
+            T_ok = weighted_svd(
+                points_source[index], points_matched[index], svd_weights[index], min_points=3, raise_on_degenerate=False,
+            )
+            T_est = T_est.index_copy(0, index, T_ok)
+        anchor = sum(value.sum() for value in (out["keypoint_logits"], out["score_map"], *out["encoder_maps"])) * 0.0
+        return {
+            "T_est": T_est, "ok": ok, "num_inliers": num_inliers, "inliers": inliers, "weights": weights,
+            "points_source": points_source, "points_matched": points_matched, "points_expected": points_expected,
+            "uv_matched": uv_matched, "anchor": anchor,
+        }

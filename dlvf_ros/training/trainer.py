@@ -1,0 +1,341 @@
+"""The training loop: seeds, epochs of random training pairs, validation, checkpoints, resume, early stopping, DDP.
+
+RUN_DIR layout (rank 0 writes; all writes atomic): `config.yaml` (the TrainConfig used), `metrics.csv` (one row per
+epoch), `tensorboard/`, `checkpoints/last.pt` and `best.pt`, `training_curve.png`, `summary.json`, and
+`checkpoints/initial.pt` (the untrained weights, for comparisons),
+`ranks/rank_<r>.json` (each rank's weight checksum and sample count, to check that DDP ranks agree).
+
+Loss of one training step: mean over the batch elements with enough inliers of
+`keypoint_weight * keypoint_loss + pose_loss` (the pose term from `loss.pose_from_epoch` on). Validation always
+uses both terms and scores failed elements by the pose loss of the identity, so failing cannot look good.
+Skipped elements and batches are counted with their reason and reported each epoch; nothing is swallowed.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dlvf_ros import fileio
+from dlvf_ros.config import ConfigError, from_dict, save_config, to_dict
+from dlvf_ros.features.unet import FeatureNet
+from dlvf_ros.training.config import TrainConfig
+from dlvf_ros.training.dataset import DatasetManifest, PairDataset
+from dlvf_ros.training.distributed import (
+    DistributedContext, EpochSubsetSampler, all_reduce_sum, barrier, broadcast_buffers,
+)
+from dlvf_ros.training.losses import keypoint_loss, pose_error, pose_loss
+from dlvf_ros.training.pipeline import PosePipeline
+from dlvf_ros.training.plots import plot_training_curve
+
+REASON_FEW_INLIERS = "batch element with fewer than min_inliers inliers"
+REASON_NO_ELEMENT = "batch without any element with min_inliers inliers"
+REASON_NONFINITE_LOSS = "non-finite loss"
+REASON_NONFINITE_GRAD = "non-finite gradient (step not taken)"
+REASONS = (REASON_FEW_INLIERS, REASON_NO_ELEMENT, REASON_NONFINITE_LOSS, REASON_NONFINITE_GRAD)
+RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "num_workers", "torch_threads", "device"}
+METRIC_FIELDS = (
+    "epoch", "train_loss", "train_pose_loss", "train_keypoint_loss", "train_ok_fraction", "train_steps",
+    "train_skipped_batches", "val_loss", "val_pose_loss", "val_keypoint_loss", "val_ok_fraction",
+    "val_rmse_x_m", "val_rmse_y_m", "val_rmse_heading_deg", "pose_loss_active", "seconds",
+)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Checksum of every parameter and buffer (names, shapes and bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()}
+
+
+class Trainer:
+    """Trains a FeatureNet on a dataset built by `dlvf dataset`. `run()` returns the summary dict."""
+
+    def __init__(
+        self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, resume: bool,
+        context: DistributedContext,
+    ) -> None:
+        self.context = context
+        self.run_dir = Path(run_dir)
+        self.manifest = DatasetManifest.load(dataset_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        last = self.checkpoint_dir / "last.pt"
+        self.state = None
+        if resume:
+            if not last.is_file():
+                raise FileNotFoundError(f"--resume: {last} does not exist; train without --resume first")
+            self.state = torch.load(last, map_location="cpu", weights_only=True)
+            saved = from_dict(TrainConfig, self.state["config"], f"{last}: config")
+            if config is not None:
+                changed = sorted(k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES)
+                if changed:
+                    raise ConfigError(
+                        f"--resume: {changed} differ from the config {last} was trained with; only "
+                        f"{sorted(RESUMABLE_CHANGES)} may change on resume"
+                    )
+            config = config or saved
+            if self.state["data_hash"] != self.manifest.data_hash:
+                raise ValueError(
+                    f"--resume: {last} was trained on dataset {self.state['data_hash'][:12]}, but {dataset_dir} is "
+                    f"{self.manifest.data_hash[:12]}; resume with the original dataset"
+                )
+        elif last.is_file():
+            raise FileExistsError(f"{self.run_dir} already holds a training run; pass --resume or choose a new --out")
+        self.config = config or TrainConfig()
+        torch.set_num_threads(self.config.torch_threads)
+        seed_everything(self.config.seed + context.rank)
+        self.network = FeatureNet(self.config.model).to(context.device)
+        if self.state is not None:
+            self.network.load_state_dict(self.state["model"])
+        model = self.network
+        if context.distributed:
+            device_ids = [context.device.index] if context.device.type == "cuda" else None
+            model = DistributedDataParallel(self.network, device_ids=device_ids)
+        self.pipeline = PosePipeline(model, self.config.pipeline)
+        self.validation_pipeline = PosePipeline(self.network, self.config.pipeline)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        if self.state is not None:
+            self.optimizer.load_state_dict(self.state["optimizer"])
+        self.train_loader = self._loader("train", self.config.train_samples_per_epoch)
+        self.validation_loader = self._loader("validation", self.config.validation_samples_per_epoch)
+        self.rows = self._previous_rows()
+        # this rank's skip counts; rank 0 carries the totals of a resumed run, so the all-rank sum stays right
+        self.skipped: Counter = Counter(self.state["skipped"]) if self.state and context.is_main else Counter()
+        self.samples_seen = 0
+        self.initial_validation = self.state.get("initial_validation") if self.state else None
+        if self.state is None and context.is_main:  # the untrained weights, for before/after comparisons
+            self._save(self._checkpoint(-1, float("inf"), 0, {}), "initial.pt")
+
+    # --- set-up --------------------------------------------------------------------------------------------------
+    def _loader(self, split: str, samples: int) -> DataLoader:
+        dataset = PairDataset(self.manifest, split)
+        sampler = EpochSubsetSampler(dataset, samples, self.context.world_size, self.context.rank, self.config.seed)
+        return DataLoader(
+            dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.num_workers,
+            pin_memory=self.context.device.type == "cuda", persistent_workers=self.config.num_workers > 0,
+        )
+
+    def _previous_rows(self) -> list[dict]:
+        path = self.run_dir / "metrics.csv"
+        if self.state is None or not path.is_file():
+            return []
+        with open(path, newline="") as handle:
+            return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.state["epoch"]]
+
+    # --- one batch -----------------------------------------------------------------------------------------------
+    def _losses(self, result: dict, T_gt: torch.Tensor, with_pose: bool, score_failures: bool) -> dict:
+        """Per-element pose and keypoint losses and the batch loss (see the module docstring)."""
+        loss_config = self.config.loss
+        planar = loss_config.pose == "planar"
+        weights = loss_config.planar_weights if planar else loss_config.full_weights
+        ok = result["ok"]
+        pose = pose_loss(result["T_est"], T_gt, weights, planar=planar)
+        keypoint = keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"])
+        ok_float = ok.to(pose.dtype)
+        n_ok = ok_float.sum()
+        keypoint_mean = (keypoint * ok_float).sum() / n_ok.clamp(min=1.0)
+        if score_failures:
+            pose_mean = pose.mean()
+        else:
+            pose_mean = (pose * ok_float).sum() / n_ok.clamp(min=1.0)
+        total = loss_config.keypoint_weight * keypoint_mean + (pose_mean if with_pose else 0.0)
+        return {"total": total, "pose": pose_mean, "keypoint": keypoint_mean, "n_ok": n_ok, "pose_per_element": pose}
+
+    def _train_step(self, batch: dict, with_pose: bool) -> dict:
+        result = self.pipeline(batch)
+        losses = self._losses(result, batch["T_target_source"], with_pose, score_failures=False)
+        n_few = int((~result["ok"]).sum())
+        if n_few:
+            self.skipped[REASON_FEW_INLIERS] += n_few
+        reason = None
+        if losses["n_ok"] == 0:
+            reason = REASON_NO_ELEMENT
+        elif not bool(torch.isfinite(losses["total"])):
+            reason = REASON_NONFINITE_LOSS
+        # every rank runs backward through the anchor (a zero tied to all outputs) so DDP's gradient sync completes
+        loss = result["anchor"] if reason else losses["total"] + result["anchor"]
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        if reason is None:
+            grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in self.network.parameters() if p.grad is not None)
+            if grads_finite:
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip_norm)
+                self.optimizer.step()
+            else:
+                reason = REASON_NONFINITE_GRAD
+        if reason:
+            self.skipped[reason] += 1
+        return {**{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint")}, "n_ok": float(losses["n_ok"]),
+                "size": len(batch["index"]), "skipped": reason is not None}
+
+    # --- epochs --------------------------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int, with_pose: bool) -> dict:
+        self.network.train()
+        self.train_loader.sampler.set_epoch(epoch)
+        torch.manual_seed(self.config.seed + 7919 * epoch + self.context.rank)
+        sums = torch.zeros(6, dtype=torch.float64)  # total, pose, keypoint (weighted by ok), n_ok, n, steps
+        skipped_batches = 0
+        progress = tqdm(self.train_loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
+                        disable=not self.context.is_main)
+        for batch in progress:
+            step = self._train_step(_to_device(batch, self.context.device), with_pose)
+            self.samples_seen += step["size"]
+            skipped_batches += int(step["skipped"])
+            if not step["skipped"]:
+                sums += torch.tensor([step["total"] * step["n_ok"], step["pose"] * step["n_ok"],
+                                      step["keypoint"] * step["n_ok"], step["n_ok"], step["size"], 1.0], dtype=torch.float64)
+            else:
+                sums[4] += step["size"]
+            progress.set_postfix(loss=f"{step['total']:.4g}", ok=f"{int(step['n_ok'])}/{step['size']}")
+        sums = all_reduce_sum(torch.cat([sums, torch.tensor([float(skipped_batches)], dtype=torch.float64)]), self.context)
+        n_ok = max(float(sums[3]), 1.0)
+        return {
+            "train_loss": float(sums[0]) / n_ok, "train_pose_loss": float(sums[1]) / n_ok,
+            "train_keypoint_loss": float(sums[2]) / n_ok, "train_ok_fraction": float(sums[3]) / max(float(sums[4]), 1.0),
+            "train_steps": int(sums[5]), "train_skipped_batches": int(sums[6]),
+        }
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Validation metrics over the fixed validation subset (all ranks, reduced; rank 0's BatchNorm statistics)."""
+        broadcast_buffers(self.network, self.context)
+        self.network.eval()
+        sums = torch.zeros(8, dtype=torch.float64)  # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok
+        for batch in tqdm(self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main):
+            batch = _to_device(batch, self.context.device)
+            result = self.validation_pipeline(batch)
+            losses = self._losses(result, batch["T_target_source"], with_pose=True, score_failures=True)
+            ok = result["ok"]
+            xi = pose_error(result["T_est"], batch["T_target_source"])[ok].double()
+            n = len(batch["index"])
+            sums += torch.tensor([
+                float(losses["pose_per_element"].sum()), float(losses["keypoint"]) * float(losses["n_ok"]),
+                float(losses["n_ok"]), n, float((xi[:, 0] ** 2).sum()), float((xi[:, 1] ** 2).sum()),
+                float((torch.rad2deg(xi[:, 5]) ** 2).sum()), float(ok.sum()),
+            ], dtype=torch.float64)
+        sums = all_reduce_sum(sums, self.context)
+        n, n_ok = max(float(sums[3]), 1.0), float(sums[2])
+        pose_mean, keypoint_mean = float(sums[0]) / n, float(sums[1]) / max(n_ok, 1.0)
+        rmse = [float(np.sqrt(float(sums[i]) / n_ok)) if n_ok else float("nan") for i in (4, 5, 6)]
+        return {
+            "val_loss": pose_mean + self.config.loss.keypoint_weight * keypoint_mean, "val_pose_loss": pose_mean,
+            "val_keypoint_loss": keypoint_mean, "val_ok_fraction": n_ok / n, "val_rmse_x_m": rmse[0],
+            "val_rmse_y_m": rmse[1], "val_rmse_heading_deg": rmse[2],
+        }
+
+    def skipped_totals(self) -> dict[str, int]:
+        """Skip counts per reason summed over all ranks (a collective: every rank must call it)."""
+        counts = all_reduce_sum(torch.tensor([self.skipped[r] for r in REASONS], dtype=torch.float64), self.context)
+        return {reason: int(count) for reason, count in zip(REASONS, counts) if count > 0}
+
+    # --- outputs -------------------------------------------------------------------------------------------------
+    def _checkpoint(self, epoch: int, best_val: float, stale_epochs: int, skipped: dict) -> dict:
+        return {
+            "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch,
+            "config": to_dict(self.config), "model_config": dict(self.network.conf),
+            "data_hash": self.manifest.data_hash, "best_val": best_val, "stale_epochs": stale_epochs,
+            "skipped": skipped, "image_size": list(self.manifest.image_size),
+            "rig": self.manifest.rig(0).to_dict(), "initial_validation": self.initial_validation,
+        }
+
+    def _save(self, checkpoint: dict, name: str) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        fileio.atomic_write_bytes(self.checkpoint_dir / name, buffer.getvalue())
+
+    def _write_metrics(self, row: dict, writer) -> None:
+        self.rows.append({k: row[k] for k in METRIC_FIELDS})
+        text = io.StringIO()
+        csv_writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS)
+        csv_writer.writeheader()
+        csv_writer.writerows(self.rows)
+        fileio.atomic_write_text(self.run_dir / "metrics.csv", text.getvalue())
+        for key in METRIC_FIELDS[1:]:
+            writer.add_scalar(key, float(row[key]), int(row["epoch"]))
+        writer.flush()
+        plot_training_curve(self.rows, self.run_dir / "training_curve.png", self.initial_validation["val_loss"])
+
+    def _write_rank_report(self) -> None:
+        report = {"rank": self.context.rank, "world_size": self.context.world_size,
+                  "weights_sha256": weights_sha256(self.network), "samples_seen": self.samples_seen}
+        fileio.atomic_write_text(self.run_dir / "ranks" / f"rank_{self.context.rank}.json", json.dumps(report, indent=1))
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        config, context = self.config, self.context
+        start_epoch = self.state["epoch"] + 1 if self.state else 0
+        best_val = self.state["best_val"] if self.state else float("inf")
+        stale_epochs = self.state["stale_epochs"] if self.state else 0
+        writer = None
+        if context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        started, stopped_early, epoch = time.monotonic(), False, start_epoch - 1
+        # the untrained network's validation metrics, the baseline every later epoch is compared with
+        if self.initial_validation is None:
+            self.initial_validation = self.validate()
+            if context.is_main:
+                tqdm.write(f"before training: val {self.initial_validation['val_loss']:.4g}, "
+                           f"val ok {self.initial_validation['val_ok_fraction']:.0%}")
+        for epoch in range(start_epoch, config.epochs):
+            epoch_start = time.monotonic()
+            with_pose = epoch >= config.loss.pose_from_epoch
+            row = {"epoch": epoch, **self._train_epoch(epoch, with_pose), **self.validate(),
+                   "pose_loss_active": int(with_pose)}
+            row["seconds"] = time.monotonic() - epoch_start
+            improved = row["val_loss"] < best_val
+            best_val, stale_epochs = (row["val_loss"], 0) if improved else (best_val, stale_epochs + 1)
+            skipped_totals = self.skipped_totals()
+            if context.is_main:
+                checkpoint = self._checkpoint(epoch, best_val, stale_epochs, skipped_totals)
+                if improved:
+                    self._save(checkpoint, "best.pt")
+                self._save(checkpoint, "last.pt")
+                self._write_metrics(row, writer)
+                skipped = ", ".join(f"{reason}: {count}" for reason, count in skipped_totals.items()) or "none"
+                tqdm.write(
+                    f"epoch {epoch}: train {row['train_loss']:.4g}, val {row['val_loss']:.4g} (best {best_val:.4g}), "
+                    f"val ok {row['val_ok_fraction']:.0%}, skipped so far: {skipped}"
+                )
+            barrier(context)
+            if stale_epochs >= config.early_stopping_patience:
+                stopped_early = True
+                break
+        self._write_rank_report()
+        summary = {
+            "epochs_completed": epoch + 1, "best_val_loss": best_val, "stopped_early": stopped_early,
+            "initial_validation": self.initial_validation,
+            "skipped": self.skipped_totals(), "world_size": context.world_size, "data_hash": self.manifest.data_hash,
+            "seconds": time.monotonic() - started, "final_epoch": self.rows[-1] if self.rows else None,
+        }
+        if context.is_main:
+            writer.close()
+            fileio.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=str))
+        barrier(context)
+        return summary

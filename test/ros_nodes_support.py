@@ -1,0 +1,271 @@
+"""Test support for the node tests: a textured-wall stereo world, a small map, and an rclpy test client.
+
+The wall world is exact and fast (no OpenGL): a textured plane `wall_distance_m` ahead of a vehicle driving
+sideways along it (vehicle +y), seen by a forward-looking stereo rig, so a lateral move is a pure image shift and a
+forward move a zoom. Images come from `cv2.remap` of one texture; disparity is f b / depth exactly.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.camera import StereoRig, default_T_vehicle_camera
+
+TEXEL_M = 0.01
+WALL_Y_RANGE_M = (-6.0, 16.0)
+WALL_Z_RANGE_M = (-3.0, 5.0)
+
+
+def wall_rig(width: int = 256, height: int = 192) -> StereoRig:
+    """The default intrinsics scaled to width x height, camera 1 m up looking straight ahead (no pitch)."""
+    rig = StereoRig().scaled(width, height)
+    rig.T_vehicle_camera = default_T_vehicle_camera(pitch_down_deg=0.0)
+    return rig
+
+
+def wall_texture(seed: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8 RGB texture of the wall: scikit-image sample photographs tiled 4 m x 4 m, in a seeded order."""
+    from skimage import data
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "brick", "gravel",
+             "hubble_deep_field", "grass", "retina"]
+    order = np.random.default_rng(seed).permutation(len(names))
+    tile = int(4.0 / TEXEL_M)
+    height = int((WALL_Z_RANGE_M[1] - WALL_Z_RANGE_M[0]) / TEXEL_M)
+    width = int((WALL_Y_RANGE_M[1] - WALL_Y_RANGE_M[0]) / TEXEL_M)
+    rows, cols = -(-height // tile), -(-width // tile)
+    texture = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+    for k in range(rows * cols):
+        image = getattr(data, names[order[k % len(names)]])()
+        image = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image[:, :, :3]
+        r, c = divmod(k, cols)
+        texture[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = cv2.resize(image, (tile, tile),
+                                                                               interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(texture[:height, :width])
+
+
+@dataclass
+class WallFrame:
+    stamp_ns: int
+    left: np.ndarray
+    right: np.ndarray
+    T_world_vehicle: np.ndarray
+
+
+def render_wall(texture: np.ndarray, rig: StereoRig, T_world_vehicle: np.ndarray, wall_distance_m: float,
+                brightness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right RGB images of the wall plane x = wall_distance_m (world) from a vehicle at T_world_vehicle.
+
+    Only vehicle translation (x, y) is supported: the camera must look straight at the wall.
+    """
+    T_world_camera = T_world_vehicle @ rig.T_vehicle_camera
+    distance = wall_distance_m - T_world_camera[0, 3]
+    u, v = np.meshgrid(np.arange(rig.width, dtype=np.float64), np.arange(rig.height, dtype=np.float64))
+    images = []
+    for offset_x in (0.0, rig.baseline):  # right camera: baseline along the left optical x (vehicle -y)
+        x_optical = (u - rig.cu) * distance / rig.f + offset_x
+        y_optical = (v - rig.cv) * distance / rig.f
+        world_y = T_world_camera[1, 3] - x_optical
+        world_z = T_world_camera[2, 3] - y_optical
+        map_x = ((world_y - WALL_Y_RANGE_M[0]) / TEXEL_M - 0.5).astype(np.float32)
+        map_y = ((WALL_Z_RANGE_M[1] - world_z) / TEXEL_M - 0.5).astype(np.float32)
+        image = cv2.remap(texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        images.append(np.clip(image.astype(np.float32) * brightness, 0, 255).astype(np.uint8))
+    return images[0], images[1]
+
+
+def wall_run(texture: np.ndarray, rig: StereoRig, lateral_m: np.ndarray, forward_m: float, first_stamp_ns: int,
+             period_s: float = 0.25, wall_distance_m: float = 6.0, brightness: float = 1.0) -> list[WallFrame]:
+    """Frames at vehicle positions (forward_m, lateral_m[i]) in the world, one every `period_s`."""
+    frames = []
+    for i, y in enumerate(lateral_m):
+        T_world_vehicle = transforms.from_xyz_rpy(forward_m, float(y), 0.0)
+        left, right = render_wall(texture, rig, T_world_vehicle, wall_distance_m, brightness)
+        frames.append(WallFrame(first_stamp_ns + int(round(i * period_s * 1e9)), left, right, T_world_vehicle))
+    return frames
+
+
+def build_wall_map(path, rig: StereoRig, frames: list[WallFrame], keyframe_distance_m: float = 1.0):
+    """A map store (ORB features) taught from `frames`, odometry = ground truth; returns the path."""
+    from dlvf_ros.features.backends import make_backend
+    from dlvf_ros.localization.teach import TeachConfig, Teacher
+
+    teacher = Teacher.create(path, make_backend("orb"), rig, TeachConfig(keyframe_distance_m=keyframe_distance_m))
+    for frame in frames:
+        teacher.add_frame(frame.stamp_ns, frame.left, frame.right, frame.T_world_vehicle, frame.T_world_vehicle)
+    return path
+
+
+def wait_for(predicate, timeout_s: float, spin, what: str) -> None:
+    """Spin until `predicate()` is true; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        spin(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class StereoClient:
+    """An rclpy node in the test process: publishes stereo, camera_info, odometry, ground truth, /tf_static;
+    records the nodes' pose, tf, path and diagnostics outputs."""
+
+    def __init__(self, rig: StereoRig, name: str = "dlvf_test_client") -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+        from nav_msgs.msg import Odometry, Path
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
+
+        from dlvf_ros.ros.compat import StaticTransformBroadcaster
+
+        self.rig = rig
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        node = self.node
+        self.pub = {
+            "left": node.create_publisher(Image, "/stereo/left/image_raw", 10),
+            "right": node.create_publisher(Image, "/stereo/right/image_raw", 10),
+            "left_info": node.create_publisher(CameraInfo, "/stereo/left/camera_info", 10),
+            "right_info": node.create_publisher(CameraInfo, "/stereo/right/camera_info", 10),
+            "odom": node.create_publisher(Odometry, "/odom", 50),
+            "ground_truth": node.create_publisher(PoseStamped, "/ground_truth/pose", 50),
+        }
+        self.static_broadcaster = StaticTransformBroadcaster(node)
+        self.poses: list = []
+        self.tf: list = []
+        self.paths: list = []
+        self.statuses: list = []
+        node.create_subscription(PoseWithCovarianceStamped, "/localization/pose", self.poses.append, 10)
+        node.create_subscription(TFMessage, "/tf", lambda m: self.tf.extend(m.transforms), 100)
+        node.create_subscription(Path, "/localization/path", self.paths.append,
+                                 QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.statuses.extend(m.status), 100)
+
+    def spin(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.executor.spin_once(timeout_sec=max(0.0, min(0.02, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                return
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> None:
+        wait_for(predicate, timeout_s, self.spin, what)
+
+    def wait_matched(self, timeout_s: float = 10.0) -> None:
+        """Until every input topic has a subscriber (the node under test is up)."""
+        self.wait_for(lambda: all(p.get_subscription_count() > 0 for k, p in self.pub.items() if k != "ground_truth"),
+                      timeout_s, "the node's subscriptions to the stereo and odometry topics")
+
+    def publish_static_camera(self, base_frame: str = "base_link") -> None:
+        from dlvf_ros.ros import conversions
+
+        T_left = self.rig.T_vehicle_camera
+        T_right = T_left @ transforms.from_xyz_rpy(self.rig.baseline, 0, 0)
+        self.static_broadcaster.sendTransform([
+            conversions.matrix_to_transform_stamped(T_left, 0, base_frame, "camera_left_optical"),
+            conversions.matrix_to_transform_stamped(T_right, 0, base_frame, "camera_right_optical"),
+        ])
+
+    def publish_odometry(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
+        from dlvf_ros.ros import conversions
+
+        self.pub["odom"].publish(conversions.matrix_to_odometry(T_odom_vehicle, stamp_ns))
+
+    def publish_ground_truth(self, stamp_ns: int, T_world_vehicle: np.ndarray) -> None:
+        from dlvf_ros.ros import conversions
+
+        self.pub["ground_truth"].publish(conversions.matrix_to_pose_stamped(T_world_vehicle, stamp_ns, "world"))
+
+    def publish_stereo(self, stamp_ns: int, left: np.ndarray, right: np.ndarray, skip: tuple = (),
+                       right_stamp_offset_ns: int = 0, left_encoding: str = "rgb8") -> None:
+        """Images + camera_info; `skip` names inputs not to publish ("left_info", ...)."""
+        from dlvf_ros.ros import conversions
+
+        left_info, right_info = conversions.rig_to_camera_infos(self.rig, stamp_ns)
+        right_info.header.stamp = conversions.ns_to_stamp(stamp_ns + right_stamp_offset_ns)
+        left_msg = conversions.array_to_image(left, "rgb8", stamp_ns, "camera_left_optical")
+        left_msg.encoding = left_encoding  # another name on rgb8 bytes: tests a wrong encoding
+        messages = {
+            "left": left_msg,
+            "right": conversions.array_to_image(right, "rgb8", stamp_ns + right_stamp_offset_ns,
+                                                "camera_right_optical"),
+            "left_info": left_info, "right_info": right_info,
+        }
+        for key in ("left_info", "right_info", "left", "right"):
+            if key not in skip:
+                self.pub[key].publish(messages[key])
+
+    def frame_statuses(self) -> list:
+        return [s for s in self.statuses if s.name.endswith(": frame")]
+
+    def status_messages(self) -> list[str]:
+        return [s.message for s in self.statuses]
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: float = 120.0) -> None:
+    """Play `bag` (bag_player, /clock) into teach_node (use_sim_time) until every stereo frame is processed, then
+    stop the node with SIGINT so it finalises the map at `map_path`."""
+    import rclpy
+    import rclpy.executors
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from dlvf_ros.ros.processes import python_module_command, start_ros_process
+    from dlvf_ros.ros.replay_cli import bag_summary
+
+    n_frames = bag_summary(bag)["topics"]["/stereo/left/image_raw"]
+    node = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
+                             parameters={"map_path": str(map_path), "use_sim_time": True, **parameters},
+                             log_dir=log_dir)
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    watcher = rclpy.create_node("teach_watcher", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(watcher)
+    counters: dict[str, str] = {}
+
+    def on_diagnostics(msg) -> None:
+        for status in msg.status:
+            if status.name == "teach_node: teach" and status.values:
+                counters.update({kv.key: kv.value for kv in status.values})
+
+    watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
+    try:
+        node.wait_ready(timeout_s=60.0, subscribes=["/stereo/left/image_raw"], node=watcher)
+        player = start_ros_process(python_module_command("dlvf_ros.ros.bag_player", str(bag), "--wait-for",
+                                                         "/stereo/left/image_raw"), log_dir=log_dir)
+        with player:
+            assert player.wait(timeout_s) == 0, player.log_text()
+
+        def done() -> bool:
+            return sum(int(counters.get(k, 0) or 0) for k in ("frames_processed", "frames_failed",
+                                                               "frames_dropped")) >= n_frames
+
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            assert node.alive(), node.log_text()
+            assert time.monotonic() < deadline, f"teach_node handled {counters} of {n_frames} frames"
+            executor.spin_once(timeout_sec=0.1)
+        assert node.stop(timeout_s=60.0) == 0, node.log_text()
+    finally:
+        node.stop()
+        executor.shutdown()
+        watcher.destroy_node()
+        rclpy.shutdown(context=context)

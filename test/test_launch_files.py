@@ -1,0 +1,124 @@
+"""Launch files and node parameter files: they compile, name real executables and declared parameters, and the
+YAML defaults equal the config dataclasses. Where `launch` is installed (a robot), the descriptions are built too."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlvf_ros.ros import localizer_node, teach_node
+from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
+from dlvf_ros.ros.processes import python_module_command, start_ros_process
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map"}
+NODE_PARAMETERS = {
+    "teach_node": {spec.name for spec in teach_node.parameter_specs()},
+    "localizer_node": {spec.name for spec in localizer_node.parameter_specs()},
+}
+
+
+def _console_scripts() -> set[str]:
+    text = (ROOT / "setup.py").read_text()
+    return set(re.findall(r'"(\w+) = dlvf_ros\.[\w.]+:main"', text))
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def _keyword(call: ast.Call, name: str):
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def test_the_three_launch_files_exist():
+    assert {p.name for p in LAUNCH_FILES} == {"teach.launch.py", "repeat.launch.py", "replay.launch.py"}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_names_real_nodes_arguments_and_parameters(path):
+    source = path.read_text()
+    tree = ast.parse(source, filename=str(path))
+    compile(tree, str(path), "exec")
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+
+    declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
+    expected = COMMON_ARGUMENTS | ({"bag", "rate"} if path.name == "replay.launch.py" else set())
+    assert expected <= declared, f"{path.name} lacks launch arguments {expected - declared}"
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    assert used <= declared, f"{path.name} uses undeclared launch arguments {used - declared}"
+
+    scripts = _console_scripts()
+    nodes = _calls(tree, "Node")
+    assert nodes
+    for call in nodes:
+        assert ast.literal_eval(_keyword(call, "package")) == "dlvf_ros"
+        executable = ast.literal_eval(_keyword(call, "executable"))
+        assert executable in scripts, f"{path.name}: executable {executable} is not a console script in setup.py"
+        parameters = _keyword(call, "parameters")
+        if executable in NODE_PARAMETERS and parameters is not None:
+            for element in parameters.elts:
+                if isinstance(element, ast.Dict):
+                    names = {ast.literal_eval(k) for k in element.keys}
+                    unknown = names - NODE_PARAMETERS[executable] - {"use_sim_time"}
+                    assert not unknown, f"{path.name}: {executable} has no parameters {unknown}"
+
+
+@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
+    in_yaml = yaml_parameters(ROOT / "config" / f"{node_name}.yaml", node_name)
+    declared = {spec.name: spec.default for spec in module.parameter_specs()}
+    assert set(in_yaml) == set(declared), (f"run `python -m dlvf_ros.ros.write_parameter_files`: "
+                                           f"{set(in_yaml) ^ set(declared)}")
+    for name, default in declared.items():
+        assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
+
+
+@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+def test_every_parameter_has_a_description_and_numbers_a_range(node_name, module):
+    for spec in module.parameter_specs():
+        descriptor = spec.descriptor()
+        assert not descriptor.description.startswith(UNDOCUMENTED), f"add a Doc for {spec.name} to {node_name}.py"
+        assert len(descriptor.description) > 10, spec.name
+        if isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool):
+            assert descriptor.floating_point_range or descriptor.integer_range, f"{node_name}.{spec.name} has no range"
+
+
+def test_setup_installs_launch_and_config_files():
+    text = (ROOT / "setup.py").read_text()
+    assert 'glob("launch/*.launch.py")' in text and 'glob("config/*.yaml")' in text
+    assert {"teach_node", "localizer_node", "bag_player"} <= _console_scripts()
+
+
+@pytest.mark.ros
+def test_the_node_accepts_its_parameter_file(tmp_path):
+    """rcl parses config/localizer_node.yaml (wildcard node key, nested names) and every value has the right type:
+    the node gets as far as opening the (missing) map."""
+    data = yaml.safe_load((ROOT / "config" / "localizer_node.yaml").read_text())
+    data["/**/localizer_node"]["ros__parameters"]["map_path"] = str(tmp_path / "no_map")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    process = start_ros_process(python_module_command("dlvf_ros.ros.localizer_node"), node_name="localizer_node",
+                                params_file=params_file, log_dir=tmp_path)
+    with process:
+        assert process.wait(timeout_s=60.0) == 1
+    log = process.log_text()
+    assert "no_map does not exist" in log and "bad parameter" not in log, log
+
+
+@pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None, reason="launch / launch_ros not installed here")
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_description_builds(path):
+    from launch_ros.actions import Node
+
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    nodes = [e for e in description.entities if isinstance(e, Node)]
+    assert {n.node_executable for n in nodes} <= _console_scripts()

@@ -1,0 +1,46 @@
+"""`dlvf bench localize` at a tiny size: the table, the JSON report and the learned-model path."""
+import argparse
+import json
+
+import pytest
+
+from dlvf_ros.bench import localize
+
+
+@pytest.mark.slow  # ~15 s: renders a small world
+def test_bench_localize_small(tmp_path, capsys):
+    import torch
+
+    from dlvf_ros.features.export import export_feature_net
+    from dlvf_ros.features.unet import FeatureNet
+
+    torch.manual_seed(0)
+    export_feature_net(FeatureNet(m=4), tmp_path / "tiny.pt", (96, 128))
+    parser = argparse.ArgumentParser()
+    localize.add_arguments(parser)
+    args = parser.parse_args(["--backends", "learned,orb", "--model", str(tmp_path / "tiny.pt"), "--width", "256",
+                              "--height", "192", "--frames", "2", "--warmup", "1", "--json", str(tmp_path / "b.json")])
+    exit_code = localize.run(args)
+    out = capsys.readouterr().out
+    assert "x learned" in out and "floor: learned" in out
+    report = json.loads((tmp_path / "b.json").read_text())
+    # the floor verdict depends on the machine's load; the exit code must agree with it
+    assert exit_code == (0 if report["floor_ok"] else 1)
+    assert report["floor_ok"] == (report["results"][0]["hz"] >= localize.FLOOR_HZ)
+    assert report["width"] == 256 and str(tmp_path / "tiny.pt") in report["learned_model"]
+    rows = {r["backend"]: r for r in report["results"]}
+    assert set(rows) == {"learned", "orb"}
+    for row in rows.values():
+        assert row["frames"] == 2 and row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
+        assert row["hz"] == pytest.approx(1000 / row["median_ms"])
+        assert set(row["stage_median_ms"]) == {"features", "stereo", "matching", "ransac"}
+    assert rows["learned"]["ratio_to_learned"] == 1.0
+
+
+def test_bench_localize_argument_errors():
+    parser = argparse.ArgumentParser()
+    localize.add_arguments(parser)
+    with pytest.raises(SystemExit, match="both --teach-bag and --repeat-bag"):
+        localize.run(parser.parse_args(["--teach-bag", "x"]))
+    with pytest.raises(SystemExit, match="--frames >= 1"):
+        localize.run(parser.parse_args(["--frames", "0"]))

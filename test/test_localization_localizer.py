@@ -1,0 +1,204 @@
+"""Localizer core on synthetic stereo features: a world of 3-D points with fixed ORB-like descriptors, seen by
+keyframes along a straight teach path and by repeat frames at known offsets. No images: `Localizer.localize` takes
+the features directly, so these tests check the logic (search window, RANSAC pose, covariance, health, errors)."""
+import numpy as np
+import pytest
+
+from dlvf_ros.config import from_dict
+from dlvf_ros.features.backends import Features, OrbBackend
+from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
+from dlvf_ros.localization.health import HealthState
+from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
+from dlvf_ros.localization.map_store import Keyframe, MapStore, MapWriter
+from dlvf_ros.localization.refine import stereo_measurements
+
+RIG = StereoRig()
+T_MAP_ODOM = transforms.from_xyz_rpy(3.0, -2.0, 0.0, yaw=0.4)  # where the repeat run's odometry frame sits
+NUM_KEYFRAMES = 12
+
+
+def make_world(seed=0, n=6000):
+    rng = np.random.default_rng(seed)
+    points_map = np.column_stack([rng.uniform(-5, 60, n), rng.uniform(-15, 15, n), rng.uniform(-1, 3, n)])
+    descriptors = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    return points_map, descriptors
+
+
+def observe(world, T_map_vehicle, rng, max_points=400, noise_px=0.0, bit_flips=0, outliers=0):
+    """Features of the world points visible from T_map_vehicle (3-30 m ahead, inside the image); `noise_px` on the
+    stereo measurements (u, v, disparity), triangulated like the front end does."""
+    points_map, descriptors = world
+    T_camera_map = transforms.invert(T_map_vehicle @ RIG.T_vehicle_camera)
+    points_camera = transforms.transform_points(T_camera_map, points_map)
+    uv, _ = RIG.project(points_camera)
+    visible = ((points_camera[:, 2] > 3) & (points_camera[:, 2] < 30) & (uv[:, 0] >= 0) & (uv[:, 0] <= RIG.width - 1)
+               & (uv[:, 1] >= 0) & (uv[:, 1] <= RIG.height - 1))
+    index = np.flatnonzero(visible)[:max_points]
+    desc = descriptors[index].copy()
+    if bit_flips:
+        desc[:, 0] ^= np.uint8((1 << bit_flips) - 1)
+    measured = stereo_measurements(RIG, points_camera[index]) + rng.normal(0, noise_px, (len(index), 3))
+    kps = measured[:, :2]
+    pts, _ = RIG.points_from_disparity(kps, measured[:, 2])
+    if outliers:
+        pts = np.vstack([pts, rng.uniform([-10, -3, 3], [10, 3, 30], (outliers, 3))])
+        desc = np.vstack([desc, rng.integers(0, 256, (outliers, 32), dtype=np.uint8)])
+        kps = np.vstack([kps, rng.uniform(0, 380, (outliers, 2))])
+    n = len(pts)
+    features = Features(kps.astype(np.float32), desc, rng.uniform(0.5, 1.0, n).astype(np.float32))
+    return StereoFeatures(features, pts, np.ones(n, bool))
+
+
+def keyframe_pose(i):
+    return transforms.from_xyz_rpy(2.0 * i, 0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world()
+
+
+@pytest.fixture(scope="module")
+def map_path(tmp_path_factory, world):
+    path = tmp_path_factory.mktemp("maps") / "teach"
+    writer = MapWriter.create(path, OrbBackend(), RIG)
+    rng = np.random.default_rng(1)
+    for i in range(NUM_KEYFRAMES):
+        frame = observe(world, keyframe_pose(i), rng)
+        f = frame.features
+        writer.add(Keyframe(i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores,
+                            frame.points_camera, frame.valid))
+    return path
+
+
+def make_localizer(map_path, **overrides):
+    config = from_dict(LocalizerConfig, overrides, "test")
+    return Localizer(MapStore.open(map_path), StereoFrontend(OrbBackend(), RIG, config.sgbm), config)
+
+
+def odom(T_map_vehicle):
+    return transforms.invert(T_MAP_ODOM) @ T_map_vehicle
+
+
+def pose_error(T_a, T_b):
+    delta = transforms.invert(T_a) @ T_b
+    return np.linalg.norm(delta[:3, 3]), np.rad2deg(transforms.rotation_angle(delta[:3, :3]))
+
+
+def test_config_round_trips_through_from_dict():
+    config = from_dict(LocalizerConfig, {"ransac": {"inlier_threshold_m": 0.5}, "window": {"radius_m": 4.0},
+                                         "health": {"good_inliers": 25}, "initial_keyframe_id": 3}, "yaml")
+    assert config.ransac.inlier_threshold_m == 0.5 and config.window.radius_m == 4.0
+    assert config.health.good_inliers == 25 and config.initial_keyframe_id == 3
+    with pytest.raises(ValueError, match="min_matches"):
+        from_dict(LocalizerConfig, {"min_matches": 3}, "yaml")
+
+
+def test_recovers_lateral_offset_and_heading_from_start_up(map_path, world):
+    localizer = make_localizer(map_path)
+    rng = np.random.default_rng(2)
+    states = []
+    for k in range(5):
+        T_true = transforms.from_xyz_rpy(8.3 + 0.4 * k, 0.5, 0.02, yaw=np.deg2rad(4.0))
+        frame = observe(world, T_true, rng, noise_px=0.3, outliers=150)
+        result = localizer.localize(k * 10**8, frame, odom(T_true))
+        states.append(result.state)
+        assert result.fixed
+        t_err, r_err = pose_error(result.T_map_vehicle, T_true)
+        assert t_err < 0.05 and r_err < 0.3, (t_err, r_err)
+        assert result.keyframe_id in (4, 5)
+        T_map_keyframe = keyframe_pose(result.keyframe_id)
+        np.testing.assert_allclose(T_map_keyframe @ result.T_keyframe_vehicle, result.T_map_vehicle, atol=1e-9)
+        assert result.num_inliers >= 100
+        assert result.covariance.shape == (6, 6) and np.all(np.linalg.eigvalsh(result.covariance) > 0)
+        assert set(result.timings_ms) >= {"matching", "ransac", "localize_total"}
+    assert states[0] == HealthState.DEGRADED  # first fix after start-up (LOST)
+    assert states[-1] == HealthState.LOCALIZED
+    assert localizer.localize(10**9, observe(world, T_true, rng), odom(T_true)).search == "window"
+
+
+def test_first_search_is_global_then_a_window_that_grows_without_fixes(map_path, world):
+    localizer = make_localizer(map_path, window={"radius_m": 3.0, "growth_per_m": 0.5, "max_candidates": 2})
+    rng = np.random.default_rng(3)
+    T_true = transforms.from_xyz_rpy(10.0, 0.3, 0.0)
+    first = localizer.localize(0, observe(world, T_true, rng), odom(T_true))
+    assert first.search == "global" and first.candidates == list(range(NUM_KEYFRAMES)) and first.fixed
+    empty = StereoFeatures(Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8),
+                                    np.zeros(0, np.float32)), np.zeros((0, 3)), np.zeros(0, bool))
+    radii, covariances = [], []
+    for k in range(1, 5):
+        T_true = transforms.from_xyz_rpy(10.0 + k, 0.3, 0.0)
+        result = localizer.localize(k * 10**8, empty, odom(T_true))
+        assert not result.fixed and result.search == "window" and len(result.candidates) <= 2
+        # dead reckoning from the last fix along exact odometry
+        assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+        nearest = np.argmin(np.abs(2.0 * np.arange(NUM_KEYFRAMES) - (10.0 + k)))
+        assert nearest in result.candidates
+        radii.append(result.search_radius_m)
+        covariances.append(np.trace(result.covariance))
+        assert result.distance_since_fix_m == pytest.approx(k)
+    assert np.all(np.diff(radii) > 0) and np.all(np.diff(covariances) > 0)
+
+
+def test_start_up_around_an_initial_keyframe(map_path, world):
+    localizer = make_localizer(map_path, initial_keyframe_id=7, window={"max_candidates": 3})
+    rng = np.random.default_rng(4)
+    T_true = transforms.from_xyz_rpy(14.2, -0.4, 0.0)
+    result = localizer.localize(0, observe(world, T_true, rng), odom(T_true))
+    assert result.search == "window" and 7 in result.candidates and result.fixed
+    assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+
+
+def test_covariance_grows_when_inliers_are_few(map_path, world):
+    rng = np.random.default_rng(5)
+    T_true = transforms.from_xyz_rpy(6.0, 0.2, 0.0)
+    traces = []
+    for max_points in (400, 25):  # low floors so the fit's own covariance shows
+        localizer = make_localizer(map_path, covariance={"min_sigma_m": 0.001, "min_sigma_rad": 0.0001})
+        frame = observe(world, T_true, rng, max_points=max_points, noise_px=0.5)
+        result = localizer.localize(0, frame, odom(T_true))
+        assert result.fixed
+        traces.append(np.trace(result.covariance[:3, :3]))
+    assert traces[1] > 3 * traces[0]
+
+
+def test_wrong_or_missing_matches_do_not_fix(map_path, world):
+    localizer = make_localizer(map_path)
+    rng = np.random.default_rng(6)
+    T_true = transforms.from_xyz_rpy(6.0, 0.0, 0.0)
+    frame = observe(world, T_true, rng, bit_flips=8)  # descriptors 8 bits off: still matched (<= 64)
+    assert localizer.localize(0, frame, odom(T_true)).fixed
+    scrambled = observe(make_world(seed=99), T_true, rng)  # another world: no true matches
+    result = localizer.localize(1, scrambled, odom(T_true))
+    assert not result.fixed and result.num_inliers == 0
+    assert result.T_map_vehicle is not None  # dead-reckoned
+
+
+def test_bad_inputs_raise_and_leave_the_state_alone(map_path, world):
+    localizer = make_localizer(map_path)
+    rng = np.random.default_rng(7)
+    T_true = transforms.from_xyz_rpy(6.0, 0.0, 0.0)
+    frame = observe(world, T_true, rng)
+    assert localizer.localize(10, frame, odom(T_true)).fixed
+    bad = odom(T_true).copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match="T_odom_vehicle"):
+        localizer.localize(11, frame, bad)
+    with pytest.raises(ValueError, match="earlier than"):
+        localizer.localize(5, frame, odom(T_true))
+    with pytest.raises(ValueError, match="does not match the calibration"):
+        localizer.process(12, np.zeros((240, 320, 3), np.uint8), np.zeros((240, 320, 3), np.uint8), odom(T_true))
+    with pytest.raises(ValueError, match="stamp_ns"):
+        localizer.localize(1.5, frame, odom(T_true))
+    result = localizer.localize(12, frame, odom(T_true))
+    assert result.fixed and result.search == "window" and result.distance_since_fix_m == 0.0
+
+
+def test_localizer_refuses_an_empty_map_or_bad_initial_keyframe(tmp_path, map_path):
+    MapWriter.create(tmp_path / "empty", OrbBackend(), RIG)
+    with pytest.raises(ValueError, match="no keyframes"):
+        make_localizer(tmp_path / "empty")
+    with pytest.raises(ValueError, match="not in the map"):
+        make_localizer(map_path, initial_keyframe_id=NUM_KEYFRAMES)

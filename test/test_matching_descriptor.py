@@ -1,0 +1,61 @@
+"""Mutual-nearest-neighbour matching per metric, checked against known correspondences."""
+import numpy as np
+import pytest
+
+from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors
+
+
+def _zncc_normalise(x):
+    x = x - x.mean(1, keepdims=True)
+    return x / x.std(1, keepdims=True)
+
+
+def test_zncc_recovers_a_permutation_and_rejects_unrelated():
+    rng = np.random.default_rng(0)
+    a = _zncc_normalise(rng.normal(size=(200, 256)))
+    perm = rng.permutation(200)
+    b = _zncc_normalise(a[perm] + 0.3 * rng.normal(size=(200, 256)))
+    matches = match_descriptors(a, b, "zncc")
+    assert len(matches) == 200
+    assert np.all(perm[matches.index_b] == matches.index_a)
+    assert np.all((matches.quality > 0.75) & (matches.quality <= 1.0))
+    unrelated = _zncc_normalise(rng.normal(size=(200, 256)))
+    assert len(match_descriptors(a, unrelated, "zncc", MatchingConfig(zncc_min=0.5))) == 0
+
+
+def test_hamming_distance_threshold_and_mutuality():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, size=(100, 32), dtype=np.uint8)
+    b = a.copy()
+    flips = rng.integers(0, 32, size=100)
+    b[np.arange(100), flips] ^= 0b00000111  # 3 bits differ per descriptor
+    matches = match_descriptors(a, b, "hamming", MatchingConfig(hamming_max=3))
+    assert len(matches) == 100 and np.all(matches.index_a == matches.index_b)
+    assert np.allclose(matches.quality, 1 - 3 / 256)
+    assert len(match_descriptors(a, b, "hamming", MatchingConfig(hamming_max=2))) == 0
+    # duplicated target: a[0] -> both b copies; mutual check keeps at most one pair per target
+    dup = match_descriptors(a[:1], np.vstack([a[:1], a[:1]]), "hamming")
+    assert len(dup) == 1
+
+
+def test_l2_ratio_test_drops_ambiguous_matches():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(50, 128)).astype(np.float32)
+    b = a + 0.01 * rng.normal(size=a.shape).astype(np.float32)
+    ambiguous = np.vstack([b, a[:10] + 0.011 * rng.normal(size=(10, 128)).astype(np.float32)])
+    matches = match_descriptors(a, ambiguous, "l2", MatchingConfig(lowe_ratio=0.8))
+    assert set(matches.index_a) == set(range(10, 50))
+    assert np.all(matches.index_a == matches.index_b)
+
+
+def test_matching_errors_and_empty_inputs():
+    a = np.zeros((5, 8), np.float32)
+    assert len(match_descriptors(a, np.zeros((0, 8), np.float32), "zncc")) == 0
+    with pytest.raises(ValueError, match="do not agree"):
+        match_descriptors(a, np.zeros((5, 9), np.float32), "zncc")
+    with pytest.raises(ValueError, match="unknown metric"):
+        match_descriptors(a, a, "cosine")
+    with pytest.raises(ValueError, match="uint8"):
+        match_descriptors(a, a, "hamming")
+    with pytest.raises(ValueError, match="zncc_min"):
+        MatchingConfig(zncc_min=2.0)

@@ -1,0 +1,155 @@
+"""Node building blocks without DDS: parameter tables from config dataclasses, the odometry buffer, the stereo
+input watchdog's explanations and decoding errors."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dlvf_ros.geometry import transforms
+from dlvf_ros.ros.node_parameters import (
+    Doc, ParameterError, ParameterSpec, config_from_parameters, specs_from_config, yaml_parameters,
+)
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError
+
+
+@dataclass
+class _Inner:
+    gain: float = 0.5
+    mode: str = "a"
+
+
+@dataclass
+class _Outer:
+    count: int = 3
+    inner: _Inner = field(default_factory=lambda: _Inner(gain=0.25))
+    start: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+
+
+DOCS = {"p.count": Doc("how many", 1, 10), "p.inner.gain": Doc("gain", 0.0, 1.0), "p.inner.mode": Doc("mode"),
+        "p.start": Doc("first id", -1, 100, none_value=-1)}
+
+
+def test_specs_follow_the_instance_defaults_nested_names_and_none_values():
+    specs = {s.name: s for s in specs_from_config(_Outer(), DOCS, "p.")}
+    assert specs["p.inner.gain"].default == 0.25  # the instance's value, not _Inner's class default
+    assert specs["p.start"].default == -1 and "-1: none" in specs["p.start"].description
+    descriptor = specs["p.inner.gain"].descriptor()
+    assert descriptor.read_only and descriptor.floating_point_range[0].to_value == 1.0
+    assert specs["p.count"].descriptor().integer_range[0].from_value == 1
+    assert not specs["p.inner.mode"].descriptor().integer_range
+
+
+def test_config_from_parameters_rebuilds_and_validates():
+    values = {"p.count": 5, "p.inner.gain": 0.75, "p.inner.mode": "b", "p.start": -1, "other": 1}
+    config = config_from_parameters(_Outer, values, DOCS, "p.")
+    assert config == _Outer(5, _Inner(0.75, "b"), None)
+    assert config_from_parameters(_Outer, {**values, "p.start": 7}, DOCS, "p.").start == 7
+    with pytest.raises(ParameterError, match="count must be >= 1"):
+        config_from_parameters(_Outer, {**values, "p.count": 0}, DOCS, "p.")
+
+
+def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
+    specs = {s.name: s for s in specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.inner.mode"},
+                                                   "p.")}
+    assert specs["p.inner.mode"].description == "undocumented: _Inner.mode" and specs["p.inner.mode"].default == "a"
+    with pytest.raises(ParameterError, match="p.start"):
+        specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.start"}, "p.")
+    with pytest.raises(ValueError, match="outside"):
+        ParameterSpec("x", 5, "five", 0, 1)
+
+
+def test_yaml_parameters_flattens_nested_names(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("/**/node:\n  ros__parameters:\n    a: 1\n    b:\n      c: 2.0\nother:\n  ros__parameters:\n"
+                    "    z: 3\n")
+    assert yaml_parameters(path, "node") == {"a": 1, "b.c": 2.0}
+
+
+def _T(x: float, yaw: float = 0.0) -> np.ndarray:
+    return transforms.from_xyz_rpy(x, 0.0, 0.0, yaw=yaw)
+
+
+def test_odometry_buffer_interpolates_holds_and_names_gaps():
+    buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
+    with pytest.raises(OdometryLookupError, match="no odometry received"):
+        buffer.lookup(0)
+    buffer.add(1_000_000_000, _T(1.0))
+    buffer.add(1_200_000_000, _T(2.0, yaw=0.2))
+    np.testing.assert_allclose(buffer.lookup(1_100_000_000)[:3, 3], [1.5, 0, 0])
+    assert transforms.yaw_of(buffer.lookup(1_100_000_000)) == pytest.approx(0.1)
+    np.testing.assert_allclose(buffer.lookup(1_250_000_000), _T(2.0, yaw=0.2))  # held: 50 ms past the newest
+    with pytest.raises(OdometryLookupError, match="older than the image"):
+        buffer.lookup(1_400_000_000)
+    with pytest.raises(OdometryLookupError, match="older than the odometry history"):
+        buffer.lookup(900_000_000)
+    buffer.add(2_000_000_000, _T(3.0))  # 0.8 s gap
+    with pytest.raises(OdometryLookupError, match="gap"):
+        buffer.lookup(1_600_000_000)
+    buffer.add(500_000_000, _T(0.0))  # time went backwards (bag restarted): history cleared
+    assert len(buffer) == 1
+
+
+def test_odometry_buffer_waits_for_a_late_sample():
+    buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.0)
+    buffer.add(1_000_000_000, _T(1.0))
+    threading.Timer(0.1, buffer.add, args=(1_100_000_000, _T(2.0))).start()
+    started = time.monotonic()
+    np.testing.assert_allclose(buffer.lookup(1_100_000_000, wait_s=2.0)[:3, 3], [2.0, 0, 0])
+    assert time.monotonic() - started < 1.5
+
+
+def test_decode_stereo_names_the_bad_input():
+    from dlvf_ros.geometry.camera import StereoRig
+    from dlvf_ros.ros import conversions
+    from dlvf_ros.ros.stereo_input import StereoInputError, decode_stereo
+
+    rig = StereoRig().scaled(64, 48)
+    left_info, right_info = conversions.rig_to_camera_infos(rig, 5)
+    image = np.zeros((48, 64, 3), np.uint8)
+    left = conversions.array_to_image(image, "rgb8", 5)
+    frame = decode_stereo(left, conversions.array_to_image(image[..., 0].copy(), "mono8", 5), left_info, right_info,
+                          rig.T_vehicle_camera)
+    assert frame.stamp_ns == 5 and frame.right_rgb.shape == (48, 64, 3) and frame.rig.matches(rig)
+    small = conversions.array_to_image(np.zeros((24, 32, 3), np.uint8), "rgb8", 5)
+    with pytest.raises(StereoInputError, match="differ in size"):
+        decode_stereo(left, small, left_info, right_info, rig.T_vehicle_camera)
+    other_left, other_right = conversions.rig_to_camera_infos(rig.scaled(32, 24), 5)
+    with pytest.raises(StereoInputError, match="camera_info is for 32x24"):
+        decode_stereo(left, left, other_left, other_right, rig.T_vehicle_camera)
+    bad = conversions.array_to_image(image, "rgb8", 5)
+    bad.encoding = "bayer_rggb8"
+    with pytest.raises(StereoInputError, match="left image.*bayer_rggb8"):
+        decode_stereo(bad, left, left_info, right_info, rig.T_vehicle_camera)
+    right_info.p = [0.0] * 12
+    with pytest.raises(StereoInputError, match="camera_info"):
+        decode_stereo(left, left, left_info, right_info, rig.T_vehicle_camera)
+
+
+def test_watchdog_explains_missing_and_unsynchronised_inputs():
+    from dlvf_ros.ros.stereo_input import StereoInput
+
+    subscriptions = []
+    node = SimpleNamespace(create_subscription=lambda *a, **k: subscriptions.append(a) or SimpleNamespace())
+    stereo = StereoInput(node, lambda *msgs: None, queue_size=5, slop_s=0.01)
+    assert len(subscriptions) == 4
+    assert "no stereo input at all" in stereo.explain_silence()
+
+    def msg(stamp_ns):
+        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=stamp_ns)))
+
+    for index in (0, 1, 3):  # no left camera_info
+        stereo._subscribers[index].signalMessage(msg(1000))
+    assert stereo.explain_silence().startswith("missing left camera_info")
+    stereo._subscribers[2].signalMessage(msg(50_000_000))  # 50 ms after the others
+    assert "never within slop 0.010 s" in stereo.explain_silence()
+    assert "0.050 s" in stereo.explain_silence()
+    assert stereo.synchronised_sets == 0

@@ -1,0 +1,117 @@
+"""teach_node as its own process over real DDS: keyframes from stereo + odometry, path, clean and killed shutdown."""
+from __future__ import annotations
+
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from dlvf_ros.geometry import transforms
+from dlvf_ros.localization.map_store import MapStore
+from dlvf_ros.ros.processes import python_module_command, start_ros_process
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from ros_nodes_support import StereoClient, wall_rig, wall_run, wall_texture  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
+
+T_WORLD_ODOM = transforms.from_xyz_rpy(2.0, 1.0, 0.0, yaw=0.1)  # the teach odometry frame (= map) in the world
+
+
+@pytest.fixture(scope="module")
+def teach_frames():
+    rig = wall_rig()
+    return rig, wall_run(wall_texture(), rig, np.arange(0.0, 4.01, 0.25), 0.0, 3_000_000_000_000, period_s=0.2,
+                         wall_distance_m=4.0)
+
+
+def _start(map_path, log_dir, **parameters):
+    process = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
+                                parameters={"map_path": str(map_path), "backend": "orb",
+                                            "teach.keyframe_distance_m": 1.0, **parameters}, log_dir=log_dir)
+    process.wait_ready(timeout_s=60.0, publishes=["/localization/path"], subscribes=["/stereo/left/image_raw"])
+    return process
+
+
+def _teach(client, frames, count):
+    for frame in frames[:count]:
+        T_odom_vehicle = transforms.invert(T_WORLD_ODOM) @ frame.T_world_vehicle
+        client.publish_odometry(frame.stamp_ns, T_odom_vehicle)
+        client.publish_ground_truth(frame.stamp_ns, frame.T_world_vehicle)
+        client.publish_stereo(frame.stamp_ns, frame.left, frame.right)
+        client.spin(0.1)
+
+
+def test_teach_node_builds_a_map_and_finalises_it_on_sigint(teach_frames, tmp_path):
+    rig, frames = teach_frames
+    map_path = tmp_path / "map"
+    process = _start(map_path, tmp_path)
+    client = StereoClient(rig)
+    try:
+        client.wait_matched()
+        client.publish_static_camera()
+        client.spin(0.3)
+        _teach(client, frames, len(frames))
+        client.wait_for(lambda: client.paths and len(client.paths[-1].poses) == 5, 30.0, "5 keyframes on the path")
+        assert process.stop(timeout_s=30.0) == 0, process.log_text()
+    finally:
+        process.stop()
+        client.close()
+    assert "5 keyframes" in process.log_text()
+    store = MapStore.open(map_path)
+    assert len(store) == 5 and store.manifest["backend"] == "orb"
+    assert store.rig.matches(rig)
+    for entry, expected_y in zip(store.entries, np.arange(0.0, 4.01, 1.0)):
+        keyframe = store.keyframe(entry.keyframe_id)
+        T_world_expected = transforms.from_xyz_rpy(0.0, expected_y, 0.0)
+        np.testing.assert_allclose(keyframe.T_world_keyframe, T_world_expected, atol=1e-6)
+        np.testing.assert_allclose(T_WORLD_ODOM @ entry.T_map_keyframe, T_world_expected, atol=1e-6)
+        assert keyframe.valid.sum() >= 20
+
+
+def test_killed_teach_node_leaves_a_loadable_map(teach_frames, tmp_path):
+    rig, frames = teach_frames
+    map_path = tmp_path / "map"
+    process = _start(map_path, tmp_path)
+    client = StereoClient(rig)
+    try:
+        client.wait_matched()
+        client.publish_static_camera()
+        client.spin(0.3)
+        _teach(client, frames, 10)  # 3 keyframes at 0, 1 and 2 m
+        client.wait_for(lambda: client.paths and len(client.paths[-1].poses) >= 3, 30.0, "3 keyframes")
+        process._signal_group(signal.SIGKILL)
+        assert process.wait(timeout_s=10.0) == -signal.SIGKILL
+    finally:
+        process.stop()
+        client.close()
+    store = MapStore.open(map_path)
+    assert len(store) >= 3
+
+
+def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teach_frames, tmp_path):
+    rig, frames = teach_frames
+    process = _start(tmp_path / "map", tmp_path, base_frame="chassis")
+    client = StereoClient(rig)
+    try:
+        client.wait_matched()
+        client.publish_static_camera()  # base_link -> camera, but the node wants chassis -> camera
+        _teach(client, frames, 2)
+        client.wait_for(lambda: any("chassis -> camera_left_optical" in m for m in client.status_messages()), 20.0,
+                        "a diagnostic naming the missing transform")
+        assert process.alive()
+    finally:
+        process.stop()
+        client.close()
+
+
+def test_existing_map_is_refused_at_start_up(tmp_path):
+    (tmp_path / "map").mkdir()
+    (tmp_path / "map" / "something").write_text("x")
+    process = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
+                                parameters={"map_path": str(tmp_path / "map"), "backend": "orb"}, log_dir=tmp_path)
+    with process:
+        assert process.wait(timeout_s=60.0) == 1
+    assert "overwrite" in process.log_text()
+

@@ -1,0 +1,65 @@
+"""Pose and keypoint losses: zero at the truth, growing with the error, se3_log equal to the numpy helper."""
+import numpy as np
+import pytest
+import torch
+
+from dlvf_ros.geometry import transforms as tf
+from dlvf_ros.training import losses
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine more threads only spin against each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_se3_log_matches_numpy_helper():
+    rng = np.random.default_rng(0)
+    transforms = [tf.make_transform(tf.so3_exp(axis), rng.normal(size=3) * 3) for axis in rng.normal(size=(20, 3))]
+    transforms += [tf.from_xyz_rpy(1.0, -2.0, 0.5, yaw=1e-3), np.eye(4), tf.from_xyz_rpy(0, 0, 0, yaw=3.0)]
+    xi = losses.se3_log(torch.tensor(np.stack(transforms)))
+    expected = np.stack([tf.se3_log(T) for T in transforms])
+    np.testing.assert_allclose(xi.numpy(), expected, atol=1e-9)
+
+
+def test_planar_pose_loss_zero_at_truth_and_grows_with_error():
+    T_gt = torch.tensor(tf.from_xyz_rpy(2.0, 0.5, 0.1, yaw=0.3)).unsqueeze(0)
+    weights = [1.0, 50.0, 10.0]
+    assert losses.pose_loss(T_gt, T_gt, weights).item() == pytest.approx(0.0, abs=1e-12)
+    previous = 0.0
+    for size in (0.01, 0.1, 0.5, 1.0):
+        error = torch.tensor(tf.from_xyz_rpy(size, size, 0.0, yaw=0.2 * size)).unsqueeze(0)
+        loss = losses.pose_loss(error @ T_gt, T_gt, weights).item()
+        assert loss > previous
+        previous = loss
+    # the weights act per component: a lateral error costs 50x a forward error of the same size
+    forward = losses.pose_loss(torch.tensor(tf.from_xyz_rpy(0.1, 0, 0)).unsqueeze(0) @ T_gt, T_gt, weights)
+    lateral = losses.pose_loss(torch.tensor(tf.from_xyz_rpy(0, 0.1, 0)).unsqueeze(0) @ T_gt, T_gt, weights)
+    assert lateral.item() == pytest.approx(50.0 * forward.item(), rel=1e-9)
+    # planar ignores pure height and roll errors; the 6-DOF loss does not
+    for off_plane in (tf.from_xyz_rpy(0, 0, 0.3), tf.from_xyz_rpy(0, 0, 0, roll=0.2)):
+        T_est = torch.tensor(off_plane).unsqueeze(0) @ T_gt
+        assert losses.pose_loss(T_est, T_gt, weights).item() == pytest.approx(0.0, abs=1e-12)
+        assert losses.pose_loss(T_est, T_gt, [1.0] * 6, planar=False).item() > 0.03
+    with pytest.raises(ValueError, match="3 weights"):
+        losses.pose_loss(T_gt, T_gt, [1.0] * 6)
+
+
+def test_pose_loss_gradient_is_finite_at_the_truth():
+    xi = torch.zeros(1, 6, dtype=torch.float64, requires_grad=True)
+    T = torch.eye(4, dtype=torch.float64).unsqueeze(0) + losses._hat(xi[:, 3:]).new_zeros(1, 4, 4)
+    T = T.clone()
+    T[:, :3, 3] = T[:, :3, 3] + xi[:, :3]
+    losses.pose_loss(T, torch.eye(4, dtype=torch.float64).unsqueeze(0), [1.0, 50.0, 10.0]).sum().backward()
+    assert torch.isfinite(xi.grad).all()
+
+
+def test_keypoint_loss_masks_points():
+    expected = torch.zeros(2, 3, 3)
+    matched = torch.tensor([[[1.0, 0, 5.0], [0, 2.0, 0], [9.0, 9.0, 0]], [[3.0, 4.0, 0], [0, 0, 0], [0, 0, 0]]])
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    loss = losses.keypoint_loss(matched, expected, mask)
+    torch.testing.assert_close(loss, torch.tensor([2.5, 0.0]))  # z is ignored; empty element -> 0

@@ -1,0 +1,77 @@
+"""The differentiable pipeline: camera model, per-element inlier check, gradients from the pose loss into the network."""
+import numpy as np
+import pytest
+import torch
+
+from dlvf_ros.features.unet import FeatureNet
+from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.training.config import DatasetConfig, PipelineConfig, SoftMatchConfig, SplitConfig
+from dlvf_ros.training.dataset import PairDataset, build_dataset
+from dlvf_ros.training.losses import keypoint_loss, pose_loss
+from dlvf_ros.training.pipeline import PosePipeline, points_at
+from test_training_dataset import write_plane_world
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine more threads only spin against each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2)), frames=3)
+    manifest = build_dataset([root], root / "ds", DatasetConfig(
+        train_pairs=2, validation_pairs=0, test_pairs=0, image_width=128, image_height=96,
+        sgbm=SgbmConfig(num_disparities=32), split=SplitConfig(train=[0, 1, 2], validation=[], test=[])))
+    dataset = PairDataset(manifest, "train")
+    return torch.utils.data.default_collate([dataset[0], dataset[1]]), manifest.rig(0)
+
+
+def test_points_follow_the_stereo_rig_model(batch):
+    batch, rig = batch
+    rng = np.random.default_rng(0)
+    uv = np.stack([rng.integers(40, 127, 30), rng.integers(20, 95, 30)], axis=1).astype(np.float64)
+    disparity = batch["disparity_source"][:1]
+    points, valid = points_at(torch.tensor(uv[None], dtype=torch.float32), disparity, batch["valid_source"][:1],
+                              batch["intrinsics"][:1], batch["T_vehicle_camera"][:1])
+    d = disparity[0, 0].numpy()[uv[:, 1].astype(int), uv[:, 0].astype(int)]
+    d_valid = batch["valid_source"][0, 0].numpy()[uv[:, 1].astype(int), uv[:, 0].astype(int)] > 0
+    expected, expected_valid = rig.points_from_disparity(uv, np.where(d_valid, d, np.nan))
+    expected_vehicle = expected @ rig.T_vehicle_camera[:3, :3].T + rig.T_vehicle_camera[:3, 3]
+    assert valid[0].numpy().tolist() == expected_valid.tolist() and expected_valid.sum() > 10
+    np.testing.assert_allclose(points[0].numpy()[expected_valid], expected_vehicle[expected_valid], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["sparse", "dense"])
+def test_pose_loss_gradients_reach_every_part_of_the_network(batch, mode):
+    batch, _ = batch
+    torch.manual_seed(0)
+    network = FeatureNet(m=4)
+    pipeline = PosePipeline(network, PipelineConfig(matching=SoftMatchConfig(mode=mode, chunk_size=16)))
+    result = pipeline(batch)
+    assert result["ok"].all(), result["num_inliers"]
+    pose_loss(result["T_est"], batch["T_target_source"], [1.0, 50.0, 10.0]).mean().backward()
+    for part in (network.encoder, network.keypoint_decoder, network.score_decoder):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_inlier_requirement_is_checked_per_batch_element(batch):
+    batch, _ = batch
+    broken = {key: value.clone() if torch.is_tensor(value) else value for key, value in batch.items()}
+    broken["valid_target"][1] = 0.0  # element 1: no target point has a depth, so it has no inliers
+    torch.manual_seed(0)
+    network = FeatureNet(m=4)
+    result = PosePipeline(network, PipelineConfig(matching=SoftMatchConfig(mode="sparse")))(broken)
+    assert result["ok"].tolist() == [True, False] and int(result["num_inliers"][1]) == 0
+    assert torch.equal(result["T_est"][1], torch.eye(4))
+    loss = pose_loss(result["T_est"][:1], broken["T_target_source"][:1], [1.0, 50.0, 10.0]).sum()
+    loss = loss + keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"]).sum()
+    (loss + result["anchor"]).backward()
+    assert all(torch.isfinite(p.grad).all() for p in network.parameters())

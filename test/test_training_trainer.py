@@ -1,0 +1,87 @@
+"""The trainer: outputs, checkpoints, exact resume, skipped batches reported with their reason, resume guards."""
+import json
+
+import pytest
+import torch
+
+from dlvf_ros.config import ConfigError, from_dict
+from dlvf_ros.features.export import load_checkpoint
+from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.training.config import DatasetConfig, SplitConfig, TrainConfig
+from dlvf_ros.training.dataset import build_dataset
+from dlvf_ros.training.distributed import DistributedContext
+from dlvf_ros.training.trainer import REASON_FEW_INLIERS, REASON_NO_ELEMENT, Trainer, weights_sha256
+from test_training_dataset import write_plane_world
+
+SINGLE = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5)), frames=3)
+    build_dataset([root], root / "ds", DatasetConfig(
+        train_pairs=8, validation_pairs=2, test_pairs=0, image_width=128, image_height=96,
+        sgbm=SgbmConfig(num_disparities=32), split=SplitConfig(train=[0, 1], validation=[2, 3])))
+    return root / "ds"
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    data = {"model": {"m": 4}, "epochs": 2, "batch_size": 2, "train_samples_per_epoch": 4, "learning_rate": 1e-3,
+            "validation_samples_per_epoch": 2, "torch_threads": 1, "device": "cpu",
+            "pipeline": {"matching": {"mode": "sparse"}}, "loss": {"pose_from_epoch": 1}}
+    data.update(overrides)
+    return from_dict(TrainConfig, data)
+
+
+def test_training_writes_outputs_and_resumes_exactly(dataset_dir, tmp_path):
+    straight = Trainer(dataset_dir, tmp_path / "straight", tiny_config(), False, SINGLE).run()
+    assert straight["epochs_completed"] == 2 and straight["initial_validation"]["val_loss"] > 0
+    run = tmp_path / "straight"
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("epoch,train_loss")
+    assert (run / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    checkpoint = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("model", "optimizer", "epoch", "config", "model_config", "data_hash", "best_val"):
+        assert key in checkpoint
+    assert checkpoint["epoch"] == 1 and checkpoint["model_config"]["m"] == 4
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert best["best_val"] == min(float(r.split(",")[7]) for r in rows[1:])
+
+    # the same training interrupted after one epoch and resumed ends with the same weights
+    Trainer(dataset_dir, tmp_path / "resumed", tiny_config(epochs=1), False, SINGLE).run()
+    resumed = Trainer(dataset_dir, tmp_path / "resumed", tiny_config(epochs=2), True, SINGLE)
+    assert resumed.run()["epochs_completed"] == 2
+    final_straight, _ = load_checkpoint(run / "checkpoints" / "last.pt")
+    final_resumed, _ = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert weights_sha256(final_resumed) == weights_sha256(final_straight)
+    assert len((tmp_path / "resumed" / "metrics.csv").read_text().splitlines()) == 3
+
+    with pytest.raises(ConfigError, match="learning_rate"):
+        Trainer(dataset_dir, tmp_path / "resumed", tiny_config(learning_rate=0.5), True, SINGLE)
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(dataset_dir, tmp_path / "resumed", tiny_config(), False, SINGLE)
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        Trainer(dataset_dir, tmp_path / "fresh", None, True, SINGLE)
+
+
+def test_skipped_batches_are_counted_with_their_reason_and_early_stopping(dataset_dir, tmp_path):
+    # no element can reach 10 000 inliers: every batch is skipped, the validation loss never improves after epoch 0
+    config = tiny_config(epochs=5, early_stopping_patience=2, pipeline={"matching": {"mode": "sparse"}, "min_inliers": 10_000})
+    trainer = Trainer(dataset_dir, tmp_path / "run", config, False, SINGLE)
+    before = [p.detach().clone() for p in trainer.network.parameters()]
+    summary = trainer.run()
+    assert summary["stopped_early"] and summary["epochs_completed"] == 3
+    assert summary["skipped"] == {REASON_FEW_INLIERS: 12, REASON_NO_ELEMENT: 6}
+    assert summary["final_epoch"]["train_skipped_batches"] == 2 and summary["final_epoch"]["train_steps"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.network.parameters()))  # no step was taken
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["skipped"] == summary["skipped"]
