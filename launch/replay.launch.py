@@ -9,43 +9,25 @@ To record the outputs for `dlvf evaluate`, use `dlvf replay` instead (same nodes
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+
+from dlvf_ros.ros.launch_arguments import node_action, node_arguments
 
 BAG_TOPICS = ("/stereo/left/image_raw", "/stereo/right/image_raw", "/stereo/left/camera_info",
               "/stereo/right/camera_info", "/odom", "/ground_truth/pose")
 
 
 def generate_launch_description() -> LaunchDescription:
-    default_params = PathJoinSubstitution([FindPackageShare("dlvf_ros"), "config", "localizer_node.yaml"])
     namespace = LaunchConfiguration("namespace")
     return LaunchDescription([
-        DeclareLaunchArgument("use_sim_time", default_value="true", description="use the bag's /clock"),
-        DeclareLaunchArgument("params_file", default_value=default_params, description="localizer_node parameter file"),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the localizer and its topics"),
-        DeclareLaunchArgument("model", default_value="",
-                              description="exported feature model (.pt) the map was built with"),
-        DeclareLaunchArgument("map", description="teach map store directory"),
+        *node_arguments("localizer_node", map_description="teach map store directory",
+                        model_description="exported feature model (.pt) the map was built with",
+                        use_sim_time="true", use_sim_time_description="use the bag's /clock",
+                        namespace_description="namespace of the localizer and its topics"),
         DeclareLaunchArgument("bag", description="rosbag2 bag of the run to replay"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
-        Node(
-            package="dlvf_ros",
-            executable="localizer_node",
-            name="localizer_node",
-            namespace=namespace,
-            output="screen",
-            emulate_tty=True,
-            parameters=[
-                LaunchConfiguration("params_file"),
-                {
-                    "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-                    "map_path": ParameterValue(LaunchConfiguration("map"), value_type=str),
-                    "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
-                },
-            ],
-        ),
+        node_action("localizer_node"),
         Node(
             package="dlvf_ros",
             executable="bag_player",

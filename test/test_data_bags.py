@@ -10,20 +10,11 @@ import pytest
 from dlvf_ros.data.bags import BagTopics, PoseTrack, read_stereo_bag, write_run_bag
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
+from run_frames import Frame
 
 RIG = StereoRig().scaled(64, 48)
 SPEED_MPS, YAW_RATE_RADPS, PERIOD_NS = 1.5, 0.2, 200_000_000
 T0_NS = 1_700_000_000_123_456_789
-
-
-@dataclasses.dataclass
-class Frame:
-    pose_id: int
-    stamp_ns: int
-    left: np.ndarray
-    right: np.ndarray
-    T_world_vehicle: np.ndarray
-    T_odom_vehicle: np.ndarray
 
 
 def arc_pose(t_s: float) -> np.ndarray:

@@ -10,17 +10,9 @@ import pytest
 from dlvf_ros.data.utias import NoPathError, UnknownVertexError, UtiasDataset, UtiasFormatError, UtiasWriter
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
+from run_frames import Frame
 
 RIG = StereoRig().scaled(64, 48)
-
-
-@dataclasses.dataclass
-class Frame:
-    pose_id: int
-    stamp_ns: int
-    left: np.ndarray
-    right: np.ndarray
-    T_world_vehicle: np.ndarray
 
 
 def path_pose(s_m: float, lateral_m: float = 0.0, dyaw: float = 0.0) -> np.ndarray:

@@ -31,6 +31,20 @@ def test_so3_exp_log_round_trip(angle):
     assert tf.rotation_angle(R) == pytest.approx(angle, abs=1e-7)
 
 
+def test_interpolate_is_linear_in_translation_and_geodesic_in_rotation():
+    T_a, T_b = tf.from_xyz_rpy(1.0, 2.0, 0.0), tf.from_xyz_rpy(3.0, -2.0, 1.0, yaw=np.pi / 2)
+    np.testing.assert_allclose(tf.interpolate(T_a, T_b, 0.0), T_a, atol=1e-12)
+    np.testing.assert_allclose(tf.interpolate(T_a, T_b, 1.0), T_b, atol=1e-12)
+    T_mid = tf.interpolate(T_a, T_b, 0.25)
+    np.testing.assert_allclose(T_mid[:3, 3], [1.5, 1.0, 0.25], atol=1e-12)
+    np.testing.assert_allclose(T_mid[:3, :3], tf.rot_z(np.pi / 8), atol=1e-12)
+    rng = np.random.default_rng(3)
+    T_c, T_d = random_transform(rng), random_transform(rng)
+    T_half = tf.interpolate(T_c, T_d, 0.5)  # halfway: equal rotation angles to both ends
+    assert tf.rotation_angle(T_half[:3, :3].T @ T_c[:3, :3]) == pytest.approx(
+        tf.rotation_angle(T_half[:3, :3].T @ T_d[:3, :3]), abs=1e-9)
+
+
 def test_quaternion_round_trip_and_ros_order():
     R = tf.rot_z(np.pi / 2)
     q = tf.quaternion_from_rotation(R)

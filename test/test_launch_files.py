@@ -1,5 +1,7 @@
 """Launch files and node parameter files: they compile, name real executables and declared parameters, and the
-YAML defaults equal the config dataclasses. Where `launch` is installed (a robot), the descriptions are built too."""
+YAML defaults equal the config dataclasses. The launch files' shared arguments and node action
+(dlvf_ros/ros/launch_arguments.py) are read the same way and counted for the files that call them. Where `launch` is
+installed (a robot), the descriptions are built too."""
 from __future__ import annotations
 
 import ast
@@ -10,12 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlvf_ros.ros import localizer_node, teach_node
+from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 from dlvf_ros.ros.processes import python_module_command, start_ros_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+SHARED_MODULE = ROOT / "dlvf_ros" / "ros" / "launch_arguments.py"
 COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map"}
 NODE_PARAMETERS = {
     "teach_node": {spec.name for spec in teach_node.parameter_specs()},
@@ -36,6 +39,37 @@ def _keyword(call: ast.Call, name: str):
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+def _shared_tree() -> ast.Module:
+    return ast.parse(SHARED_MODULE.read_text(), filename=str(SHARED_MODULE))
+
+
+def _function(tree: ast.Module, name: str) -> ast.FunctionDef:
+    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def _parameter_names(node_call: ast.Call) -> set[str]:
+    """Names in the dict literals of a Node call's `parameters` list."""
+    parameters = _keyword(node_call, "parameters")
+    if parameters is None:
+        return set()
+    return {ast.literal_eval(k) for element in parameters.elts if isinstance(element, ast.Dict) for k in element.keys}
+
+
+def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_on():
+    tree = _shared_tree()
+    compile(tree, str(SHARED_MODULE), "exec")
+    assert set(launch_arguments.COMMON_ARGUMENTS) == COMMON_ARGUMENTS  # importable without launch / launch_ros
+    declared = {c.args[0].value for c in _calls(_function(tree, "node_arguments"), "DeclareLaunchArgument")}
+    assert declared == COMMON_ARGUMENTS
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    assert used <= declared, f"launch_arguments.py uses undeclared launch arguments {used - declared}"
+    (node,) = _calls(_function(tree, "node_action"), "Node")
+    assert ast.literal_eval(_keyword(node, "package")) == "dlvf_ros"
+    for keyword in ("executable", "name"):
+        assert isinstance(_keyword(node, keyword), ast.Name) and _keyword(node, keyword).id == "node_name"
+    assert _parameter_names(node) == {"use_sim_time", "map_path", "model"}
+
+
 def test_the_three_launch_files_exist():
     assert {p.name for p in LAUNCH_FILES} == {"teach.launch.py", "repeat.launch.py", "replay.launch.py"}
 
@@ -47,26 +81,35 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
     compile(tree, str(path), "exec")
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
 
+    # node_arguments(NODE) declares the shared arguments, node_action(NODE) starts NODE with the shared Node call
+    shared = _shared_tree()
+    argument_nodes = [ast.literal_eval(c.args[0]) for c in _calls(tree, "node_arguments")]
+    action_nodes = [ast.literal_eval(c.args[0]) for c in _calls(tree, "node_action")]
+    assert set(action_nodes) <= set(argument_nodes), f"{path.name}: node_action without its node_arguments"
+    for node_name in argument_nodes:
+        assert (ROOT / "config" / f"{node_name}.yaml").is_file(), f"{path.name}: no config/{node_name}.yaml"
+
     declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
+    if argument_nodes:
+        declared |= {c.args[0].value for c in _calls(_function(shared, "node_arguments"), "DeclareLaunchArgument")}
     expected = COMMON_ARGUMENTS | ({"bag", "rate"} if path.name == "replay.launch.py" else set())
     assert expected <= declared, f"{path.name} lacks launch arguments {expected - declared}"
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    if action_nodes:
+        used |= {c.args[0].value for c in _calls(_function(shared, "node_action"), "LaunchConfiguration")}
     assert used <= declared, f"{path.name} uses undeclared launch arguments {used - declared}"
 
     scripts = _console_scripts()
-    nodes = _calls(tree, "Node")
+    (shared_node,) = _calls(_function(shared, "node_action"), "Node")
+    nodes = [(call, ast.literal_eval(_keyword(call, "executable"))) for call in _calls(tree, "Node")]
+    nodes += [(shared_node, node_name) for node_name in action_nodes]
     assert nodes
-    for call in nodes:
+    for call, executable in nodes:
         assert ast.literal_eval(_keyword(call, "package")) == "dlvf_ros"
-        executable = ast.literal_eval(_keyword(call, "executable"))
         assert executable in scripts, f"{path.name}: executable {executable} is not a console script in setup.py"
-        parameters = _keyword(call, "parameters")
-        if executable in NODE_PARAMETERS and parameters is not None:
-            for element in parameters.elts:
-                if isinstance(element, ast.Dict):
-                    names = {ast.literal_eval(k) for k in element.keys}
-                    unknown = names - NODE_PARAMETERS[executable] - {"use_sim_time"}
-                    assert not unknown, f"{path.name}: {executable} has no parameters {unknown}"
+        if executable in NODE_PARAMETERS:
+            unknown = _parameter_names(call) - NODE_PARAMETERS[executable] - {"use_sim_time"}
+            assert not unknown, f"{path.name}: {executable} has no parameters {unknown}"
 
 
 @pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])

@@ -1,7 +1,6 @@
 """End to end on the simulator: teach at noon from a bag (`dlvf teach`), `dlvf map info|verify|reextract`, and
 repeat runs 0.5 m beside the path with a 3 deg heading offset, at noon and in the evening, compared to ground truth.
 Frames: 512 x 384 (the calibrated size), shadows off to keep the rendering cheap."""
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -12,21 +11,12 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.localization.localizer import Localizer
 from dlvf_ros.localization.map_store import MapMismatchError, MapStore
+from run_frames import Frame
 
 pytestmark = pytest.mark.slow  # ~25 s: renders 19 stereo pairs and runs three backends
 
 RIG = StereoRig()
 T_WORLD_ODOM_REPEAT = transforms.from_xyz_rpy(5.0, -3.0, 0.2, yaw=0.7)  # repeat odometry starts elsewhere
-
-
-@dataclass
-class Frame:
-    pose_id: int
-    stamp_ns: int
-    left: np.ndarray
-    right: np.ndarray
-    T_world_vehicle: np.ndarray
-    T_odom_vehicle: np.ndarray
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,7 @@ import torch
 
 from dlvf_ros.matching import soft
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine more threads only spin against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 
 
 def normalised(x: torch.Tensor, dim: int) -> torch.Tensor:

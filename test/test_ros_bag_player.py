@@ -4,7 +4,6 @@ Also exercises dlvf_ros.ros.processes (start, readiness, stop) and tf2_msgs buil
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import subprocess
@@ -20,22 +19,13 @@ from dlvf_ros.data.bags import typestore_for, write_run_bag
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.ros.processes import RosProcessError, format_parameter, ros_arguments, start_ros_process
+from run_frames import Frame
 
 pytestmark = pytest.mark.ros
 
 RIG = StereoRig().scaled(320, 240)
 RECORDER = Path(__file__).with_name("bag_player_recorder.py")
 N_FRAMES, PERIOD_NS, T0_NS, RATE = 8, 100_000_000, 5_000_000_000_000, 2.0
-
-
-@dataclasses.dataclass
-class Frame:
-    pose_id: int
-    stamp_ns: int
-    left: np.ndarray
-    right: np.ndarray
-    T_world_vehicle: np.ndarray
-    T_odom_vehicle: np.ndarray
 
 
 def bag_player_command() -> list[str]:

@@ -1,5 +1,5 @@
-"""Node building blocks without DDS: parameter tables from config dataclasses, the odometry buffer, the stereo
-input watchdog's explanations and decoding errors."""
+"""Node building blocks without DDS: parameter tables from config dataclasses and reading them at start-up, the
+odometry buffer and its message input, the stereo input watchdog's explanations and decoding errors."""
 from __future__ import annotations
 
 import threading
@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from dlvf_ros.geometry import transforms
+from dlvf_ros.ros.node_main import StartupError
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterError, ParameterSpec, config_from_parameters, specs_from_config, yaml_parameters,
+    Doc, ParameterError, ParameterSpec, config_from_parameters, prefixed_docs, read_node_configs, specs_from_config,
+    yaml_parameters,
 )
-from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
 
 
 @dataclass
@@ -67,6 +69,36 @@ def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
         ParameterSpec("x", 5, "five", 0, 1)
 
 
+def test_read_node_configs_declares_builds_each_config_and_names_the_params_file():
+    @dataclass
+    class _Node:
+        name: str = "x"
+
+    class FakeNode:
+        def __init__(self, overrides):
+            self.overrides, self.declared = overrides, {}
+
+        def declare_parameter(self, name, default, descriptor):
+            self.declared[name] = self.overrides.get(name, default)
+
+        def get_parameter(self, name):
+            return SimpleNamespace(value=self.declared[name])
+
+    node_docs = {"name": Doc("a name")}
+    specs = specs_from_config(_Node(), node_docs) + specs_from_config(_Outer(), DOCS, "p.")
+    node = FakeNode({"p.count": 4})
+    node_config, outer = read_node_configs(node, "some_node", specs, [(_Node, node_docs, ""), (_Outer, DOCS, "p.")])
+    assert node_config == _Node() and outer == _Outer(4, _Inner(0.25, "a"), None)
+    assert set(node.declared) == {spec.name for spec in specs}
+    with pytest.raises(StartupError, match=r"some_node: bad parameter: .*count must be >= 1.*config/some_node.yaml"):
+        read_node_configs(FakeNode({"p.count": 0}), "some_node", specs, [(_Outer, DOCS, "p.")])
+
+
+def test_prefixed_docs_puts_every_name_under_the_prefix():
+    docs = {"a": Doc("first"), "b.c": Doc("second", 0, 1)}
+    assert prefixed_docs("x.y.", docs) == {"x.y.a": Doc("first"), "x.y.b.c": Doc("second", 0, 1)}
+
+
 def test_yaml_parameters_flattens_nested_names(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("/**/node:\n  ros__parameters:\n    a: 1\n    b:\n      c: 2.0\nother:\n  ros__parameters:\n"
@@ -95,6 +127,20 @@ def test_odometry_buffer_interpolates_holds_and_names_gaps():
     with pytest.raises(OdometryLookupError, match="gap"):
         buffer.lookup(1_600_000_000)
     buffer.add(500_000_000, _T(0.0))  # time went backwards (bag restarted): history cleared
+    assert len(buffer) == 1
+
+
+def test_odometry_messages_are_added_or_refused_naming_the_stamp():
+    from dlvf_ros.ros import conversions
+
+    buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
+    add_odometry_message(buffer, conversions.matrix_to_odometry(_T(1.0), 1_500_000_000))
+    assert len(buffer) == 1
+    np.testing.assert_allclose(buffer.lookup(1_500_000_000), _T(1.0), atol=1e-12)
+    bad = conversions.matrix_to_odometry(_T(2.0), 1_600_000_000)
+    bad.pose.pose.position.x = float("nan")
+    with pytest.raises(ValueError, match=r"odometry message at 1\.600 s ignored: invalid translation"):
+        add_odometry_message(buffer, bad)
     assert len(buffer) == 1
 
 
@@ -153,3 +199,23 @@ def test_watchdog_explains_missing_and_unsynchronised_inputs():
     assert "never within slop 0.010 s" in stereo.explain_silence()
     assert "0.050 s" in stereo.explain_silence()
     assert stereo.synchronised_sets == 0
+
+
+def test_watchdog_warns_after_the_silence_and_logs_once_per_silence():
+    from dlvf_ros.ros.stereo_input import StereoInput
+
+    node = SimpleNamespace(create_subscription=lambda *a, **k: SimpleNamespace())
+    stereo = StereoInput(node, lambda *msgs: None, queue_size=5, slop_s=0.01)
+    warnings = []
+    logger = SimpleNamespace(warning=warnings.append)
+    silent_s, warning = stereo.watchdog(3.0, logger)
+    assert silent_s < 3.0 and warning is None and not warnings
+    stereo._last_sync_monotonic -= 10.0
+    silent_s, warning = stereo.watchdog(3.0, logger)
+    assert silent_s >= 10.0 and warning.startswith("no synchronised stereo set for 10.")
+    assert "no stereo input at all" in warning and warnings == [warning]
+    assert stereo.watchdog(3.0, logger)[1] is not None and len(warnings) == 1  # logged once per silence
+    stereo._synchronised(None, None, None, None)  # a set arrives: the next silence is logged again
+    assert stereo.watchdog(3.0, logger)[1] is None
+    stereo._last_sync_monotonic -= 10.0
+    assert stereo.watchdog(3.0, logger)[1] is not None and len(warnings) == 2

@@ -3,7 +3,6 @@
 `write_plane_world` (also used by the other training tests) renders a tiny UTIAS-layout world analytically: a
 textured ground plane seen by the stereo rig, a teach run and repeat runs offset sideways under other lighting.
 """
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,18 +17,10 @@ from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset, build_dataset
 from dlvf_ros.training.disparity_cache import resized_rgb
 from dlvf_ros.training.pairs import resolve_splits
+from run_frames import Frame
 
 TEXTURE_M_PER_PX = 0.01
 TEXTURE_ORIGIN_M = np.array([-4.0, -6.0])
-
-
-@dataclass
-class Frame:
-    pose_id: int
-    stamp_ns: int
-    left: np.ndarray
-    right: np.ndarray
-    T_world_vehicle: np.ndarray
 
 
 def ground_texture(seed: int, size=(1200, 2400)) -> np.ndarray:

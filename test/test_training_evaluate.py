@@ -12,13 +12,7 @@ from dlvf_ros.geometry.ransac import RansacConfig, ransac_rigid
 from dlvf_ros.localization.frontend import StereoFeatures
 from dlvf_ros.training.evaluate import error_components, load_backend, mutual_matches, soft_sparse_matches
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 
 
 def stereo_features(points, descriptors, scores, valid):

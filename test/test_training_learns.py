@@ -3,7 +3,6 @@ the test success rate over the untrained network (same architecture and initial 
 import json
 
 import pytest
-import torch
 import yaml
 
 from dlvf_ros import cli
@@ -13,12 +12,7 @@ from test_training_dataset import write_plane_world
 RUNS = ((0.0, 1.0), (0.4, 0.6), (-0.3, 1.3), (0.2, 0.45), (-0.2, 0.7), (0.3, 1.2),
         (-0.4, 0.5), (0.1, 0.8), (0.35, 1.25), (-0.1, 0.55))
 
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")  # test/conftest.py
 
 
 @pytest.mark.slow

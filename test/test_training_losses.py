@@ -6,14 +6,7 @@ import torch
 from dlvf_ros.geometry import transforms as tf
 from dlvf_ros.training import losses
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine more threads only spin against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 
 
 def test_se3_log_matches_numpy_helper():

@@ -11,14 +11,7 @@ from dlvf_ros.training.losses import keypoint_loss, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline, points_at
 from test_training_dataset import write_plane_world
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine more threads only spin against each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,7 @@ from test_training_dataset import write_plane_world
 
 SINGLE = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")  # test/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ ONNX Runtime on `--threads` threads) at each size, for:
 - TorchScript: the exported model through `load_feature_model(...).extract` (the deployment path);
 - ONNX Runtime: the contract's `forward` exported to ONNX;
 - ORB (1000 keypoints) and SIFT (1000 keypoints), the OpenCV baselines of `dlvf_ros.features.backends`.
-The ratio column is time / reference-style time at the same size. Floor: TorchScript at 384x512 must take at most
-half the reference-style time (exit status 1 otherwise).
+The ratio column is median time / reference-style median time at the same size. Floor: TorchScript at 384x512 must
+take at most half the reference-style time (exit status 1 otherwise). Torch on 2 threads slows down several-fold
+when other processes load the cores (its threads wait on each other); the min column shows the unloaded cost.
 
 Training throughput (pairs/s) at the training size: forward + backward + Adam step through the training pipeline
 (`PosePipeline`, dense and sparse matching) on one synthetic pair per step, and the network alone (forward + backward
@@ -66,9 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG bar chart of the extraction times")
 
 
-def interleaved_medians_ms(functions: dict[str, Callable[[], object]], repeats: int, warmup: int, desc: str) -> dict[str, float]:
-    """Median wall time (ms) of each function. Runs are interleaved (every function once per round, the order rotating
-    each round) so that load from other processes on a shared machine hits every candidate alike."""
+def interleaved_times_ms(functions: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                         desc: str) -> dict[str, list[float]]:
+    """Wall times (ms) of `repeats` runs of each function. Runs are interleaved (every function once per round, the
+    order rotating each round) so that load from other processes on a shared machine hits every candidate alike."""
     names = list(functions)
     for name in names:
         for _ in range(warmup):
@@ -79,8 +81,8 @@ def interleaved_medians_ms(functions: dict[str, Callable[[], object]], repeats: 
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             functions[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return times
 
 
 def bench_image(height: int, width: int) -> np.ndarray:
@@ -134,13 +136,14 @@ def bench_extraction(args: argparse.Namespace, net: FeatureNet) -> list[dict]:
         for size in args.sizes:
             image = bench_image(*size)
             candidates = extraction_candidates(net, size, Path(workdir), args.threads, not args.no_onnx)
-            timings = interleaved_medians_ms(
+            timings = interleaved_times_ms(
                 {name: (lambda extract=extract: extract(image)) for name, extract in candidates.items()},
                 args.repeats, args.warmup, f"extraction {size[0]}x{size[1]}",
             )
-            reference_ms = timings[REFERENCE]
-            rows += [{"size": f"{size[0]}x{size[1]}", "candidate": name, "median_ms": ms, "ratio": ms / reference_ms}
-                     for name, ms in timings.items()]
+            reference_ms = statistics.median(timings[REFERENCE])
+            rows += [{"size": f"{size[0]}x{size[1]}", "candidate": name, "median_ms": statistics.median(times),
+                      "min_ms": min(times), "ratio": statistics.median(times) / reference_ms, "times_ms": times}
+                     for name, times in timings.items()]
     return rows
 
 
@@ -179,12 +182,13 @@ def bench_training(args: argparse.Namespace) -> list[dict]:
     for label, mode in variants.items():
         usable[label], skipped[label] = [], [0]
         steps[label] = training_step(FeatureNet(m=args.m).train(), mode, batch, loss_config, skipped[label])
-    timings = interleaved_medians_ms(
+    timings = interleaved_times_ms(
         {label: (lambda label=label: usable[label].append(steps[label]())) for label in variants},
         args.train_repeats, 1, f"training {height}x{width}",
     )
     rows = []
-    for label, ms in timings.items():
+    for label, times in timings.items():
+        ms = statistics.median(times)
         active = [value for value in usable[label] if value is not None]
         rows.append({"size": f"{height}x{width}", "variant": label, "median_ms_per_pair": ms, "pairs_per_s": 1e3 / ms,
                      "pose_loss_active_fraction": statistics.mean(active) if active else None,
@@ -229,9 +233,9 @@ def training_step(net: FeatureNet, mode: str | None, batch: dict, loss_config,
 
 
 def print_tables(extraction: list[dict], training: list[dict], floor: dict | None) -> None:
-    print(f"\n{'size':<9} {'candidate':<30} {'median ms':>10} {'ratio':>7}")
+    print(f"\n{'size':<9} {'candidate':<30} {'median ms':>10} {'min ms':>8} {'ratio':>7}")
     for row in extraction:
-        print(f"{row['size']:<9} {row['candidate']:<30} {row['median_ms']:>10.1f} {row['ratio']:>7.3f}")
+        print(f"{row['size']:<9} {row['candidate']:<30} {row['median_ms']:>10.1f} {row['min_ms']:>8.1f} {row['ratio']:>7.3f}")
     if floor:
         verdict = "met" if floor["met"] else "MISSED"
         print(f"floor: {FLOOR_CANDIDATE} at {floor['size']} / reference-style = {floor['ratio']:.3f} "

@@ -20,13 +20,6 @@ log = logging.getLogger(__name__)
 _MAX_UNPAIRED = 32  # images waiting for their stereo partner before the oldest is dropped
 
 
-def interpolate_transform(T_a: np.ndarray, T_b: np.ndarray, alpha: float) -> np.ndarray:
-    """Pose between T_a (alpha 0) and T_b (alpha 1): linear in translation, geodesic in rotation."""
-    R_ab = T_a[:3, :3].T @ T_b[:3, :3]
-    R = T_a[:3, :3] @ transforms.so3_exp(alpha * transforms.so3_log(R_ab))
-    return transforms.make_transform(R, (1.0 - alpha) * T_a[:3, 3] + alpha * T_b[:3, 3])
-
-
 class PoseTrack:
     """Time-stamped poses; `at(stamp_ns)` interpolates inside the track and takes the nearest within `tolerance_ns`
     outside it (None beyond)."""
@@ -48,7 +41,7 @@ class PoseTrack:
             return self.poses[i].copy()
         if 0 < i < len(self.poses):
             t0, t1 = self.stamps_ns[i - 1], self.stamps_ns[i]
-            return interpolate_transform(self.poses[i - 1], self.poses[i], float(stamp_ns - t0) / float(t1 - t0))
+            return transforms.interpolate(self.poses[i - 1], self.poses[i], float(stamp_ns - t0) / float(t1 - t0))
         nearest = 0 if i == 0 else len(self.poses) - 1
         if abs(int(self.stamps_ns[nearest]) - stamp_ns) <= self.tolerance_ns:
             return self.poses[nearest].copy()

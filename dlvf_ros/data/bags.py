@@ -5,10 +5,10 @@
 (see bag_reader.py). Topic names and frame ids: `BagTopics` (docs/conventions.md).
 """
 from dlvf_ros.data.bag_format import DISTROS, STORAGES, BagStereoFrame, BagTopics, typestore_for
-from dlvf_ros.data.bag_reader import PoseTrack, interpolate_transform, read_stereo_bag
+from dlvf_ros.data.bag_reader import PoseTrack, read_stereo_bag
 from dlvf_ros.data.bag_writer import body_twist, write_run_bag
 
 __all__ = [
-    "BagStereoFrame", "BagTopics", "DISTROS", "PoseTrack", "STORAGES", "body_twist", "interpolate_transform",
-    "read_stereo_bag", "typestore_for", "write_run_bag",
+    "BagStereoFrame", "BagTopics", "DISTROS", "PoseTrack", "STORAGES", "body_twist", "read_stereo_bag",
+    "typestore_for", "write_run_bag",
 ]

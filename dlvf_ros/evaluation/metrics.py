@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
 
 from dlvf_ros.geometry import transforms
 
@@ -44,7 +43,8 @@ def _check_stack(name: str, T: np.ndarray) -> np.ndarray:
 def interpolate_poses(
     stamps_ns: np.ndarray, T_a_b: np.ndarray, query_ns: np.ndarray, max_gap_ns: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Poses at `query_ns`: linear in translation, slerp in rotation between the two neighbouring samples.
+    """Poses at `query_ns` between the two neighbouring samples (`transforms.interpolate`: linear in translation,
+    slerp in rotation).
 
     Returns ((M, 4, 4) poses, (M,) valid). A query is invalid outside the sampled span or when its neighbours are
     more than `max_gap_ns` apart (identity returned there).
@@ -72,14 +72,9 @@ def interpolate_poses(
     upper = np.searchsorted(stamps_ns, query_ns[inside])
     close = (stamps_ns[upper] - stamps_ns[upper - 1]) <= max_gap_ns
     idx = np.flatnonzero(inside)[close]
-    if len(idx) == 0:
-        return out, valid
-    times_s = (stamps_ns - stamps_ns[0]).astype(np.float64) * 1e-9
-    t_rel = (query_ns[idx] - stamps_ns[0]).astype(np.float64) * 1e-9
-    slerp = Slerp(times_s, Rotation.from_matrix(T_a_b[:, :3, :3]))
-    out[idx, :3, :3] = slerp(t_rel).as_matrix()
-    for axis in range(3):
-        out[idx, axis, 3] = np.interp(t_rel, times_s, T_a_b[:, axis, 3])
+    for i, hi in zip(idx, upper[close]):
+        t0, t1 = stamps_ns[hi - 1], stamps_ns[hi]
+        out[i] = transforms.interpolate(T_a_b[hi - 1], T_a_b[hi], float(query_ns[i] - t0) / float(t1 - t0))
     valid[idx] = True
     return out, valid
 

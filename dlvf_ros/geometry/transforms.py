@@ -75,6 +75,13 @@ def so3_log(R: np.ndarray) -> np.ndarray:
     return 2.0 * np.arctan2(s, w) * xyz / s
 
 
+def interpolate(T_a: np.ndarray, T_b: np.ndarray, alpha: float) -> np.ndarray:
+    """Pose between T_a (alpha 0) and T_b (alpha 1): linear in translation, geodesic (slerp) in rotation."""
+    R_ab = T_a[:3, :3].T @ T_b[:3, :3]
+    R = T_a[:3, :3] @ so3_exp(alpha * so3_log(R_ab))
+    return make_transform(R, (1.0 - alpha) * T_a[:3, 3] + alpha * T_b[:3, 3])
+
+
 def rotation_angle(R: np.ndarray) -> float:
     """Magnitude (rad, in [0, pi]) of a rotation."""
     return float(np.linalg.norm(so3_log(R)))

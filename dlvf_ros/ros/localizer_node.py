@@ -27,7 +27,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -40,10 +39,10 @@ from dlvf_ros.ros.compat import describe as describe_compat
 from dlvf_ros.ros.compat import tf2_ros
 from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterError, ParameterSpec, config_from_parameters, declare_parameters, sgbm_docs, specs_from_config,
+    Doc, ParameterSpec, prefixed_docs, read_node_configs, sgbm_docs, specs_from_config, stereo_node_docs,
 )
-from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError
-from dlvf_ros.ros.stereo_input import StereoInput, StereoInputError, decode_stereo
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
+from dlvf_ros.ros.stereo_input import StereoInput, StereoInputError, create_watchdog_timer, decode_stereo
 
 NODE_NAME = "localizer_node"
 LOCALIZER_PREFIX = "localizer."
@@ -79,16 +78,7 @@ NODE_DOCS = {
     "backend": Doc("feature backend: learned, orb or sift; empty: the backend the map was built with"),
     "model": Doc("exported feature model (.pt) for a learned map (the one it was built with); empty: the one "
                  "shipped in models/"),
-    "queue_size": Doc("messages kept per stereo input while waiting for a synchronised set", 1, 1000),
-    "slop_s": Doc("largest stamp difference (s) within a synchronised left/right image + camera_info set", 0.0, 10.0),
-    "no_input_warning_s": Doc("warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)",
-                              0.1, 3600.0),
-    "diagnostics_period_s": Doc("period (s) of the summary status on /diagnostics", 0.05, 3600.0),
-    "odometry_horizon_s": Doc("odometry history kept for lookups at image stamps (s)", 0.1, 3600.0),
-    "odometry_max_gap_s": Doc("largest gap (s) between odometry samples to interpolate across", 0.001, 60.0),
-    "odometry_max_hold_s": Doc("an image up to this much (s) newer than the newest odometry uses that odometry",
-                               0.0, 60.0),
-    "odometry_wait_s": Doc("wait up to this long (s, wall clock) for odometry at or after an image's stamp", 0.0, 10.0),
+    **stereo_node_docs(),
     "publish_tf": Doc("broadcast the localization on /tf"),
     "publish_map_to_base_link": Doc("broadcast map -> base_link instead of map -> odom (only for robots whose tf "
                                     "tree has no odom -> base_link)"),
@@ -98,54 +88,59 @@ NODE_DOCS = {
     "map_frame": Doc("frame of the teach map (REP 105 map)"),
     "odom_frame": Doc("odometry frame (REP 105 odom)"),
     "base_frame": Doc("vehicle frame (REP 105 base_link)"),
-    "torch_threads": Doc("CPU threads for the learned backend (torch.set_num_threads)", 1, 256),
 }
 
 _L = LOCALIZER_PREFIX
 LOCALIZER_DOCS = {
     **sgbm_docs(_L + "sgbm."),
-    _L + "matching.zncc_min": Doc("learned features: lowest ZNCC of a descriptor match", -1.0, 1.0),
-    _L + "matching.hamming_max": Doc("ORB: largest Hamming distance (bits) of a descriptor match", 0, 256),
-    _L + "matching.lowe_ratio": Doc("SIFT: Lowe ratio test threshold", 0.01, 1.0),
-    _L + "ransac.iterations": Doc("RANSAC hypotheses in total, at most", 1, 1_000_000),
-    _L + "ransac.hypotheses_per_round": Doc("RANSAC hypotheses scored together between early-stop checks", 1, 100_000),
-    _L + "ransac.sample_size": Doc("points per RANSAC minimal sample", 3, 1000),
-    _L + "ransac.inlier_threshold_m": Doc("3-D distance (m) under which a match is an inlier", 0.001, 100.0),
-    _L + "ransac.early_stop_inlier_ratio": Doc("stop RANSAC once this fraction of matches are inliers", 0.01, 1.0),
-    _L + "ransac.min_inliers": Doc("fewer RANSAC inliers than this is no fix", 3, 100_000),
-    _L + "ransac.weighted_sampling": Doc("draw RANSAC samples in proportion to match weights"),
-    _L + "ransac.refinement_steps": Doc("weighted-SVD refits on the inliers", 0, 100),
-    _L + "ransac.seed": Doc("seed of the RANSAC sampler", 0, 2**31 - 1),
-    _L + "refine.iterations": Doc("Gauss-Newton iterations of the stereo reprojection refinement", 2, 1000),
-    _L + "refine.initial_threshold_px": Doc("refinement inlier gate (px) of the second iteration, shrinking to "
-                                            "inlier_threshold_px", 0.01, 10_000.0),
-    _L + "refine.inlier_threshold_px": Doc("final refinement inlier gate (px) on the (u, v, d) residual", 0.01, 1000.0),
-    _L + "refine.huber_px": Doc("Huber loss width (px) of the refinement", 0.01, 1000.0),
-    _L + "refine.min_sigma_px": Doc("floor of the residual standard deviation (px) used for the covariance",
-                                    0.001, 100.0),
-    _L + "refine.weight_by_scores": Doc("scale refinement residuals by the match weights (descriptor quality x "
-                                        "scores)"),
-    _L + "window.radius_m": Doc("search radius (m) around the expected position right after a fix", 0.01, 10_000.0),
-    _L + "window.growth_per_m": Doc("extra search radius per metre driven since the last fix", 0.0, 100.0),
-    _L + "window.degraded_factor": Doc("search radius multiplier while DEGRADED", 1.0, 100.0),
-    _L + "window.max_radius_m": Doc("largest search radius (m)", 0.01, 100_000.0),
-    _L + "window.max_candidates": Doc("nearest keyframes matched while tracking", 1, 10_000),
-    _L + "window.global_ransac_candidates": Doc("keyframes with most matches given RANSAC in a global search",
-                                                1, 10_000),
-    _L + "health.good_inliers": Doc("inliers for a frame to count as good", 1, 1_000_000),
-    _L + "health.frames_to_degrade": Doc("non-good frames in a row: LOCALIZED -> DEGRADED", 1, 100_000),
-    _L + "health.frames_to_recover": Doc("good frames in a row: DEGRADED -> LOCALIZED", 1, 100_000),
-    _L + "health.frames_to_lose": Doc("frames without a fix in a row: -> LOST", 1, 100_000),
-    _L + "health.max_dead_reckoning_m": Doc("metres on odometry alone since the last fix: -> LOST", 0.001, 100_000.0),
-    _L + "covariance.min_sigma_m": Doc("floor of the position standard deviation (m)", 0.0, 100.0),
-    _L + "covariance.min_sigma_rad": Doc("floor of the rotation standard deviation (rad)", 0.0, 3.2),
-    _L + "covariance.growth_m2_per_m": Doc("position variance added per metre driven without a fix (m^2/m)",
-                                           0.0, 100.0),
-    _L + "covariance.growth_rad2_per_m": Doc("rotation variance added per metre driven without a fix (rad^2/m)",
-                                             0.0, 100.0),
-    _L + "covariance.growth_m2_per_s": Doc("position variance added per second without a fix (m^2/s)", 0.0, 100.0),
-    _L + "covariance.growth_rad2_per_s": Doc("rotation variance added per second without a fix (rad^2/s)",
-                                             0.0, 100.0),
+    **prefixed_docs(_L + "matching.", {
+        "zncc_min": Doc("learned features: lowest ZNCC of a descriptor match", -1.0, 1.0),
+        "hamming_max": Doc("ORB: largest Hamming distance (bits) of a descriptor match", 0, 256),
+        "lowe_ratio": Doc("SIFT: Lowe ratio test threshold", 0.01, 1.0),
+    }),
+    **prefixed_docs(_L + "ransac.", {
+        "iterations": Doc("RANSAC hypotheses in total, at most", 1, 1_000_000),
+        "hypotheses_per_round": Doc("RANSAC hypotheses scored together between early-stop checks", 1, 100_000),
+        "sample_size": Doc("points per RANSAC minimal sample", 3, 1000),
+        "inlier_threshold_m": Doc("3-D distance (m) under which a match is an inlier", 0.001, 100.0),
+        "early_stop_inlier_ratio": Doc("stop RANSAC once this fraction of matches are inliers", 0.01, 1.0),
+        "min_inliers": Doc("fewer RANSAC inliers than this is no fix", 3, 100_000),
+        "weighted_sampling": Doc("draw RANSAC samples in proportion to match weights"),
+        "refinement_steps": Doc("weighted-SVD refits on the inliers", 0, 100),
+        "seed": Doc("seed of the RANSAC sampler", 0, 2**31 - 1),
+    }),
+    **prefixed_docs(_L + "refine.", {
+        "iterations": Doc("Gauss-Newton iterations of the stereo reprojection refinement", 2, 1000),
+        "initial_threshold_px": Doc("refinement inlier gate (px) of the second iteration, shrinking to "
+                                    "inlier_threshold_px", 0.01, 10_000.0),
+        "inlier_threshold_px": Doc("final refinement inlier gate (px) on the (u, v, d) residual", 0.01, 1000.0),
+        "huber_px": Doc("Huber loss width (px) of the refinement", 0.01, 1000.0),
+        "min_sigma_px": Doc("floor of the residual standard deviation (px) used for the covariance", 0.001, 100.0),
+        "weight_by_scores": Doc("scale refinement residuals by the match weights (descriptor quality x scores)"),
+    }),
+    **prefixed_docs(_L + "window.", {
+        "radius_m": Doc("search radius (m) around the expected position right after a fix", 0.01, 10_000.0),
+        "growth_per_m": Doc("extra search radius per metre driven since the last fix", 0.0, 100.0),
+        "degraded_factor": Doc("search radius multiplier while DEGRADED", 1.0, 100.0),
+        "max_radius_m": Doc("largest search radius (m)", 0.01, 100_000.0),
+        "max_candidates": Doc("nearest keyframes matched while tracking", 1, 10_000),
+        "global_ransac_candidates": Doc("keyframes with most matches given RANSAC in a global search", 1, 10_000),
+    }),
+    **prefixed_docs(_L + "health.", {
+        "good_inliers": Doc("inliers for a frame to count as good", 1, 1_000_000),
+        "frames_to_degrade": Doc("non-good frames in a row: LOCALIZED -> DEGRADED", 1, 100_000),
+        "frames_to_recover": Doc("good frames in a row: DEGRADED -> LOCALIZED", 1, 100_000),
+        "frames_to_lose": Doc("frames without a fix in a row: -> LOST", 1, 100_000),
+        "max_dead_reckoning_m": Doc("metres on odometry alone since the last fix: -> LOST", 0.001, 100_000.0),
+    }),
+    **prefixed_docs(_L + "covariance.", {
+        "min_sigma_m": Doc("floor of the position standard deviation (m)", 0.0, 100.0),
+        "min_sigma_rad": Doc("floor of the rotation standard deviation (rad)", 0.0, 3.2),
+        "growth_m2_per_m": Doc("position variance added per metre driven without a fix (m^2/m)", 0.0, 100.0),
+        "growth_rad2_per_m": Doc("rotation variance added per metre driven without a fix (rad^2/m)", 0.0, 100.0),
+        "growth_m2_per_s": Doc("position variance added per second without a fix (m^2/s)", 0.0, 100.0),
+        "growth_rad2_per_s": Doc("rotation variance added per second without a fix (rad^2/s)", 0.0, 100.0),
+    }),
     _L + "min_matches": Doc("descriptor matches a candidate keyframe needs to go through RANSAC", 3, 1_000_000),
     _L + "initial_keyframe_id": Doc("start-up: search around this keyframe instead of the whole map", -1,
                                     100_000_000, none_value=-1),
@@ -167,14 +162,8 @@ class LocalizerNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        try:
-            values = declare_parameters(self, parameter_specs())
-            self.cfg = config_from_parameters(LocalizerNodeConfig, values, NODE_DOCS)
-            self.localizer_config = config_from_parameters(LocalizerConfig, values, LOCALIZER_DOCS,
-                                                           LOCALIZER_PREFIX)
-        except ParameterError as exc:
-            raise StartupError(f"{NODE_NAME}: bad parameter: {exc}; fix it in the params file "
-                               "(config/localizer_node.yaml) or on the command line") from exc
+        self.cfg, self.localizer_config = read_node_configs(self, NODE_NAME, parameter_specs(), [
+            (LocalizerNodeConfig, NODE_DOCS, ""), (LocalizerConfig, LOCALIZER_DOCS, LOCALIZER_PREFIX)])
         self._open_map()
         self.get_logger().info(describe_compat())
 
@@ -190,7 +179,6 @@ class LocalizerNode(Node):
         self._processed_monotonic: deque[float] = deque(maxlen=50)
         self._last_inliers = 0
         self._state = HealthState.LOST.value
-        self._silence_reported = False
         self._T_map_odom: np.ndarray | None = None
         self._localizer: Localizer | None = None
         self._rig = None
@@ -205,9 +193,7 @@ class LocalizerNode(Node):
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self) if self.cfg.publish_tf else None
         self.create_subscription(Odometry, "odom", self._on_odometry, 50)
         self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
-        # wall-clock timer: the summary and the input watchdog keep running when a bag's /clock stops
-        self.create_timer(self.cfg.diagnostics_period_s, self._on_diagnostics_timer,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
         self._publish_path()
         self._worker = threading.Thread(target=self._work, name="localizer_worker", daemon=True)
         self._worker.start()
@@ -243,15 +229,10 @@ class LocalizerNode(Node):
 
     # ---- executor thread ------------------------------------------------------------------------------------
     def _on_odometry(self, msg: Odometry) -> None:
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         try:
-            _, T_odom_vehicle = conversions.odometry_to_matrix(msg)
-            if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
-                raise ValueError("the pose is not a finite rigid transform (NaN/inf or a non-unit quaternion)")
+            add_odometry_message(self.odometry, msg)
         except ValueError as exc:
-            self._report_problem(f"odometry message at {stamp_ns * 1e-9:.3f} s ignored: {exc}")
-            return
-        self.odometry.add(stamp_ns, T_odom_vehicle)
+            self._report_problem(str(exc))
 
     def _on_stereo(self, left, right, left_info, right_info) -> None:
         received_monotonic = time.monotonic()
@@ -260,18 +241,13 @@ class LocalizerNode(Node):
                 self.frames_dropped_stale += 1
             self._mailbox = (left, right, left_info, right_info, received_monotonic)
             self.frames_received += 1
-            self._silence_reported = False
             self._mailbox_cv.notify()
 
     def _on_diagnostics_timer(self) -> None:
-        silent_s = self.stereo.seconds_since_last_set()
+        silent_s, warning = self.stereo.watchdog(self.cfg.no_input_warning_s, self.get_logger())
         level, message = DiagnosticStatus.OK, f"state {self._state}"
-        if silent_s > self.cfg.no_input_warning_s:
-            level = DiagnosticStatus.WARN
-            message = f"no synchronised stereo set for {silent_s:.1f} s: {self.stereo.explain_silence()}"
-            if not self._silence_reported:
-                self.get_logger().warning(message)
-                self._silence_reported = True
+        if warning is not None:
+            level, message = DiagnosticStatus.WARN, warning
         with self._stats_lock:
             latencies = list(self._latencies_ms)
             times = list(self._processed_monotonic)

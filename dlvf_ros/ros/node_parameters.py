@@ -1,7 +1,7 @@
 """Node parameters declared from one table: name, default, description and numeric range (ParameterDescriptor).
 
 A node lists `ParameterSpec`s (defaults taken from its typed config dataclasses, so they live in one place) and
-calls `declare_parameters`; config/<node>.yaml mirrors the same defaults (a test keeps them equal). Parameters are
+calls `read_node_configs` (`declare_parameters`, then `config_from_parameters` per config); config/<node>.yaml mirrors the same defaults (a test keeps them equal). Parameters are
 read-only: the nodes read them once at start-up. An out-of-range or wrongly typed value is a `ParameterError`
 naming the parameter, its range and the file to fix.
 """
@@ -16,6 +16,7 @@ import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from dlvf_ros.config import ConfigError, from_dict
+from dlvf_ros.ros.node_main import StartupError
 
 
 class ParameterError(ValueError):
@@ -63,9 +64,33 @@ class Doc:
     none_value: bool | int | float | str | None = None
 
 
+def prefixed_docs(prefix: str, docs: dict[str, Doc]) -> dict[str, Doc]:
+    """`docs` with every name under `prefix` (the parameter names of a nested config, e.g. "localizer.ransac.")."""
+    return {prefix + name: doc for name, doc in docs.items()}
+
+
+def stereo_node_docs() -> dict[str, Doc]:
+    """Docs of the node-level fields both nodes have: stereo input, watchdog, diagnostics, odometry, torch threads."""
+    return {
+        "queue_size": Doc("messages kept per stereo input while waiting for a synchronised set", 1, 1000),
+        "slop_s": Doc("largest stamp difference (s) within a synchronised left/right image + camera_info set",
+                      0.0, 10.0),
+        "no_input_warning_s": Doc("warn (log + diagnostics) when no synchronised stereo set arrived for this long "
+                                  "(s)", 0.1, 3600.0),
+        "diagnostics_period_s": Doc("period (s) of the summary status on /diagnostics", 0.05, 3600.0),
+        "odometry_horizon_s": Doc("odometry history kept for lookups at image stamps (s)", 0.1, 3600.0),
+        "odometry_max_gap_s": Doc("largest gap (s) between odometry samples to interpolate across", 0.001, 60.0),
+        "odometry_max_hold_s": Doc("an image up to this much (s) newer than the newest odometry uses that odometry",
+                                   0.0, 60.0),
+        "odometry_wait_s": Doc("wait up to this long (s, wall clock) for odometry at or after an image's stamp",
+                               0.0, 10.0),
+        "torch_threads": Doc("CPU threads for the learned backend (torch.set_num_threads)", 1, 256),
+    }
+
+
 def sgbm_docs(prefix: str) -> dict[str, Doc]:
     """Docs of the `SgbmConfig` fields (shared by both nodes) under `prefix` (e.g. "teach.sgbm.")."""
-    docs = {
+    return prefixed_docs(prefix, {
         "min_disparity": Doc("SGBM minimum disparity (px)", -1024, 1024),
         "num_disparities": Doc("SGBM disparity search range (px, a multiple of 16)", 16, 1024),
         "block_size": Doc("SGBM block size (odd, px)", 1, 51),
@@ -77,8 +102,7 @@ def sgbm_docs(prefix: str) -> dict[str, Doc]:
         "speckle_range": Doc("SGBM speckle filter disparity range", 0, 1024),
         "pre_filter_cap": Doc("SGBM pre-filter cap", 1, 63),
         "mode": Doc("SGBM mode: sgbm, hh or sgbm_3way"),
-    }
-    return {prefix + name: doc for name, doc in docs.items()}
+    })
 
 
 UNDOCUMENTED = "undocumented"
@@ -146,6 +170,20 @@ def config_from_parameters(config_cls: type, values: dict[str, Any], docs: dict[
         return from_dict(config_cls, nested, source="node parameters")
     except ConfigError as exc:
         raise ParameterError(str(exc)) from exc
+
+
+def read_node_configs(node: Any, node_name: str, specs: list[ParameterSpec],
+                      configs: list[tuple[type, dict[str, Doc], str]]) -> list[Any]:
+    """Declare `specs` on `node`, then build each (config class, docs, prefix) from the values.
+
+    A bad value is a `StartupError` naming the parameter and the params file (config/<node_name>.yaml) to fix.
+    """
+    try:
+        values = declare_parameters(node, specs)
+        return [config_from_parameters(config_cls, values, docs, prefix) for config_cls, docs, prefix in configs]
+    except ParameterError as exc:
+        raise StartupError(f"{node_name}: bad parameter: {exc}; fix it in the params file "
+                           f"(config/{node_name}.yaml) or on the command line") from exc
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A short history of odometry poses, looked up at image stamps (interpolated; held briefly past the newest).
 
-Pure numpy; thread-safe (the executor thread adds, the worker thread looks up).
+The buffer is pure numpy and thread-safe (the executor thread adds, the worker thread looks up);
+`add_odometry_message` feeds it a nav_msgs/Odometry, refusing a pose that is not a rigid transform.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections import deque
 import numpy as np
 
 from dlvf_ros.evaluation.metrics import interpolate_poses
+from dlvf_ros.geometry import transforms
+from dlvf_ros.ros import conversions
 
 
 class OdometryLookupError(LookupError):
@@ -72,3 +75,16 @@ class OdometryBuffer:
         if not valid[0]:
             raise OdometryLookupError(f"odometry has a gap over {self.max_gap_ns * 1e-9:.3f} s at the image stamp")
         return T[0]
+
+
+def add_odometry_message(buffer: OdometryBuffer, msg) -> None:
+    """Add the pose of a nav_msgs/Odometry message to `buffer`; a ValueError naming the message's stamp and the
+    problem when its pose is not a finite rigid transform (the message is then ignored)."""
+    stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+    try:
+        _, T_odom_vehicle = conversions.odometry_to_matrix(msg)
+        if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
+            raise ValueError("the pose is not a finite rigid transform (NaN/inf or a non-unit quaternion)")
+    except ValueError as exc:
+        raise ValueError(f"odometry message at {stamp_ns * 1e-9:.3f} s ignored: {exc}") from exc
+    buffer.add(stamp_ns, T_odom_vehicle)

@@ -66,8 +66,9 @@ def bag_summary(bag: Path) -> dict:
 
 
 def find_lighting(bag: Path) -> str | None:
-    """The `lighting` of a simulator run whose run_info.yaml sits next to (or one level above) the bag."""
-    for directory in (bag, bag.parent, bag.parent.parent):
+    """The `lighting` of a simulator run: its run_info.yaml sits next to the bag, above it, or (the layout of
+    `dlvf sim --bags`: OUT/bags/run_X next to OUT/run_X) in the run directory of the same name."""
+    for directory in (bag, bag.parent, bag.parent.parent, bag.parent.parent / bag.name):
         info = directory / "run_info.yaml"
         if info.is_file():
             data = yaml.safe_load(info.read_text()) or {}

@@ -3,7 +3,7 @@
 Four inputs (left/right Image + left/right CameraInfo, sensor-data QoS, REP 2003) go through an approximate-time
 synchroniser (queue size and slop from parameters). `StereoInput` also watches every input on its own, so when no
 synchronised set has arrived for a while it can say why: which input is silent, or which two never fall within the
-slop of each other. `decode_stereo` turns a synchronised set into RGB arrays and a `StereoRig`, raising
+slop of each other (`watchdog`, called from a timer made by `create_watchdog_timer`). `decode_stereo` turns a synchronised set into RGB arrays and a `StereoRig`, raising
 `StereoInputError` with a message naming the bad input (encoding, size mismatch, calibration).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -47,6 +48,7 @@ class StereoInput:
         self._latest_stamp_ns: list[int | None] = [None] * 4
         self._counts_since_sync = [0] * 4
         self._last_sync_monotonic = time.monotonic()
+        self._silence_reported = False
         self.synchronised_sets = 0
         self._subscribers = []
         for index, (topic, msg_type) in enumerate(zip(TOPICS, (Image, Image, CameraInfo, CameraInfo))):
@@ -67,10 +69,23 @@ class StereoInput:
             self._counts_since_sync = [0] * 4
             self._last_sync_monotonic = time.monotonic()
             self.synchronised_sets += 1
+            self._silence_reported = False
         self._on_frame(*msgs)
 
     def seconds_since_last_set(self) -> float:
         return time.monotonic() - self._last_sync_monotonic
+
+    def watchdog(self, warning_s: float, logger) -> tuple[float, str | None]:
+        """(seconds since the last synchronised set, warning or None): a warning naming the cause once no set has
+        arrived for more than `warning_s`; logged on `logger` once per silence."""
+        silent_s = self.seconds_since_last_set()
+        if not silent_s > warning_s:
+            return silent_s, None
+        message = f"no synchronised stereo set for {silent_s:.1f} s: {self.explain_silence()}"
+        if not self._silence_reported:
+            logger.warning(message)
+            self._silence_reported = True
+        return silent_s, message
 
     def explain_silence(self) -> str:
         """Why no synchronised set has arrived: silent inputs, or the pair of inputs furthest apart in time."""
@@ -87,6 +102,12 @@ class StereoInput:
         first, last = INPUT_NAMES[int(np.argmin(latest))], INPUT_NAMES[int(np.argmax(latest))]
         return (f"all inputs arrive but never within slop {self.slop_s:.3f} s of each other (latest {first} and "
                 f"{last} stamps differ by {spread * 1e-9:.3f} s); check the camera time stamps or raise slop_s")
+
+
+def create_watchdog_timer(node, period_s: float, callback):
+    """A timer on the steady (wall) clock: the summary and the input watchdog keep running when a bag's /clock
+    stops."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 _bridge = cv_bridge.CvBridge()

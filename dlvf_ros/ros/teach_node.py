@@ -26,7 +26,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -36,11 +35,11 @@ from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import describe as describe_compat
 from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterError, ParameterSpec, config_from_parameters, declare_parameters, sgbm_docs, specs_from_config,
+    Doc, ParameterSpec, read_node_configs, sgbm_docs, specs_from_config, stereo_node_docs,
 )
-from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
 from dlvf_ros.ros.static_transforms import StaticTransforms
-from dlvf_ros.ros.stereo_input import StereoInput, StereoInputError, decode_stereo
+from dlvf_ros.ros.stereo_input import StereoInput, StereoInputError, create_watchdog_timer, decode_stereo
 
 NODE_NAME = "teach_node"
 TEACH_PREFIX = "teach."
@@ -75,22 +74,12 @@ NODE_DOCS = {
     "overwrite": Doc("replace an existing map store at map_path"),
     "backend": Doc("feature backend: learned (needs model), orb or sift"),
     "model": Doc("exported feature model (.pt) for the learned backend; empty: the one shipped in models/"),
-    "queue_size": Doc("messages kept per stereo input while waiting for a synchronised set", 1, 1000),
-    "slop_s": Doc("largest stamp difference (s) within a synchronised left/right image + camera_info set", 0.0, 10.0),
+    **stereo_node_docs(),
     "max_pending_frames": Doc("frames queued for the worker; beyond this the oldest is dropped", 1, 10_000),
-    "no_input_warning_s": Doc("warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)",
-                              0.1, 3600.0),
-    "diagnostics_period_s": Doc("period (s) of the summary status on /diagnostics", 0.05, 3600.0),
-    "odometry_horizon_s": Doc("odometry history kept for lookups at image stamps (s)", 0.1, 3600.0),
-    "odometry_max_gap_s": Doc("largest gap (s) between odometry samples to interpolate across", 0.001, 60.0),
-    "odometry_max_hold_s": Doc("an image up to this much (s) newer than the newest odometry uses that odometry",
-                               0.0, 60.0),
-    "odometry_wait_s": Doc("wait up to this long (s, wall clock) for odometry at or after an image's stamp", 0.0, 10.0),
     "use_ground_truth": Doc("store ground truth (ground_truth/pose, world frame) with each keyframe when available"),
     "shutdown_timeout_s": Doc("on shutdown, time (s) allowed for processing the queued frames", 0.0, 3600.0),
     "map_frame": Doc("frame of the map being taught (the teach odometry frame)"),
     "base_frame": Doc("vehicle frame (REP 105 base_link), parent of the camera on /tf_static"),
-    "torch_threads": Doc("CPU threads for the learned backend (torch.set_num_threads)", 1, 256),
 }
 
 _T = TEACH_PREFIX
@@ -113,13 +102,8 @@ class TeachNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        try:
-            values = declare_parameters(self, parameter_specs())
-            self.cfg = config_from_parameters(TeachNodeConfig, values, NODE_DOCS)
-            self.teach_config = config_from_parameters(TeachConfig, values, TEACH_DOCS, TEACH_PREFIX)
-        except ParameterError as exc:
-            raise StartupError(f"{NODE_NAME}: bad parameter: {exc}; fix it in the params file "
-                               "(config/teach_node.yaml) or on the command line") from exc
+        self.cfg, self.teach_config = read_node_configs(self, NODE_NAME, parameter_specs(), [
+            (TeachNodeConfig, NODE_DOCS, ""), (TeachConfig, TEACH_DOCS, TEACH_PREFIX)])
         self._check_map_path()
         self.backend = make_node_backend(NODE_NAME, self.cfg.backend, self.cfg.model, self.cfg.torch_threads)
         self.get_logger().info(describe_compat())
@@ -134,7 +118,6 @@ class TeachNode(Node):
         self.frames_failed = 0
         self.frames_dropped = 0
         self.last_error = ""
-        self._silence_reported = False
 
         self.odometry = OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s,
                                        self.cfg.odometry_max_hold_s)
@@ -149,9 +132,7 @@ class TeachNode(Node):
         if self.cfg.use_ground_truth:
             self.create_subscription(PoseStamped, "ground_truth/pose", self._on_ground_truth, 50)
         self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
-        # wall-clock timer: the summary and the input watchdog keep running when a bag's /clock stops
-        self.create_timer(self.cfg.diagnostics_period_s, self._on_diagnostics_timer,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
         self._path = Path()
         self._path.header.frame_id = self.cfg.map_frame
         self._worker = threading.Thread(target=self._work, name="teach_worker", daemon=True)
@@ -168,15 +149,10 @@ class TeachNode(Node):
 
     # ---- executor thread ------------------------------------------------------------------------------------
     def _on_odometry(self, msg: Odometry) -> None:
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         try:
-            _, T = conversions.odometry_to_matrix(msg)
-            if not transforms.is_rigid(T, tol=1e-4):
-                raise ValueError("the pose is not a finite rigid transform (NaN/inf or a non-unit quaternion)")
+            add_odometry_message(self.odometry, msg)
         except ValueError as exc:
-            self._report_problem(f"odometry message at {stamp_ns * 1e-9:.3f} s ignored: {exc}")
-            return
-        self.odometry.add(stamp_ns, T)
+            self._report_problem(str(exc))
 
     def _on_ground_truth(self, msg: PoseStamped) -> None:
         try:
@@ -195,18 +171,13 @@ class TeachNode(Node):
                 self.frames_dropped += 1
                 self.get_logger().warning(f"teach worker behind: dropped the oldest queued frame "
                                           f"({self.frames_dropped} so far)", throttle_duration_sec=5.0)
-            self._silence_reported = False
             self._queue_cv.notify()
 
     def _on_diagnostics_timer(self) -> None:
-        silent_s = self.stereo.seconds_since_last_set()
+        silent_s, warning = self.stereo.watchdog(self.cfg.no_input_warning_s, self.get_logger())
         level, message = DiagnosticStatus.OK, "teaching"
-        if silent_s > self.cfg.no_input_warning_s:
-            level = DiagnosticStatus.WARN
-            message = f"no synchronised stereo set for {silent_s:.1f} s: {self.stereo.explain_silence()}"
-            if not self._silence_reported:
-                self.get_logger().warning(message)
-                self._silence_reported = True
+        if warning is not None:
+            level, message = DiagnosticStatus.WARN, warning
         with self._stats_lock:
             values = {"keyframes": self.teacher.num_keyframes if self.teacher else 0,
                       "frames_received": self.frames_received, "frames_processed": self.frames_processed,
