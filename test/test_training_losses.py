@@ -56,3 +56,17 @@ def test_keypoint_loss_masks_points():
     mask = torch.tensor([[True, True, False], [False, False, False]])
     loss = losses.keypoint_loss(matched, expected, mask)
     torch.testing.assert_close(loss, torch.tensor([2.5, 0.0]))  # z is ignored; empty element -> 0
+
+
+@pytest.mark.parametrize("angle", [1.5e-4, 3e-4, 2e-3, 9e-3, 1.1e-2, 0.3])
+def test_se3_log_is_accurate_in_float32_for_small_rotations(angle):
+    """float32 inputs at the angles where `1 - cos` cancels give the float64 answer, with finite gradients."""
+    from dlvf_ros.geometry import transforms as np_transforms
+
+    T64 = np_transforms.from_xyz_rpy(0.1, -0.2, 0.05, roll=angle / 2, yaw=angle)
+    T = torch.tensor(T64, dtype=torch.float32, requires_grad=True)
+    xi = losses.se3_log(T.unsqueeze(0))[0]
+    assert xi.dtype == torch.float32
+    np.testing.assert_allclose(xi.detach().numpy(), np_transforms.se3_log(T64), atol=2e-6)
+    xi.sum().backward()
+    assert torch.isfinite(T.grad).all()

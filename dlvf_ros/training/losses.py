@@ -10,6 +10,7 @@ import torch
 
 PLANAR_COMPONENTS = (0, 1, 5)  # rho_x, rho_y, phi_z (heading)
 _SMALL_ANGLE_RAD = 1e-4
+_SERIES_ANGLE_RAD = 1e-2  # se3_log's V^-1 coefficient: series below this (error < 1e-12)
 
 
 def _hat(phi: torch.Tensor) -> torch.Tensor:
@@ -41,12 +42,17 @@ def so3_log(R: torch.Tensor) -> torch.Tensor:
 
 
 def se3_log(T: torch.Tensor) -> torch.Tensor:
-    """6-vectors [B, 6] (rho, phi) with T = exp(xi^) for transforms [B, 4, 4]."""
+    """6-vectors [B, 6] (rho, phi) with T = exp(xi^) for transforms [B, 4, 4].
+
+    Computed in float64 (and returned in T's dtype): in float32 the closed form's `1 - cos` cancels for rotations
+    up to ~1e-2 rad and gave NaN or wrong translations; the series form is used below 1e-2 rad.
+    """
     if T.dim() != 3 or T.shape[1:] != (4, 4):
         raise ValueError(f"se3_log: expected transforms [B, 4, 4], got {tuple(T.shape)}")
+    dtype, T = T.dtype, T.double()
     phi = so3_log(T[:, :3, :3])
     angle = torch.linalg.vector_norm(phi, dim=1)
-    small = angle < _SMALL_ANGLE_RAD
+    small = angle < _SERIES_ANGLE_RAD
     safe = torch.where(small, torch.ones_like(angle), angle)
     coefficient = torch.where(
         small,
@@ -57,7 +63,7 @@ def se3_log(T: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(3, dtype=T.dtype, device=T.device).expand_as(K)
     V_inv = eye - 0.5 * K + coefficient.view(-1, 1, 1) * (K @ K)
     rho = (V_inv @ T[:, :3, 3:4]).squeeze(2)
-    return torch.cat([rho, phi], dim=1)
+    return torch.cat([rho, phi], dim=1).to(dtype)
 
 
 def pose_error(T_est: torch.Tensor, T_gt: torch.Tensor) -> torch.Tensor:
