@@ -36,7 +36,7 @@ class DemoConfig:
     path_length_m: float = 40.0
     spacing_m: float = 0.5
     backends: list[str] = field(default_factory=lambda: list(BACKENDS))
-    replay_rate: float = 1.0
+    replay_rate: float = 2.0
     max_translation_error_m: float = 0.5
     max_heading_error_deg: float = 5.0
 

@@ -15,6 +15,16 @@ from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig, disparity_sgbm, sample_disparity
 
 
+def full_resolution_sgbm() -> SgbmConfig:
+    """SGBM for teach and localization on full-size (512x384) images: 96 disparities instead of the reference's 48.
+
+    With the default rig (1 m up, pitched 19 deg down) the bottom rows see the ground at ~1.3 m, a disparity of
+    ~74 px; 48 px stops at 1.9 m depth, leaving the near ground (the only part lit at night) without 3-D points.
+    Training (320x240 images) keeps the reference's 48, which covers the same ground there (~46 px).
+    """
+    return SgbmConfig(num_disparities=96)
+
+
 @dataclass
 class StereoFeatures:
     """Features of a left image with their stereo points (N, 3) m (left optical frame) and valid mask (N,)."""
@@ -36,7 +46,7 @@ class StereoFrontend:
     def __init__(self, backend: FeatureBackend, rig: StereoRig, sgbm: SgbmConfig | None = None) -> None:
         self.backend = backend
         self.rig = rig
-        self.sgbm = sgbm or SgbmConfig()
+        self.sgbm = sgbm or full_resolution_sgbm()
 
     def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
         expected = (self.rig.height, self.rig.width, 3)

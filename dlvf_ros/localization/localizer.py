@@ -25,7 +25,7 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.ransac import RansacConfig, ransac_rigid
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.localization.covariance import CovarianceConfig, adjoint, grow, to_ros_covariance
-from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
+from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend, full_resolution_sgbm
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
 from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.localization.refine import RefineConfig, RefineResult, refine_stereo_pose, stereo_measurements
@@ -42,7 +42,7 @@ def _default_ransac() -> RansacConfig:
 class LocalizerConfig:
     """Every localizer knob with its default (mirrored by config/localizer_node.yaml)."""
 
-    sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+    sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     ransac: RansacConfig = field(default_factory=_default_ransac)
     refine: RefineConfig = field(default_factory=RefineConfig)

@@ -17,7 +17,7 @@ from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.localization.frontend import StereoFrontend
+from dlvf_ros.localization.frontend import StereoFrontend, full_resolution_sgbm
 from dlvf_ros.localization.map_store import Keyframe, MapWriter
 
 
@@ -29,7 +29,7 @@ class TeachConfig:
     keyframe_angle_deg: float = 10.0
     min_valid_points: int = 20
     store_images: bool = True  # needed by `dlvf map reextract`
-    sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+    sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
 
     def __post_init__(self) -> None:
         if not (self.keyframe_distance_m > 0 and self.keyframe_angle_deg > 0):
