@@ -163,3 +163,22 @@ def test_dlvf_export_command(net, tmp_path, capsys):
                       "--height", "40", "--width", "64"]) == 1
     assert "multiples of 16" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_export_names_its_training_data_and_refuses_another_dataset(tmp_path):
+    """`dlvf export --dataset` puts the dataset's roots, lightings, split and pair counts into the metadata."""
+    import json
+
+    from dlvf_ros.features.export_cli import training_data_summary
+
+    manifest = {"data_hash": "abc", "image_width": 320, "image_height": 240,
+                "roots": [{"path": "/data/world_1", "runs": [0, 1], "lighting": {"0": "noon", "1": "night"}}],
+                "config": {"split": {"by": "world", "train": [0]}},
+                "pairs": {"train": {"count": 10}, "validation": {"count": 2}}}
+    (tmp_path / "dataset.json").write_text(json.dumps(manifest))
+    summary = training_data_summary(tmp_path, "abc")
+    assert summary["roots"][0]["lighting"]["1"] == "night" and summary["pairs"] == {"train": 10, "validation": 2}
+    with pytest.raises(ValueError, match="not the checkpoint's"):
+        training_data_summary(tmp_path, "other")
+    with pytest.raises(ValueError, match="no dataset.json"):
+        training_data_summary(tmp_path / "missing", "abc")

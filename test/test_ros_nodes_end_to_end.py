@@ -3,9 +3,10 @@ evening repeat run (0.5 m-0.75 m aside, other speed, drifting odometry); teach_n
 bag; `dlvf replay` plays the evening bag with /clock through localizer_node; `dlvf evaluate` scores it.
 
 Backend: ORB, so the test needs no trained model (the shipped learned model is exercised by `dlvf demo` and
-test_training_learns.py). Thresholds, below ORB's measured 88 % success / 0.20 m lateral RMSE at evening on this
-world: success rate >= 0.7 (localized within 0.5 m and 5 deg), lateral RMSE < 0.35 m, along-track RMSE < 0.5 m,
-heading RMSE < 2 deg.
+test_training_learns.py). Measured on this world: 88 % success, median |lateral| 0.03-0.06 m. Thresholds: success
+rate >= 0.7 (localized within 0.5 m and 5 deg), median |lateral| < 0.15 m, median |along-track| < 0.25 m, median
+|heading| < 1 deg, 95th percentile |lateral| < 0.6 m. Medians, not RMSE: the first frame's whole-map search can pick
+a wrong keyframe (seen once: 1.8 m), which the success rate already counts.
 """
 from __future__ import annotations
 
@@ -96,8 +97,9 @@ def test_evaluate_reports_errors_under_thresholds(recorded):
     overall = summary["overall"]
     assert overall["images"] == n_frames
     assert overall["success_rate"] >= 0.7, overall
-    assert overall["lateral_m"]["rmse"] < 0.35 and overall["along_track_m"]["rmse"] < 0.5, overall
-    assert overall["heading_deg"]["rmse"] < 2.0 and overall["inliers_median_localized"] >= 20, overall
+    assert overall["lateral_m"]["median_abs"] < 0.15 and overall["along_track_m"]["median_abs"] < 0.25, overall
+    assert overall["heading_deg"]["median_abs"] < 1.0 and overall["lateral_m"]["p95_abs"] < 0.6, overall
+    assert overall["inliers_median_localized"] >= 20, overall
     assert set(summary["by_lighting"]) == {REPEAT_LIGHTING}
     for name in ("errors", "inliers_latency", "per_lighting", "trajectories"):
         assert (evaluation / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

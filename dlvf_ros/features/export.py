@@ -71,7 +71,7 @@ class ExportedFeatureNet(nn.Module):
 
 
 def build_metadata(net: FeatureNet, input_size: Tuple[int, int], training_config: dict | None = None,
-                   data_hash: str | None = None, source: dict | None = None) -> dict:
+                   data_hash: str | None = None, source: dict | None = None, training_data: dict | None = None) -> dict:
     """The metadata.json embedded in an exported model."""
     height, width = input_size
     cell = int(net.conf["cell"])
@@ -94,6 +94,7 @@ def build_metadata(net: FeatureNet, input_size: Tuple[int, int], training_config
             "dense": "descriptor_map [1,C,H,W] (normalised per pixel), score_map [1,1,H,W] (after sigmoid)",
         },
         "training_config": training_config,
+        "training_data": training_data,
         "data_hash": data_hash,
         "source": source or {},
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -134,7 +135,7 @@ def onnx_model_bytes(net: FeatureNet, input_size: Tuple[int, int]) -> bytes:
 
 def export_feature_net(net: FeatureNet, out_path: str | Path, input_size: Tuple[int, int],
                        training_config: dict | None = None, data_hash: str | None = None,
-                       source: dict | None = None) -> dict:
+                       source: dict | None = None, training_data: dict | None = None) -> dict:
     """Script `net`, check it against the eager network on a test image, write `out_path` atomically; -> metadata."""
     height, width = int(input_size[0]), int(input_size[1])
     check_image_size(height, width, int(net.conf["cell"]), "export input size (--height/--width)")
@@ -148,7 +149,7 @@ def export_feature_net(net: FeatureNet, out_path: str | Path, input_size: Tuple[
     for name, found, reference in zip(("keypoints", "descriptors", "scores"), (keypoints, descriptors, scores), expected):
         if found.shape != reference.shape or not torch.allclose(found, reference, atol=1e-3, rtol=1e-4):
             raise ModelContractError(f"export to {out_path}: scripted {name} differ from the eager network's")
-    metadata = build_metadata(net, (height, width), training_config, data_hash, source)
+    metadata = build_metadata(net, (height, width), training_config, data_hash, source, training_data)
     buffer = io.BytesIO()
     with quiet_jit():
         torch.jit.save(scripted, buffer, _extra_files={"metadata.json": json.dumps(metadata, indent=2, default=str)})

@@ -1,4 +1,4 @@
-"""`dlvf export --checkpoint CKPT --out model.pt [--height H --width W]`: training checkpoint -> TorchScript model.
+"""`dlvf export --checkpoint CKPT --out model.pt [--height H --width W] [--dataset DIR]`: checkpoint -> TorchScript.
 
 The model follows the contract in `dlvf_ros.features.export` and embeds metadata.json (architecture, m, descriptor
 size, input size, training config, data hash, checkpoint SHA-256). The written file is re-loaded through
@@ -7,6 +7,7 @@ size, input size, training config, data hash, checkpoint SHA-256). The written f
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=None,
                         help="network input width (px, multiple of 16); default the training size, else 512")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="the `dlvf dataset` directory the checkpoint was trained on: its roots, runs, lightings "
+                             "and pair counts go into the metadata (its data hash must match the checkpoint's)")
+
+
+def training_data_summary(dataset_dir: Path, data_hash: str | None) -> dict:
+    """What the model was trained on, from a dataset's dataset.json; refuses a dataset of another data hash."""
+    manifest_path = dataset_dir / "dataset.json"
+    if not manifest_path.is_file():
+        raise ValueError(f"--dataset {dataset_dir}: no dataset.json; pass the directory `dlvf dataset --out` wrote")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("data_hash") != data_hash:
+        raise ValueError(f"--dataset {dataset_dir}: its data hash {manifest.get('data_hash')} is not the checkpoint's "
+                         f"{data_hash}; pass the dataset the checkpoint was trained on")
+    return {
+        "dataset": str(dataset_dir),
+        "image_size": [manifest["image_width"], manifest["image_height"]],
+        "roots": [{"path": root["path"], "runs": root["runs"], "lighting": root.get("lighting", {})}
+                  for root in manifest["roots"]],
+        "split": manifest["config"]["split"],
+        "pairs": {name: entry["count"] for name, entry in manifest["pairs"].items()},
+    }
 
 
 def input_size_for(checkpoint: dict, height: int | None, width: int | None) -> tuple[int, int]:
@@ -50,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
         input_size = input_size_for(checkpoint, args.height, args.width)
         source = {"checkpoint": args.checkpoint.name, "checkpoint_sha256": fileio.sha256_file(args.checkpoint)}
         source.update({key: checkpoint[key] for key in ("epoch", "best_val", "image_size", "rig") if key in checkpoint})
+        training_data = training_data_summary(args.dataset, checkpoint.get("data_hash")) if args.dataset else None
         metadata = export_feature_net(
             net, args.out, input_size, training_config=checkpoint.get("config"), data_hash=checkpoint.get("data_hash"),
-            source=source,
+            source=source, training_data=training_data,
         )
         load_feature_model(args.out, expected_input_size=input_size)
     except (ModelContractError, ValueError) as exc:

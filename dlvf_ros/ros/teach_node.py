@@ -129,8 +129,9 @@ class TeachNode(Node):
         self.path_pub = self.create_publisher(Path, "localization/path", latched)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Odometry, "odom", self._on_odometry, 50)
-        if self.cfg.use_ground_truth:
+        self.ground_truth_subscription = (
             self.create_subscription(PoseStamped, "ground_truth/pose", self._on_ground_truth, 50)
+            if self.cfg.use_ground_truth else None)
         self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
         create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
         self._path = Path()
@@ -226,7 +227,11 @@ class TeachNode(Node):
             self.path_pub.publish(self._path)
 
     def _ground_truth_at(self, stamp_ns: int) -> np.ndarray | None:
-        if not self.cfg.use_ground_truth or len(self.ground_truth) == 0:
+        """Ground truth at the image stamp, or None when nobody publishes it. While a publisher exists, wait up to
+        odometry_wait_s for its sample: the first images can arrive before the first ground-truth message."""
+        if self.ground_truth_subscription is None:
+            return None
+        if len(self.ground_truth) == 0 and self.count_publishers(self.ground_truth_subscription.topic_name) == 0:
             return None
         try:
             return self.ground_truth.lookup(stamp_ns, self.cfg.odometry_wait_s)
