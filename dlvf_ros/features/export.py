@@ -15,6 +15,7 @@ Contract of an exported model file (`dlvf export`):
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import io
 import json
@@ -56,7 +57,7 @@ class ExportedFeatureNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         height, width = int(image.shape[2]), int(image.shape[3])
-        encoder_maps = self.encoder(image)
+        encoder_maps = self.encoder(image.contiguous(memory_format=torch.channels_last))
         keypoints = soft_argmax_keypoints(self.keypoint_decoder(encoder_maps), self.cell, self.temperature)
         score_map = torch.sigmoid(self.score_decoder(encoder_maps))
         descriptors = sample_descriptors(encoder_maps, keypoints, (height, width))
@@ -65,7 +66,7 @@ class ExportedFeatureNet(nn.Module):
 
     @torch.jit.export
     def dense(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        encoder_maps = self.encoder(image)
+        encoder_maps = self.encoder(image.contiguous(memory_format=torch.channels_last))
         descriptor_map = normalize_descriptors(dense_descriptors(encoder_maps, (int(image.shape[2]), int(image.shape[3]))), dim=1)
         return descriptor_map, torch.sigmoid(self.score_decoder(encoder_maps))
 
@@ -114,10 +115,12 @@ def script_feature_net(net: FeatureNet) -> torch.jit.ScriptModule:
     """Frozen TorchScript module of `net` (eval mode) with `forward` and `dense` per the contract.
 
     Freezing inlines the weights as constants and folds each BatchNorm into its convolution (~10-25 % faster on CPU);
-    outputs equal the eager network's within float rounding.
+    weights and activations are channels-last (NHWC), which oneDNN convolves ~13 % faster on CPU (`dlvf bench
+    features`). Outputs equal the eager network's within float rounding.
     """
+    net = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
     with quiet_jit():
-        scripted = torch.jit.script(ExportedFeatureNet(net.eval()).eval())
+        scripted = torch.jit.script(ExportedFeatureNet(net).eval())
         return torch.jit.freeze(scripted, preserved_attrs=["dense"])
 
 
