@@ -169,10 +169,9 @@ def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
     axes[0].set_ylim(0, 105)
     axes[0].legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")  # written whole, then renamed
-    fig.savefig(tmp, dpi=110)
+    with fileio.atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
