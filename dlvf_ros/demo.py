@@ -74,16 +74,20 @@ class Step:
         return self.marker.exists() and self.key_file.is_file() and self.key_file.read_text() == self.key
 
     def run(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "w") as log:
-            result = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", *self.argv], stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if result.returncode != 0 or not self.marker.exists():
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
-            raise SystemExit(f"dlvf demo: step '{self.name}' failed (exit {result.returncode}); "
-                             f"log {self.log}:\n{tail}")
-        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        run_logged(self.name, self.argv, self.log, self.marker)
         fileio.atomic_write_text(self.key_file, self.key)
+
+
+def run_logged(name: str, argv: list[str], log_path: Path, marker: Path) -> None:
+    """Run `dlvf ARGV` in its own process with its output in `log_path`; SystemExit with the log's tail unless it
+    exits 0 and leaves `marker`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        result = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    if result.returncode != 0 or not marker.exists():
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise SystemExit(f"dlvf demo: step '{name}' failed (exit {result.returncode}); log {log_path}:\n{tail}")
 
 
 def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[str, list[Path]]]:
@@ -126,7 +130,7 @@ def evaluate(config: DemoConfig, work: Path, replays: dict[str, list[Path]]) -> 
                 "--max-heading-error-deg", str(config.max_heading_error_deg)]
         for replay in dirs:
             argv += ["--replay", str(replay)]
-        Step(f"evaluate {backend}", argv, _key(time.time()), out / "summary.json", work / "logs").run()
+        run_logged(f"evaluate {backend}", argv, work / "logs" / f"evaluate_{backend}.log", out / "summary.json")
         results[backend] = json.loads((out / "summary.json").read_text())["by_lighting"]
     return results
 

@@ -26,14 +26,10 @@ def frames():
     from dlvf_ros.sim.config import RenderConfig, WorldConfig
     from dlvf_ros.sim.lighting import lighting_preset
     from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.trajectory import pose_on_path
     from dlvf_ros.sim.world import generate_world
 
     world = generate_world(3, WorldConfig(path_length_m=30, path_lead_out_m=40, margin_m=40))
-
-    def pose(s_m, lateral_m=0.0, yaw_offset=0.0):
-        xy, heading = world.path_pose(s_m)
-        x, y = xy[0, 0] - lateral_m * np.sin(heading[0]), xy[0, 1] + lateral_m * np.cos(heading[0])
-        return transforms.from_xyz_rpy(x, y, float(world.terrain_height(x, y)), yaw=float(heading[0]) + yaw_offset)
 
     out = {}
     with StereoRenderer(world, RIG, RenderConfig(shadows=False)) as renderer:
@@ -45,8 +41,8 @@ def frames():
                 result.append(Frame(i, 10**9 + i * 800_000_000, images.left, images.right, T,
                                     transforms.invert(T_world_odom) @ T))
             return result
-        out["teach"] = run("teach", [pose(s) for s in np.arange(0.0, 10.01, 0.8)], "noon", np.eye(4))
-        repeat_poses = [pose(s, 0.5, np.deg2rad(3.0)) for s in (3.3, 4.1, 4.9)]
+        out["teach"] = run("teach", [pose_on_path(world, s) for s in np.arange(0.0, 10.01, 0.8)], "noon", np.eye(4))
+        repeat_poses = [pose_on_path(world, s, 0.5, np.deg2rad(3.0)) for s in (3.3, 4.1, 4.9)]
         for lighting in ("noon", "evening"):
             out[lighting] = run(lighting, repeat_poses, lighting, T_WORLD_ODOM_REPEAT)
     return out

@@ -5,17 +5,11 @@ import pytest
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim import RenderConfig, StereoRenderer, WorldConfig, generate_world, lighting_preset, projection_matrix
-from dlvf_ros.sim.trajectory import vehicle_pose_on_terrain
+from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
 SMALL = dict(path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
              splat_texel_m=0.2)
-
-
-def pose_on_trail(world, s_m, lateral_m=0.0):
-    xy, heading = world.path_pose(s_m)
-    x, y = xy[0, 0] - lateral_m * np.sin(heading[0]), xy[0, 1] + lateral_m * np.cos(heading[0])
-    return vehicle_pose_on_terrain(world, x, y, float(heading[0]))
 
 
 def back_project(depth_m, rig, T_world_camera):
@@ -54,7 +48,7 @@ def test_projection_puts_pixel_centres_on_fragment_centres():
 def test_back_projected_depth_lies_on_the_terrain_surface(bare_world):
     with StereoRenderer(bare_world, RIG, RenderConfig(sensor_noise=False)) as renderer:
         for s_m, lateral_m in ((2.0, 0.0), (11.0, 0.6)):
-            T_world_vehicle = pose_on_trail(bare_world, s_m, lateral_m)
+            T_world_vehicle = pose_on_path(bare_world, s_m, lateral_m)
             images = renderer.render(T_world_vehicle, lighting_preset("noon"))
             depth = images.depth_left_m
             assert depth.dtype == np.float32 and depth.shape == (RIG.height, RIG.width)
@@ -71,7 +65,7 @@ def test_back_projected_depth_lies_on_the_terrain_surface(bare_world):
 
 def test_right_image_matches_left_at_the_stereo_disparity(world):
     with StereoRenderer(world, RIG, RenderConfig(sensor_noise=False)) as renderer:
-        T_world_vehicle = pose_on_trail(world, 6.0, 0.3)
+        T_world_vehicle = pose_on_path(world, 6.0, 0.3)
         images = renderer.render(T_world_vehicle, lighting_preset("noon"), right_depth=True)
     T_world_left = T_world_vehicle @ RIG.T_vehicle_camera
     points, u, v = back_project(images.depth_left_m, RIG, T_world_left)

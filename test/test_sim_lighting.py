@@ -5,7 +5,7 @@ import pytest
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim import (PRESETS, RenderConfig, StereoRenderer, WorldConfig, generate_world, lighting_for_hour,
                           lighting_preset)
-from dlvf_ros.sim.trajectory import vehicle_pose_on_terrain
+from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
 SMALL = WorldConfig(path_length_m=30.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
@@ -15,14 +15,6 @@ SMALL = WorldConfig(path_length_m=30.0, path_lead_in_m=5.0, path_lead_out_m=30.0
 @pytest.fixture(scope="module")
 def world():
     return generate_world(21, SMALL)
-
-
-def poses(world, s_values):
-    out = []
-    for s in s_values:
-        xy, heading = world.path_pose(s)
-        out.append(vehicle_pose_on_terrain(world, xy[0, 0], xy[0, 1], float(heading[0])))
-    return out
 
 
 def luminance(image):
@@ -49,7 +41,7 @@ def test_sun_follows_the_hour_and_presets_parse():
 
 def test_night_is_dark_except_where_the_headlights_reach(world):
     with StereoRenderer(world, RIG, RenderConfig()) as renderer:
-        for T in poses(world, (4.0, 17.0)):
+        for T in (pose_on_path(world, s) for s in (4.0, 17.0)):
             night = luminance(renderer.render(T, lighting_preset("night"), noise_seed=1).left)
             noon = luminance(renderer.render(T, lighting_preset("noon"), noise_seed=1).left)
             depth = renderer.render(T, lighting_preset("noon")).depth_left_m
@@ -65,7 +57,7 @@ def test_noon_has_hard_shadows_and_overcast_none(world):
     shadowed_fractions, shadow_ratios = [], []
     with StereoRenderer(world, RIG, RenderConfig(sensor_noise=False)) as with_shadows, \
             StereoRenderer(world, RIG, RenderConfig(sensor_noise=False, shadows=False)) as without:
-        for T in poses(world, np.arange(0.0, 30.0, 3.0)):
+        for T in (pose_on_path(world, s) for s in np.arange(0.0, 30.0, 3.0)):
             noon_ratio = (luminance(with_shadows.render(T, lighting_preset("noon")).left) + 1.0) / (
                 luminance(without.render(T, lighting_preset("noon")).left) + 1.0)
             assert noon_ratio.max() < 1.02  # shadows only darken

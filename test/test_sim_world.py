@@ -5,7 +5,7 @@ import pytest
 from dlvf_ros.config import ConfigError, from_dict, load_config
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim import RenderConfig, SimConfig, StereoRenderer, WorldConfig, generate_world, lighting_preset
-from dlvf_ros.sim.trajectory import vehicle_pose_on_terrain
+from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(128, 96)
 SMALL = WorldConfig(path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
@@ -13,8 +13,7 @@ SMALL = WorldConfig(path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0
 
 
 def render_start(world, lighting="noon"):
-    xy, heading = world.path_pose(1.0)
-    T_world_vehicle = vehicle_pose_on_terrain(world, xy[0, 0], xy[0, 1], float(heading[0]))
+    T_world_vehicle = pose_on_path(world, 1.0)
     with StereoRenderer(world, RIG, RenderConfig()) as renderer:
         return renderer.render(T_world_vehicle, lighting_preset(lighting), noise_seed=5)
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _rendered_frames(width: int, height: int, n_repeat: int):
     """Rig, teach frames (noon, on the trail) and repeat frames (noon, 0.5 m aside, 3 deg) from the simulator."""
-    from dlvf_ros.geometry import transforms
+    from dlvf_ros.sim.trajectory import pose_on_path
     from dlvf_ros.geometry.camera import StereoRig
     from dlvf_ros.sim.config import RenderConfig, WorldConfig
     from dlvf_ros.sim.lighting import lighting_preset
@@ -52,19 +52,14 @@ def _rendered_frames(width: int, height: int, n_repeat: int):
     world = generate_world(7, WorldConfig(path_length_m=length_m + 10, texture_size=256))
     rig = StereoRig().scaled(width, height)
 
-    def pose(s_m: float, lateral_m: float = 0.0, yaw_offset: float = 0.0):
-        xy, heading = world.path_pose(s_m)
-        x, y = xy[0, 0] - lateral_m * np.sin(heading[0]), xy[0, 1] + lateral_m * np.cos(heading[0])
-        return transforms.from_xyz_rpy(x, y, float(world.terrain_height(x, y)), yaw=float(heading[0]) + yaw_offset)
-
     noon = lighting_preset("noon")
     with StereoRenderer(world, rig, RenderConfig()) as renderer:
         def frames(poses):
             for i, T in enumerate(poses):
                 images = renderer.render(T, noon, noise_seed=i)
                 yield i * 500_000_000, images.left, images.right, T
-        teach = list(frames([pose(s) for s in np.arange(0.0, length_m + 2.0, 1.0)]))
-        repeat = list(frames([pose(1.0 + spacing_m * k, 0.5, np.deg2rad(3.0)) for k in range(n_repeat)]))
+        teach = list(frames([pose_on_path(world, s) for s in np.arange(0.0, length_m + 2.0, 1.0)]))
+        repeat = list(frames([pose_on_path(world, 1.0 + spacing_m * k, 0.5, np.deg2rad(3.0)) for k in range(n_repeat)]))
     return rig, teach, repeat
 
 

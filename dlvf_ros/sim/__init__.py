@@ -20,12 +20,14 @@ from dlvf_ros.sim.config import OdometryConfig, RenderConfig, SimConfig, Traject
 from dlvf_ros.sim.frames import SimFrame, render_run
 from dlvf_ros.sim.lighting import PRESETS, Lighting, lighting_for_hour, lighting_preset
 from dlvf_ros.sim.renderer import StereoImages, StereoRenderer, gl_context, projection_matrix
-from dlvf_ros.sim.trajectory import Trajectory, repeat_trajectory, teach_trajectory, vehicle_pose_on_terrain
+from dlvf_ros.sim.trajectory import (Trajectory, pose_on_path, repeat_trajectory, teach_trajectory,
+                                     vehicle_pose_on_terrain)
 from dlvf_ros.sim.world import World, generate_world
 
 __all__ = [
     "Lighting", "OdometryConfig", "PRESETS", "RenderConfig", "SimConfig", "SimFrame", "StereoImages", "StereoRenderer",
     "Trajectory", "TrajectoryConfig", "World", "WorldConfig", "generate_world", "gl_context", "lighting_for_hour",
     "lighting_preset", "projection_matrix", "render_run", "repeat_trajectory", "teach_trajectory",
+    "pose_on_path",
     "vehicle_pose_on_terrain",
 ]

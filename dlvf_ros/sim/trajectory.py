@@ -53,6 +53,14 @@ def vehicle_pose_on_terrain(world: World, x_m: float, y_m: float, yaw_rad: float
     return transforms.from_xyz_rpy(x_m, y_m, float(h[4]), roll, pitch, yaw_rad)
 
 
+def pose_on_path(world: World, s_m: float, lateral_m: float = 0.0, yaw_offset_rad: float = 0.0) -> np.ndarray:
+    """`T_world_vehicle` on the terrain at arc length `s_m`, `lateral_m` left of the centreline, heading along the
+    path tangent plus `yaw_offset_rad`."""
+    xy = _offset_path(world, np.array([float(s_m)]), lambda s: np.full_like(s, lateral_m))[0]
+    heading = float(world.path_pose(float(s_m))[1][0])
+    return vehicle_pose_on_terrain(world, float(xy[0]), float(xy[1]), heading + yaw_offset_rad)
+
+
 def _smooth_signal(rng: np.random.Generator, s: np.ndarray, wavelengths_m: tuple[float, float], terms: int = 3):
     """Sum of random sinusoids over s, scaled to a peak of 1."""
     total = np.zeros_like(s)
