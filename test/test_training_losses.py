@@ -70,3 +70,34 @@ def test_se3_log_is_accurate_in_float32_for_small_rotations(angle):
     np.testing.assert_allclose(xi.detach().numpy(), np_transforms.se3_log(T64), atol=2e-6)
     xi.sum().backward()
     assert torch.isfinite(T.grad).all()
+
+
+def _normalised(x):
+    return (x - x.mean(-1, keepdim=True)) / x.std(-1, unbiased=False, keepdim=True)
+
+
+def test_descriptor_loss_prefers_the_true_correspondence_and_respects_mask_and_exclusion():
+    torch.manual_seed(0)
+    source = _normalised(torch.randn(1, 4, 32))
+    targets = _normalised(torch.randn(1, 10, 32))
+    keypoints_target = torch.arange(10, dtype=torch.float32).repeat_interleave(2).view(1, 10, 2) * 50.0
+    uv_expected = torch.full((1, 4, 2), 1000.0)
+    mask = torch.tensor([[True, True, True, False]])
+    args = dict(keypoints_target=keypoints_target, uv_expected=uv_expected, temperature=0.05, exclusion_px=8.0)
+    right = losses.descriptor_loss(source, source, targets, mask=mask, **args)
+    wrong = losses.descriptor_loss(source, torch.roll(source, 1, dims=1), targets, mask=mask, **args)
+    assert float(right) < 0.01 and float(wrong) > 5.0
+    # a masked keypoint does not count, even with a NaN positive
+    nan_positive = source.clone()
+    nan_positive[0, 3] = float("nan")
+    assert torch.equal(losses.descriptor_loss(source, nan_positive, targets, mask=mask, **args), right)
+    # a target keypoint equal to the source is a hard negative far away, and not a negative within exclusion_px
+    confusing = targets.clone()
+    confusing[0, 2] = source[0, 0]
+    far = losses.descriptor_loss(source, source, confusing, mask=mask, **args)
+    near_uv = uv_expected.clone()
+    near_uv[0, 0] = keypoints_target[0, 2] + 3.0
+    near = losses.descriptor_loss(source, source, confusing, mask=mask, **{**args, "uv_expected": near_uv})
+    assert float(far) > float(right) + 0.2 and float(near) < 0.01
+    with pytest.raises(ValueError, match="temperature"):
+        losses.descriptor_loss(source, source, targets, mask=mask, **{**args, "temperature": 0.0})

@@ -8,7 +8,7 @@ from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, PipelineConfig, SoftMatchConfig, SplitConfig
 from dlvf_ros.training.dataset import PairDataset, build_dataset
 from dlvf_ros.training.losses import keypoint_loss, pose_loss
-from dlvf_ros.training.pipeline import PosePipeline, points_at
+from dlvf_ros.training.pipeline import PosePipeline, points_at, project_points
 from test_training_dataset import write_plane_world
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
@@ -68,3 +68,29 @@ def test_inlier_requirement_is_checked_per_batch_element(batch):
     loss = loss + keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"]).sum()
     (loss + result["anchor"]).backward()
     assert all(torch.isfinite(p.grad).all() for p in network.parameters())
+
+
+def test_ground_truth_correspondences_land_on_the_same_surface_point(batch):
+    batch, _ = batch
+    rng = np.random.default_rng(1)
+    uv = torch.tensor(np.stack([rng.uniform(30, 120, (2, 60)), rng.uniform(40, 94, (2, 60))], axis=-1), dtype=torch.float32)
+    args = (batch["intrinsics"], batch["T_vehicle_camera"])
+    points_source, valid = points_at(uv, batch["disparity_source"], batch["valid_source"], *args)
+    # into the source camera itself: back to the same pixels, all visible
+    uv_back, visible_back = project_points(points_source, valid, batch["disparity_source"], batch["valid_source"], *args)
+    assert torch.equal(visible_back, valid) and valid.sum() > 60
+    torch.testing.assert_close(uv_back[valid], uv[valid], atol=1e-3, rtol=0)
+    # into the target camera: the target's own stereo point at the projected pixel is the GT-transformed point
+    T_gt = batch["T_target_source"]
+    points_expected = points_source @ T_gt[:, :3, :3].transpose(1, 2) + T_gt[:, :3, 3].unsqueeze(1)
+    uv_target, visible = project_points(points_expected, valid, batch["disparity_target"], batch["valid_target"], *args)
+    points_target, _ = points_at(uv_target, batch["disparity_target"], batch["valid_target"], *args)
+    assert visible.sum() > 40
+    error = torch.linalg.vector_norm(points_target - points_expected, dim=-1)[visible]
+    assert float(error.median()) < 0.05, error
+    # a point pushed 50 % farther along its ray is hidden behind the surface: not visible
+    T_vc = batch["T_vehicle_camera"]
+    camera = (points_source - T_vc[:, :3, 3].unsqueeze(1)) @ T_vc[:, :3, :3]
+    behind = (1.5 * camera) @ T_vc[:, :3, :3].transpose(1, 2) + T_vc[:, :3, 3].unsqueeze(1)
+    _, visible_behind = project_points(behind, valid, batch["disparity_source"], batch["valid_source"], *args)
+    assert not visible_behind.any()

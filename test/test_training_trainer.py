@@ -1,4 +1,5 @@
 """The trainer: outputs, checkpoints, exact resume, skipped batches reported with their reason, resume guards."""
+import csv
 import json
 
 import pytest
@@ -49,7 +50,8 @@ def test_training_writes_outputs_and_resumes_exactly(dataset_dir, tmp_path):
         assert key in checkpoint
     assert checkpoint["epoch"] == 1 and checkpoint["model_config"]["m"] == 4
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
-    assert best["best_val"] == min(float(r.split(",")[7]) for r in rows[1:])
+    with open(run / "metrics.csv", newline="") as handle:
+        assert best["best_val"] == min(float(row["val_loss"]) for row in csv.DictReader(handle))
 
     # the same training interrupted after one epoch and resumed ends with the same weights
     Trainer(dataset_dir, tmp_path / "resumed", tiny_config(epochs=1), False, SINGLE).run()
@@ -80,3 +82,23 @@ def test_skipped_batches_are_counted_with_their_reason_and_early_stopping(datase
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.network.parameters()))  # no step was taken
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved["skipped"] == summary["skipped"]
+
+
+def test_fine_tuning_starts_from_the_given_weights_with_the_descriptor_loss(dataset_dir, tmp_path):
+    base = tmp_path / "base"
+    Trainer(dataset_dir, base, tiny_config(epochs=1), False, SINGLE).run()
+    base_weights, _ = load_checkpoint(base / "checkpoints" / "last.pt")
+    config = tiny_config(epochs=1, loss={"pose_from_epoch": 0, "descriptor_weight": 1.0})
+    summary = Trainer(dataset_dir, tmp_path / "tuned", config, False, SINGLE, base / "checkpoints" / "last.pt").run()
+    initial, _ = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "initial.pt")
+    assert weights_sha256(initial) == weights_sha256(base_weights) == summary["init_from"]["weights_sha256"]
+    epoch = summary["final_epoch"]
+    assert float(epoch["train_descriptor_loss"]) > 0 and float(epoch["val_descriptor_loss"]) > 0
+    assert float(epoch["val_loss"]) > float(epoch["val_pose_loss"]) + 2.5 * float(epoch["val_keypoint_loss"])
+
+    with pytest.raises(ValueError, match="model"):
+        Trainer(dataset_dir, tmp_path / "other", tiny_config(model={"m": 8}), False, SINGLE, base / "checkpoints" / "last.pt")
+    with pytest.raises(FileNotFoundError, match="--init"):
+        Trainer(dataset_dir, tmp_path / "missing", tiny_config(), False, SINGLE, tmp_path / "nope.pt")
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(dataset_dir, base, tiny_config(epochs=2), True, SINGLE, base / "checkpoints" / "last.pt")

@@ -105,19 +105,26 @@ class PipelineConfig:
 
 @dataclass
 class LossConfig:
-    """Pose loss on log(T_est T_gt^-1): planar (x, y, heading) or full 6-DOF; plus the planar keypoint loss."""
+    """Pose loss on log(T_est T_gt^-1): planar (x, y, heading) or full 6-DOF; plus the planar keypoint loss; plus
+    (ours, off in the reference: weight 0) an InfoNCE descriptor loss on ground-truth correspondences."""
 
     pose: Literal["planar", "full"] = "planar"
     planar_weights: list[float] = field(default_factory=lambda: [1.0, 50.0, 10.0])  # x, y, heading
     full_weights: list[float] = field(default_factory=lambda: [1.0, 50.0, 50.0, 10.0, 10.0, 10.0])  # rho, phi (ours)
     keypoint_weight: float = 2.5
     pose_from_epoch: int = 4  # epochs are numbered from 0; before this only the keypoint loss trains
+    descriptor_weight: float = 0.0
+    descriptor_temperature: float = 0.05  # on ZNCC in [-1, 1]
+    descriptor_exclusion_px: float = 8.0  # target keypoints this close to the true pixel are not negatives
 
     def __post_init__(self) -> None:
         if len(self.planar_weights) != 3 or len(self.full_weights) != 6:
             raise ValueError("LossConfig: planar_weights needs 3 numbers (x, y, heading), full_weights 6 (rho, phi)")
-        if min(self.planar_weights + self.full_weights + [self.keypoint_weight]) < 0:
+        if min(self.planar_weights + self.full_weights + [self.keypoint_weight, self.descriptor_weight]) < 0:
             raise ValueError("LossConfig: loss weights must be >= 0")
+        _check_positive("LossConfig", descriptor_temperature=self.descriptor_temperature)
+        if self.descriptor_exclusion_px < 0:
+            raise ValueError(f"LossConfig.descriptor_exclusion_px must be >= 0, got {self.descriptor_exclusion_px}")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Training losses on batched torch transforms: planar / 6-DOF pose loss and the planar keypoint loss.
+"""Training losses: planar / 6-DOF pose loss, the planar keypoint loss, and the correspondence descriptor loss.
 
 The pose error of an estimate `T_est` (target <- source, vehicle frames) against the truth `T_gt` is
 `xi = log(T_est T_gt^-1)` = (rho_x, rho_y, rho_z, phi_x, phi_y, phi_z) in metres and radians, the same ordering as
@@ -106,3 +106,33 @@ def keypoint_loss(points_matched: torch.Tensor, points_expected: torch.Tensor, m
     squared = (difference * difference).sum(dim=-1)
     weights = mask.to(squared.dtype)
     return (squared * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def descriptor_loss(
+    descriptors_source: torch.Tensor, descriptors_expected: torch.Tensor, descriptors_target: torch.Tensor,
+    keypoints_target: torch.Tensor, uv_expected: torch.Tensor, mask: torch.Tensor, temperature: float,
+    exclusion_px: float,
+) -> torch.Tensor:
+    """Per-element mean InfoNCE [B] of source keypoints against their ground-truth correspondences.
+
+    For each source descriptor [B, N, C] the positive is the target's descriptor at the GT pixel `uv_expected`
+    ([B, N, C] / [B, N, 2]); the negatives are the target keypoints' descriptors [B, M, C] at `keypoints_target`
+    [B, M, 2] farther than `exclusion_px` from that pixel. Logits are ZNCC / temperature (descriptors normalised to
+    zero mean, unit std). `mask` [B, N] selects the counted keypoints (visible correspondences); elements with none
+    get 0. Not in the reference method: it gives every keypoint a direct matching signal, which the pose and
+    keypoint losses give only through the soft match (see models/README.md).
+    """
+    if not temperature > 0.0 or exclusion_px < 0.0:
+        raise ValueError(f"descriptor_loss: temperature must be > 0 and exclusion_px >= 0, got {temperature}, {exclusion_px}")
+    channels = descriptors_source.shape[-1]
+    mask_3d = mask.unsqueeze(-1)
+    positive_descriptors = torch.where(mask_3d, descriptors_expected, torch.zeros_like(descriptors_expected))
+    positive = (descriptors_source * positive_descriptors).sum(dim=-1) / channels  # [B, N]
+    negative = torch.bmm(descriptors_source, descriptors_target.transpose(1, 2)) / channels  # [B, N, M]
+    near = torch.cdist(uv_expected.to(keypoints_target.dtype), keypoints_target) <= exclusion_px
+    negative = negative.masked_fill(near, float("-inf"))
+    logits = torch.cat([positive.unsqueeze(-1), negative], dim=-1) / temperature
+    cross_entropy = -torch.log_softmax(logits, dim=-1)[..., 0]
+    weights = mask.to(cross_entropy.dtype)
+    cross_entropy = torch.where(mask, cross_entropy, torch.zeros_like(cross_entropy))
+    return (cross_entropy * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)

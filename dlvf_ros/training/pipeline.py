@@ -10,7 +10,10 @@ Data flow for a batch of (source, target) pairs (`PairDataset` items):
 5. ground-truth outlier rejection: planar distance between the matched point and the GT-transformed source point
    under `outlier_threshold_m`;
 6. weighted SVD per batch element that has at least `min_inliers` inliers with non-zero weight (checked per
-   element); the others are reported in `ok` and get the identity.
+   element); the others are reported in `ok` and get the identity;
+7. ground-truth correspondences for the descriptor loss: each GT-transformed source point is projected into the
+   target image (`uv_expected`), `visible` where it lands inside the image in front of the camera and the target's
+   own stereo depth there agrees (not occluded), with the target descriptor sampled at that pixel.
 Everything is in metres, vehicle frames; pixels are (u, v) with integer values at pixel centres.
 """
 from __future__ import annotations
@@ -53,6 +56,44 @@ def points_at(
     return transform_points(T_vehicle_camera, points_camera), ok
 
 
+def invert_transforms(T_a_b: torch.Tensor) -> torch.Tensor:
+    """Inverses [B, 4, 4] of rigid transforms [B, 4, 4]."""
+    R_t = T_a_b[:, :3, :3].transpose(1, 2)
+    T_b_a = torch.zeros_like(T_a_b)
+    T_b_a[:, :3, :3] = R_t
+    T_b_a[:, :3, 3] = -(R_t @ T_a_b[:, :3, 3:4]).squeeze(2)
+    T_b_a[:, 3, 3] = 1.0
+    return T_b_a
+
+
+def project_points(
+    points_vehicle: torch.Tensor, valid: torch.Tensor, disparity: torch.Tensor, disparity_valid: torch.Tensor,
+    intrinsics: torch.Tensor, T_vehicle_camera: torch.Tensor, disparity_tolerance: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels [B, N, 2] of vehicle-frame points [B, N, 3] in the (left) camera of a disparity map, and visibility [B, N].
+
+    Visible: `valid`, in front of the camera (depth >= MIN_DEPTH_M), inside the image, and not occluded: the map's
+    disparity there (all bilinear neighbours valid) is within 0.5 px + `disparity_tolerance` (relative) of the
+    point's own disparity f b / z. Pixels of invisible points are zeros. No gradient flows (geometry only).
+    """
+    with torch.no_grad():
+        height, width = int(disparity.shape[2]), int(disparity.shape[3])
+        points_camera = transform_points(invert_transforms(T_vehicle_camera), points_vehicle)
+        f, cu, cv, baseline = (intrinsics[:, i : i + 1] for i in range(4))
+        z = points_camera[..., 2]
+        in_front = valid & (z >= MIN_DEPTH_M)
+        safe_z = torch.where(in_front, z, torch.ones_like(z))
+        uv = torch.stack([f * points_camera[..., 0] / safe_z + cu, f * points_camera[..., 1] / safe_z + cv], dim=-1)
+        inside = in_front & (uv[..., 0] >= 0) & (uv[..., 0] <= width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= height - 1)
+        uv = torch.where(inside.unsqueeze(-1), uv, torch.zeros_like(uv))
+        expected_disparity = f * baseline / safe_z
+        measured = sample_map(disparity, uv)[..., 0]
+        measured_ok = sample_map(disparity_valid, uv)[..., 0] >= _ALL_NEIGHBOURS_VALID
+        agrees = (measured - expected_disparity).abs() <= 0.5 + disparity_tolerance * expected_disparity
+        visible = inside & measured_ok & agrees
+        return torch.where(visible.unsqueeze(-1), uv, torch.zeros_like(uv)), visible
+
+
 class PosePipeline(nn.Module):
     """Wraps the feature network (a FeatureNet, or DDP around one) with the differentiable pose estimator."""
 
@@ -64,7 +105,9 @@ class PosePipeline(nn.Module):
     def forward(self, batch: dict) -> dict:
         """Returns T_est [B, 4, 4] (target <- source), ok [B] (enough inliers), num_inliers [B], and per keypoint
         points_source / points_matched / points_expected [B, N, 3], inliers [B, N], weights [B, N], uv_matched
-        [B, N, 2]; plus `anchor`, a zero that depends on every network output (keeps DDP's gradient sync complete
+        [B, N, 2]; for the descriptor loss descriptors_source [B, N, C], descriptors_target / keypoints_target (the
+        target keypoints' [B, M, C] / [B, M, 2]), uv_expected [B, N, 2], visible [B, N] and descriptors_expected
+        [B, N, C] (the target's descriptors at uv_expected); plus `anchor`, a zero that depends on every network output (keeps DDP's gradient sync complete
         when no element is usable)."""
         image_source, image_target = batch["image_source"], batch["image_target"]
         batch_size = image_source.shape[0]
@@ -108,9 +151,15 @@ class PosePipeline(nn.Module):
                 points_source[index], points_matched[index], svd_weights[index], min_points=3, raise_on_degenerate=False,
             )
             T_est = T_est.index_copy(0, index, T_ok)
+        uv_expected, visible = project_points(
+            points_expected, valid_source, batch["disparity_target"], batch["valid_target"], intrinsics, T_vehicle_camera
+        )
+        descriptors_expected = sample_descriptors(encoder_target, uv_expected, (height, width))
         anchor = sum(value.sum() for value in (out["keypoint_logits"], out["score_map"], *out["encoder_maps"])) * 0.0
         return {
             "T_est": T_est, "ok": ok, "num_inliers": num_inliers, "inliers": inliers, "weights": weights,
             "points_source": points_source, "points_matched": points_matched, "points_expected": points_expected,
-            "uv_matched": uv_matched, "anchor": anchor,
+            "uv_matched": uv_matched, "anchor": anchor, "descriptors_source": src["descriptors"],
+            "descriptors_target": out["descriptors"][batch_size:], "keypoints_target": out["keypoints"][batch_size:],
+            "uv_expected": uv_expected, "visible": visible, "descriptors_expected": descriptors_expected,
         }

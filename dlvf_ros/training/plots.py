@@ -28,8 +28,11 @@ def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: fl
     column = lambda key: [float(row[key]) for row in rows]  # noqa: E731
     figure, (losses, errors) = plt.subplots(1, 2, figsize=(11, 4))
     losses.plot(epochs, column("train_loss"), "o-", label="train (optimised terms)")
-    losses.plot(epochs, column("val_loss"), "s-", label="validation (pose + keypoint)")
+    losses.plot(epochs, column("val_loss"), "s-", label="validation (all weighted terms)")
     losses.plot(epochs, column("val_pose_loss"), ":", label="validation pose")
+    if any(float(row.get("val_descriptor_loss") or 0.0) > 0 for row in rows):
+        losses.plot(epochs, [float(row.get("val_descriptor_loss") or "nan") for row in rows], "--",
+                    label="validation descriptor")
     if initial_val_loss is not None:
         losses.axhline(initial_val_loss, color="tab:orange", linestyle="-.", label="validation, untrained")
     active = [e for e, a in zip(epochs, column("pose_loss_active")) if a]

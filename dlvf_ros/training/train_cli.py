@@ -1,4 +1,4 @@
-"""`dlvf train --dataset DATASET --out RUN_DIR [--config YAML] [--resume]`; under `torchrun` it trains with DDP."""
+"""`dlvf train --dataset DATASET --out RUN_DIR [--config YAML] [--resume | --init CHECKPOINT]`; DDP under `torchrun`."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run directory: checkpoints, metrics.csv, tensorboard, curve PNG")
     parser.add_argument("--config", default=None, help="TrainConfig YAML/JSON (default: built-in, see config/train.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    parser.add_argument("--init", default=None, metavar="CHECKPOINT",
+                        help="start a new run from another run's weights (fine-tuning; optimizer and epochs start fresh)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(TrainConfig, args.config) if args.config else None
     context = init_distributed(config.device if config else TrainConfig().device)
     try:
-        summary = Trainer(args.dataset, args.out, config, args.resume, context).run()
+        summary = Trainer(args.dataset, args.out, config, args.resume, context, args.init).run()
     finally:
         shutdown(context)
     if context.is_main:

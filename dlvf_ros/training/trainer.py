@@ -6,7 +6,8 @@ epoch), `tensorboard/`, `checkpoints/last.pt` and `best.pt`, `training_curve.png
 `ranks/rank_<r>.json` (each rank's weight checksum and sample count, to check that DDP ranks agree).
 
 Loss of one training step: mean over the batch elements with enough inliers of
-`keypoint_weight * keypoint_loss + pose_loss` (the pose term from `loss.pose_from_epoch` on). Validation always
+`keypoint_weight * keypoint_loss + pose_loss` (the pose term from `loss.pose_from_epoch` on), plus
+`descriptor_weight` times the descriptor loss averaged over the elements with visible correspondences. Validation always
 uses both terms and scores failed elements by the pose loss of the identity, so failing cannot look good.
 Skipped elements and batches are counted with their reason and reported each epoch; nothing is swallowed.
 """
@@ -35,7 +36,7 @@ from dlvf_ros.training.dataset import DatasetManifest, PairDataset
 from dlvf_ros.training.distributed import (
     DistributedContext, EpochSubsetSampler, all_reduce_sum, barrier, broadcast_buffers,
 )
-from dlvf_ros.training.losses import keypoint_loss, pose_error, pose_loss
+from dlvf_ros.training.losses import descriptor_loss, keypoint_loss, pose_error, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline
 from dlvf_ros.training.plots import plot_training_curve
 
@@ -46,8 +47,9 @@ REASON_NONFINITE_GRAD = "non-finite gradient (step not taken)"
 REASONS = (REASON_FEW_INLIERS, REASON_NO_ELEMENT, REASON_NONFINITE_LOSS, REASON_NONFINITE_GRAD)
 RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "num_workers", "torch_threads", "device"}
 METRIC_FIELDS = (
-    "epoch", "train_loss", "train_pose_loss", "train_keypoint_loss", "train_ok_fraction", "train_steps",
-    "train_skipped_batches", "val_loss", "val_pose_loss", "val_keypoint_loss", "val_ok_fraction",
+    "epoch", "train_loss", "train_pose_loss", "train_keypoint_loss", "train_descriptor_loss", "train_ok_fraction",
+    "train_steps", "train_skipped_batches", "val_loss", "val_pose_loss", "val_keypoint_loss", "val_descriptor_loss",
+    "val_ok_fraction",
     "val_rmse_x_m", "val_rmse_y_m", "val_rmse_heading_deg", "pose_loss_active", "seconds",
 )
 
@@ -76,7 +78,7 @@ class Trainer:
 
     def __init__(
         self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, resume: bool,
-        context: DistributedContext,
+        context: DistributedContext, init_checkpoint: str | Path | None = None,
     ) -> None:
         self.context = context
         self.run_dir = Path(run_dir)
@@ -108,8 +110,13 @@ class Trainer:
         torch.set_num_threads(self.config.torch_threads)
         seed_everything(self.config.seed + context.rank)
         self.network = FeatureNet(self.config.model).to(context.device)
+        if resume and init_checkpoint is not None:
+            raise ValueError("--init starts a new run from a checkpoint's weights; it cannot be combined with --resume")
+        self.init_from = self.state.get("init_from") if self.state else None
         if self.state is not None:
             self.network.load_state_dict(self.state["model"])
+        elif init_checkpoint is not None:
+            self.init_from = self._load_initial_weights(Path(init_checkpoint))
         model = self.network
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
@@ -130,6 +137,22 @@ class Trainer:
             self._save(self._checkpoint(-1, float("inf"), 0, {}), "initial.pt")
 
     # --- set-up --------------------------------------------------------------------------------------------------
+    def _load_initial_weights(self, path: Path) -> dict:
+        """Weights of another run's checkpoint as the starting point (fine-tuning); returns its provenance."""
+        if not path.is_file():
+            raise FileNotFoundError(f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model_state, model_config = state["model"], state["model_config"]
+        except Exception as exc:  # a torch.load of a non-checkpoint raises many kinds
+            raise ValueError(f"--init: {path} is not a `dlvf train` checkpoint ({exc}); pass RUN/checkpoints/last.pt") from exc
+        if dict(model_config) != dict(self.network.conf):
+            raise ValueError(f"--init: {path} holds a network {dict(model_config)}, but the config builds "
+                             f"{dict(self.network.conf)}; set `model:` in the config to match")
+        self.network.load_state_dict(model_state)
+        return {"path": str(path), "epoch": int(state.get("epoch", -1)), "data_hash": state.get("data_hash"),
+                "weights_sha256": weights_sha256(self.network)}
+
     def _loader(self, split: str, samples: int) -> DataLoader:
         dataset = PairDataset(self.manifest, split)
         sampler = EpochSubsetSampler(dataset, samples, self.context.world_size, self.context.rank, self.config.seed)
@@ -162,7 +185,18 @@ class Trainer:
         else:
             pose_mean = (pose * ok_float).sum() / n_ok.clamp(min=1.0)
         total = loss_config.keypoint_weight * keypoint_mean + (pose_mean if with_pose else 0.0)
-        return {"total": total, "pose": pose_mean, "keypoint": keypoint_mean, "n_ok": n_ok, "pose_per_element": pose}
+        descriptor_mean = torch.zeros_like(keypoint_mean)
+        if loss_config.descriptor_weight > 0:
+            descriptor = descriptor_loss(
+                result["descriptors_source"], result["descriptors_expected"], result["descriptors_target"],
+                result["keypoints_target"], result["uv_expected"], result["visible"],
+                loss_config.descriptor_temperature, loss_config.descriptor_exclusion_px,
+            )
+            has_visible = result["visible"].any(dim=1).to(descriptor.dtype)
+            descriptor_mean = (descriptor * has_visible).sum() / has_visible.sum().clamp(min=1.0)
+            total = total + loss_config.descriptor_weight * descriptor_mean
+        return {"total": total, "pose": pose_mean, "keypoint": keypoint_mean, "descriptor": descriptor_mean,
+                "n_ok": n_ok, "pose_per_element": pose}
 
     def _train_step(self, batch: dict, with_pose: bool) -> dict:
         result = self.pipeline(batch)
@@ -188,7 +222,8 @@ class Trainer:
                 reason = REASON_NONFINITE_GRAD
         if reason:
             self.skipped[reason] += 1
-        return {**{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint")}, "n_ok": float(losses["n_ok"]),
+        return {**{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint", "descriptor")},
+                "n_ok": float(losses["n_ok"]),
                 "size": len(batch["index"]), "skipped": reason is not None}
 
     # --- epochs --------------------------------------------------------------------------------------------------
@@ -196,7 +231,7 @@ class Trainer:
         self.network.train()
         self.train_loader.sampler.set_epoch(epoch)
         torch.manual_seed(self.config.seed + 7919 * epoch + self.context.rank)
-        sums = torch.zeros(6, dtype=torch.float64)  # total, pose, keypoint (weighted by ok), n_ok, n, steps
+        sums = torch.zeros(7, dtype=torch.float64)  # total, pose, keypoint, descriptor (weighted by ok), n_ok, n, steps
         skipped_batches = 0
         progress = tqdm(self.train_loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
                         disable=not self.context.is_main)
@@ -206,16 +241,18 @@ class Trainer:
             skipped_batches += int(step["skipped"])
             if not step["skipped"]:
                 sums += torch.tensor([step["total"] * step["n_ok"], step["pose"] * step["n_ok"],
-                                      step["keypoint"] * step["n_ok"], step["n_ok"], step["size"], 1.0], dtype=torch.float64)
+                                      step["keypoint"] * step["n_ok"], step["descriptor"] * step["n_ok"], step["n_ok"],
+                                      step["size"], 1.0], dtype=torch.float64)
             else:
-                sums[4] += step["size"]
+                sums[5] += step["size"]
             progress.set_postfix(loss=f"{step['total']:.4g}", ok=f"{int(step['n_ok'])}/{step['size']}")
         sums = all_reduce_sum(torch.cat([sums, torch.tensor([float(skipped_batches)], dtype=torch.float64)]), self.context)
-        n_ok = max(float(sums[3]), 1.0)
+        n_ok = max(float(sums[4]), 1.0)
         return {
             "train_loss": float(sums[0]) / n_ok, "train_pose_loss": float(sums[1]) / n_ok,
-            "train_keypoint_loss": float(sums[2]) / n_ok, "train_ok_fraction": float(sums[3]) / max(float(sums[4]), 1.0),
-            "train_steps": int(sums[5]), "train_skipped_batches": int(sums[6]),
+            "train_keypoint_loss": float(sums[2]) / n_ok, "train_descriptor_loss": float(sums[3]) / n_ok,
+            "train_ok_fraction": float(sums[4]) / max(float(sums[5]), 1.0),
+            "train_steps": int(sums[6]), "train_skipped_batches": int(sums[7]),
         }
 
     @torch.no_grad()
@@ -223,7 +260,7 @@ class Trainer:
         """Validation metrics over the fixed validation subset (all ranks, reduced; rank 0's BatchNorm statistics)."""
         broadcast_buffers(self.network, self.context)
         self.network.eval()
-        sums = torch.zeros(8, dtype=torch.float64)  # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok
+        sums = torch.zeros(9, dtype=torch.float64)  # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok, descriptor*n
         for batch in tqdm(self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main):
             batch = _to_device(batch, self.context.device)
             result = self.validation_pipeline(batch)
@@ -234,15 +271,18 @@ class Trainer:
             sums += torch.tensor([
                 float(losses["pose_per_element"].sum()), float(losses["keypoint"]) * float(losses["n_ok"]),
                 float(losses["n_ok"]), n, float((xi[:, 0] ** 2).sum()), float((xi[:, 1] ** 2).sum()),
-                float((torch.rad2deg(xi[:, 5]) ** 2).sum()), float(ok.sum()),
+                float((torch.rad2deg(xi[:, 5]) ** 2).sum()), float(ok.sum()), float(losses["descriptor"]) * n,
             ], dtype=torch.float64)
         sums = all_reduce_sum(sums, self.context)
         n, n_ok = max(float(sums[3]), 1.0), float(sums[2])
         pose_mean, keypoint_mean = float(sums[0]) / n, float(sums[1]) / max(n_ok, 1.0)
+        descriptor_mean = float(sums[8]) / n
         rmse = [float(np.sqrt(float(sums[i]) / n_ok)) if n_ok else float("nan") for i in (4, 5, 6)]
+        loss = self.config.loss
         return {
-            "val_loss": pose_mean + self.config.loss.keypoint_weight * keypoint_mean, "val_pose_loss": pose_mean,
-            "val_keypoint_loss": keypoint_mean, "val_ok_fraction": n_ok / n, "val_rmse_x_m": rmse[0],
+            "val_loss": pose_mean + loss.keypoint_weight * keypoint_mean + loss.descriptor_weight * descriptor_mean,
+            "val_pose_loss": pose_mean, "val_keypoint_loss": keypoint_mean, "val_descriptor_loss": descriptor_mean,
+            "val_ok_fraction": n_ok / n, "val_rmse_x_m": rmse[0],
             "val_rmse_y_m": rmse[1], "val_rmse_heading_deg": rmse[2],
         }
 
@@ -259,6 +299,7 @@ class Trainer:
             "data_hash": self.manifest.data_hash, "best_val": best_val, "stale_epochs": stale_epochs,
             "skipped": skipped, "image_size": list(self.manifest.image_size),
             "rig": self.manifest.rig(0).to_dict(), "initial_validation": self.initial_validation,
+            "init_from": self.init_from,
         }
 
     def _save(self, checkpoint: dict, name: str) -> None:
@@ -332,6 +373,7 @@ class Trainer:
             "epochs_completed": epoch + 1, "best_val_loss": best_val, "stopped_early": stopped_early,
             "initial_validation": self.initial_validation,
             "skipped": self.skipped_totals(), "world_size": context.world_size, "data_hash": self.manifest.data_hash,
+            "init_from": self.init_from,
             "seconds": time.monotonic() - started, "final_epoch": self.rows[-1] if self.rows else None,
         }
         if context.is_main:
