@@ -101,3 +101,15 @@ def test_descriptor_loss_prefers_the_true_correspondence_and_respects_mask_and_e
     assert float(far) > float(right) + 0.2 and float(near) < 0.01
     with pytest.raises(ValueError, match="temperature"):
         losses.descriptor_loss(source, source, targets, mask=mask, **{**args, "temperature": 0.0})
+
+
+def test_nearest_match_hits_counts_matches_near_the_truth():
+    torch.manual_seed(1)
+    targets = _normalised(torch.randn(1, 5, 16))
+    keypoints_target = torch.tensor([[[0.0, 0.0], [20.0, 0.0], [40.0, 0.0], [60.0, 0.0], [80.0, 0.0]]])
+    source = targets[:, [0, 1, 2]]  # each source keypoint looks exactly like target keypoints 0, 1, 2
+    uv_expected = torch.tensor([[[3.0, 0.0], [40.0, 0.0], [44.0, 3.0]]])  # right, wrong (that is keypoint 2), right
+    hits = losses.nearest_match_hits(source, targets, keypoints_target, uv_expected, torch.ones(1, 3, dtype=torch.bool), 8.0)
+    assert hits == (2.0, 3.0)
+    masked = losses.nearest_match_hits(source, targets, keypoints_target, uv_expected, torch.tensor([[False, True, True]]), 8.0)
+    assert masked == (1.0, 2.0)

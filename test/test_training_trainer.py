@@ -94,6 +94,7 @@ def test_fine_tuning_starts_from_the_given_weights_with_the_descriptor_loss(data
     assert weights_sha256(initial) == weights_sha256(base_weights) == summary["init_from"]["weights_sha256"]
     epoch = summary["final_epoch"]
     assert float(epoch["train_descriptor_loss"]) > 0 and float(epoch["val_descriptor_loss"]) > 0
+    assert 0.0 <= float(epoch["val_match_accuracy"]) <= 1.0
     assert float(epoch["val_loss"]) > float(epoch["val_pose_loss"]) + 2.5 * float(epoch["val_keypoint_loss"])
 
     with pytest.raises(ValueError, match="model"):

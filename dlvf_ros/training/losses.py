@@ -136,3 +136,15 @@ def descriptor_loss(
     weights = mask.to(cross_entropy.dtype)
     cross_entropy = torch.where(mask, cross_entropy, torch.zeros_like(cross_entropy))
     return (cross_entropy * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def nearest_match_hits(
+    descriptors_source: torch.Tensor, descriptors_target: torch.Tensor, keypoints_target: torch.Tensor,
+    uv_expected: torch.Tensor, mask: torch.Tensor, radius_px: float,
+) -> tuple[float, float]:
+    """(hits, count) over the masked source keypoints [B, N]: a hit when the target keypoint of highest ZNCC (the
+    localizer's nearest neighbour) lies within `radius_px` of the true pixel `uv_expected` [B, N, 2]."""
+    similarity = torch.bmm(descriptors_source, descriptors_target.transpose(1, 2))
+    best = similarity.argmax(dim=2, keepdim=True).expand(-1, -1, 2)
+    error = torch.linalg.vector_norm(torch.gather(keypoints_target, 1, best) - uv_expected, dim=-1)
+    return float((mask & (error <= radius_px)).sum()), float(mask.sum())

@@ -47,6 +47,8 @@ def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: fl
     errors.plot(epochs, column("val_rmse_y_m"), "s-", label="y RMSE (m)")
     errors.plot(epochs, column("val_rmse_heading_deg"), "^-", label="heading RMSE (deg)")
     errors.plot(epochs, column("val_ok_fraction"), "k--", label="elements with enough inliers")
+    if all(row.get("val_match_accuracy") not in (None, "") for row in rows):
+        errors.plot(epochs, column("val_match_accuracy"), "g-.", label="keypoints matched within reach of the truth")
     errors.set_xlabel("epoch")
     errors.legend()
     errors.set_title("validation pose errors")

@@ -36,7 +36,7 @@ from dlvf_ros.training.dataset import DatasetManifest, PairDataset
 from dlvf_ros.training.distributed import (
     DistributedContext, EpochSubsetSampler, all_reduce_sum, barrier, broadcast_buffers,
 )
-from dlvf_ros.training.losses import descriptor_loss, keypoint_loss, pose_error, pose_loss
+from dlvf_ros.training.losses import descriptor_loss, keypoint_loss, nearest_match_hits, pose_error, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline
 from dlvf_ros.training.plots import plot_training_curve
 
@@ -49,7 +49,7 @@ RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "num_workers", "torch_
 METRIC_FIELDS = (
     "epoch", "train_loss", "train_pose_loss", "train_keypoint_loss", "train_descriptor_loss", "train_ok_fraction",
     "train_steps", "train_skipped_batches", "val_loss", "val_pose_loss", "val_keypoint_loss", "val_descriptor_loss",
-    "val_ok_fraction",
+    "val_ok_fraction", "val_match_accuracy",
     "val_rmse_x_m", "val_rmse_y_m", "val_rmse_heading_deg", "pose_loss_active", "seconds",
 )
 
@@ -260,7 +260,8 @@ class Trainer:
         """Validation metrics over the fixed validation subset (all ranks, reduced; rank 0's BatchNorm statistics)."""
         broadcast_buffers(self.network, self.context)
         self.network.eval()
-        sums = torch.zeros(9, dtype=torch.float64)  # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok, descriptor*n
+        # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok, descriptor*n, correct matches, visible keypoints
+        sums = torch.zeros(11, dtype=torch.float64)
         for batch in tqdm(self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main):
             batch = _to_device(batch, self.context.device)
             result = self.validation_pipeline(batch)
@@ -272,6 +273,8 @@ class Trainer:
                 float(losses["pose_per_element"].sum()), float(losses["keypoint"]) * float(losses["n_ok"]),
                 float(losses["n_ok"]), n, float((xi[:, 0] ** 2).sum()), float((xi[:, 1] ** 2).sum()),
                 float((torch.rad2deg(xi[:, 5]) ** 2).sum()), float(ok.sum()), float(losses["descriptor"]) * n,
+                *nearest_match_hits(result["descriptors_source"], result["descriptors_target"], result["keypoints_target"],
+                                    result["uv_expected"], result["visible"], self.config.loss.descriptor_exclusion_px),
             ], dtype=torch.float64)
         sums = all_reduce_sum(sums, self.context)
         n, n_ok = max(float(sums[3]), 1.0), float(sums[2])
@@ -282,7 +285,8 @@ class Trainer:
         return {
             "val_loss": pose_mean + loss.keypoint_weight * keypoint_mean + loss.descriptor_weight * descriptor_mean,
             "val_pose_loss": pose_mean, "val_keypoint_loss": keypoint_mean, "val_descriptor_loss": descriptor_mean,
-            "val_ok_fraction": n_ok / n, "val_rmse_x_m": rmse[0],
+            "val_ok_fraction": n_ok / n, "val_match_accuracy": float(sums[9]) / max(float(sums[10]), 1.0),
+            "val_rmse_x_m": rmse[0],
             "val_rmse_y_m": rmse[1], "val_rmse_heading_deg": rmse[2],
         }
 
