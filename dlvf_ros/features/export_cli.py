@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         net, checkpoint = load_checkpoint(args.checkpoint)
         input_size = input_size_for(checkpoint, args.height, args.width)
         source = {"checkpoint": args.checkpoint.name, "checkpoint_sha256": fileio.sha256_file(args.checkpoint)}
-        source.update({key: checkpoint[key] for key in ("epoch", "best_val", "image_size", "rig") if key in checkpoint})
+        provenance = ("epoch", "best_val", "image_size", "rig", "init_from")
+        source.update({key: checkpoint[key] for key in provenance if key in checkpoint})
         training_data = training_data_summary(args.dataset, checkpoint.get("data_hash")) if args.dataset else None
         metadata = export_feature_net(
             net, args.out, input_size, training_config=checkpoint.get("config"), data_hash=checkpoint.get("data_hash"),

@@ -2,10 +2,18 @@
 
 Per frame: features and stereo 3-D points (`StereoFrontend`) -> candidate teach keyframes (`search_window`: around
 the last fix propagated by odometry; the whole map at start-up or when LOST) -> descriptor matching against each
-candidate -> RANSAC with score-weighted sampling and weighted-SVD refinement (3-D to 3-D, left optical frames) ->
-Gauss-Newton on the stereo reprojection error (`refine`) -> the keyframe with the most inliers gives
-T_keyframe_vehicle and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6 covariance (`covariance`), and
-the health state machine (`health`) is updated. A fix farther from the odometry prediction than the search radius is
+candidate -> the matches of a *local submap* (a reference keyframe and its neighbours, their points moved into the
+reference's left optical frame with the teach poses) go together through RANSAC with score-weighted sampling and
+weighted-SVD refinement (3-D to 3-D) -> Gauss-Newton on the stereo reprojection error (`refine`) -> T_keyframe_vehicle
+relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6 covariance
+(`covariance`), and the health state machine (`health`) is updated. Tracking uses one submap (the window, its
+nearest keyframe the reference); a global search tries the `global_ransac_candidates` keyframes with the most
+matches, each with its neighbours, and keeps the one with the most inliers.
+
+Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
+consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
+one-keyframe RANSAC accepts. Against several keyframes those false matches contradict each other (each implies its
+own keyframe's pose), while true matches to every keyframe agree on one pose. A fix farther from the odometry prediction than the search radius is
 rejected. A frame without a fix reports the dead-reckoned pose (last fix + odometry) with a grown covariance.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
@@ -94,9 +102,9 @@ class _Fix:
 
 @dataclass
 class _Candidate:
-    keyframe_id: int
+    keyframe_id: int  # the reference keyframe
     src: np.ndarray  # current frame points (left optical, m)
-    tgt: np.ndarray  # keyframe points (left optical, m)
+    tgt: np.ndarray  # map points in the reference keyframe's left optical frame (m)
     weights: np.ndarray
 
 
@@ -157,11 +165,10 @@ class Localizer:
         current = frame.subset_valid()
         timings = dict(frame.timings_ms)
         t0 = time.perf_counter()
-        matched = [self._match(current, keyframe_id) for keyframe_id in candidates]
+        per_keyframe = {int(k): self._match(current, int(k)) for k in candidates}
+        matched = [self._submap(reference, members, per_keyframe)
+                   for reference, members in self._submaps(search, candidates, per_keyframe)]
         matched = [m for m in matched if len(m.weights) >= self.config.min_matches]
-        matched.sort(key=lambda m: -len(m.weights))
-        if search == "global":
-            matched = matched[: self.config.window.global_ransac_candidates]
         timings["matching"] = 1000 * (time.perf_counter() - t0)
 
         t0 = time.perf_counter()
@@ -236,6 +243,33 @@ class Localizer:
         radius = search_radius_m(cfg, self._distance_since_fix_m, self.health.state != HealthState.LOCALIZED)
         centre = predicted[:3, 3]
         return "window", radius, centre, keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates)
+
+    def _submaps(self, search: str, candidates: np.ndarray,
+                 per_keyframe: dict[int, _Candidate]) -> list[tuple[int, list[int]]]:
+        """(reference keyframe, member keyframes) of each submap to try (see the module docstring)."""
+        if len(candidates) == 0:
+            return []
+        if search == "window":
+            return [(int(candidates[0]), [int(k) for k in candidates])]
+        cfg = self.config.window
+        ranked = sorted(per_keyframe, key=lambda k: -len(per_keyframe[k].weights))[: cfg.global_ransac_candidates]
+        positions = self.map.positions_m
+        return [(k, [int(m) for m in keyframes_in_window(positions, positions[k], cfg.radius_m, cfg.max_candidates)])
+                for k in ranked]
+
+    def _submap(self, reference: int, members: list[int], per_keyframe: dict[int, _Candidate]) -> _Candidate:
+        """The members' matches together, map points moved into the reference keyframe's left optical frame."""
+        T_camera_vehicle = transforms.invert(self._T_vehicle_camera)
+        T_reference_map = transforms.invert(self.map.entries[reference].T_map_keyframe)
+        src, tgt, weights = [], [], []
+        for member in members:
+            matches = per_keyframe[member]
+            T_refcam_membercam = (T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe
+                                  @ self._T_vehicle_camera)
+            src.append(matches.src)
+            tgt.append(transforms.transform_points(T_refcam_membercam, matches.tgt))
+            weights.append(matches.weights)
+        return _Candidate(reference, np.concatenate(src), np.concatenate(tgt), np.concatenate(weights))
 
     def _match(self, current: StereoFeatures, keyframe_id: int) -> _Candidate:
         keyframe = self.map.keyframe(keyframe_id)
