@@ -95,3 +95,4 @@ def test_learned_backend_through_the_exported_model(tiny_model, image_rgb):
     signature = backend.signature()
     assert signature["model_sha256"] == fileio.sha256_file(tiny_model)
     assert signature["metadata"]["cell_size"] == 16
+    assert backend.keypoint_scale(256) == 256 / 96 and make_backend("orb").keypoint_scale(256) == 1.0

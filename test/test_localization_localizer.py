@@ -202,3 +202,35 @@ def test_localizer_refuses_an_empty_map_or_bad_initial_keyframe(tmp_path, map_pa
         make_localizer(tmp_path / "empty")
     with pytest.raises(ValueError, match="not in the map"):
         make_localizer(map_path, initial_keyframe_id=NUM_KEYFRAMES)
+
+
+
+def test_same_place_false_matches_are_outvoted_by_the_submap(tmp_path, world):
+    """A self-similar trail: every view holds the same "ground patch" features at the same camera-frame points with
+    the same descriptors, so each keyframe alone explains any frame as "standing on the keyframe". True matches to
+    all keyframes of the window agree on one pose and outvote them; against one keyframe they do not."""
+    rng = np.random.default_rng(3)
+    uv = np.column_stack([rng.uniform(20, RIG.width - 20, 100), rng.uniform(RIG.height / 2 + 20, RIG.height - 20, 100)])
+    patch_points, _ = RIG.points_from_disparity(uv, rng.uniform(8.0, 20.0, 100))
+    patch = StereoFeatures(Features(uv.astype(np.float32), rng.integers(0, 256, (100, 32), dtype=np.uint8),
+                                    np.ones(100, np.float32)), patch_points, np.ones(100, bool))
+
+    def with_patch(frame):
+        parts = (frame, patch)
+        features = Features(*(np.concatenate([getattr(p.features, key) for p in parts])
+                              for key in ("keypoints", "descriptors", "scores")))
+        return StereoFeatures(features, np.vstack([p.points_camera for p in parts]), np.ones(len(features), bool))
+
+    writer = MapWriter.create(tmp_path / "trail", OrbBackend(), RIG)
+    for i in range(NUM_KEYFRAMES):
+        frame = with_patch(observe(world, keyframe_pose(i), rng, max_points=60))
+        f = frame.features
+        writer.add(Keyframe(i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores,
+                            frame.points_camera, frame.valid))
+    T_map_vehicle = transforms.from_xyz_rpy(9.0, 0.3, 0.0, yaw=0.02)
+    frame = with_patch(observe(world, T_map_vehicle, rng, max_points=60))
+    for max_candidates, expect_right in ((1, False), (3, True)):
+        localizer = make_localizer(tmp_path / "trail", initial_keyframe_id=4, window={"max_candidates": max_candidates})
+        result = localizer.localize(0, frame, odom(T_map_vehicle))
+        translation_error, _ = pose_error(result.T_map_vehicle, T_map_vehicle)
+        assert result.fixed and (translation_error < 0.1) == expect_right, (max_candidates, translation_error)

@@ -57,3 +57,13 @@ def test_too_few_inliers_report_an_infinite_covariance():
     far_off = transforms.from_xyz_rpy(5.0, 0.0, 0.0, yaw=0.8) @ T_true
     result = refine_stereo_pose(far_off, points, measured, np.ones(len(points)), np.zeros(len(points), bool), RIG)
     assert result.num_inliers < 3 and np.all(np.isinf(result.covariance))
+
+
+def test_pixel_gates_scale_to_image_pixels():
+    from dlvf_ros.localization.localizer import scaled_refine_config
+
+    base = RefineConfig()
+    scaled = scaled_refine_config(base, 1.6)
+    assert scaled.inlier_threshold_px == 1.6 * base.inlier_threshold_px and scaled.huber_px == 1.6 * base.huber_px
+    assert scaled.initial_threshold_px == 1.6 * base.initial_threshold_px and scaled.min_sigma_px == 1.6 * base.min_sigma_px
+    assert scaled.iterations == base.iterations and scaled_refine_config(base, 1.0) == base

@@ -91,7 +91,7 @@ def test_repeat_at_noon_and_in_the_evening_recovers_the_offset(orb_map, frames):
                 # map = teach odometry = world here, so T_map_vehicle is directly comparable to the truth
                 t_err, r_err = errors(result.T_map_vehicle, frame.T_world_vehicle)
                 assert t_err < max_error_m and r_err < max_error_deg, (lighting, t_err, r_err)
-                assert result.num_inliers >= 20
+                assert result.num_inliers >= 15
         assert fixes >= (3 if lighting == "noon" else 2), lighting
 
 

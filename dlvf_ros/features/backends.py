@@ -74,6 +74,11 @@ class FeatureBackend(abc.ABC):
     def descriptor_size(self) -> int:
         """Descriptor length C (bytes for binary descriptors)."""
 
+    def keypoint_scale(self, image_width: int) -> float:
+        """Pixels of an `image_width`-wide image per pixel of the resolution the keypoints are found at (1 for
+        detectors that run on the image itself); keypoint noise, and the gates that allow for it, scale with it."""
+        return 1.0
+
 
 class _OpenCvBackend(FeatureBackend):
     """Shared OpenCV detect-and-describe wrapper; subclasses build the detector."""
@@ -163,6 +168,9 @@ class LearnedBackend(FeatureBackend):
     @property
     def descriptor_size(self) -> int:
         return int(self.metadata["descriptor_size"])
+
+    def keypoint_scale(self, image_width: int) -> float:
+        return float(image_width) / float(self.metadata["input_width"])
 
     def signature(self) -> dict:
         return {"backend": self.name, "model_sha256": self.model_sha256, "model_file": self.model_path.name,

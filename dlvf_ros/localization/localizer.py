@@ -22,6 +22,7 @@ state changes, so the localizer keeps working on the next good frame.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -42,8 +43,10 @@ from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descript
 
 
 def _default_ransac() -> RansacConfig:
-    # RANSAC only seeds the stereo reprojection refinement: 128 hypotheses in one batch, 1 m 3-D tolerance
-    return RansacConfig(iterations=128, inlier_threshold_m=1.0, min_inliers=10)
+    # RANSAC only seeds the stereo reprojection refinement. 0.5 m 3-D tolerance: at 1 m a "standing on the keyframe"
+    # pose keeps the true matches of a frame up to 1 m away as inliers. Minimal 3-point samples, 512 hypotheses: a
+    # submap of 3 keyframes brings more outliers than one keyframe (6-point samples: 0.3^6 per draw).
+    return RansacConfig(iterations=512, sample_size=3, inlier_threshold_m=0.5, min_inliers=10)
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Localizer:
                              f"(ids 0..{len(map_store) - 1})")
         self.health = HealthMonitor(self.config.health)
         self._T_vehicle_camera = map_store.rig.T_vehicle_camera
+        self._refine = scaled_refine_config(self.config.refine, frontend.backend.keypoint_scale(map_store.rig.width))
         self.reset()
 
     @classmethod
@@ -290,8 +294,16 @@ class Localizer:
                                      stereo_measurements(self.map.rig, candidate.src),
                                      candidate.weights if self.config.refine.weight_by_scores
                                      else np.ones(len(candidate.weights)),
-                                     ransac.inliers, self.map.rig, self.config.refine)
+                                     ransac.inliers, self.map.rig, self._refine)
         return refined if refined.num_inliers >= self.config.ransac.min_inliers else None
+
+
+def scaled_refine_config(config: RefineConfig, scale: float) -> RefineConfig:
+    """`config` with its pixel gates and noise floor multiplied by `scale` (keypoint pixels -> image pixels)."""
+    return dataclasses.replace(
+        config, initial_threshold_px=config.initial_threshold_px * scale, inlier_threshold_px=config.inlier_threshold_px * scale,
+        huber_px=config.huber_px * scale, min_sigma_px=config.min_sigma_px * scale,
+    )
 
 
 @contextlib.contextmanager
