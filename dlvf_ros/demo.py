@@ -62,6 +62,18 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def source_fingerprint(*subpackages: str) -> str:
+    """Hash of the Python sources of these dlvf_ros subpackages: a cached step is redone when the code behind it
+    changes (a new localizer must not be scored with an old replay)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in subpackages:
+        for path in sorted((package / name).rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class Step:
     """One cached `dlvf` sub-command: skipped when `marker` exists and `key_file` holds the same key."""
 
@@ -95,7 +107,8 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
     logs = work / "logs"
     world = work / "world"
     runs = [config.teach_lighting, *config.lightings]
-    world_key = _key("world", config.world_seed, runs, config.path_length_m, config.spacing_m)
+    world_key = _key("world", config.world_seed, runs, config.path_length_m, config.spacing_m,
+                     source_fingerprint("sim", "data"))
     steps = [Step("render world", [
         "sim", "--out", str(world), "--seed", str(config.world_seed), "--teach-lighting", config.teach_lighting,
         "--lightings", ",".join(config.lightings), "--path-length", str(config.path_length_m),
@@ -106,7 +119,8 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
     for backend in config.backends:
         map_dir = work / "maps" / backend
         model_args = ["--model", str(model)] if backend == "learned" else []
-        map_key = _key(world_key, backend, model_hash if backend == "learned" else None)
+        map_key = _key(world_key, backend, model_hash if backend == "learned" else None,
+                       source_fingerprint("features", "geometry", "matching", "localization", "ros"))
         steps.append(Step(f"teach {backend}", ["teach", "--bag", str(world / "bags" / "run_000000"), "--out",
                                                str(map_dir), "--backend", backend, "--overwrite", *model_args],
                           map_key, map_dir / "manifest.json", logs))

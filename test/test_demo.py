@@ -71,3 +71,17 @@ def test_table_has_a_row_per_lighting_and_backend():
     lines = text.splitlines()
     assert len(lines) == 4 and "97.5%" in lines[2] and lines[2].startswith("night") and "10.0%" in lines[3]
     assert " 39/40" in lines[2]
+
+
+def test_code_changes_invalidate_the_cached_steps_behind_them(tmp_path, monkeypatch):
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    config = demo.DemoConfig(lightings=["night"], backends=["orb"])
+    before = {step.name: step.key for step in demo.plan(config, tmp_path, model)[0]}
+    assert demo.source_fingerprint("localization") == demo.source_fingerprint("localization")
+    assert demo.source_fingerprint("localization") != demo.source_fingerprint("sim")
+    real = demo.source_fingerprint
+    monkeypatch.setattr(demo, "source_fingerprint", lambda *names: real(*names) + ("x" if "localization" in names else ""))
+    after = {step.name: step.key for step in demo.plan(config, tmp_path, model)[0]}
+    assert after["render world"] == before["render world"]
+    assert after["teach orb"] != before["teach orb"] and after["replay orb night"] != before["replay orb night"]
