@@ -175,7 +175,7 @@ def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
 
     x = np.arange(len(config.lightings))
     width = 0.8 / len(config.backends)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for i, backend in enumerate(config.backends):
         rows = [results[backend][lighting] for lighting in config.lightings]
         axes[0].bar(x + i * width, [100 * r["success_rate"] for r in rows], width, label=backend)
@@ -185,8 +185,8 @@ def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
         ax.set_title(f"{title}; taught at {config.teach_lighting}")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylim(0, 105)
-    axes[0].legend()
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(config.backends), frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # room below the axes for the legend, which covers no bar there
     with fileio.atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
