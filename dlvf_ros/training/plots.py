@@ -23,7 +23,7 @@ def _save(figure, path: str | Path) -> None:
 
 def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: float | None = None) -> None:
     """Losses and validation errors per epoch from metrics rows (values may be strings, as read from CSV), with the
-    untrained network's validation loss as a reference line."""
+    validation loss before training (untrained, or the `--init` weights) as a reference line."""
     epochs = [int(row["epoch"]) for row in rows]
     column = lambda key: [float(row[key]) for row in rows]  # noqa: E731
     figure, (losses, errors) = plt.subplots(1, 2, figsize=(11, 4))
@@ -34,7 +34,7 @@ def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: fl
         losses.plot(epochs, [float(row.get("val_descriptor_loss") or "nan") for row in rows], "--",
                     label="validation descriptor")
     if initial_val_loss is not None:
-        losses.axhline(initial_val_loss, color="tab:orange", linestyle="-.", label="validation, untrained")
+        losses.axhline(initial_val_loss, color="tab:orange", linestyle="-.", label="validation before training")
     active = [e for e, a in zip(epochs, column("pose_loss_active")) if a]
     if active:
         losses.axvline(active[0] - 0.5, color="grey", linestyle="--", label="pose loss on")

@@ -2,7 +2,7 @@
 
 RUN_DIR layout (rank 0 writes; all writes atomic): `config.yaml` (the TrainConfig used), `metrics.csv` (one row per
 epoch), `tensorboard/`, `checkpoints/last.pt` and `best.pt`, `training_curve.png`, `summary.json`, and
-`checkpoints/initial.pt` (the untrained weights, for comparisons),
+`checkpoints/initial.pt` (the weights before training: untrained, or those of `--init`, for comparisons),
 `ranks/rank_<r>.json` (each rank's weight checksum and sample count, to check that DDP ranks agree).
 
 Loss of one training step: mean over the batch elements with enough inliers of
@@ -133,7 +133,7 @@ class Trainer:
         self.skipped: Counter = Counter(self.state["skipped"]) if self.state and context.is_main else Counter()
         self.samples_seen = 0
         self.initial_validation = self.state.get("initial_validation") if self.state else None
-        if self.state is None and context.is_main:  # the untrained weights, for before/after comparisons
+        if self.state is None and context.is_main:  # the weights before training, for before/after comparisons
             self._save(self._checkpoint(-1, float("inf"), 0, {}), "initial.pt")
 
     # --- set-up --------------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ class Trainer:
 
             writer = SummaryWriter(str(self.run_dir / "tensorboard"))
         started, stopped_early, epoch = time.monotonic(), False, start_epoch - 1
-        # the untrained network's validation metrics, the baseline every later epoch is compared with
+        # the validation metrics before training (untrained or --init weights), the baseline of every later epoch
         if self.initial_validation is None:
             self.initial_validation = self.validate()
             if context.is_main:
