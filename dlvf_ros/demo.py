@@ -30,7 +30,7 @@ BACKENDS = ("learned", "orb", "sift")
 class DemoConfig:
     """What the demo renders and replays. Lengths in metres; `replay_rate` is the bag playback speed factor."""
 
-    world_seed: int = 100  # training used seeds 1-6 (docs/model.md); 100 is unseen
+    world_seed: int = 100  # the shipped model trained on seeds 1-4 and 6-8 and validated on 5 (models/README.md)
     teach_lighting: str = "noon"
     lightings: list[str] = field(default_factory=lambda: ["morning", "evening", "overcast", "dusk", "night"])
     path_length_m: float = 40.0
