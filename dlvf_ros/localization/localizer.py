@@ -13,8 +13,10 @@ matches, each with its neighbours, and keeps the one with the most inliers.
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
 one-keyframe RANSAC accepts. Against several keyframes those false matches contradict each other (each implies its
-own keyframe's pose), while true matches to every keyframe agree on one pose. A fix farther from the odometry prediction than the search radius is
-rejected. A frame without a fix reports the dead-reckoned pose (last fix + odometry) with a grown covariance.
+own keyframe's pose), while true matches to every keyframe agree on one pose.
+
+A fix farther from the odometry prediction than the search radius is rejected. A frame without a fix reports the
+dead-reckoned pose (last fix + odometry) with a grown covariance.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
@@ -301,8 +303,9 @@ class Localizer:
 def scaled_refine_config(config: RefineConfig, scale: float) -> RefineConfig:
     """`config` with its pixel gates and noise floor multiplied by `scale` (keypoint pixels -> image pixels)."""
     return dataclasses.replace(
-        config, initial_threshold_px=config.initial_threshold_px * scale, inlier_threshold_px=config.inlier_threshold_px * scale,
-        huber_px=config.huber_px * scale, min_sigma_px=config.min_sigma_px * scale,
+        config, initial_threshold_px=config.initial_threshold_px * scale,
+        inlier_threshold_px=config.inlier_threshold_px * scale, huber_px=config.huber_px * scale,
+        min_sigma_px=config.min_sigma_px * scale,
     )
 
 

@@ -19,8 +19,8 @@ class WindowConfig:
     growth_per_m: float = 0.2  # extra radius per metre driven on odometry since the last fix
     degraded_factor: float = 2.0  # radius multiplier while DEGRADED
     max_radius_m: float = 30.0
-    max_candidates: int = 3  # nearest keyframes matched while tracking
-    global_ransac_candidates: int = 5  # in a global search, keyframes with the most matches that get RANSAC
+    max_candidates: int = 3  # nearest keyframes matched while tracking: the local submap (the first is its reference)
+    global_ransac_candidates: int = 5  # in a global search, keyframes with the most matches tried as submap references
 
     def __post_init__(self) -> None:
         if not (self.radius_m > 0 and self.max_radius_m >= self.radius_m):

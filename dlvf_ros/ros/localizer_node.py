@@ -123,8 +123,9 @@ LOCALIZER_DOCS = {
         "growth_per_m": Doc("extra search radius per metre driven since the last fix", 0.0, 100.0),
         "degraded_factor": Doc("search radius multiplier while DEGRADED", 1.0, 100.0),
         "max_radius_m": Doc("largest search radius (m)", 0.01, 100_000.0),
-        "max_candidates": Doc("nearest keyframes matched while tracking", 1, 10_000),
-        "global_ransac_candidates": Doc("keyframes with most matches given RANSAC in a global search", 1, 10_000),
+        "max_candidates": Doc("keyframes in the local submap (nearest first, the first is the reference)", 1, 10_000),
+        "global_ransac_candidates": Doc("global search: keyframes with most matches tried as submap references", 1,
+                                        10_000),
     }),
     **prefixed_docs(_L + "health.", {
         "good_inliers": Doc("inliers for a frame to count as good", 1, 1_000_000),
