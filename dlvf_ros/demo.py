@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"config": to_dict(config), "model": str(model), "results": results,
                "wall_time_s": time.perf_counter() - started}
     fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
-    print(f"\nTaught at {config.teach_lighting} on world {config.world_seed} (unseen in training); "
+    print(f"\nTaught at {config.teach_lighting} on world {config.world_seed}; "
           f"success = localized within {config.max_translation_error_m} m and {config.max_heading_error_deg} deg.")
     print(report)
     print(f"\nplots: {work / 'demo.png'}, per backend: {work / 'evaluation'}; summary: {work / 'demo_summary.json'}")
