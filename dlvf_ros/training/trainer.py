@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.config import ConfigError, from_dict, save_config, to_dict
+from dlvf_ros.features.export import load_checkpoint
 from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.training.config import TrainConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset
@@ -141,15 +142,11 @@ class Trainer:
         """Weights of another run's checkpoint as the starting point (fine-tuning); returns its provenance."""
         if not path.is_file():
             raise FileNotFoundError(f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model_state, model_config = state["model"], state["model_config"]
-        except Exception as exc:  # a torch.load of a non-checkpoint raises many kinds
-            raise ValueError(f"--init: {path} is not a `dlvf train` checkpoint ({exc}); pass RUN/checkpoints/last.pt") from exc
-        if dict(model_config) != dict(self.network.conf):
-            raise ValueError(f"--init: {path} holds a network {dict(model_config)}, but the config builds "
+        network, state = load_checkpoint(path)  # ModelContractError (a ValueError) names an unreadable file
+        if dict(network.conf) != dict(self.network.conf):
+            raise ValueError(f"--init: {path} holds a network {dict(network.conf)}, but the config builds "
                              f"{dict(self.network.conf)}; set `model:` in the config to match")
-        self.network.load_state_dict(model_state)
+        self.network.load_state_dict(network.state_dict())
         return {"path": str(path), "epoch": int(state.get("epoch", -1)), "data_hash": state.get("data_hash"),
                 "weights_sha256": weights_sha256(self.network)}
 
