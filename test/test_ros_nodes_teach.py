@@ -43,16 +43,21 @@ def _teach(client, frames, count):
         client.spin(0.1)
 
 
+def _connect_and_teach(client, frames, count):
+    """Wait for the node's subscriptions, publish the camera extrinsic, then teach the first `count` frames."""
+    client.wait_matched()
+    client.publish_static_camera()
+    client.spin(0.3)
+    _teach(client, frames, count)
+
+
 def test_teach_node_builds_a_map_and_finalises_it_on_sigint(teach_frames, tmp_path):
     rig, frames = teach_frames
     map_path = tmp_path / "map"
     process = _start(map_path, tmp_path)
     client = StereoClient(rig)
     try:
-        client.wait_matched()
-        client.publish_static_camera()
-        client.spin(0.3)
-        _teach(client, frames, len(frames))
+        _connect_and_teach(client, frames, len(frames))
         client.wait_for(lambda: client.paths and len(client.paths[-1].poses) == 5, 30.0, "5 keyframes on the path")
         assert process.stop(timeout_s=30.0) == 0, process.log_text()
     finally:
@@ -76,10 +81,7 @@ def test_killed_teach_node_leaves_a_loadable_map(teach_frames, tmp_path):
     process = _start(map_path, tmp_path)
     client = StereoClient(rig)
     try:
-        client.wait_matched()
-        client.publish_static_camera()
-        client.spin(0.3)
-        _teach(client, frames, 10)  # 3 keyframes at 0, 1 and 2 m
+        _connect_and_teach(client, frames, 10)  # 3 keyframes at 0, 1 and 2 m
         client.wait_for(lambda: client.paths and len(client.paths[-1].poses) >= 3, 30.0, "3 keyframes")
         process._signal_group(signal.SIGKILL)
         assert process.wait(timeout_s=10.0) == -signal.SIGKILL
