@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - builds/updates the virtual env from the lock, then runs the day-to-night teach-and-repeat demo
 #   make test   - builds/updates the virtual env from the lock, then runs the test suite
+# and for contributors: make lint (ruff lint + format check; .ci/run runs it before the tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dlvf-installed
 LOCK := requirements/requirements.lock
 
-.PHONY: venv demo test lock bench clean-venv
+.PHONY: venv demo test lint format lock bench clean-venv
 
 venv: $(STAMP)
 
@@ -24,6 +25,14 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider test
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: venv
 	$(BIN)/dlvf bench render && $(BIN)/dlvf bench features && $(BIN)/dlvf bench localize

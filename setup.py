@@ -1,4 +1,5 @@
 """dlvf_ros: ament_python package, also pip-installable into a plain virtual environment."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -3,6 +3,7 @@
 A sub-command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
 command runs, so `dlvf sim` never loads torch and `dlvf --help` loads nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="dlvf", description="Long-term visual teach and repeat with learned features.")
+    parser = argparse.ArgumentParser(
+        prog="dlvf", description="Long-term visual teach and repeat with learned features."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)

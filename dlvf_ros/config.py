@@ -3,6 +3,7 @@
 Usage: `cfg = load_config(TrainConfig, "config/train.yaml")` or `from_dict(TrainConfig, {...}, source="...")`.
 Unknown keys and wrong types raise `ConfigError` naming the file and the key path.
 """
+
 from __future__ import annotations
 
 import dataclasses

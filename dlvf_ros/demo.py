@@ -7,6 +7,7 @@ key of its inputs so a second run reuses what is still valid:
 3. `dlvf replay`: every repeat bag through the real `localizer_node` process over DDS, with /clock.
 4. `dlvf evaluate`: errors against ground truth; then one table and one plot across backends and lightings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,12 @@ class DemoConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--work", type=Path, default=Path(".cache/demo"),
-                        help="working directory; cached world, maps and replays are reused (default .cache/demo)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(".cache/demo"),
+        help="working directory; cached world, maps and replays are reused (default .cache/demo)",
+    )
     parser.add_argument("--config", type=Path, default=None, help="DemoConfig YAML (default: config/demo.yaml values)")
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: the one shipped in models/)")
     parser.add_argument("--fresh", action="store_true", help="ignore the cache and redo every step")
@@ -95,8 +100,12 @@ def run_logged(name: str, argv: list[str], log_path: Path, marker: Path) -> None
     exits 0 and leaves `marker`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        result = subprocess.run([sys.executable, "-m", "dlvf_ros.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "dlvf_ros.cli", *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     if result.returncode != 0 or not marker.exists():
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
         raise SystemExit(f"dlvf demo: step '{name}' failed (exit {result.returncode}); log {log_path}:\n{tail}")
@@ -107,30 +116,90 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
     logs = work / "logs"
     world = work / "world"
     runs = [config.teach_lighting, *config.lightings]
-    world_key = _key("world", config.world_seed, runs, config.path_length_m, config.spacing_m,
-                     source_fingerprint("sim", "data"))
-    steps = [Step("render world", [
-        "sim", "--out", str(world), "--seed", str(config.world_seed), "--teach-lighting", config.teach_lighting,
-        "--lightings", ",".join(config.lightings), "--path-length", str(config.path_length_m),
-        "--spacing", str(config.spacing_m), "--bags", "--overwrite"],
-        world_key, world / "bags" / f"run_{len(runs) - 1:06d}", logs)]
+    world_key = _key(
+        "world", config.world_seed, runs, config.path_length_m, config.spacing_m, source_fingerprint("sim", "data")
+    )
+    steps = [
+        Step(
+            "render world",
+            [
+                "sim",
+                "--out",
+                str(world),
+                "--seed",
+                str(config.world_seed),
+                "--teach-lighting",
+                config.teach_lighting,
+                "--lightings",
+                ",".join(config.lightings),
+                "--path-length",
+                str(config.path_length_m),
+                "--spacing",
+                str(config.spacing_m),
+                "--bags",
+                "--overwrite",
+            ],
+            world_key,
+            world / "bags" / f"run_{len(runs) - 1:06d}",
+            logs,
+        )
+    ]
     model_hash = fileio.sha256_file(model) if "learned" in config.backends else None
     replays: dict[str, list[Path]] = {}
     for backend in config.backends:
         map_dir = work / "maps" / backend
         model_args = ["--model", str(model)] if backend == "learned" else []
-        map_key = _key(world_key, backend, model_hash if backend == "learned" else None,
-                       source_fingerprint("features", "geometry", "matching", "localization", "ros"))
-        steps.append(Step(f"teach {backend}", ["teach", "--bag", str(world / "bags" / "run_000000"), "--out",
-                                               str(map_dir), "--backend", backend, "--overwrite", *model_args],
-                          map_key, map_dir / "manifest.json", logs))
+        map_key = _key(
+            world_key,
+            backend,
+            model_hash if backend == "learned" else None,
+            source_fingerprint("features", "geometry", "matching", "localization", "ros"),
+        )
+        steps.append(
+            Step(
+                f"teach {backend}",
+                [
+                    "teach",
+                    "--bag",
+                    str(world / "bags" / "run_000000"),
+                    "--out",
+                    str(map_dir),
+                    "--backend",
+                    backend,
+                    "--overwrite",
+                    *model_args,
+                ],
+                map_key,
+                map_dir / "manifest.json",
+                logs,
+            )
+        )
         replays[backend] = []
         for run_id, lighting in enumerate(config.lightings, start=1):
             out = work / "replays" / backend / lighting
-            steps.append(Step(f"replay {backend} {lighting}", [
-                "replay", "--bag", str(world / "bags" / f"run_{run_id:06d}"), "--map", str(map_dir), "--out",
-                str(out), "--rate", str(config.replay_rate), "--lighting", lighting, "--overwrite", *model_args],
-                _key(map_key, run_id, config.replay_rate), out / "replay.json", logs))
+            steps.append(
+                Step(
+                    f"replay {backend} {lighting}",
+                    [
+                        "replay",
+                        "--bag",
+                        str(world / "bags" / f"run_{run_id:06d}"),
+                        "--map",
+                        str(map_dir),
+                        "--out",
+                        str(out),
+                        "--rate",
+                        str(config.replay_rate),
+                        "--lighting",
+                        lighting,
+                        "--overwrite",
+                        *model_args,
+                    ],
+                    _key(map_key, run_id, config.replay_rate),
+                    out / "replay.json",
+                    logs,
+                )
+            )
             replays[backend].append(out)
     return steps, replays
 
@@ -140,8 +209,15 @@ def evaluate(config: DemoConfig, work: Path, replays: dict[str, list[Path]]) -> 
     results = {}
     for backend, dirs in replays.items():
         out = work / "evaluation" / backend
-        argv = ["evaluate", "--out", str(out), "--max-translation-error-m", str(config.max_translation_error_m),
-                "--max-heading-error-deg", str(config.max_heading_error_deg)]
+        argv = [
+            "evaluate",
+            "--out",
+            str(out),
+            "--max-translation-error-m",
+            str(config.max_translation_error_m),
+            "--max-heading-error-deg",
+            str(config.max_heading_error_deg),
+        ]
         for replay in dirs:
             argv += ["--replay", str(replay)]
         run_logged(f"evaluate {backend}", argv, work / "logs" / f"evaluate_{backend}.log", out / "summary.json")
@@ -151,8 +227,10 @@ def evaluate(config: DemoConfig, work: Path, replays: dict[str, list[Path]]) -> 
 
 def table(config: DemoConfig, results: dict[str, dict]) -> str:
     """Text table: one row per lighting and backend."""
-    header = (f"{'lighting':<10} {'backend':<8} {'success':>8} {'frames':>8} {'inliers':>8} "
-              f"{'lateral m':>10} {'heading deg':>12} {'latency ms':>11}")
+    header = (
+        f"{'lighting':<10} {'backend':<8} {'success':>8} {'frames':>8} {'inliers':>8} "
+        f"{'lateral m':>10} {'heading deg':>12} {'latency ms':>11}"
+    )
     lines = [header, "-" * len(header)]
     for lighting in config.lightings:
         for i, backend in enumerate(config.backends):
@@ -161,7 +239,8 @@ def table(config: DemoConfig, results: dict[str, dict]) -> str:
                 f"{lighting if i == 0 else '':<10} {backend:<8} {100 * s['success_rate']:>7.1f}% "
                 f"{s['frames']:>3d}/{s['images']:<4d} {s['inliers_median']:>8.0f} "
                 f"{s['lateral_m']['median_abs']:>10.3f} {s['heading_deg']['median_abs']:>12.2f} "
-                f"{s['latency_ms_median']:>11.0f}")
+                f"{s['latency_ms_median']:>11.0f}"
+            )
     return "\n".join(lines)
 
 
@@ -211,11 +290,17 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(config, work, replays)
     report = table(config, results)
     plot(config, results, work / "demo.png")
-    summary = {"config": to_dict(config), "model": str(model), "results": results,
-               "wall_time_s": time.perf_counter() - started}
+    summary = {
+        "config": to_dict(config),
+        "model": str(model),
+        "results": results,
+        "wall_time_s": time.perf_counter() - started,
+    }
     fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
-    print(f"\nTaught at {config.teach_lighting} on world {config.world_seed}; "
-          f"success = localized within {config.max_translation_error_m} m and {config.max_heading_error_deg} deg.")
+    print(
+        f"\nTaught at {config.teach_lighting} on world {config.world_seed}; "
+        f"success = localized within {config.max_translation_error_m} m and {config.max_heading_error_deg} deg."
+    )
     print(report)
     print(f"\nplots: {work / 'demo.png'}, per backend: {work / 'evaluation'}; summary: {work / 'demo_summary.json'}")
     return 0

@@ -3,6 +3,7 @@
 Write to a temporary file in the same directory, flush and fsync it, then `os.replace` it over the target
 (atomic on POSIX), and fsync the directory so the rename survives a power cut.
 """
+
 from __future__ import annotations
 
 import contextlib

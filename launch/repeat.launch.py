@@ -6,14 +6,19 @@ Arguments: use_sim_time, params_file (localizer_node parameters, default the pac
 namespace, model (exported feature model; empty: the backend the map was built with, classical only), map (the
 teach map store). Outputs /localization/pose, map -> odom on /tf, /localization/path and /diagnostics.
 """
-from launch import LaunchDescription
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        *node_arguments("localizer_node", map_description="teach map store directory",
-                        model_description="exported feature model (.pt) the map was built with"),
-        node_action("localizer_node"),
-    ])
+    return LaunchDescription(
+        [
+            *node_arguments(
+                "localizer_node",
+                map_description="teach map store directory",
+                model_description="exported feature model (.pt) the map was built with",
+            ),
+            node_action("localizer_node"),
+        ]
+    )

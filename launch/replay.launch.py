@@ -7,34 +7,52 @@ default the package's config/localizer_node.yaml), namespace (the node's namespa
 ground-truth topics are remapped into it), model, map, bag (rosbag2 directory), rate (playback speed).
 To record the outputs for `dlvf evaluate`, use `dlvf replay` instead (same nodes, plus a recorder).
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments
+from launch import LaunchDescription
 
-BAG_TOPICS = ("/stereo/left/image_raw", "/stereo/right/image_raw", "/stereo/left/camera_info",
-              "/stereo/right/camera_info", "/odom", "/ground_truth/pose")
+BAG_TOPICS = (
+    "/stereo/left/image_raw",
+    "/stereo/right/image_raw",
+    "/stereo/left/camera_info",
+    "/stereo/right/camera_info",
+    "/odom",
+    "/ground_truth/pose",
+)
 
 
 def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration("namespace")
-    return LaunchDescription([
-        *node_arguments("localizer_node", map_description="teach map store directory",
-                        model_description="exported feature model (.pt) the map was built with",
-                        use_sim_time="true", use_sim_time_description="use the bag's /clock",
-                        namespace_description="namespace of the localizer and its topics"),
-        DeclareLaunchArgument("bag", description="rosbag2 bag of the run to replay"),
-        DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
-        node_action("localizer_node"),
-        Node(
-            package="dlvf_ros",
-            executable="bag_player",
-            name="bag_player",
-            output="screen",
-            arguments=[LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate"),
-                       "--wait-for", "/stereo/left/image_raw"],
-            remappings=[(topic, [namespace, topic]) for topic in BAG_TOPICS],
-        ),
-    ])
+    return LaunchDescription(
+        [
+            *node_arguments(
+                "localizer_node",
+                map_description="teach map store directory",
+                model_description="exported feature model (.pt) the map was built with",
+                use_sim_time="true",
+                use_sim_time_description="use the bag's /clock",
+                namespace_description="namespace of the localizer and its topics",
+            ),
+            DeclareLaunchArgument("bag", description="rosbag2 bag of the run to replay"),
+            DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
+            node_action("localizer_node"),
+            Node(
+                package="dlvf_ros",
+                executable="bag_player",
+                name="bag_player",
+                output="screen",
+                arguments=[
+                    LaunchConfiguration("bag"),
+                    "--rate",
+                    LaunchConfiguration("rate"),
+                    "--wait-for",
+                    "/stereo/left/image_raw",
+                ],
+                remappings=[(topic, [namespace, topic]) for topic in BAG_TOPICS],
+            ),
+        ]
+    )

@@ -7,14 +7,19 @@ Arguments: use_sim_time (bag replay with /clock), params_file (teach_node parame
 config/teach_node.yaml), namespace, model (exported feature model; empty = the `backend` parameter's classical
 features), map (output map store directory). Ctrl-C finalises the map.
 """
-from launch import LaunchDescription
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        *node_arguments("teach_node", map_description="map store directory to create",
-                        model_description="exported feature model (.pt); empty: classical"),
-        node_action("teach_node"),
-    ])
+    return LaunchDescription(
+        [
+            *node_arguments(
+                "teach_node",
+                map_description="map store directory to create",
+                model_description="exported feature model (.pt); empty: classical",
+            ),
+            node_action("teach_node"),
+        ]
+    )

@@ -6,6 +6,7 @@ Subscribes to /cam/left (the test remaps the player's left images there), /stere
 /tf_static (transient local). On SIGINT it writes OUT.json: per image its header stamp, frame id, size, a checksum
 and the /clock value last seen before it; every /clock value; the static transforms.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,26 +43,41 @@ def main() -> int:
 
     def on_image(side: str):
         def callback(msg: Image) -> None:
-            record[side].append({
-                "stamp_ns": msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, "frame_id": msg.header.frame_id,
-                "size": [msg.width, msg.height, msg.step], "encoding": msg.encoding,
-                "sha256": hashlib.sha256(bytes(msg.data)).hexdigest(), "clock_ns": last_clock[0],
-            })
+            record[side].append(
+                {
+                    "stamp_ns": msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                    "frame_id": msg.header.frame_id,
+                    "size": [msg.width, msg.height, msg.step],
+                    "encoding": msg.encoding,
+                    "sha256": hashlib.sha256(bytes(msg.data)).hexdigest(),
+                    "clock_ns": last_clock[0],
+                }
+            )
+
         return callback
 
     def on_tf(msg: TFMessage) -> None:
         for t in msg.transforms:
             tr, q = t.transform.translation, t.transform.rotation
-            record["tf_static"].append({"parent": t.header.frame_id, "child": t.child_frame_id,
-                                        "xyz": [tr.x, tr.y, tr.z], "xyzw": [q.x, q.y, q.z, q.w]})
+            record["tf_static"].append(
+                {
+                    "parent": t.header.frame_id,
+                    "child": t.child_frame_id,
+                    "xyz": [tr.x, tr.y, tr.z],
+                    "xyzw": [q.x, q.y, q.z, q.w],
+                }
+            )
 
     reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Image, "/cam/left", on_image("left"), reliable)
     node.create_subscription(Image, "/stereo/right/image_raw", on_image("right"), reliable)
     node.create_subscription(Clock, "/clock", on_clock, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-    node.create_subscription(TFMessage, "/tf_static", on_tf,
-                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                        reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        TFMessage,
+        "/tf_static",
+        on_tf,
+        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE),
+    )
     try:
         while not stop.is_set() and rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.05)

@@ -4,6 +4,7 @@ The wall world is exact and fast (no OpenGL): a textured plane `wall_distance_m`
 sideways along it (vehicle +y), seen by a forward-looking stereo rig, so a lateral move is a pure image shift and a
 forward move a zoom. Images come from `cv2.remap` of one texture; disparity is f b / depth exactly.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,19 @@ def wall_texture(seed: int = 0) -> np.ndarray:
     """(H, W, 3) uint8 RGB texture of the wall: scikit-image sample photographs tiled 4 m x 4 m, in a seeded order."""
     from skimage import data
 
-    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "brick", "gravel",
-             "hubble_deep_field", "grass", "retina"]
+    names = [
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "immunohistochemistry",
+        "camera",
+        "brick",
+        "gravel",
+        "hubble_deep_field",
+        "grass",
+        "retina",
+    ]
     order = np.random.default_rng(seed).permutation(len(names))
     tile = int(4.0 / TEXEL_M)
     height = int((WALL_Z_RANGE_M[1] - WALL_Z_RANGE_M[0]) / TEXEL_M)
@@ -43,8 +55,9 @@ def wall_texture(seed: int = 0) -> np.ndarray:
         image = getattr(data, names[order[k % len(names)]])()
         image = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image[:, :, :3]
         r, c = divmod(k, cols)
-        texture[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = cv2.resize(image, (tile, tile),
-                                                                               interpolation=cv2.INTER_AREA)
+        texture[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = cv2.resize(
+            image, (tile, tile), interpolation=cv2.INTER_AREA
+        )
     return np.ascontiguousarray(texture[:height, :width])
 
 
@@ -56,8 +69,9 @@ class WallFrame:
     T_world_vehicle: np.ndarray
 
 
-def render_wall(texture: np.ndarray, rig: StereoRig, T_world_vehicle: np.ndarray, wall_distance_m: float,
-                brightness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def render_wall(
+    texture: np.ndarray, rig: StereoRig, T_world_vehicle: np.ndarray, wall_distance_m: float, brightness: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Left and right RGB images of the wall plane x = wall_distance_m (world) from a vehicle at T_world_vehicle.
 
     Only vehicle translation (x, y) is supported: the camera must look straight at the wall.
@@ -78,8 +92,16 @@ def render_wall(texture: np.ndarray, rig: StereoRig, T_world_vehicle: np.ndarray
     return images[0], images[1]
 
 
-def wall_run(texture: np.ndarray, rig: StereoRig, lateral_m: np.ndarray, forward_m: float, first_stamp_ns: int,
-             period_s: float = 0.25, wall_distance_m: float = 6.0, brightness: float = 1.0) -> list[WallFrame]:
+def wall_run(
+    texture: np.ndarray,
+    rig: StereoRig,
+    lateral_m: np.ndarray,
+    forward_m: float,
+    first_stamp_ns: int,
+    period_s: float = 0.25,
+    wall_distance_m: float = 6.0,
+    brightness: float = 1.0,
+) -> list[WallFrame]:
     """Frames at vehicle positions (forward_m, lateral_m[i]) in the world, one every `period_s`."""
     frames = []
     for i, y in enumerate(lateral_m):
@@ -148,8 +170,12 @@ class StereoClient:
         self.statuses: list = []
         node.create_subscription(PoseWithCovarianceStamped, "/localization/pose", self.poses.append, 10)
         node.create_subscription(TFMessage, "/tf", lambda m: self.tf.extend(m.transforms), 100)
-        node.create_subscription(Path, "/localization/path", self.paths.append,
-                                 QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        node.create_subscription(
+            Path,
+            "/localization/path",
+            self.paths.append,
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
+        )
         node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.statuses.extend(m.status), 100)
 
     def spin(self, seconds: float) -> None:
@@ -164,18 +190,23 @@ class StereoClient:
 
     def wait_matched(self, timeout_s: float = 10.0) -> None:
         """Until every input topic has a subscriber (the node under test is up)."""
-        self.wait_for(lambda: all(p.get_subscription_count() > 0 for k, p in self.pub.items() if k != "ground_truth"),
-                      timeout_s, "the node's subscriptions to the stereo and odometry topics")
+        self.wait_for(
+            lambda: all(p.get_subscription_count() > 0 for k, p in self.pub.items() if k != "ground_truth"),
+            timeout_s,
+            "the node's subscriptions to the stereo and odometry topics",
+        )
 
     def publish_static_camera(self, base_frame: str = "base_link") -> None:
         from dlvf_ros.ros import conversions
 
         T_left = self.rig.T_vehicle_camera
         T_right = T_left @ transforms.from_xyz_rpy(self.rig.baseline, 0, 0)
-        self.static_broadcaster.sendTransform([
-            conversions.matrix_to_transform_stamped(T_left, 0, base_frame, "camera_left_optical"),
-            conversions.matrix_to_transform_stamped(T_right, 0, base_frame, "camera_right_optical"),
-        ])
+        self.static_broadcaster.sendTransform(
+            [
+                conversions.matrix_to_transform_stamped(T_left, 0, base_frame, "camera_left_optical"),
+                conversions.matrix_to_transform_stamped(T_right, 0, base_frame, "camera_right_optical"),
+            ]
+        )
 
     def publish_odometry(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
         from dlvf_ros.ros import conversions
@@ -187,8 +218,15 @@ class StereoClient:
 
         self.pub["ground_truth"].publish(conversions.matrix_to_pose_stamped(T_world_vehicle, stamp_ns, "world"))
 
-    def publish_stereo(self, stamp_ns: int, left: np.ndarray, right: np.ndarray, skip: tuple = (),
-                       right_stamp_offset_ns: int = 0, left_encoding: str = "rgb8") -> None:
+    def publish_stereo(
+        self,
+        stamp_ns: int,
+        left: np.ndarray,
+        right: np.ndarray,
+        skip: tuple = (),
+        right_stamp_offset_ns: int = 0,
+        left_encoding: str = "rgb8",
+    ) -> None:
         """Images + camera_info; `skip` names inputs not to publish ("left_info", ...)."""
         from dlvf_ros.ros import conversions
 
@@ -198,9 +236,11 @@ class StereoClient:
         left_msg.encoding = left_encoding  # another name on rgb8 bytes: tests a wrong encoding
         messages = {
             "left": left_msg,
-            "right": conversions.array_to_image(right, "rgb8", stamp_ns + right_stamp_offset_ns,
-                                                "camera_right_optical"),
-            "left_info": left_info, "right_info": right_info,
+            "right": conversions.array_to_image(
+                right, "rgb8", stamp_ns + right_stamp_offset_ns, "camera_right_optical"
+            ),
+            "left_info": left_info,
+            "right_info": right_info,
         }
         for key in ("left_info", "right_info", "left", "right"):
             if key not in skip:
@@ -231,9 +271,12 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
     from dlvf_ros.ros.replay_cli import bag_summary
 
     n_frames = bag_summary(bag)["topics"]["/stereo/left/image_raw"]
-    node = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
-                             parameters={"map_path": str(map_path), "use_sim_time": True, **parameters},
-                             log_dir=log_dir)
+    node = start_ros_process(
+        python_module_command("dlvf_ros.ros.teach_node"),
+        node_name="teach_node",
+        parameters={"map_path": str(map_path), "use_sim_time": True, **parameters},
+        log_dir=log_dir,
+    )
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     watcher = rclpy.create_node("teach_watcher", context=context)
@@ -249,14 +292,18 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
     watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     try:
         node.wait_ready(timeout_s=60.0, subscribes=["/stereo/left/image_raw"], node=watcher)
-        player = start_ros_process(python_module_command("dlvf_ros.ros.bag_player", str(bag), "--wait-for",
-                                                         "/stereo/left/image_raw"), log_dir=log_dir)
+        player = start_ros_process(
+            python_module_command("dlvf_ros.ros.bag_player", str(bag), "--wait-for", "/stereo/left/image_raw"),
+            log_dir=log_dir,
+        )
         with player:
             assert player.wait(timeout_s) == 0, player.log_text()
 
         def done() -> bool:
-            return sum(int(counters.get(k, 0) or 0) for k in ("frames_processed", "frames_failed",
-                                                               "frames_dropped")) >= n_frames
+            return (
+                sum(int(counters.get(k, 0) or 0) for k in ("frames_processed", "frames_failed", "frames_dropped"))
+                >= n_frames
+            )
 
         deadline = time.monotonic() + timeout_s
         while not done():

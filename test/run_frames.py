@@ -2,6 +2,7 @@
 
 `UtiasWriter.add_frame` and `write_run_bag` take any object with these fields (like `dlvf_ros.sim.frames.SimFrame`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

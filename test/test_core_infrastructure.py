@@ -1,10 +1,11 @@
 """Typed config loading, atomic writes and the `dlvf` dispatcher."""
+
 import importlib
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -24,7 +25,7 @@ class Outer:
     count: int = 3
     inner: Inner = field(default_factory=Inner)
     sizes: list[int] = field(default_factory=lambda: [1, 2])
-    seed: Optional[int] = None
+    seed: int | None = None
 
 
 def test_config_defaults_overrides_and_nesting(tmp_path):
@@ -62,10 +63,9 @@ def test_config_file_errors(tmp_path):
 def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     target = tmp_path / "sub" / "data.bin"
     fileio.atomic_write_bytes(target, b"first")
-    with pytest.raises(RuntimeError):
-        with fileio.atomic_open(target, "wb") as handle:
-            handle.write(b"partial")
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), fileio.atomic_open(target, "wb") as handle:
+        handle.write(b"partial")
+        raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"first"
     assert [p.name for p in target.parent.iterdir()] == ["data.bin"]  # no temp file left
     fileio.atomic_write_text(target, "second")

@@ -1,4 +1,5 @@
 """rosbag2 run bags: write -> read round trips (rosbags, both storages; mcap_ros2 for mcap), atomic writes, errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,11 +7,11 @@ import sqlite3
 
 import numpy as np
 import pytest
+from run_frames import Frame
 
 from dlvf_ros.data.bags import BagTopics, PoseTrack, read_stereo_bag, write_run_bag
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
-from run_frames import Frame
 
 RIG = StereoRig().scaled(64, 48)
 SPEED_MPS, YAW_RATE_RADPS, PERIOD_NS = 1.5, 0.2, 200_000_000
@@ -31,13 +32,16 @@ def make_frames(n: int, seed: int = 0) -> list[Frame]:
     for i in range(n):
         stamp_ns = T0_NS + i * PERIOD_NS
         T_odom = arc_pose(i * PERIOD_NS * 1e-9)
-        frames.append(Frame(
-            i, stamp_ns,
-            rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
-            rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
-            T_world_odom @ T_odom @ transforms.from_xyz_rpy(0.0, 0.01 * i, 0.0),
-            T_odom,
-        ))
+        frames.append(
+            Frame(
+                i,
+                stamp_ns,
+                rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
+                rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
+                T_world_odom @ T_odom @ transforms.from_xyz_rpy(0.0, 0.01 * i, 0.0),
+                T_odom,
+            )
+        )
     return frames
 
 
@@ -59,10 +63,12 @@ def test_round_trip_through_rosbags(tmp_path, storage):
         np.testing.assert_allclose(got.T_world_vehicle, want.T_world_vehicle, atol=1e-12)
     if storage == "sqlite3":
         with sqlite3.connect(bag / "run.db3") as db:
-            counts = dict(db.execute(
-                "SELECT topics.name, COUNT(*) FROM messages JOIN topics ON topics.id = messages.topic_id "
-                "GROUP BY topics.name"
-            ).fetchall())
+            counts = dict(
+                db.execute(
+                    "SELECT topics.name, COUNT(*) FROM messages JOIN topics ON topics.id = messages.topic_id "
+                    "GROUP BY topics.name"
+                ).fetchall()
+            )
         assert counts["/tf_static"] == 1 and counts["/odom"] == 6 and counts["/stereo/right/image_raw"] == 6
 
 
@@ -80,8 +86,13 @@ def test_messages_read_back_with_mcap_ros2_support(tmp_path):
             messages.setdefault(channel.topic, []).append(ros_msg)
             log_times.setdefault(channel.topic, []).append(message.log_time)
     assert set(messages) == {
-        "/stereo/left/image_raw", "/stereo/right/image_raw", "/stereo/left/camera_info", "/stereo/right/camera_info",
-        "/odom", "/ground_truth/pose", "/tf_static",
+        "/stereo/left/image_raw",
+        "/stereo/right/image_raw",
+        "/stereo/left/camera_info",
+        "/stereo/right/camera_info",
+        "/odom",
+        "/ground_truth/pose",
+        "/tf_static",
     }
     stamps = [f.stamp_ns for f in frames]
     for topic in ("/stereo/left/image_raw", "/stereo/right/camera_info", "/odom", "/ground_truth/pose"):
@@ -89,7 +100,11 @@ def test_messages_read_back_with_mcap_ros2_support(tmp_path):
         assert header_stamps == stamps and log_times[topic] == stamps
     left = messages["/stereo/left/image_raw"][2]
     assert (left.encoding, left.height, left.width, left.step, left.header.frame_id) == (
-        "rgb8", RIG.height, RIG.width, RIG.width * 3, "camera_left_optical"
+        "rgb8",
+        RIG.height,
+        RIG.width,
+        RIG.width * 3,
+        "camera_left_optical",
     )
     assert np.array_equal(np.frombuffer(bytes(left.data), np.uint8).reshape(RIG.height, RIG.width, 3), frames[2].left)
     right_info = messages["/stereo/right/camera_info"][0]

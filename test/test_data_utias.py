@@ -1,4 +1,5 @@
 """UTIAS layout: writer -> reader round trip, pose-graph composition against ground truth, malformed files."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,11 +7,11 @@ import itertools
 
 import numpy as np
 import pytest
+from run_frames import Frame
 
 from dlvf_ros.data.utias import NoPathError, UnknownVertexError, UtiasDataset, UtiasFormatError, UtiasWriter
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
-from run_frames import Frame
 
 RIG = StereoRig().scaled(64, 48)
 
@@ -93,7 +94,7 @@ def test_spatial_links_go_to_the_metrically_closest_teach_vertex(written):
     teach_xyz = np.stack([teach[p][:3, 3] for p in sorted(teach)])
     for run_id in (1, 2):
         for pose_id in data.pose_ids(run_id):
-            (linked,) = [v for v in data.neighbours((run_id, pose_id), 1)]
+            (linked,) = list(data.neighbours((run_id, pose_id), 1))
             position = data.T_world_vehicle((run_id, pose_id))[:3, 3]
             assert linked == (0, int(np.argmin(np.linalg.norm(teach_xyz - position, axis=1))))
 
@@ -132,10 +133,10 @@ def test_unknown_and_disconnected_vertices(tmp_path, written):
     # a repeat run linked to a teach vertex that does not exist: its own component
     run = tmp_path / "run_000000"
     run.mkdir()
-    I = ",".join(str(x) for x in np.eye(4).reshape(-1))
-    (run / "transforms_temporal.txt").write_text(f"0,0,0,1,{I}\n")
+    identity = ",".join(str(x) for x in np.eye(4).reshape(-1))
+    (run / "transforms_temporal.txt").write_text(f"0,0,0,1,{identity}\n")
     (tmp_path / "run_000001").mkdir()
-    (tmp_path / "run_000001" / "transforms_spatial.txt").write_text(f"1,0,0,50,{I}\n")
+    (tmp_path / "run_000001" / "transforms_spatial.txt").write_text(f"1,0,0,50,{identity}\n")
     with pytest.raises(NoPathError, match="no path"):
         UtiasDataset(tmp_path).transform((1, 0), (0, 0))
 

@@ -1,4 +1,5 @@
 """The demo's plan, cache and table (the full demo is `make demo`; its pieces are tested end to end elsewhere)."""
+
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ def test_config_file_equals_the_defaults():
     assert load_config(demo.DemoConfig, ROOT / "config" / "demo.yaml") == demo.DemoConfig()
 
 
-@pytest.mark.parametrize("data, message", [({"backends": ["orb", "surf"]}, "surf"), ({"lightings": []}, "at least one"),
-                                           ({"replay_rate": 0.0}, "> 0")])
+@pytest.mark.parametrize(
+    "data, message",
+    [({"backends": ["orb", "surf"]}, "surf"), ({"lightings": []}, "at least one"), ({"replay_rate": 0.0}, "> 0")],
+)
 def test_config_is_validated(tmp_path, data, message):
     import yaml
 
@@ -30,8 +33,15 @@ def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
     config = demo.DemoConfig(lightings=["dusk", "night"], backends=["learned", "orb"])
     steps, replays = demo.plan(config, tmp_path, model)
     names = [step.name for step in steps]
-    assert names == ["render world", "teach learned", "replay learned dusk", "replay learned night",
-                     "teach orb", "replay orb dusk", "replay orb night"]
+    assert names == [
+        "render world",
+        "teach learned",
+        "replay learned dusk",
+        "replay learned night",
+        "teach orb",
+        "replay orb dusk",
+        "replay orb night",
+    ]
     assert replays["orb"] == [tmp_path / "replays" / "orb" / "dusk", tmp_path / "replays" / "orb" / "night"]
     replay_night = steps[3].argv
     assert replay_night[replay_night.index("--bag") + 1].endswith("run_000002")  # run 2 is the second repeat
@@ -64,8 +74,15 @@ def test_failed_step_reports_its_log(tmp_path):
 
 def test_table_has_a_row_per_lighting_and_backend():
     stats = {"median_abs": 0.05}
-    row = {"success_rate": 0.975, "frames": 39, "images": 40, "inliers_median": 120.0, "lateral_m": stats,
-           "heading_deg": {"median_abs": 0.4}, "latency_ms_median": 140.0}
+    row = {
+        "success_rate": 0.975,
+        "frames": 39,
+        "images": 40,
+        "inliers_median": 120.0,
+        "lateral_m": stats,
+        "heading_deg": {"median_abs": 0.4},
+        "latency_ms_median": 140.0,
+    }
     config = demo.DemoConfig(lightings=["night"], backends=["learned", "orb"])
     text = demo.table(config, {"learned": {"night": row}, "orb": {"night": dict(row, success_rate=0.1)}})
     lines = text.splitlines()
@@ -81,7 +98,9 @@ def test_code_changes_invalidate_the_cached_steps_behind_them(tmp_path, monkeypa
     assert demo.source_fingerprint("localization") == demo.source_fingerprint("localization")
     assert demo.source_fingerprint("localization") != demo.source_fingerprint("sim")
     real = demo.source_fingerprint
-    monkeypatch.setattr(demo, "source_fingerprint", lambda *names: real(*names) + ("x" if "localization" in names else ""))
+    monkeypatch.setattr(
+        demo, "source_fingerprint", lambda *names: real(*names) + ("x" if "localization" in names else "")
+    )
     after = {step.name: step.key for step in demo.plan(config, tmp_path, model)[0]}
     assert after["render world"] == before["render world"]
     assert after["teach orb"] != before["teach orb"] and after["replay orb night"] != before["replay orb night"]

@@ -1,4 +1,5 @@
 """Evaluation: interpolation, errors in the vehicle frame, map-frame ground truth, records, summaries, TUM, plots."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ S = 1_000_000_000
 
 def test_interpolate_poses_linear_translation_and_slerp():
     stamps = np.array([0, 2 * S, 10 * S])
-    T = np.stack([transforms.from_xyz_rpy(0, 0, 0), transforms.from_xyz_rpy(2, 4, 0, yaw=np.pi / 2),
-                  transforms.from_xyz_rpy(3, 4, 0)])
+    T = np.stack(
+        [
+            transforms.from_xyz_rpy(0, 0, 0),
+            transforms.from_xyz_rpy(2, 4, 0, yaw=np.pi / 2),
+            transforms.from_xyz_rpy(3, 4, 0),
+        ]
+    )
     query = np.array([S, 2 * S, 5 * S, -1, 11 * S])
     out, valid = metrics.interpolate_poses(stamps, T, query, max_gap_ns=3 * S)
     assert valid.tolist() == [True, True, False, False, False]  # 2 s..10 s gap is over 3 s; outside the span
@@ -73,13 +79,33 @@ def _write_replay(directory, frames):
     for stamp_ns, T, inliers, latency_ms, state in frames:
         if T is not None:
             poses.write(records.pose_record(stamp_ns, T, np.eye(6) * 0.01, stamp_ns + 5))
-        diagnostics.write({"stamp_ns": stamp_ns, "name": "localizer_node: localization", "level": 0, "message": state,
-                           "hardware_id": "", "values": {
-                               records.FRAME_STAMP_KEY: str(stamp_ns), records.FRAME_STATE_KEY: state,
-                               records.FRAME_INLIERS_KEY: str(inliers), records.FRAME_LATENCY_KEY: str(latency_ms),
-                               records.FRAME_KEYFRAME_KEY: "", records.FRAME_ERROR_KEY: ""}})
-    diagnostics.write({"stamp_ns": 0, "name": "localizer_node: input", "level": 1, "message": "no stereo pair",
-                       "hardware_id": "", "values": {}})
+        diagnostics.write(
+            {
+                "stamp_ns": stamp_ns,
+                "name": "localizer_node: localization",
+                "level": 0,
+                "message": state,
+                "hardware_id": "",
+                "values": {
+                    records.FRAME_STAMP_KEY: str(stamp_ns),
+                    records.FRAME_STATE_KEY: state,
+                    records.FRAME_INLIERS_KEY: str(inliers),
+                    records.FRAME_LATENCY_KEY: str(latency_ms),
+                    records.FRAME_KEYFRAME_KEY: "",
+                    records.FRAME_ERROR_KEY: "",
+                },
+            }
+        )
+    diagnostics.write(
+        {
+            "stamp_ns": 0,
+            "name": "localizer_node: input",
+            "level": 1,
+            "message": "no stereo pair",
+            "hardware_id": "",
+            "values": {},
+        }
+    )
     poses.close()
     diagnostics.close()
     (directory / records.MANIFEST_FILE).write_text(json.dumps({"bag": "b", "map": "m"}))

@@ -1,4 +1,5 @@
 """ORB / SIFT backends on real pixels (scikit-image astronaut): shapes, dtypes, score range, signatures, errors."""
+
 import numpy as np
 import pytest
 from skimage import data
@@ -11,10 +12,13 @@ def image_rgb():
     return np.ascontiguousarray(data.astronaut()[::2, ::2])  # 256 x 256 RGB uint8
 
 
-@pytest.mark.parametrize("backend, metric, dtype, size", [
-    (OrbBackend(), "hamming", np.uint8, 32),
-    (SiftBackend(), "l2", np.float32, 128),
-])
+@pytest.mark.parametrize(
+    "backend, metric, dtype, size",
+    [
+        (OrbBackend(), "hamming", np.uint8, 32),
+        (SiftBackend(), "l2", np.float32, 128),
+    ],
+)
 def test_classical_backend_outputs(backend, metric, dtype, size, image_rgb):
     features = backend.extract(image_rgb)
     assert backend.descriptor_metric == metric and backend.descriptor_size == size

@@ -1,4 +1,5 @@
 """`dlvf bench features` end to end at a tiny size: every candidate timed, ratios, JSON, plot, training rows."""
+
 import argparse
 import json
 
@@ -10,15 +11,37 @@ from dlvf_ros.bench import features
 def test_bench_features_tiny_run_writes_table_json_and_plot(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     features.add_arguments(parser)
-    args = parser.parse_args([
-        "--sizes", "64x128", "--m", "4", "--repeats", "1", "--warmup", "0", "--train-size", "64x96",
-        "--train-repeats", "1", "--json", str(tmp_path / "bench.json"), "--plot", str(tmp_path / "bench.png"),
-    ])
+    args = parser.parse_args(
+        [
+            "--sizes",
+            "64x128",
+            "--m",
+            "4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--train-size",
+            "64x96",
+            "--train-repeats",
+            "1",
+            "--json",
+            str(tmp_path / "bench.json"),
+            "--plot",
+            str(tmp_path / "bench.png"),
+        ]
+    )
     assert features.run(args) == 0  # the 384x512 floor is not measured at this size
     result = json.loads((tmp_path / "bench.json").read_text())
     candidates = [row["candidate"] for row in result["extraction"]]
-    assert candidates == [features.REFERENCE, "eager (per-level sampling)", features.FLOOR_CANDIDATE, "ONNX Runtime",
-                          "OpenCV ORB (1000 kp)", "OpenCV SIFT (1000 kp)"]
+    assert candidates == [
+        features.REFERENCE,
+        "eager (per-level sampling)",
+        features.FLOOR_CANDIDATE,
+        "ONNX Runtime",
+        "OpenCV ORB (1000 kp)",
+        "OpenCV SIFT (1000 kp)",
+    ]
     assert all(row["median_ms"] > 0 and row["size"] == "64x128" for row in result["extraction"])
     assert result["extraction"][0]["ratio"] == 1.0 and result["floor"] is None
     assert [row["variant"].split(",")[0] for row in result["training"]] == ["training step"] * 2 + ["network only"]

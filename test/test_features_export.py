@@ -1,4 +1,5 @@
 """TorchScript export: eager equivalence, metadata round trip, contract checks, extract(), `dlvf export`."""
+
 import json
 
 import numpy as np
@@ -113,10 +114,13 @@ class Unnormalised(WrongShapes):
         return torch.zeros(1, 2, 6), torch.ones(1, 124, 6), torch.zeros(1, 1, 6)
 
 
-@pytest.mark.parametrize("module, match", [
-    (WrongShapes(), r"keypoints expected float32 \[1, 2, 6\], found torch.float32 \[1, 2, 5\]"),
-    (Unnormalised(), "descriptors not normalised"),
-])
+@pytest.mark.parametrize(
+    "module, match",
+    [
+        (WrongShapes(), r"keypoints expected float32 \[1, 2, 6\], found torch.float32 \[1, 2, 5\]"),
+        (Unnormalised(), "descriptors not normalised"),
+    ],
+)
 def test_contract_violations_are_refused(model_path, tmp_path, module, match):
     path = tmp_path / "bad.pt"
     metadata = read_metadata(model_path)
@@ -143,15 +147,27 @@ def test_onnx_export_matches_eager(net):
 def test_dlvf_export_command(net, tmp_path, capsys):
     checkpoint = tmp_path / "checkpoint.pt"
     # the layout `dlvf train` writes: image_size is [width, height]; model_config is FeatureNet.conf
-    torch.save({"model": net.state_dict(), "config": {"model": {}}, "model_config": dict(net.conf), "data_hash": "feed",
-                "epoch": 7, "image_size": [48, 32]}, checkpoint)
+    torch.save(
+        {
+            "model": net.state_dict(),
+            "config": {"model": {}},
+            "model_config": dict(net.conf),
+            "data_hash": "feed",
+            "epoch": 7,
+            "image_size": [48, 32],
+        },
+        checkpoint,
+    )
     out = tmp_path / "models" / "model.pt"
     assert dlvf_main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
     metadata = load_feature_model(out).metadata
     assert (metadata["input_height"], metadata["input_width"], metadata["data_hash"]) == (32, 48, "feed")
     assert metadata["source"]["epoch"] == 7 and len(metadata["source"]["checkpoint_sha256"]) == 64
     assert metadata["training_config"] == {"model": {}}
-    assert dlvf_main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--height", "48", "--width", "64"]) == 0
+    assert (
+        dlvf_main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--height", "48", "--width", "64"])
+        == 0
+    )
     assert load_feature_model(out, expected_input_size=(48, 64)).metadata["num_keypoints"] == 12
     # weights that do not fit the configured network, and a bad input size, fail with a message (config "model" is
     # used when there is no model_config)
@@ -159,8 +175,22 @@ def test_dlvf_export_command(net, tmp_path, capsys):
     assert dlvf_main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x.pt")]) == 1
     assert "do not fit FeatureNet" in capsys.readouterr().err
     torch.save({"model": net.state_dict(), "config": {"model": {"m": 4}}}, checkpoint)
-    assert dlvf_main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x.pt"),
-                      "--height", "40", "--width", "64"]) == 1
+    assert (
+        dlvf_main(
+            [
+                "export",
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(tmp_path / "x.pt"),
+                "--height",
+                "40",
+                "--width",
+                "64",
+            ]
+        )
+        == 1
+    )
     assert "multiples of 16" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
 
@@ -171,10 +201,14 @@ def test_export_names_its_training_data_and_refuses_another_dataset(tmp_path):
 
     from dlvf_ros.features.export_cli import training_data_summary
 
-    manifest = {"data_hash": "abc", "image_width": 320, "image_height": 240,
-                "roots": [{"path": "/data/world_1", "runs": [0, 1], "lighting": {"0": "noon", "1": "night"}}],
-                "config": {"split": {"by": "world", "train": [0]}},
-                "pairs": {"train": {"count": 10}, "validation": {"count": 2}}}
+    manifest = {
+        "data_hash": "abc",
+        "image_width": 320,
+        "image_height": 240,
+        "roots": [{"path": "/data/world_1", "runs": [0, 1], "lighting": {"0": "noon", "1": "night"}}],
+        "config": {"split": {"by": "world", "train": [0]}},
+        "pairs": {"train": {"count": 10}, "validation": {"count": 2}},
+    }
     (tmp_path / "dataset.json").write_text(json.dumps(manifest))
     summary = training_data_summary(tmp_path, "abc")
     assert summary["roots"][0]["lighting"]["1"] == "night" and summary["pairs"] == {"train": 10, "validation": 2}

@@ -1,4 +1,5 @@
 """Soft-argmax keypoints: sub-pixel peaks, cell order, input validation."""
+
 import pytest
 import torch
 
@@ -8,7 +9,9 @@ torch.set_num_threads(2)
 
 
 def gaussian_logits(height, width, peaks_uv, sigma=1.0, amplitude=1.0):
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
     logits = torch.full((height, width), -1e3, dtype=torch.float64)
     for pu, pv in peaks_uv:
         logits = torch.maximum(logits, -((u - pu) ** 2 + (v - pv) ** 2) / (2 * sigma**2) * amplitude)

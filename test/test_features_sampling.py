@@ -1,4 +1,5 @@
 """The one sampling convention: pixel centres at integers, grid_sample(align_corners=True)."""
+
 import torch
 
 from dlvf_ros.features.sampling import (

@@ -1,4 +1,5 @@
 """The U-Net feature network: shapes, sizes, the single sigmoid, gradients, input validation."""
+
 import pytest
 import torch
 
@@ -28,7 +29,11 @@ def test_outputs_shapes_and_ranges():
     assert out["score_map"].shape == (2, 1, 48, 64)
     assert out["keypoint_logits"].shape == (2, 1, 48, 64)
     assert [tuple(level.shape[1:]) for level in out["encoder_maps"]] == [
-        (4, 48, 64), (8, 24, 32), (16, 12, 16), (32, 6, 8), (64, 3, 4)
+        (4, 48, 64),
+        (8, 24, 32),
+        (16, 12, 16),
+        (32, 6, 8),
+        (64, 3, 4),
     ]
     u, v = out["keypoints"][..., 0], out["keypoints"][..., 1]
     assert (u >= 0).all() and (u <= 63).all() and (v >= 0).all() and (v <= 47).all()

@@ -1,4 +1,5 @@
 """Vectorised RANSAC: recovery with 60 % outliers, determinism, weighted sampling, failures."""
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +46,7 @@ def test_weighted_sampling_finds_the_model_when_uniform_sampling_cannot():
     # 85 % outliers: 16 uniform hypotheses almost never draw 6 inliers; the weights point at the inliers
     T_tgt_src, src, tgt, outliers = make_problem(n=400, outlier_ratio=0.85, seed=5)
     weights = np.where(outliers, 0.05, 1.0)
-    base = dict(inlier_threshold_m=0.5, iterations=16, hypotheses_per_round=16)
+    base = {"inlier_threshold_m": 0.5, "iterations": 16, "hypotheses_per_round": 16}
     uniform = ransac_rigid(src, tgt, weights, RansacConfig(weighted_sampling=False, **base))
     weighted = ransac_rigid(src, tgt, weights, RansacConfig(weighted_sampling=True, **base))
     assert weighted.success and weighted.num_inliers >= 0.95 * (~outliers).sum()

@@ -1,4 +1,5 @@
 """Stereo: SGBM on a real Middlebury pair with ground truth, disparity sampling, pixel -> 3-D -> pixel."""
+
 import numpy as np
 import pytest
 import skimage.data
@@ -22,7 +23,12 @@ def test_sgbm_on_real_stereo_pair_matches_ground_truth():
 def test_sgbm_reference_defaults_and_invalid_pixels_are_nan():
     config = SgbmConfig()
     assert (config.num_disparities, config.block_size, config.p1, config.p2) == (48, 5, 200, 800)
-    assert (config.uniqueness_ratio, config.speckle_window_size, config.speckle_range, config.pre_filter_cap) == (20, 200, 1, 30)
+    assert (config.uniqueness_ratio, config.speckle_window_size, config.speckle_range, config.pre_filter_cap) == (
+        20,
+        200,
+        1,
+        30,
+    )
     rng = np.random.default_rng(0)
     texture = (rng.random((64, 160)) * 255).astype(np.uint8)
     texture = np.repeat(np.repeat(texture, 2, axis=0), 2, axis=1)[:96, :224]  # 2-px blobs, 96 x 224
@@ -30,7 +36,7 @@ def test_sgbm_reference_defaults_and_invalid_pixels_are_nan():
     left = np.repeat(texture[:, :, None], 3, axis=2)
     right = np.roll(left, -shift, axis=1)  # right pixel at u - 12 sees what left sees at u
     disparity = disparity_sgbm(left, right)
-    assert np.isnan(disparity[:, :config.num_disparities]).all()  # no full search range at the left border
+    assert np.isnan(disparity[:, : config.num_disparities]).all()  # no full search range at the left border
     core = disparity[8:-8, 64:-20]
     assert np.nanmedian(np.abs(core - shift)) < 0.25 and np.isfinite(core).mean() > 0.9
 
@@ -65,7 +71,7 @@ def test_pixel_to_point_to_pixel_round_trip_with_sampled_disparity():
     uv = np.column_stack([rng.uniform(0, rig.width - 1, 50), rng.uniform(0, rig.height - 1, 50)])
     true_disparity = rng.uniform(1.0, 40.0, 50)
     # a smooth (planar) disparity map is reproduced exactly by bilinear sampling at sub-pixel points
-    v, u = np.mgrid[0:rig.height, 0:rig.width]
+    v, u = np.mgrid[0 : rig.height, 0 : rig.width]
     plane = (5.0 + 0.03 * u + 0.05 * v).astype(np.float32)
     sampled = sample_disparity(plane, uv)
     assert np.allclose(sampled, 5.0 + 0.03 * uv[:, 0] + 0.05 * uv[:, 1], atol=1e-4)

@@ -1,4 +1,5 @@
 """Weighted SVD: exact recovery, noise, down-weighted outliers, reflections, degenerate inputs, gradients."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,10 +11,12 @@ torch.set_num_threads(2)
 
 
 def random_transforms(batch, rng):
-    return np.stack([
-        transforms.make_transform(transforms.so3_exp(rng.normal(size=3)), rng.normal(scale=3.0, size=3))
-        for _ in range(batch)
-    ])
+    return np.stack(
+        [
+            transforms.make_transform(transforms.so3_exp(rng.normal(size=3)), rng.normal(scale=3.0, size=3))
+            for _ in range(batch)
+        ]
+    )
 
 
 def apply(T, points):
@@ -89,5 +92,10 @@ def test_gradients_flow_to_points_and_weights():
     for tensor in (src, tgt, weights):
         assert tensor.grad is not None and torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
     assert torch.autograd.gradcheck(
-        lambda s, t, w: weighted_svd(s, t, w), (src[:1, :8].detach().requires_grad_(), tgt[:1, :8].detach().requires_grad_(),
-                                             weights[:1, :8].detach().requires_grad_()))
+        lambda s, t, w: weighted_svd(s, t, w),
+        (
+            src[:1, :8].detach().requires_grad_(),
+            tgt[:1, :8].detach().requires_grad_(),
+            weights[:1, :8].detach().requires_grad_(),
+        ),
+    )

@@ -1,4 +1,5 @@
 """SE(3) helpers and the stereo rig model."""
+
 import numpy as np
 import pytest
 
@@ -42,7 +43,8 @@ def test_interpolate_is_linear_in_translation_and_geodesic_in_rotation():
     T_c, T_d = random_transform(rng), random_transform(rng)
     T_half = tf.interpolate(T_c, T_d, 0.5)  # halfway: equal rotation angles to both ends
     assert tf.rotation_angle(T_half[:3, :3].T @ T_c[:3, :3]) == pytest.approx(
-        tf.rotation_angle(T_half[:3, :3].T @ T_d[:3, :3]), abs=1e-9)
+        tf.rotation_angle(T_half[:3, :3].T @ T_d[:3, :3]), abs=1e-9
+    )
 
 
 def test_quaternion_round_trip_and_ros_order():

@@ -2,6 +2,7 @@
 YAML defaults equal the config dataclasses. The launch files' shared arguments and node action
 (dlvf_ros/ros/launch_arguments.py) are read the same way and counted for the files that call them. Where `launch` is
 installed (a robot), the descriptions are built too."""
+
 from __future__ import annotations
 
 import ast
@@ -116,8 +117,9 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
 def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
     in_yaml = yaml_parameters(ROOT / "config" / f"{node_name}.yaml", node_name)
     declared = {spec.name: spec.default for spec in module.parameter_specs()}
-    assert set(in_yaml) == set(declared), (f"run `python -m dlvf_ros.ros.write_parameter_files`: "
-                                           f"{set(in_yaml) ^ set(declared)}")
+    assert set(in_yaml) == set(declared), (
+        f"run `python -m dlvf_ros.ros.write_parameter_files`: {set(in_yaml) ^ set(declared)}"
+    )
     for name, default in declared.items():
         assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
 
@@ -146,8 +148,12 @@ def test_the_node_accepts_its_parameter_file(tmp_path):
     data["/**/localizer_node"]["ros__parameters"]["map_path"] = str(tmp_path / "no_map")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(data))
-    process = start_ros_process(python_module_command("dlvf_ros.ros.localizer_node"), node_name="localizer_node",
-                                params_file=params_file, log_dir=tmp_path)
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name="localizer_node",
+        params_file=params_file,
+        log_dir=tmp_path,
+    )
     with process:
         assert process.wait(timeout_s=60.0) == 1
     log = process.log_text()

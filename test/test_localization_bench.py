@@ -1,4 +1,5 @@
 """`dlvf bench localize` at a tiny size: the table, the JSON report and the learned-model path."""
+
 import argparse
 import json
 
@@ -18,8 +19,24 @@ def test_bench_localize_small(tmp_path, capsys):
     export_feature_net(FeatureNet(m=4), tmp_path / "tiny.pt", (96, 128))
     parser = argparse.ArgumentParser()
     localize.add_arguments(parser)
-    args = parser.parse_args(["--backends", "learned,orb", "--model", str(tmp_path / "tiny.pt"), "--width", "256",
-                              "--height", "192", "--frames", "2", "--warmup", "1", "--json", str(tmp_path / "b.json")])
+    args = parser.parse_args(
+        [
+            "--backends",
+            "learned,orb",
+            "--model",
+            str(tmp_path / "tiny.pt"),
+            "--width",
+            "256",
+            "--height",
+            "192",
+            "--frames",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(tmp_path / "b.json"),
+        ]
+    )
     exit_code = localize.run(args)
     out = capsys.readouterr().out
     assert "x learned" in out and "floor: learned" in out

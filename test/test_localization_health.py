@@ -1,4 +1,5 @@
 """Health state machine hysteresis, and the covariance frames / floor / growth."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,9 @@ from dlvf_ros.localization.covariance import CovarianceConfig, adjoint, grow, sk
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
 
 L, D, X = HealthState.LOCALIZED, HealthState.DEGRADED, HealthState.LOST
-CONFIG = HealthConfig(good_inliers=40, frames_to_degrade=3, frames_to_recover=3, frames_to_lose=5,
-                      max_dead_reckoning_m=10.0)
+CONFIG = HealthConfig(
+    good_inliers=40, frames_to_degrade=3, frames_to_recover=3, frames_to_lose=5, max_dead_reckoning_m=10.0
+)
 
 
 def run(frames):
@@ -68,10 +70,14 @@ def test_ros_covariance_frames_floor_and_growth():
     # the adjoint moves a perturbation between frames: T exp(xi) = exp(Ad_T xi) T
     xi = np.array([0.01, -0.02, 0.03, 0.001, 0.002, -0.003])
     left = transforms.make_transform(transforms.so3_exp(xi[3:]), xi[:3])
-    np.testing.assert_allclose(transforms.se3_log(T @ left @ transforms.invert(T)), adjoint(T) @ transforms.se3_log(left),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        transforms.se3_log(T @ left @ transforms.invert(T)), adjoint(T) @ transforms.se3_log(left), atol=1e-9
+    )
     grown = grow(ros, distance_m=4.0, age_s=2.0, config=config)
-    assert np.allclose(np.diag(grown - ros), [4 * config.growth_m2_per_m + 2 * config.growth_m2_per_s] * 3
-                       + [4 * config.growth_rad2_per_m + 2 * config.growth_rad2_per_s] * 3)
+    assert np.allclose(
+        np.diag(grown - ros),
+        [4 * config.growth_m2_per_m + 2 * config.growth_m2_per_s] * 3
+        + [4 * config.growth_rad2_per_m + 2 * config.growth_rad2_per_s] * 3,
+    )
     with pytest.raises(ValueError, match="non-negative"):
         grow(ros, -1.0, 0.0, config)

@@ -1,6 +1,7 @@
 """Localizer core on synthetic stereo features: a world of 3-D points with fixed ORB-like descriptors, seen by
 keyframes along a straight teach path and by repeat frames at known offsets. No images: `Localizer.localize` takes
 the features directly, so these tests check the logic (search window, RANSAC pose, covariance, health, errors)."""
+
 import numpy as np
 import pytest
 
@@ -33,8 +34,14 @@ def observe(world, T_map_vehicle, rng, max_points=400, noise_px=0.0, bit_flips=0
     T_camera_map = transforms.invert(T_map_vehicle @ RIG.T_vehicle_camera)
     points_camera = transforms.transform_points(T_camera_map, points_map)
     uv, _ = RIG.project(points_camera)
-    visible = ((points_camera[:, 2] > 3) & (points_camera[:, 2] < 30) & (uv[:, 0] >= 0) & (uv[:, 0] <= RIG.width - 1)
-               & (uv[:, 1] >= 0) & (uv[:, 1] <= RIG.height - 1))
+    visible = (
+        (points_camera[:, 2] > 3)
+        & (points_camera[:, 2] < 30)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] <= RIG.width - 1)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] <= RIG.height - 1)
+    )
     index = np.flatnonzero(visible)[:max_points]
     desc = descriptors[index].copy()
     if bit_flips:
@@ -68,8 +75,11 @@ def map_path(tmp_path_factory, world):
     for i in range(NUM_KEYFRAMES):
         frame = observe(world, keyframe_pose(i), rng)
         f = frame.features
-        writer.add(Keyframe(i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores,
-                            frame.points_camera, frame.valid))
+        writer.add(
+            Keyframe(
+                i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores, frame.points_camera, frame.valid
+            )
+        )
     return path
 
 
@@ -88,8 +98,16 @@ def pose_error(T_a, T_b):
 
 
 def test_config_round_trips_through_from_dict():
-    config = from_dict(LocalizerConfig, {"ransac": {"inlier_threshold_m": 0.5}, "window": {"radius_m": 4.0},
-                                         "health": {"good_inliers": 25}, "initial_keyframe_id": 3}, "yaml")
+    config = from_dict(
+        LocalizerConfig,
+        {
+            "ransac": {"inlier_threshold_m": 0.5},
+            "window": {"radius_m": 4.0},
+            "health": {"good_inliers": 25},
+            "initial_keyframe_id": 3,
+        },
+        "yaml",
+    )
     assert config.ransac.inlier_threshold_m == 0.5 and config.window.radius_m == 4.0
     assert config.health.good_inliers == 25 and config.initial_keyframe_id == 3
     with pytest.raises(ValueError, match="min_matches"):
@@ -125,8 +143,11 @@ def test_first_search_is_global_then_a_window_that_grows_without_fixes(map_path,
     T_true = transforms.from_xyz_rpy(10.0, 0.3, 0.0)
     first = localizer.localize(0, observe(world, T_true, rng), odom(T_true))
     assert first.search == "global" and first.candidates == list(range(NUM_KEYFRAMES)) and first.fixed
-    empty = StereoFeatures(Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8),
-                                    np.zeros(0, np.float32)), np.zeros((0, 3)), np.zeros(0, bool))
+    empty = StereoFeatures(
+        Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros(0, np.float32)),
+        np.zeros((0, 3)),
+        np.zeros(0, bool),
+    )
     radii, covariances = [], []
     for k in range(1, 5):
         T_true = transforms.from_xyz_rpy(10.0 + k, 0.3, 0.0)
@@ -204,7 +225,6 @@ def test_localizer_refuses_an_empty_map_or_bad_initial_keyframe(tmp_path, map_pa
         make_localizer(map_path, initial_keyframe_id=NUM_KEYFRAMES)
 
 
-
 def test_same_place_false_matches_are_outvoted_by_the_submap(tmp_path, world):
     """A self-similar trail: every view holds the same "ground patch" features at the same camera-frame points with
     the same descriptors, so each keyframe alone explains any frame as "standing on the keyframe". True matches to
@@ -212,21 +232,31 @@ def test_same_place_false_matches_are_outvoted_by_the_submap(tmp_path, world):
     rng = np.random.default_rng(3)
     uv = np.column_stack([rng.uniform(20, RIG.width - 20, 100), rng.uniform(RIG.height / 2 + 20, RIG.height - 20, 100)])
     patch_points, _ = RIG.points_from_disparity(uv, rng.uniform(8.0, 20.0, 100))
-    patch = StereoFeatures(Features(uv.astype(np.float32), rng.integers(0, 256, (100, 32), dtype=np.uint8),
-                                    np.ones(100, np.float32)), patch_points, np.ones(100, bool))
+    patch = StereoFeatures(
+        Features(uv.astype(np.float32), rng.integers(0, 256, (100, 32), dtype=np.uint8), np.ones(100, np.float32)),
+        patch_points,
+        np.ones(100, bool),
+    )
 
     def with_patch(frame):
         parts = (frame, patch)
-        features = Features(*(np.concatenate([getattr(p.features, key) for p in parts])
-                              for key in ("keypoints", "descriptors", "scores")))
+        features = Features(
+            *(
+                np.concatenate([getattr(p.features, key) for p in parts])
+                for key in ("keypoints", "descriptors", "scores")
+            )
+        )
         return StereoFeatures(features, np.vstack([p.points_camera for p in parts]), np.ones(len(features), bool))
 
     writer = MapWriter.create(tmp_path / "trail", OrbBackend(), RIG)
     for i in range(NUM_KEYFRAMES):
         frame = with_patch(observe(world, keyframe_pose(i), rng, max_points=60))
         f = frame.features
-        writer.add(Keyframe(i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores,
-                            frame.points_camera, frame.valid))
+        writer.add(
+            Keyframe(
+                i, i * 10**9, keyframe_pose(i), f.keypoints, f.descriptors, f.scores, frame.points_camera, frame.valid
+            )
+        )
     T_map_vehicle = transforms.from_xyz_rpy(9.0, 0.3, 0.0, yaw=0.02)
     frame = with_patch(observe(world, T_map_vehicle, rng, max_points=60))
     for max_candidates, expect_right in ((1, False), (3, True)):

@@ -1,4 +1,5 @@
 """Map store: round trip, checksums, compatibility errors, and survival of a writer killed by SIGKILL mid-way."""
+
 import json
 import os
 import random
@@ -23,11 +24,15 @@ def synthetic_keyframe(keyframe_id: int, n: int = 300, with_world: bool = True) 
     rng = np.random.default_rng(keyframe_id)
     T = transforms.from_xyz_rpy(float(keyframe_id), 0.1 * keyframe_id, 0.0, yaw=0.05 * keyframe_id)
     return Keyframe(
-        keyframe_id=keyframe_id, stamp_ns=1_000_000_000 * keyframe_id + 7, T_map_keyframe=T,
+        keyframe_id=keyframe_id,
+        stamp_ns=1_000_000_000 * keyframe_id + 7,
+        T_map_keyframe=T,
         keypoints=rng.uniform(0, 47, (n, 2)).astype(np.float32),
         descriptors=rng.integers(0, 256, (n, 32), dtype=np.uint8),
-        scores=rng.uniform(0, 1, n).astype(np.float32), points_camera=rng.normal(size=(n, 3)),
-        valid=rng.uniform(size=n) > 0.2, T_world_keyframe=T @ transforms.from_xyz_rpy(5, 0, 0) if with_world else None,
+        scores=rng.uniform(0, 1, n).astype(np.float32),
+        points_camera=rng.normal(size=(n, 3)),
+        valid=rng.uniform(size=n) > 0.2,
+        T_world_keyframe=T @ transforms.from_xyz_rpy(5, 0, 0) if with_world else None,
     )
 
 
@@ -54,8 +59,19 @@ def test_round_trip_manifest_and_lazy_load(tmp_path):
     store = MapStore.open(path)
     assert len(store) == 3 and store.has_images and store.rig.matches(RIG)
     manifest = json.loads((path / "manifest.json").read_text())
-    for key in ("schema_version", "backend_signature", "descriptor_size", "cell_size", "input_size", "colour_order",
-                "calibration", "T_vehicle_camera", "software_version", "created_utc", "backend"):
+    for key in (
+        "schema_version",
+        "backend_signature",
+        "descriptor_size",
+        "cell_size",
+        "input_size",
+        "colour_order",
+        "calibration",
+        "T_vehicle_camera",
+        "software_version",
+        "created_utc",
+        "backend",
+    ):
         assert key in manifest
     assert manifest["descriptor_size"] == 32 and manifest["input_size"] == [48, 64]
     for i in range(3):
@@ -136,8 +152,11 @@ def test_map_survives_sigkill_at_random_moments(tmp_path):
     test_dir = os.path.dirname(os.path.abspath(__file__))
     for trial in range(6):
         path = str(tmp_path / f"map{trial}")
-        process = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT.format(test_dir=test_dir, path=path)],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", WRITER_SCRIPT.format(test_dir=test_dir, path=path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert process.stdout.readline().strip() == "created"
         time.sleep(rng.uniform(0.0, 0.4))
         process.send_signal(signal.SIGKILL)

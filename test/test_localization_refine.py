@@ -1,4 +1,5 @@
 """Stereo reprojection refinement: converges from a RANSAC-sized error, rejects outliers, honest covariance."""
+
 import numpy as np
 
 from dlvf_ros.geometry import transforms
@@ -42,8 +43,9 @@ def test_covariance_matches_the_spread_of_repeated_fits():
     xis, covariances = [], []
     for _ in range(150):
         points, measured, T_true, inlier = scene(rng, n=60, noise_px=0.5, outliers=0)
-        result = refine_stereo_pose(T_true, points, measured, np.ones(len(points)), inlier, RIG,
-                                    RefineConfig(min_sigma_px=0.01))
+        result = refine_stereo_pose(
+            T_true, points, measured, np.ones(len(points)), inlier, RIG, RefineConfig(min_sigma_px=0.01)
+        )
         xis.append(transforms.se3_log(result.T_cur_keyframe @ transforms.invert(T_true)))
         covariances.append(result.covariance)
     empirical = np.sqrt(np.diag(np.cov(np.array(xis).T)))
@@ -65,5 +67,8 @@ def test_pixel_gates_scale_to_image_pixels():
     base = RefineConfig()
     scaled = scaled_refine_config(base, 1.6)
     assert scaled.inlier_threshold_px == 1.6 * base.inlier_threshold_px and scaled.huber_px == 1.6 * base.huber_px
-    assert scaled.initial_threshold_px == 1.6 * base.initial_threshold_px and scaled.min_sigma_px == 1.6 * base.min_sigma_px
+    assert (
+        scaled.initial_threshold_px == 1.6 * base.initial_threshold_px
+        and scaled.min_sigma_px == 1.6 * base.min_sigma_px
+    )
     assert scaled.iterations == base.iterations and scaled_refine_config(base, 1.0) == base

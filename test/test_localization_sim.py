@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
+from run_frames import Frame
 
 from dlvf_ros import cli
 from dlvf_ros.features.backends import SiftBackend
@@ -13,7 +14,6 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.localization.localizer import Localizer
 from dlvf_ros.localization.map_store import MapMismatchError, MapStore
-from run_frames import Frame
 
 pytestmark = pytest.mark.slow  # ~25 s: renders 19 stereo pairs and runs three backends
 
@@ -33,14 +33,19 @@ def frames():
 
     out = {}
     with StereoRenderer(world, RIG, RenderConfig(shadows=False)) as renderer:
+
         def run(name, poses, lighting, T_world_odom):
             result = []
             for i, T in enumerate(poses):
                 # a stable seed: hash() of a str changes from process to process (PYTHONHASHSEED)
-                images = renderer.render(T, lighting_preset(lighting), noise_seed=zlib.crc32(f"{name}/{i}".encode()) % 1000)
-                result.append(Frame(i, 10**9 + i * 800_000_000, images.left, images.right, T,
-                                    transforms.invert(T_world_odom) @ T))
+                images = renderer.render(
+                    T, lighting_preset(lighting), noise_seed=zlib.crc32(f"{name}/{i}".encode()) % 1000
+                )
+                result.append(
+                    Frame(i, 10**9 + i * 800_000_000, images.left, images.right, T, transforms.invert(T_world_odom) @ T)
+                )
             return result
+
         out["teach"] = run("teach", [pose_on_path(world, s) for s in np.arange(0.0, 10.01, 0.8)], "noon", np.eye(4))
         repeat_poses = [pose_on_path(world, s, 0.5, np.deg2rad(3.0)) for s in (3.3, 4.1, 4.9)]
         for lighting in ("noon", "evening"):
@@ -134,5 +139,6 @@ def test_learned_map_refuses_another_model_and_reextracts_in_place(orb_map, tmp_
         Localizer.from_map(learned_map, models[1])
     message = str(info.value)
     from dlvf_ros import fileio
+
     assert fileio.sha256_file(models[0]) in message and fileio.sha256_file(models[1]) in message
     assert f"dlvf map reextract {learned_map} --backend learned --model {models[1]}" in message

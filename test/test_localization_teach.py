@@ -1,4 +1,5 @@
 """Teach: keyframe selection by odometry distance / angle, bare frames skipped, bad input refused."""
+
 import numpy as np
 import pytest
 from skimage import data

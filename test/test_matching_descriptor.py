@@ -1,4 +1,5 @@
 """Mutual-nearest-neighbour matching per metric, checked against known correspondences."""
+
 import numpy as np
 import pytest
 

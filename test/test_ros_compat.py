@@ -1,4 +1,5 @@
 """The compat equivalents of message_filters, tf2_ros and cv_bridge behave like the real packages."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -172,7 +173,8 @@ def test_transform_broadcasters_topics_qos_and_static_accumulation():
     static.sendTransform(_transform("camera_left_optical", 0.4))  # replaces the first one
     last = sent_static[-1]
     assert sorted((t.child_frame_id, t.transform.translation.x) for t in last.transforms) == [
-        ("camera_left_optical", 0.4), ("camera_right_optical", 0.5)
+        ("camera_left_optical", 0.4),
+        ("camera_right_optical", 0.5),
     ]
 
 

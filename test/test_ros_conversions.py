@@ -1,4 +1,5 @@
 """ROS message <-> numpy / StereoRig conversions on real rclpy message classes (incl. a CDR round trip)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,10 @@ def test_big_endian_16uc1():
     assert np.array_equal(cv.image_to_array(msg), depth_mm)
 
 
-@pytest.mark.parametrize("encoding, channels", [("rgb8", [0, 1, 2]), ("bgr8", [2, 1, 0]), ("rgba8", [0, 1, 2]),
-                                                ("bgra8", [2, 1, 0]), ("mono8", [0, 0, 0])])
+@pytest.mark.parametrize(
+    "encoding, channels",
+    [("rgb8", [0, 1, 2]), ("bgr8", [2, 1, 0]), ("rgba8", [0, 1, 2]), ("bgra8", [2, 1, 0]), ("mono8", [0, 0, 0])],
+)
 def test_colour_images_to_rgb8_bgr8_mono8(encoding, channels):
     array = ARRAYS[encoding]
     msg = cv.array_to_image(array, encoding)
@@ -82,10 +85,18 @@ def test_image_errors_name_the_encoding_and_the_fix():
 
 
 def test_camera_infos_round_trip_to_rig():
-    rig = StereoRig(width=320, height=240, f=250.5, cu=160.25, cv=118.5, baseline=0.3,
-                    T_vehicle_camera=transforms.from_xyz_rpy(0.2, 0.0, 1.1, -1.6, 0.0, -1.57))
-    left, right = (deserialize_message(serialize_message(m), CameraInfo)
-                   for m in cv.rig_to_camera_infos(rig, 5, "cam_l", "cam_r"))
+    rig = StereoRig(
+        width=320,
+        height=240,
+        f=250.5,
+        cu=160.25,
+        cv=118.5,
+        baseline=0.3,
+        T_vehicle_camera=transforms.from_xyz_rpy(0.2, 0.0, 1.1, -1.6, 0.0, -1.57),
+    )
+    left, right = (
+        deserialize_message(serialize_message(m), CameraInfo) for m in cv.rig_to_camera_infos(rig, 5, "cam_l", "cam_r")
+    )
     assert right.p[3] == pytest.approx(-250.5 * 0.3) and left.p[3] == 0.0 and right.header.frame_id == "cam_r"
     back = cv.camera_infos_to_rig(left, right, rig.T_vehicle_camera)
     assert back.matches(rig, tol=1e-12)
@@ -99,14 +110,17 @@ def _broken(field_changes: dict, right_side: bool = True):
     return left, right
 
 
-@pytest.mark.parametrize("pair, message", [
-    ((cv.rig_to_camera_infos(StereoRig())[0], None), "missing the right one"),
-    (_broken({"p": np.zeros(12)}), "right CameraInfo is uncalibrated"),
-    (_broken({"d": [0.1, 0.0, 0.0, 0.0, 0.0]}, right_side=False), "non-zero distortion.*must be rectified"),
-    (_broken({"p": np.array([388.0, 0, 253.5, -93.0, 0, 390.0, 196.8, 0, 0, 0, 1, 0])}), "fx 388.0 != fy 390.0"),
-    (_broken({"p": StereoRig().projection_matrix(right=False).reshape(12)}), r"right P\[0,3\] = -f \* baseline"),
-    (_broken({"width": 640}), "sizes differ"),
-])
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ((cv.rig_to_camera_infos(StereoRig())[0], None), "missing the right one"),
+        (_broken({"p": np.zeros(12)}), "right CameraInfo is uncalibrated"),
+        (_broken({"d": [0.1, 0.0, 0.0, 0.0, 0.0]}, right_side=False), "non-zero distortion.*must be rectified"),
+        (_broken({"p": np.array([388.0, 0, 253.5, -93.0, 0, 390.0, 196.8, 0, 0, 0, 1, 0])}), "fx 388.0 != fy 390.0"),
+        (_broken({"p": StereoRig().projection_matrix(right=False).reshape(12)}), r"right P\[0,3\] = -f \* baseline"),
+        (_broken({"width": 640}), "sizes differ"),
+    ],
+)
 def test_invalid_camera_infos(pair, message):
     with pytest.raises(ValueError, match=message):
         cv.camera_infos_to_rig(*pair, np.eye(4))

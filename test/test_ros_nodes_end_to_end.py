@@ -8,6 +8,7 @@ rate >= 0.7 (localized within 0.5 m and 5 deg), median |lateral| < 0.15 m, media
 |heading| < 1 deg, 95th percentile |lateral| < 0.6 m. Medians, not RMSE: the first frame's whole-map search can pick
 a wrong keyframe (seen once: 1.8 m), which the success rate already counts.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ import pytest
 from dlvf_ros.evaluation import records, tum
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from ros_nodes_support import teach_through_node  # noqa: E402
+from ros_nodes_support import teach_through_node
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -28,23 +29,37 @@ REPEAT_LIGHTING = "evening"
 
 
 def _dlvf(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dlvf_ros.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dlvf_ros.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     root = tmp_path_factory.mktemp("replay")
     world = root / "world"
-    result = _dlvf("sim", "--out", str(world), "--seed", "7", "--lightings", REPEAT_LIGHTING, "--path-length", "12",
-                   "--spacing", "0.5", "--bags")
+    result = _dlvf(
+        "sim",
+        "--out",
+        str(world),
+        "--seed",
+        "7",
+        "--lightings",
+        REPEAT_LIGHTING,
+        "--path-length",
+        "12",
+        "--spacing",
+        "0.5",
+        "--bags",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     teach_bag, bag = world / "bags" / "run_000000", world / "bags" / "run_000001"
     map_path = root / "map"
     teach_through_node(teach_bag, map_path, root, {"backend": "orb", "teach.keyframe_distance_m": 1.0})
     out = root / "recording"
-    result = _dlvf("replay", "--bag", str(bag), "--map", str(map_path), "--out", str(out), "--drain-s", "2",
-                   "--rate", "0.5")
+    result = _dlvf(
+        "replay", "--bag", str(bag), "--map", str(map_path), "--out", str(out), "--drain-s", "2", "--rate", "0.5"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     n_frames = len((world / "run_000001" / "times.txt").read_text().splitlines())
     return root, world, bag, map_path, out, n_frames
@@ -89,8 +104,9 @@ def test_replay_records_the_node_outputs(recorded):
 def test_evaluate_reports_errors_under_thresholds(recorded):
     root, _, bag, map_path, out, n_frames = recorded
     evaluation = root / "evaluation"
-    result = _dlvf("evaluate", "--replay", str(out), "--bag", str(bag), "--map", str(map_path), "--out",
-                   str(evaluation))
+    result = _dlvf(
+        "evaluate", "--replay", str(out), "--bag", str(bag), "--map", str(map_path), "--out", str(evaluation)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "success" in result.stdout and REPEAT_LIGHTING in result.stdout
     summary = json.loads((evaluation / "summary.json").read_text())

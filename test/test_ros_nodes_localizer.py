@@ -3,6 +3,7 @@
 The map is taught (ORB) from a textured-wall world at 256x192 (test/ros_nodes_support.py); the repeat frames are
 0.4 m closer to the wall, at other lateral positions, darker, and the repeat odometry frame is offset from the map.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,7 +15,7 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.ros.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture  # noqa: E402
+from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -30,8 +31,9 @@ def world(tmp_path_factory):
     rig, texture = wall_rig(), wall_texture()
     teach = wall_run(texture, rig, np.arange(0.0, 6.01, 0.25), 0.0, TEACH_START_NS, wall_distance_m=4.0)
     map_path = build_wall_map(tmp_path_factory.mktemp("map") / "wall_map", rig, teach)
-    repeat = wall_run(texture, rig, np.arange(0.3, 4.0, 0.7), 0.4, REPEAT_START_NS, period_s=0.5,
-                      wall_distance_m=4.0, brightness=0.7)
+    repeat = wall_run(
+        texture, rig, np.arange(0.3, 4.0, 0.7), 0.4, REPEAT_START_NS, period_s=0.5, wall_distance_m=4.0, brightness=0.7
+    )
     return rig, map_path, repeat
 
 
@@ -39,9 +41,10 @@ def world(tmp_path_factory):
 def node(world, tmp_path_factory):
     _, map_path, _ = world
     process = start_ros_process(
-        python_module_command("dlvf_ros.ros.localizer_node"), node_name=NODE,
-        parameters={"map_path": str(map_path), "no_input_warning_s": 1.0, "diagnostics_period_s": 0.25,
-                    "slop_s": 0.02}, log_dir=tmp_path_factory.mktemp("logs"),
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name=NODE,
+        parameters={"map_path": str(map_path), "no_input_warning_s": 1.0, "diagnostics_period_s": 0.25, "slop_s": 0.02},
+        log_dir=tmp_path_factory.mktemp("logs"),
     )
     with process:
         process.wait_ready(timeout_s=60.0, publishes=["/localization/pose"], subscribes=["/stereo/left/image_raw"])
@@ -65,9 +68,14 @@ def _send_frame(client, frame, **kwargs):
 
 
 def _wait_frame_status(client, stamp_ns, timeout_s=30.0):
-    client.wait_for(lambda: any(s.values and dict((kv.key, kv.value) for kv in s.values).get("frame_stamp_ns")
-                                == str(stamp_ns) for s in client.frame_statuses()), timeout_s,
-                    f"the per-frame diagnostic of the frame at {stamp_ns}")
+    client.wait_for(
+        lambda: any(
+            s.values and {kv.key: kv.value for kv in s.values}.get("frame_stamp_ns") == str(stamp_ns)
+            for s in client.frame_statuses()
+        ),
+        timeout_s,
+        f"the per-frame diagnostic of the frame at {stamp_ns}",
+    )
 
 
 def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, node):
@@ -78,8 +86,9 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
     store = MapStore.open(map_path)
     path = client.paths[-1]
     assert path.header.frame_id == "map" and len(path.poses) == len(store) >= 5
-    np.testing.assert_allclose([p.pose.position.y for p in path.poses],
-                               [e.T_map_keyframe[1, 3] for e in store.entries], atol=1e-9)
+    np.testing.assert_allclose(
+        [p.pose.position.y for p in path.poses], [e.T_map_keyframe[1, 3] for e in store.entries], atol=1e-9
+    )
 
     for frame in repeat:
         _send_frame(client, frame)
@@ -105,7 +114,7 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
     np.testing.assert_allclose(T[:2, 3], T_MAP_ODOM[:2, 3], atol=0.3)
     assert abs(transforms.yaw_of(T) - transforms.yaw_of(T_MAP_ODOM)) < np.radians(3)
 
-    values = [dict((kv.key, kv.value) for kv in s.values) for s in client.frame_statuses()]
+    values = [{kv.key: kv.value for kv in s.values} for s in client.frame_statuses()]
     localized = [v for v in values if v.get("fixed") == "True"]
     assert len(localized) >= len(repeat) - 1
     assert all(int(v["inliers"]) >= 20 and float(v["latency_ms"]) > 0 for v in localized)
@@ -113,13 +122,16 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
     assert summaries and "frames_processed" in {kv.key for kv in summaries[-1].values}
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("encoding", "yuv422"),
-    ("size", "differ in size"),
-    ("missing_info", "missing left camera_info"),
-    ("unsynchronised", "never within slop"),
-    ("nan_odometry", "odometry message"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("encoding", "yuv422"),
+        ("size", "differ in size"),
+        ("missing_info", "missing left camera_info"),
+        ("unsynchronised", "never within slop"),
+        ("nan_odometry", "odometry message"),
+    ],
+)
 def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, problem, expected):
     rig, _, repeat = world
     frame = repeat[0]
@@ -135,8 +147,9 @@ def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, p
             client.spin(0.2)
     elif problem == "unsynchronised":
         for k in range(8):
-            client.publish_stereo(stamp_ns + k * 200_000_000, frame.left, frame.right,
-                                  right_stamp_offset_ns=100_000_000)
+            client.publish_stereo(
+                stamp_ns + k * 200_000_000, frame.left, frame.right, right_stamp_offset_ns=100_000_000
+            )
             client.spin(0.2)
     elif problem == "nan_odometry":
         from dlvf_ros.ros import conversions
@@ -144,8 +157,11 @@ def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, p
         msg = conversions.matrix_to_odometry(np.eye(4), stamp_ns)
         msg.pose.pose.position.x = float("nan")
         client.pub["odom"].publish(msg)
-    client.wait_for(lambda: any(expected in s.message for s in client.statuses[before:]), 15.0,
-                    f"a diagnostic containing {expected!r}; got {[s.message for s in client.statuses[before:]][-5:]}")
+    client.wait_for(
+        lambda: any(expected in s.message for s in client.statuses[before:]),
+        15.0,
+        f"a diagnostic containing {expected!r}; got {[s.message for s in client.statuses[before:]][-5:]}",
+    )
     assert node.alive()
     # still working: a good frame gets its per-frame diagnostic
     good_stamp = stamp_ns + 5 * 10**9
@@ -153,20 +169,30 @@ def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, p
     client.publish_odometry(good_stamp, T_odom_vehicle)
     client.publish_stereo(good_stamp, frame.left, frame.right)
     _wait_frame_status(client, good_stamp)
-    status = [s for s in client.frame_statuses()
-              if dict((kv.key, kv.value) for kv in s.values).get("frame_stamp_ns") == str(good_stamp)][-1]
-    assert dict((kv.key, kv.value) for kv in status.values)["last_error"] == ""
+    status = [
+        s
+        for s in client.frame_statuses()
+        if {kv.key: kv.value for kv in s.values}.get("frame_stamp_ns") == str(good_stamp)
+    ][-1]
+    assert {kv.key: kv.value for kv in status.values}["last_error"] == ""
 
 
-@pytest.mark.parametrize("parameters, expected", [
-    ({"backend": "sift"}, "was built with features"),
-    ({"map_path": "/nonexistent/map"}, "does not exist"),
-    ({"slop_s": -1.0}, "slop_s"),
-])
+@pytest.mark.parametrize(
+    "parameters, expected",
+    [
+        ({"backend": "sift"}, "was built with features"),
+        ({"map_path": "/nonexistent/map"}, "does not exist"),
+        ({"slop_s": -1.0}, "slop_s"),
+    ],
+)
 def test_startup_errors_are_fatal_with_a_clear_message(world, tmp_path, parameters, expected):
     _, map_path, _ = world
-    process = start_ros_process(python_module_command("dlvf_ros.ros.localizer_node"), node_name="localizer_fatal",
-                                parameters={"map_path": str(map_path), **parameters}, log_dir=tmp_path)
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name="localizer_fatal",
+        parameters={"map_path": str(map_path), **parameters},
+        log_dir=tmp_path,
+    )
     with process:
         assert process.wait(timeout_s=60.0) == 1
     assert expected in process.log_text(), process.log_text()

@@ -1,5 +1,6 @@
 """Node building blocks without DDS: parameter tables from config dataclasses and reading them at start-up, the
 odometry buffer and its message input, the stereo input watchdog's explanations and decoding errors."""
+
 from __future__ import annotations
 
 import threading
@@ -13,7 +14,13 @@ import pytest
 from dlvf_ros.geometry import transforms
 from dlvf_ros.ros.node_main import StartupError
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterError, ParameterSpec, config_from_parameters, prefixed_docs, read_node_configs, specs_from_config,
+    Doc,
+    ParameterError,
+    ParameterSpec,
+    config_from_parameters,
+    prefixed_docs,
+    read_node_configs,
+    specs_from_config,
     yaml_parameters,
 )
 from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
@@ -36,8 +43,12 @@ class _Outer:
             raise ValueError(f"count must be >= 1, got {self.count}")
 
 
-DOCS = {"p.count": Doc("how many", 1, 10), "p.inner.gain": Doc("gain", 0.0, 1.0), "p.inner.mode": Doc("mode"),
-        "p.start": Doc("first id", -1, 100, none_value=-1)}
+DOCS = {
+    "p.count": Doc("how many", 1, 10),
+    "p.inner.gain": Doc("gain", 0.0, 1.0),
+    "p.inner.mode": Doc("mode"),
+    "p.start": Doc("first id", -1, 100, none_value=-1),
+}
 
 
 def test_specs_follow_the_instance_defaults_nested_names_and_none_values():
@@ -60,8 +71,9 @@ def test_config_from_parameters_rebuilds_and_validates():
 
 
 def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
-    specs = {s.name: s for s in specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.inner.mode"},
-                                                   "p.")}
+    specs = {
+        s.name: s for s in specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.inner.mode"}, "p.")
+    }
     assert specs["p.inner.mode"].description == "undocumented: _Inner.mode" and specs["p.inner.mode"].default == "a"
     with pytest.raises(ParameterError, match="p.start"):
         specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.start"}, "p.")
@@ -101,8 +113,9 @@ def test_prefixed_docs_puts_every_name_under_the_prefix():
 
 def test_yaml_parameters_flattens_nested_names(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("/**/node:\n  ros__parameters:\n    a: 1\n    b:\n      c: 2.0\nother:\n  ros__parameters:\n"
-                    "    z: 3\n")
+    path.write_text(
+        "/**/node:\n  ros__parameters:\n    a: 1\n    b:\n      c: 2.0\nother:\n  ros__parameters:\n    z: 3\n"
+    )
     assert yaml_parameters(path, "node") == {"a": 1, "b.c": 2.0}
 
 
@@ -162,8 +175,9 @@ def test_decode_stereo_names_the_bad_input():
     left_info, right_info = conversions.rig_to_camera_infos(rig, 5)
     image = np.zeros((48, 64, 3), np.uint8)
     left = conversions.array_to_image(image, "rgb8", 5)
-    frame = decode_stereo(left, conversions.array_to_image(image[..., 0].copy(), "mono8", 5), left_info, right_info,
-                          rig.T_vehicle_camera)
+    frame = decode_stereo(
+        left, conversions.array_to_image(image[..., 0].copy(), "mono8", 5), left_info, right_info, rig.T_vehicle_camera
+    )
     assert frame.stamp_ns == 5 and frame.right_rgb.shape == (48, 64, 3) and frame.rig.matches(rig)
     small = conversions.array_to_image(np.zeros((24, 32, 3), np.uint8), "rgb8", 5)
     with pytest.raises(StereoInputError, match="differ in size"):

@@ -1,4 +1,5 @@
 """teach_node as its own process over real DDS: keyframes from stereo + odometry, path, clean and killed shutdown."""
+
 from __future__ import annotations
 
 import signal
@@ -12,7 +13,7 @@ from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.ros.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from ros_nodes_support import StereoClient, wall_rig, wall_run, wall_texture  # noqa: E402
+from ros_nodes_support import StereoClient, wall_rig, wall_run, wall_texture
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -22,14 +23,18 @@ T_WORLD_ODOM = transforms.from_xyz_rpy(2.0, 1.0, 0.0, yaw=0.1)  # the teach odom
 @pytest.fixture(scope="module")
 def teach_frames():
     rig = wall_rig()
-    return rig, wall_run(wall_texture(), rig, np.arange(0.0, 4.01, 0.25), 0.0, 3_000_000_000_000, period_s=0.2,
-                         wall_distance_m=4.0)
+    return rig, wall_run(
+        wall_texture(), rig, np.arange(0.0, 4.01, 0.25), 0.0, 3_000_000_000_000, period_s=0.2, wall_distance_m=4.0
+    )
 
 
 def _start(map_path, log_dir, **parameters):
-    process = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
-                                parameters={"map_path": str(map_path), "backend": "orb",
-                                            "teach.keyframe_distance_m": 1.0, **parameters}, log_dir=log_dir)
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.teach_node"),
+        node_name="teach_node",
+        parameters={"map_path": str(map_path), "backend": "orb", "teach.keyframe_distance_m": 1.0, **parameters},
+        log_dir=log_dir,
+    )
     process.wait_ready(timeout_s=60.0, publishes=["/localization/path"], subscribes=["/stereo/left/image_raw"])
     return process
 
@@ -100,8 +105,11 @@ def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teac
         client.wait_matched()
         client.publish_static_camera()  # base_link -> camera, but the node wants chassis -> camera
         _teach(client, frames, 2)
-        client.wait_for(lambda: any("chassis -> camera_left_optical" in m for m in client.status_messages()), 20.0,
-                        "a diagnostic naming the missing transform")
+        client.wait_for(
+            lambda: any("chassis -> camera_left_optical" in m for m in client.status_messages()),
+            20.0,
+            "a diagnostic naming the missing transform",
+        )
         assert process.alive()
     finally:
         process.stop()
@@ -111,9 +119,12 @@ def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teac
 def test_existing_map_is_refused_at_start_up(tmp_path):
     (tmp_path / "map").mkdir()
     (tmp_path / "map" / "something").write_text("x")
-    process = start_ros_process(python_module_command("dlvf_ros.ros.teach_node"), node_name="teach_node",
-                                parameters={"map_path": str(tmp_path / "map"), "backend": "orb"}, log_dir=tmp_path)
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.teach_node"),
+        node_name="teach_node",
+        parameters={"map_path": str(tmp_path / "map"), "backend": "orb"},
+        log_dir=tmp_path,
+    )
     with process:
         assert process.wait(timeout_s=60.0) == 1
     assert "overwrite" in process.log_text()
-

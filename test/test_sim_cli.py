@@ -1,4 +1,5 @@
 """`dlvf sim` writes a UTIAS-layout dataset, bags and a contact sheet; `dlvf bench render` prints and writes JSON."""
+
 import json
 
 import numpy as np
@@ -9,8 +10,9 @@ from dlvf_ros import cli
 from dlvf_ros.config import to_dict
 from dlvf_ros.sim import SimConfig, WorldConfig
 
-SMALL_WORLD = WorldConfig(path_length_m=4.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0,
-                          texture_size=64, splat_texel_m=0.25)
+SMALL_WORLD = WorldConfig(
+    path_length_m=4.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +27,26 @@ def small_config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(small_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "ds"
-    argv = ["sim", "--out", str(out), "--seed", "9", "--spacing", "1.0", "--size", "128x96",
-            "--lightings", "noon,night", "--teach-lighting", "morning", "--config", str(small_config), "--bags",
-            "--places", "3"]
+    argv = [
+        "sim",
+        "--out",
+        str(out),
+        "--seed",
+        "9",
+        "--spacing",
+        "1.0",
+        "--size",
+        "128x96",
+        "--lightings",
+        "noon,night",
+        "--teach-lighting",
+        "morning",
+        "--config",
+        str(small_config),
+        "--bags",
+        "--places",
+        "3",
+    ]
     assert cli.main(argv) == 0
     return out, argv
 
@@ -78,8 +97,9 @@ def test_sim_refuses_to_overwrite_and_bad_arguments(dataset, small_config, capsy
     with pytest.raises(SystemExit, match="--overwrite"):
         cli.main(argv)
     with pytest.raises(SystemExit, match="unknown lighting"):
-        cli.main(["sim", "--out", str(out.parent / "other"), "--lightings", "noon,teatime", "--config",
-                  str(small_config)])
+        cli.main(
+            ["sim", "--out", str(out.parent / "other"), "--lightings", "noon,teatime", "--config", str(small_config)]
+        )
     with pytest.raises(SystemExit, match="aspect ratio"):
         cli.main(["sim", "--out", str(out.parent / "other"), "--size", "100x100", "--config", str(small_config)])
     with pytest.raises(SystemExit):  # argparse: malformed size
@@ -89,12 +109,31 @@ def test_sim_refuses_to_overwrite_and_bad_arguments(dataset, small_config, capsy
 
 def test_bench_render_prints_a_table_and_writes_json(small_config, tmp_path, capsys):
     path = tmp_path / "render.json"
-    argv = ["bench", "render", "--sizes", "128x96,96x72", "--lightings", "noon,night", "--frames", "2",
-            "--warmup", "1", "--config", str(small_config), "--json", str(path)]
+    argv = [
+        "bench",
+        "render",
+        "--sizes",
+        "128x96,96x72",
+        "--lightings",
+        "noon,night",
+        "--frames",
+        "2",
+        "--warmup",
+        "1",
+        "--config",
+        str(small_config),
+        "--json",
+        str(path),
+    ]
     assert cli.main(argv) == 0  # no floors at these sizes
     result = json.loads(path.read_text())
     assert [(r["size"], r["lighting"]) for r in result["rows"]] == [
-        ("128x96", "noon"), ("128x96", "night"), ("96x72", "noon"), ("96x72", "night")]
-    assert all(r["pairs_per_s"] > 0 and r["cpu_ms_per_pair"] > 0 and r["ratio_to_floor"] is None
-               for r in result["rows"])
+        ("128x96", "noon"),
+        ("128x96", "night"),
+        ("96x72", "noon"),
+        ("96x72", "night"),
+    ]
+    assert all(
+        r["pairs_per_s"] > 0 and r["cpu_ms_per_pair"] > 0 and r["ratio_to_floor"] is None for r in result["rows"]
+    )
     assert "pairs/s" in capsys.readouterr().out

@@ -1,14 +1,25 @@
 """`render_run` yields one SimFrame per trajectory frame, with ground truth, odometry and depth."""
+
 import numpy as np
 import pytest
 
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.sim import (RenderConfig, SimFrame, StereoRenderer, TrajectoryConfig, WorldConfig, generate_world,
-                          lighting_preset, render_run, repeat_trajectory)
+from dlvf_ros.sim import (
+    RenderConfig,
+    SimFrame,
+    StereoRenderer,
+    TrajectoryConfig,
+    WorldConfig,
+    generate_world,
+    lighting_preset,
+    render_run,
+    repeat_trajectory,
+)
 
 RIG = StereoRig().scaled(96, 72)
-SMALL = WorldConfig(path_length_m=3.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64,
-                    splat_texel_m=0.25)
+SMALL = WorldConfig(
+    path_length_m=3.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
+)
 
 
 def test_render_run_yields_frames_of_the_trajectory():

@@ -1,4 +1,5 @@
 """Rendered depth and stereo geometry are exact: pixel centres, back-projection onto the terrain, left/right."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,14 @@ from dlvf_ros.sim import RenderConfig, StereoRenderer, WorldConfig, generate_wor
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-SMALL = dict(path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
-             splat_texel_m=0.2)
+SMALL = {
+    "path_length_m": 20.0,
+    "path_lead_in_m": 5.0,
+    "path_lead_out_m": 30.0,
+    "margin_m": 30.0,
+    "texture_size": 128,
+    "splat_texel_m": 0.2,
+}
 
 
 def back_project(depth_m, rig, T_world_camera):
@@ -23,7 +30,7 @@ def back_project(depth_m, rig, T_world_camera):
 @pytest.fixture(scope="module")
 def bare_world():
     """Terrain only: every pixel with a depth sees the heightfield."""
-    no_clutter = dict(rocks_per_100m=0.0, bushes_per_100m=0.0, trees_per_100m=0.0, far_trees_per_100m=0.0)
+    no_clutter = {"rocks_per_100m": 0.0, "bushes_per_100m": 0.0, "trees_per_100m": 0.0, "far_trees_per_100m": 0.0}
     return generate_world(11, WorldConfig(**SMALL, **no_clutter))
 
 
@@ -85,14 +92,15 @@ def test_right_image_matches_left_at_the_stereo_disparity(world):
     left = images.left.astype(np.float64).mean(axis=2)
     right = images.right.astype(np.float64).mean(axis=2)
     rng = np.random.default_rng(0)
-    candidates = np.nonzero(inside & (u > 5) & (u < RIG.width - 6) & (v > 5) & (v < RIG.height - 6) & (ui >= 3)
-                            & (ui < RIG.width - 8))[0]
+    candidates = np.nonzero(
+        inside & (u > 5) & (u < RIG.width - 6) & (v > 5) & (v < RIG.height - 6) & (ui >= 3) & (ui < RIG.width - 8)
+    )[0]
     scores, shifted = [], []
     for k in rng.choice(candidates, 150, replace=False):
-        a = left[v[k] - 3:v[k] + 4, u[k] - 3:u[k] + 4]
+        a = left[v[k] - 3 : v[k] + 4, u[k] - 3 : u[k] + 4]
         for shift, out in ((0, scores), (4, shifted)):
             uc = ui[k] + shift
-            b = right[v[k] - 3:v[k] + 4, uc - 3:uc + 4]
+            b = right[v[k] - 3 : v[k] + 4, uc - 3 : uc + 4]
             a0, b0 = a - a.mean(), b - b.mean()
             out.append((a0 * b0).sum() / max(np.sqrt((a0**2).sum() * (b0**2).sum()), 1e-9))
     assert np.median(scores) > 0.85

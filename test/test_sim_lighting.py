@@ -1,15 +1,31 @@
 """Time-of-day lighting: sun and presets, night dark but for the headlights, hard shadows at noon."""
+
 import numpy as np
 import pytest
 
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.sim import (PRESETS, RenderConfig, StereoRenderer, WorldConfig, generate_world, lighting_for_hour,
-                          lighting_preset)
+from dlvf_ros.sim import (
+    PRESETS,
+    RenderConfig,
+    StereoRenderer,
+    WorldConfig,
+    generate_world,
+    lighting_for_hour,
+    lighting_preset,
+)
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-SMALL = WorldConfig(path_length_m=30.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
-                    splat_texel_m=0.2, trees_per_100m=160.0, bushes_per_100m=200.0)
+SMALL = WorldConfig(
+    path_length_m=30.0,
+    path_lead_in_m=5.0,
+    path_lead_out_m=30.0,
+    margin_m=30.0,
+    texture_size=128,
+    splat_texel_m=0.2,
+    trees_per_100m=160.0,
+    bushes_per_100m=200.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +71,20 @@ def test_night_is_dark_except_where_the_headlights_reach(world):
 
 def test_noon_has_hard_shadows_and_overcast_none(world):
     shadowed_fractions, shadow_ratios = [], []
-    with StereoRenderer(world, RIG, RenderConfig(sensor_noise=False)) as with_shadows, \
-            StereoRenderer(world, RIG, RenderConfig(sensor_noise=False, shadows=False)) as without:
+    with (
+        StereoRenderer(world, RIG, RenderConfig(sensor_noise=False)) as with_shadows,
+        StereoRenderer(world, RIG, RenderConfig(sensor_noise=False, shadows=False)) as without,
+    ):
         for T in (pose_on_path(world, s) for s in np.arange(0.0, 30.0, 3.0)):
             noon_ratio = (luminance(with_shadows.render(T, lighting_preset("noon")).left) + 1.0) / (
-                luminance(without.render(T, lighting_preset("noon")).left) + 1.0)
+                luminance(without.render(T, lighting_preset("noon")).left) + 1.0
+            )
             assert noon_ratio.max() < 1.02  # shadows only darken
             shadowed_fractions.append(float((noon_ratio < 0.6).mean()))
             shadow_ratios.append(noon_ratio[noon_ratio < 0.9])
             overcast_ratio = (luminance(with_shadows.render(T, lighting_preset("overcast")).left) + 1.0) / (
-                luminance(without.render(T, lighting_preset("overcast")).left) + 1.0)
+                luminance(without.render(T, lighting_preset("overcast")).left) + 1.0
+            )
             np.testing.assert_allclose(overcast_ratio, 1.0, atol=0.02)
     # cast shadows of trees, bushes and rocks are in view, and they are dark (hard), not a faint dimming
     most = int(np.argmax(shadowed_fractions))

@@ -1,15 +1,31 @@
 """Teach and repeat runs: on the trail, bounded offsets, frames that do not line up, drifting odometry."""
+
 import numpy as np
 import pytest
 
 from dlvf_ros.geometry import transforms
-from dlvf_ros.sim import (OdometryConfig, TrajectoryConfig, WorldConfig, generate_world, repeat_trajectory,
-                          teach_trajectory)
+from dlvf_ros.sim import (
+    OdometryConfig,
+    TrajectoryConfig,
+    WorldConfig,
+    generate_world,
+    repeat_trajectory,
+    teach_trajectory,
+)
 from dlvf_ros.sim.odometry import simulate_odometry
 
-SMALL = WorldConfig(path_length_m=60.0, path_lead_in_m=5.0, path_lead_out_m=10.0, margin_m=15.0, texture_size=64,
-                    splat_texel_m=0.5, rocks_per_100m=0.0, bushes_per_100m=0.0, trees_per_100m=0.0,
-                    far_trees_per_100m=0.0)
+SMALL = WorldConfig(
+    path_length_m=60.0,
+    path_lead_in_m=5.0,
+    path_lead_out_m=10.0,
+    margin_m=15.0,
+    texture_size=64,
+    splat_texel_m=0.5,
+    rocks_per_100m=0.0,
+    bushes_per_100m=0.0,
+    trees_per_100m=0.0,
+    far_trees_per_100m=0.0,
+)
 CFG = TrajectoryConfig()
 
 
@@ -55,8 +71,9 @@ def test_repeat_runs_stay_within_the_configured_offsets(world):
         np.testing.assert_allclose(np.angle(np.exp(1j * (yaw - path_heading - run.heading_offset_rad))), 0, atol=1e-6)
         assert run.stamps_ns[0] > teach.stamps_ns[-1]  # another day
     assert max(max_lateral) > 0.5 * CFG.max_lateral_offset_m  # the offsets are used, not just bounded
-    assert not np.allclose(repeat_trajectory(world, 1, CFG).T_world_vehicle[5],
-                           repeat_trajectory(world, 2, CFG).T_world_vehicle[5])
+    assert not np.allclose(
+        repeat_trajectory(world, 1, CFG).T_world_vehicle[5], repeat_trajectory(world, 2, CFG).T_world_vehicle[5]
+    )
     with pytest.raises(ValueError, match="run_id"):
         repeat_trajectory(world, 0, CFG)
 

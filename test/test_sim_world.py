@@ -1,4 +1,5 @@
 """World generation: seeded and deterministic, distinct per seed, sane geometry, clear errors."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,9 @@ from dlvf_ros.sim import RenderConfig, SimConfig, StereoRenderer, WorldConfig, g
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(128, 96)
-SMALL = WorldConfig(path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128,
-                    splat_texel_m=0.2)
+SMALL = WorldConfig(
+    path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128, splat_texel_m=0.2
+)
 
 
 def render_start(world, lighting="noon"):

@@ -1,4 +1,5 @@
 """The stage configs: YAML files in config/ equal the dataclass defaults; bad values are refused with a clear error."""
+
 from pathlib import Path
 
 import pytest
@@ -18,24 +19,32 @@ def test_yaml_files_equal_the_defaults(name, cls):
 
 def test_reference_defaults():
     train = TrainConfig()
-    assert (train.learning_rate, train.grad_clip_norm, train.batch_size, train.loss.pose_from_epoch) == (1e-4, 2.0, 3, 4)
+    assert (train.learning_rate, train.grad_clip_norm, train.batch_size, train.loss.pose_from_epoch) == (
+        1e-4,
+        2.0,
+        3,
+        4,
+    )
     assert train.loss.planar_weights == [1.0, 50.0, 10.0] and train.loss.keypoint_weight == 2.5
     assert train.pipeline.matching.temperature == 0.01 and train.pipeline.outlier_threshold_m == 3.0
     assert train.pipeline.min_inliers == 6 and train.early_stopping_patience == 50
     assert DatasetConfig().max_edges == 4 and DatasetConfig().sgbm.num_disparities == 48
 
 
-@pytest.mark.parametrize("cls, data, message", [
-    (DatasetConfig, {"image_width": 300}, "multiples of 16"),
-    (DatasetConfig, {"split": {"train": [0, 1], "validation": [1]}}, "disjoint"),
-    (DatasetConfig, {"split": {"by": "roots"}}, "not one of"),
-    (TrainConfig, {"pipeline": {"matching": {"mode": "fuzzy"}}}, "not one of"),
-    (TrainConfig, {"pipeline": {"min_inliers": 2}}, "min_inliers"),
-    (TrainConfig, {"loss": {"planar_weights": [1, 2]}}, "planar_weights"),
-    (TrainConfig, {"learning_rate": 0}, "learning_rate"),
-    (TrainConfig, {"lr": 0.1}, "unknown key"),
-    (TestConfig, {"image_width": 320}, "both"),
-])
+@pytest.mark.parametrize(
+    "cls, data, message",
+    [
+        (DatasetConfig, {"image_width": 300}, "multiples of 16"),
+        (DatasetConfig, {"split": {"train": [0, 1], "validation": [1]}}, "disjoint"),
+        (DatasetConfig, {"split": {"by": "roots"}}, "not one of"),
+        (TrainConfig, {"pipeline": {"matching": {"mode": "fuzzy"}}}, "not one of"),
+        (TrainConfig, {"pipeline": {"min_inliers": 2}}, "min_inliers"),
+        (TrainConfig, {"loss": {"planar_weights": [1, 2]}}, "planar_weights"),
+        (TrainConfig, {"learning_rate": 0}, "learning_rate"),
+        (TrainConfig, {"lr": 0.1}, "unknown key"),
+        (TestConfig, {"image_width": 320}, "both"),
+    ],
+)
 def test_bad_values_are_refused(cls, data, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(cls, data, "test.yaml")

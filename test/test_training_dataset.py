@@ -3,12 +3,14 @@
 `write_plane_world` (also used by the other training tests) renders a tiny UTIAS-layout world analytically: a
 textured ground plane seen by the stereo rig, a teach run and repeat runs offset sideways under other lighting.
 """
+
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from run_frames import Frame
 
 from dlvf_ros.data.utias import UtiasDataset, UtiasWriter
 from dlvf_ros.geometry import transforms as tf
@@ -17,7 +19,6 @@ from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset, build_dataset
 from dlvf_ros.training.disparity_cache import resized_rgb
 from dlvf_ros.training.pairs import resolve_splits
-from run_frames import Frame
 
 TEXTURE_M_PER_PX = 0.01
 TEXTURE_ORIGIN_M = np.array([-4.0, -6.0])
@@ -51,8 +52,15 @@ def render_eye(texture, rig: StereoRig, T_world_camera: np.ndarray, gain: np.nda
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_plane_world(root: Path, runs=((0.0, 1.0), (0.4, 0.6), (-0.3, 1.3), (0.2, 0.45)), frames=6,
-                      spacing_m=0.8, width=128, height=96, seed=0) -> StereoRig:
+def write_plane_world(
+    root: Path,
+    runs=((0.0, 1.0), (0.4, 0.6), (-0.3, 1.3), (0.2, 0.45)),
+    frames=6,
+    spacing_m=0.8,
+    width=128,
+    height=96,
+    seed=0,
+) -> StereoRig:
     """Write runs given as (lateral offset m, brightness gain); run 0 is the teach run. Returns the rig."""
     rig = StereoRig().scaled(width, height)
     texture = cv2.GaussianBlur(ground_texture(seed), (0, 0), 1.5)
@@ -78,12 +86,26 @@ def plane_world(tmp_path_factory):
 
 
 def test_pairs_are_cross_run_within_k_edges_with_ground_truth(plane_world, tmp_path):
-    config = DatasetConfig(train_pairs=40, validation_pairs=10, test_pairs=10, max_edges=3, image_width=128,
-                           image_height=96, split=SplitConfig(train=[0, 1], validation=[2], test=[3]))
+    config = DatasetConfig(
+        train_pairs=40,
+        validation_pairs=10,
+        test_pairs=10,
+        max_edges=3,
+        image_width=128,
+        image_height=96,
+        split=SplitConfig(train=[0, 1], validation=[2], test=[3]),
+    )
     with pytest.raises(ValueError, match="no vertex of the split"):  # one run alone cannot make cross-run pairs
         build_dataset([plane_world], tmp_path / "bad", config)
-    config = DatasetConfig(train_pairs=40, validation_pairs=10, test_pairs=0, max_edges=3, image_width=128,
-                           image_height=96, split=SplitConfig(train=[0, 1], validation=[2, 3]))
+    config = DatasetConfig(
+        train_pairs=40,
+        validation_pairs=10,
+        test_pairs=0,
+        max_edges=3,
+        image_width=128,
+        image_height=96,
+        split=SplitConfig(train=[0, 1], validation=[2, 3]),
+    )
     manifest = build_dataset([plane_world], tmp_path / "ds", config)
     ds = UtiasDataset(plane_world)
     train = manifest.pairs("train")
@@ -118,9 +140,18 @@ def test_splits_by_run_and_by_world_are_disjoint(plane_world, tmp_path):
     runs = [{run for _, run in automatic[s]} for s in ("train", "validation")]
     assert len(runs[0]) == 2 and len(runs[1]) == 2 and not runs[0] & runs[1] and automatic["test"] == []
     # one dataset from two worlds, split by world: the training pairs all come from world 1
-    manifest = build_dataset([plane_world, other], tmp_path / "ds", DatasetConfig(
-        train_pairs=6, validation_pairs=4, test_pairs=0, image_width=128, image_height=96,
-        split=SplitConfig(by="world", train=[1], validation=[0])))
+    manifest = build_dataset(
+        [plane_world, other],
+        tmp_path / "ds",
+        DatasetConfig(
+            train_pairs=6,
+            validation_pairs=4,
+            test_pairs=0,
+            image_width=128,
+            image_height=96,
+            split=SplitConfig(by="world", train=[1], validation=[0]),
+        ),
+    )
     assert set(manifest.pairs("train").root_index) == {1} and set(manifest.pairs("validation").root_index) == {0}
     item = PairDataset(manifest, "train")[0]
     expected = resized_rgb(other, tuple(manifest.pairs("train").source[0]), "left", 128, 96)
@@ -134,8 +165,14 @@ def test_splits_by_run_and_by_world_are_disjoint(plane_world, tmp_path):
 
 
 def test_disparity_is_cached_once_and_items_are_consistent(plane_world, tmp_path):
-    config = DatasetConfig(train_pairs=6, validation_pairs=2, test_pairs=0, image_width=128, image_height=96,
-                           split=SplitConfig(train=[0, 1], validation=[2, 3]))
+    config = DatasetConfig(
+        train_pairs=6,
+        validation_pairs=2,
+        test_pairs=0,
+        image_width=128,
+        image_height=96,
+        split=SplitConfig(train=[0, 1], validation=[2, 3]),
+    )
     manifest = build_dataset([plane_world], tmp_path / "ds", config, cache_dir=tmp_path / "cache")
     cache = manifest.disparity_cache()
     files = sorted(cache.directory.rglob("*.npy"))
@@ -146,7 +183,7 @@ def test_disparity_is_cached_once_and_items_are_consistent(plane_world, tmp_path
     assert [f.stat().st_mtime_ns for f in files] == stamps
     item = PairDataset(manifest, "train")[0]
     assert item["image_source"].shape == (3, 96, 128) and item["disparity_source"].shape == (1, 96, 128)
-    assert 0.0 <= float(item["image_source"].min()) and float(item["image_source"].max()) <= 1.0
+    assert float(item["image_source"].min()) >= 0.0 and float(item["image_source"].max()) <= 1.0
     # SGBM on the ground plane: the disparity of a valid pixel gives a point on the ground (z = 0 in world)
     rig = manifest.rig(0)
     disparity = cache.load(0, (0, 0))

@@ -1,4 +1,5 @@
 """DDP: `torchrun --nproc_per_node=2 dlvf train` on CPU (gloo) takes one step and both ranks hold identical weights."""
+
 import json
 import os
 import subprocess
@@ -8,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_training_dataset import write_plane_world
 
 from dlvf_ros.features.export import load_checkpoint
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import build_dataset
 from dlvf_ros.training.trainer import weights_sha256
-from test_training_dataset import write_plane_world
 
 
 @pytest.mark.slow
@@ -22,22 +23,58 @@ from test_training_dataset import write_plane_world
 def test_torchrun_two_ranks_hold_identical_weights_after_a_step(tmp_path):
     root = tmp_path / "world"
     write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5)), frames=3)
-    build_dataset([root], tmp_path / "ds", DatasetConfig(
-        train_pairs=4, validation_pairs=2, test_pairs=0, image_width=128, image_height=96,
-        sgbm=SgbmConfig(num_disparities=32), split=SplitConfig(train=[0, 1], validation=[2, 3])))
+    build_dataset(
+        [root],
+        tmp_path / "ds",
+        DatasetConfig(
+            train_pairs=4,
+            validation_pairs=2,
+            test_pairs=0,
+            image_width=128,
+            image_height=96,
+            sgbm=SgbmConfig(num_disparities=32),
+            split=SplitConfig(train=[0, 1], validation=[2, 3]),
+        ),
+    )
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({
-        "model": {"m": 4}, "epochs": 1, "batch_size": 1, "train_samples_per_epoch": 2, "learning_rate": 0.01,
-        "validation_samples_per_epoch": 2, "torch_threads": 1, "device": "cpu",
-        "pipeline": {"matching": {"mode": "sparse"}}, "loss": {"pose_from_epoch": 0},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"m": 4},
+                "epochs": 1,
+                "batch_size": 1,
+                "train_samples_per_epoch": 2,
+                "learning_rate": 0.01,
+                "validation_samples_per_epoch": 2,
+                "torch_threads": 1,
+                "device": "cpu",
+                "pipeline": {"matching": {"mode": "sparse"}},
+                "loss": {"pose_from_epoch": 0},
+            }
+        )
+    )
     run_dir = tmp_path / "run"
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     completed = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "dlvf_ros.cli", "train", "--dataset",
-         str(tmp_path / "ds"), "--out", str(run_dir), "--config", str(config)],
-        capture_output=True, text=True, timeout=200, env=env,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "dlvf_ros.cli",
+            "train",
+            "--dataset",
+            str(tmp_path / "ds"),
+            "--out",
+            str(run_dir),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     reports = [json.loads((run_dir / "ranks" / f"rank_{r}.json").read_text()) for r in (0, 1)]

@@ -1,5 +1,6 @@
 """`dlvf test` core: sparse soft / mutual matching recover known correspondences, errors and success are right, and
 checkpoints and exported models both load as backends giving the same features."""
+
 import numpy as np
 import pytest
 import torch
@@ -61,8 +62,10 @@ def test_error_components_of_a_known_error():
 def test_checkpoint_and_exported_model_give_the_same_features(tmp_path):
     torch.manual_seed(0)
     network = FeatureNet(m=4)
-    torch.save({"model": network.state_dict(), "model_config": dict(network.conf), "image_size": [64, 48]},
-               tmp_path / "checkpoint.pt")
+    torch.save(
+        {"model": network.state_dict(), "model_config": dict(network.conf), "image_size": [64, 48]},
+        tmp_path / "checkpoint.pt",
+    )
     export_feature_net(network, tmp_path / "model.pt", (48, 64))
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     from_checkpoint, size = load_backend(tmp_path / "checkpoint.pt")

@@ -1,4 +1,5 @@
 """Pose and keypoint losses: zero at the truth, growing with the error, se3_log equal to the numpy helper."""
+
 import numpy as np
 import pytest
 import torch
@@ -83,7 +84,7 @@ def test_descriptor_loss_prefers_the_true_correspondence_and_respects_mask_and_e
     keypoints_target = torch.arange(10, dtype=torch.float32).repeat_interleave(2).view(1, 10, 2) * 50.0
     uv_expected = torch.full((1, 4, 2), 1000.0)
     mask = torch.tensor([[True, True, True, False]])
-    args = dict(keypoints_target=keypoints_target, uv_expected=uv_expected, temperature=0.05, exclusion_px=8.0)
+    args = {"keypoints_target": keypoints_target, "uv_expected": uv_expected, "temperature": 0.05, "exclusion_px": 8.0}
     right = losses.descriptor_loss(source, source, targets, mask=mask, **args)
     wrong = losses.descriptor_loss(source, torch.roll(source, 1, dims=1), targets, mask=mask, **args)
     assert float(right) < 0.01 and float(wrong) > 5.0
@@ -109,7 +110,11 @@ def test_nearest_match_hits_counts_matches_near_the_truth():
     keypoints_target = torch.tensor([[[0.0, 0.0], [20.0, 0.0], [40.0, 0.0], [60.0, 0.0], [80.0, 0.0]]])
     source = targets[:, [0, 1, 2]]  # each source keypoint looks exactly like target keypoints 0, 1, 2
     uv_expected = torch.tensor([[[3.0, 0.0], [40.0, 0.0], [44.0, 3.0]]])  # right, wrong (that is keypoint 2), right
-    hits = losses.nearest_match_hits(source, targets, keypoints_target, uv_expected, torch.ones(1, 3, dtype=torch.bool), 8.0)
+    hits = losses.nearest_match_hits(
+        source, targets, keypoints_target, uv_expected, torch.ones(1, 3, dtype=torch.bool), 8.0
+    )
     assert hits == (2.0, 3.0)
-    masked = losses.nearest_match_hits(source, targets, keypoints_target, uv_expected, torch.tensor([[False, True, True]]), 8.0)
+    masked = losses.nearest_match_hits(
+        source, targets, keypoints_target, uv_expected, torch.tensor([[False, True, True]]), 8.0
+    )
     assert masked == (1.0, 2.0)

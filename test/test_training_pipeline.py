@@ -1,7 +1,10 @@
-"""The differentiable pipeline: camera model, per-element inlier check, gradients from the pose loss into the network."""
+"""The differentiable pipeline: camera model, per-element inlier check, gradients from the pose loss into the
+network."""
+
 import numpy as np
 import pytest
 import torch
+from test_training_dataset import write_plane_world
 
 from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
@@ -9,7 +12,6 @@ from dlvf_ros.training.config import DatasetConfig, PipelineConfig, SoftMatchCon
 from dlvf_ros.training.dataset import PairDataset, build_dataset
 from dlvf_ros.training.losses import keypoint_loss, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline, points_at, project_points
-from test_training_dataset import write_plane_world
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 
@@ -18,9 +20,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2)), frames=3)
-    manifest = build_dataset([root], root / "ds", DatasetConfig(
-        train_pairs=2, validation_pairs=0, test_pairs=0, image_width=128, image_height=96,
-        sgbm=SgbmConfig(num_disparities=32), split=SplitConfig(train=[0, 1, 2], validation=[], test=[])))
+    manifest = build_dataset(
+        [root],
+        root / "ds",
+        DatasetConfig(
+            train_pairs=2,
+            validation_pairs=0,
+            test_pairs=0,
+            image_width=128,
+            image_height=96,
+            sgbm=SgbmConfig(num_disparities=32),
+            split=SplitConfig(train=[0, 1, 2], validation=[], test=[]),
+        ),
+    )
     dataset = PairDataset(manifest, "train")
     return torch.utils.data.default_collate([dataset[0], dataset[1]]), manifest.rig(0)
 
@@ -30,14 +42,21 @@ def test_points_follow_the_stereo_rig_model(batch):
     rng = np.random.default_rng(0)
     uv = np.stack([rng.integers(40, 127, 30), rng.integers(20, 95, 30)], axis=1).astype(np.float64)
     disparity = batch["disparity_source"][:1]
-    points, valid = points_at(torch.tensor(uv[None], dtype=torch.float32), disparity, batch["valid_source"][:1],
-                              batch["intrinsics"][:1], batch["T_vehicle_camera"][:1])
+    points, valid = points_at(
+        torch.tensor(uv[None], dtype=torch.float32),
+        disparity,
+        batch["valid_source"][:1],
+        batch["intrinsics"][:1],
+        batch["T_vehicle_camera"][:1],
+    )
     d = disparity[0, 0].numpy()[uv[:, 1].astype(int), uv[:, 0].astype(int)]
     d_valid = batch["valid_source"][0, 0].numpy()[uv[:, 1].astype(int), uv[:, 0].astype(int)] > 0
     expected, expected_valid = rig.points_from_disparity(uv, np.where(d_valid, d, np.nan))
     expected_vehicle = expected @ rig.T_vehicle_camera[:3, :3].T + rig.T_vehicle_camera[:3, 3]
     assert valid[0].numpy().tolist() == expected_valid.tolist() and expected_valid.sum() > 10
-    np.testing.assert_allclose(points[0].numpy()[expected_valid], expected_vehicle[expected_valid], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        points[0].numpy()[expected_valid], expected_vehicle[expected_valid], rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
@@ -73,11 +92,15 @@ def test_inlier_requirement_is_checked_per_batch_element(batch):
 def test_ground_truth_correspondences_land_on_the_same_surface_point(batch):
     batch, _ = batch
     rng = np.random.default_rng(1)
-    uv = torch.tensor(np.stack([rng.uniform(30, 120, (2, 60)), rng.uniform(40, 94, (2, 60))], axis=-1), dtype=torch.float32)
+    uv = torch.tensor(
+        np.stack([rng.uniform(30, 120, (2, 60)), rng.uniform(40, 94, (2, 60))], axis=-1), dtype=torch.float32
+    )
     args = (batch["intrinsics"], batch["T_vehicle_camera"])
     points_source, valid = points_at(uv, batch["disparity_source"], batch["valid_source"], *args)
     # into the source camera itself: back to the same pixels, all visible
-    uv_back, visible_back = project_points(points_source, valid, batch["disparity_source"], batch["valid_source"], *args)
+    uv_back, visible_back = project_points(
+        points_source, valid, batch["disparity_source"], batch["valid_source"], *args
+    )
     assert torch.equal(visible_back, valid) and valid.sum() > 60
     torch.testing.assert_close(uv_back[valid], uv[valid], atol=1e-3, rtol=0)
     # into the target camera: the target's own stereo point at the projected pixel is the GT-transformed point

@@ -1,9 +1,11 @@
 """The trainer: outputs, checkpoints, exact resume, skipped batches reported with their reason, resume guards."""
+
 import csv
 import json
 
 import pytest
 import torch
+from test_training_dataset import write_plane_world
 
 from dlvf_ros.config import ConfigError, from_dict
 from dlvf_ros.features.export import load_checkpoint
@@ -12,7 +14,6 @@ from dlvf_ros.training.config import DatasetConfig, SplitConfig, TrainConfig
 from dlvf_ros.training.dataset import build_dataset
 from dlvf_ros.training.distributed import DistributedContext
 from dlvf_ros.training.trainer import REASON_FEW_INLIERS, REASON_NO_ELEMENT, Trainer, weights_sha256
-from test_training_dataset import write_plane_world
 
 SINGLE = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -23,16 +24,35 @@ pytestmark = pytest.mark.usefixtures("restore_torch_threads")  # test/conftest.p
 def dataset_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5)), frames=3)
-    build_dataset([root], root / "ds", DatasetConfig(
-        train_pairs=8, validation_pairs=2, test_pairs=0, image_width=128, image_height=96,
-        sgbm=SgbmConfig(num_disparities=32), split=SplitConfig(train=[0, 1], validation=[2, 3])))
+    build_dataset(
+        [root],
+        root / "ds",
+        DatasetConfig(
+            train_pairs=8,
+            validation_pairs=2,
+            test_pairs=0,
+            image_width=128,
+            image_height=96,
+            sgbm=SgbmConfig(num_disparities=32),
+            split=SplitConfig(train=[0, 1], validation=[2, 3]),
+        ),
+    )
     return root / "ds"
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    data = {"model": {"m": 4}, "epochs": 2, "batch_size": 2, "train_samples_per_epoch": 4, "learning_rate": 1e-3,
-            "validation_samples_per_epoch": 2, "torch_threads": 1, "device": "cpu",
-            "pipeline": {"matching": {"mode": "sparse"}}, "loss": {"pose_from_epoch": 1}}
+    data = {
+        "model": {"m": 4},
+        "epochs": 2,
+        "batch_size": 2,
+        "train_samples_per_epoch": 4,
+        "learning_rate": 1e-3,
+        "validation_samples_per_epoch": 2,
+        "torch_threads": 1,
+        "device": "cpu",
+        "pipeline": {"matching": {"mode": "sparse"}},
+        "loss": {"pose_from_epoch": 1},
+    }
     data.update(overrides)
     return from_dict(TrainConfig, data)
 
@@ -72,7 +92,9 @@ def test_training_writes_outputs_and_resumes_exactly(dataset_dir, tmp_path):
 
 def test_skipped_batches_are_counted_with_their_reason_and_early_stopping(dataset_dir, tmp_path):
     # no element can reach 10 000 inliers: every batch is skipped, the validation loss never improves after epoch 0
-    config = tiny_config(epochs=5, early_stopping_patience=2, pipeline={"matching": {"mode": "sparse"}, "min_inliers": 10_000})
+    config = tiny_config(
+        epochs=5, early_stopping_patience=2, pipeline={"matching": {"mode": "sparse"}, "min_inliers": 10_000}
+    )
     trainer = Trainer(dataset_dir, tmp_path / "run", config, False, SINGLE)
     before = [p.detach().clone() for p in trainer.network.parameters()]
     summary = trainer.run()
@@ -98,7 +120,14 @@ def test_fine_tuning_starts_from_the_given_weights_with_the_descriptor_loss(data
     assert float(epoch["val_loss"]) > float(epoch["val_pose_loss"]) + 2.5 * float(epoch["val_keypoint_loss"])
 
     with pytest.raises(ValueError, match="model"):
-        Trainer(dataset_dir, tmp_path / "other", tiny_config(model={"m": 8}), False, SINGLE, base / "checkpoints" / "last.pt")
+        Trainer(
+            dataset_dir,
+            tmp_path / "other",
+            tiny_config(model={"m": 8}),
+            False,
+            SINGLE,
+            base / "checkpoints" / "last.pt",
+        )
     with pytest.raises(FileNotFoundError, match="--init"):
         Trainer(dataset_dir, tmp_path / "missing", tiny_config(), False, SINGLE, tmp_path / "nope.pt")
     with pytest.raises(ValueError, match="--resume"):

@@ -2,6 +2,7 @@
 
 Only the chosen benchmark's module is imported, so one benchmark's dependencies never break another.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,13 @@ BENCHMARKS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "benchmark", choices=sorted(BENCHMARKS),
+        "benchmark",
+        choices=sorted(BENCHMARKS),
         help="; ".join(f"{name}: {help_text}" for name, (_, help_text) in BENCHMARKS.items()),
     )
-    parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options (dlvf bench NAME --help)")
+    parser.add_argument(
+        "options", nargs=argparse.REMAINDER, help="the benchmark's own options (dlvf bench NAME --help)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ Training throughput (pairs/s) at the training size: forward + backward + Adam st
 (`PosePipeline`, dense and sparse matching) on one synthetic pair per step, and the network alone (forward + backward
 of two images) for reference. Weights are random: timing does not depend on them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(384, 512), (240, 320)],
-                        help="extraction sizes HEIGHTxWIDTH (default 384x512 240x320)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_size,
+        nargs="+",
+        default=[(384, 512), (240, 320)],
+        help="extraction sizes HEIGHTxWIDTH (default 384x512 240x320)",
+    )
     parser.add_argument("--m", type=int, default=16, help="U-Net base width (default 16: 2.75 M parameters)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per candidate and size (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
@@ -67,8 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG bar chart of the extraction times")
 
 
-def interleaved_times_ms(functions: dict[str, Callable[[], object]], repeats: int, warmup: int,
-                         desc: str) -> dict[str, list[float]]:
+def interleaved_times_ms(
+    functions: dict[str, Callable[[], object]], repeats: int, warmup: int, desc: str
+) -> dict[str, list[float]]:
     """Wall times (ms) of `repeats` runs of each function. Runs are interleaved (every function once per round, the
     order rotating each round) so that load from other processes on a shared machine hits every candidate alike."""
     names = list(functions)
@@ -108,8 +115,9 @@ def reference_style(net: FeatureNet, image_rgb: np.ndarray) -> torch.Tensor:
     return keypoints, descriptors, sample_scores(score_map, keypoints)
 
 
-def extraction_candidates(net: FeatureNet, size: tuple[int, int], workdir: Path, threads: int,
-                          with_onnx: bool) -> dict[str, Callable[[np.ndarray], object]]:
+def extraction_candidates(
+    net: FeatureNet, size: tuple[int, int], workdir: Path, threads: int, with_onnx: bool
+) -> dict[str, Callable[[np.ndarray], object]]:
     candidates = {
         REFERENCE: lambda image: reference_style(net, image),
         "eager (per-level sampling)": lambda image: net({"image": to_tensor(image)}),
@@ -137,13 +145,23 @@ def bench_extraction(args: argparse.Namespace, net: FeatureNet) -> list[dict]:
             image = bench_image(*size)
             candidates = extraction_candidates(net, size, Path(workdir), args.threads, not args.no_onnx)
             timings = interleaved_times_ms(
-                {name: (lambda extract=extract: extract(image)) for name, extract in candidates.items()},
-                args.repeats, args.warmup, f"extraction {size[0]}x{size[1]}",
+                {name: (lambda extract=extract, image=image: extract(image)) for name, extract in candidates.items()},
+                args.repeats,
+                args.warmup,
+                f"extraction {size[0]}x{size[1]}",
             )
             reference_ms = statistics.median(timings[REFERENCE])
-            rows += [{"size": f"{size[0]}x{size[1]}", "candidate": name, "median_ms": statistics.median(times),
-                      "min_ms": min(times), "ratio": statistics.median(times) / reference_ms, "times_ms": times}
-                     for name, times in timings.items()]
+            rows += [
+                {
+                    "size": f"{size[0]}x{size[1]}",
+                    "candidate": name,
+                    "median_ms": statistics.median(times),
+                    "min_ms": min(times),
+                    "ratio": statistics.median(times) / reference_ms,
+                    "times_ms": times,
+                }
+                for name, times in timings.items()
+            ]
     return rows
 
 
@@ -159,8 +177,12 @@ def synthetic_pair_batch(height: int, width: int) -> dict:
     rig = StereoRig(width, height, f=StereoRig().f * width / StereoRig().width, cu=(width - 1) / 2, cv=(height - 1) / 2)
     rows = torch.linspace(5.0, 20.0, height).view(1, 1, height, 1).expand(1, 1, height, width).contiguous()
     return {
-        "image_source": image, "image_target": noisy, "disparity_source": rows, "disparity_target": rows.clone(),
-        "valid_source": torch.ones_like(rows), "valid_target": torch.ones_like(rows),
+        "image_source": image,
+        "image_target": noisy,
+        "disparity_source": rows,
+        "disparity_target": rows.clone(),
+        "valid_source": torch.ones_like(rows),
+        "valid_target": torch.ones_like(rows),
         "intrinsics": torch.tensor([[rig.f, rig.cu, rig.cv, rig.baseline]], dtype=torch.float32),
         "T_vehicle_camera": torch.from_numpy(rig.T_vehicle_camera).float().unsqueeze(0),
         "T_target_source": torch.from_numpy(transforms.from_xyz_rpy(0.3, 0.0, 0.0, yaw=np.deg2rad(2.0))).float()[None],
@@ -175,29 +197,42 @@ def bench_training(args: argparse.Namespace) -> list[dict]:
     height, width = args.train_size
     batch = synthetic_pair_batch(height, width)
     loss_config = LossConfig()
-    variants = {"training step, PosePipeline dense matching": "dense",
-                "training step, PosePipeline sparse matching": "sparse",
-                "network only, forward + backward of 2 images": None}
+    variants = {
+        "training step, PosePipeline dense matching": "dense",
+        "training step, PosePipeline sparse matching": "sparse",
+        "network only, forward + backward of 2 images": None,
+    }
     steps, usable, skipped = {}, {}, {}
     for label, mode in variants.items():
         usable[label], skipped[label] = [], [0]
         steps[label] = training_step(FeatureNet(m=args.m).train(), mode, batch, loss_config, skipped[label])
     timings = interleaved_times_ms(
         {label: (lambda label=label: usable[label].append(steps[label]())) for label in variants},
-        args.train_repeats, 1, f"training {height}x{width}",
+        args.train_repeats,
+        1,
+        f"training {height}x{width}",
     )
     rows = []
     for label, times in timings.items():
         ms = statistics.median(times)
         active = [value for value in usable[label] if value is not None]
-        rows.append({"size": f"{height}x{width}", "variant": label, "median_ms_per_pair": ms, "pairs_per_s": 1e3 / ms,
-                     "pose_loss_active_fraction": statistics.mean(active) if active else None,
-                     "steps": args.train_repeats + 1, "steps_skipped_nonfinite_gradient": skipped[label][0]})
+        rows.append(
+            {
+                "size": f"{height}x{width}",
+                "variant": label,
+                "median_ms_per_pair": ms,
+                "pairs_per_s": 1e3 / ms,
+                "pose_loss_active_fraction": statistics.mean(active) if active else None,
+                "steps": args.train_repeats + 1,
+                "steps_skipped_nonfinite_gradient": skipped[label][0],
+            }
+        )
     return rows
 
 
-def training_step(net: FeatureNet, mode: str | None, batch: dict, loss_config,
-                  skipped: list[int]) -> Callable[[], float | None]:
+def training_step(
+    net: FeatureNet, mode: str | None, batch: dict, loss_config, skipped: list[int]
+) -> Callable[[], float | None]:
     """One optimisation step: PosePipeline (`mode` dense/sparse) with the trainer's losses, or (None) the network
     alone; returns the fraction of pairs whose pose loss was active (None for the network alone). Steps with a
     non-finite gradient are counted in `skipped[0]` and make no update."""
@@ -235,16 +270,23 @@ def training_step(net: FeatureNet, mode: str | None, batch: dict, loss_config,
 def print_tables(extraction: list[dict], training: list[dict], floor: dict | None) -> None:
     print(f"\n{'size':<9} {'candidate':<30} {'median ms':>10} {'min ms':>8} {'ratio':>7}")
     for row in extraction:
-        print(f"{row['size']:<9} {row['candidate']:<30} {row['median_ms']:>10.1f} {row['min_ms']:>8.1f} {row['ratio']:>7.3f}")
+        print(
+            f"{row['size']:<9} {row['candidate']:<30} {row['median_ms']:>10.1f} {row['min_ms']:>8.1f} "
+            f"{row['ratio']:>7.3f}"
+        )
     if floor:
         verdict = "met" if floor["met"] else "MISSED"
-        print(f"floor: {FLOOR_CANDIDATE} at {floor['size']} / reference-style = {floor['ratio']:.3f} "
-              f"(<= {FLOOR_RATIO}): {verdict}")
+        print(
+            f"floor: {FLOOR_CANDIDATE} at {floor['size']} / reference-style = {floor['ratio']:.3f} "
+            f"(<= {FLOOR_RATIO}): {verdict}"
+        )
     if training:
         print(f"\n{'size':<9} {'training variant':<46} {'ms / pair':>10} {'pairs/s':>8} {'skipped':>8}")
         for row in training:
-            print(f"{row['size']:<9} {row['variant']:<46} {row['median_ms_per_pair']:>10.0f} {row['pairs_per_s']:>8.2f} "
-                  f"{row['steps_skipped_nonfinite_gradient']:>4}/{row['steps']}")
+            print(
+                f"{row['size']:<9} {row['variant']:<46} {row['median_ms_per_pair']:>10.0f} {row['pairs_per_s']:>8.2f} "
+                f"{row['steps_skipped_nonfinite_gradient']:>4}/{row['steps']}"
+            )
 
 
 def save_plot(extraction: list[dict], path: Path) -> None:
@@ -258,7 +300,10 @@ def save_plot(extraction: list[dict], path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 4.5))
     bar_width = 0.8 / len(sizes)
     for i, size in enumerate(sizes):
-        times = [next((r["median_ms"] for r in extraction if r["size"] == size and r["candidate"] == n), np.nan) for n in names]
+        times = [
+            next((r["median_ms"] for r in extraction if r["size"] == size and r["candidate"] == n), np.nan)
+            for n in names
+        ]
         axis.barh(np.arange(len(names)) + i * bar_width, times, height=bar_width, label=size)
     axis.set_yticks(np.arange(len(names)) + bar_width * (len(sizes) - 1) / 2, names)
     axis.invert_yaxis()  # first candidate on top
@@ -282,16 +327,31 @@ def run(args: argparse.Namespace) -> int:
     net = FeatureNet(m=args.m).eval()
     extraction = bench_extraction(args, net)
     training = [] if args.no_training else bench_training(args)
-    floor_rows = [r for r in extraction if r["candidate"] == FLOOR_CANDIDATE and r["size"] == "{}x{}".format(*FLOOR_SIZE)]
+    floor_rows = [
+        r for r in extraction if r["candidate"] == FLOOR_CANDIDATE and r["size"] == "{}x{}".format(*FLOOR_SIZE)
+    ]
     floor = None
     if floor_rows:
-        floor = {"candidate": FLOOR_CANDIDATE, "size": floor_rows[0]["size"], "ratio": floor_rows[0]["ratio"],
-                 "max_ratio": FLOOR_RATIO, "met": floor_rows[0]["ratio"] <= FLOOR_RATIO}
+        floor = {
+            "candidate": FLOOR_CANDIDATE,
+            "size": floor_rows[0]["size"],
+            "ratio": floor_rows[0]["ratio"],
+            "max_ratio": FLOOR_RATIO,
+            "met": floor_rows[0]["ratio"] <= FLOOR_RATIO,
+        }
     print_tables(extraction, training, floor)
     result = {
-        "benchmark": "features", "m": args.m, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
-        "torch_version": torch.__version__, "opencv_version": cv2.__version__, "machine": platform.processor() or platform.machine(),
-        "extraction": extraction, "training": training, "floor": floor,
+        "benchmark": "features",
+        "m": args.m,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "torch_version": torch.__version__,
+        "opencv_version": cv2.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "extraction": extraction,
+        "training": training,
+        "floor": floor,
     }
     if args.json:
         fileio.atomic_write_text(args.json, json.dumps(result, indent=2))

@@ -7,6 +7,7 @@ The learned model is `--model`, else the one shipped in models/, else an untrain
 size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model must run
 at >= 5 Hz; below it the command exits 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,11 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _rendered_frames(width: int, height: int, n_repeat: int):
     """Rig, teach frames (noon, on the trail) and repeat frames (noon, 0.5 m aside, 3 deg) from the simulator."""
-    from dlvf_ros.sim.trajectory import pose_on_path
     from dlvf_ros.geometry.camera import StereoRig
     from dlvf_ros.sim.config import RenderConfig, WorldConfig
     from dlvf_ros.sim.lighting import lighting_preset
     from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.trajectory import pose_on_path
     from dlvf_ros.sim.world import generate_world
 
     spacing_m = 0.5
@@ -54,10 +55,12 @@ def _rendered_frames(width: int, height: int, n_repeat: int):
 
     noon = lighting_preset("noon")
     with StereoRenderer(world, rig, RenderConfig()) as renderer:
+
         def frames(poses):
             for i, T in enumerate(poses):
                 images = renderer.render(T, noon, noise_seed=i)
                 yield i * 500_000_000, images.left, images.right, T
+
         teach = list(frames([pose_on_path(world, s) for s in np.arange(0.0, length_m + 2.0, 1.0)]))
         repeat = list(frames([pose_on_path(world, 1.0 + spacing_m * k, 0.5, np.deg2rad(3.0)) for k in range(n_repeat)]))
     return rig, teach, repeat
@@ -110,9 +113,13 @@ def _bench_backend(name: str, model: Path | None, rig, teach, repeat, warmup: in
         inliers.append(result.num_inliers)
     totals = np.array(totals)
     return {
-        "backend": name, "keyframes": teacher.num_keyframes, "frames": len(totals), "fixed": fixed,
+        "backend": name,
+        "keyframes": teacher.num_keyframes,
+        "frames": len(totals),
+        "fixed": fixed,
         "median_inliers": float(np.median(inliers)) if inliers else 0.0,
-        "median_ms": float(np.median(totals)), "p90_ms": float(np.percentile(totals, 90)),
+        "median_ms": float(np.median(totals)),
+        "p90_ms": float(np.percentile(totals, 90)),
         "hz": float(1000.0 / np.median(totals)),
         "stage_median_ms": {s: float(np.median(v)) for s, v in stages.items()},
     }
@@ -124,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or args.frames < 1 or args.warmup < 0 or args.threads < 1:
-        raise SystemExit("dlvf bench localize: need at least one backend, --frames >= 1, --warmup >= 0, "
-                         "--threads >= 1")
+        raise SystemExit("dlvf bench localize: need at least one backend, --frames >= 1, --warmup >= 0, --threads >= 1")
     if (args.teach_bag is None) != (args.repeat_bag is None):
         raise SystemExit("dlvf bench localize: give both --teach-bag and --repeat-bag, or neither (renders frames)")
     torch.set_num_threads(args.threads)
@@ -148,31 +154,52 @@ def run(args: argparse.Namespace) -> int:
             results.append(_bench_backend(name, model, rig, teach, repeat, args.warmup, workdir))
 
     reference = next((r for r in results if r["backend"] == "learned"), results[0])
-    header = (f"{'backend':>8} {'frames':>6} {'fixed':>5} {'inliers':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
-              + " ".join(f"{s:>9}" for s in STAGES) + f" {'x ' + reference['backend']:>10}")
+    header = (
+        f"{'backend':>8} {'frames':>6} {'fixed':>5} {'inliers':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
+        + " ".join(f"{s:>9}" for s in STAGES)
+        + f" {'x ' + reference['backend']:>10}"
+    )
     load = os.getloadavg()
-    print(f"\nend-to-end localization per stereo frame, {rig.width}x{rig.height}, {args.threads} threads "
-          f"(per-stage columns: median ms); machine load average {load[0]:.1f} on {os.cpu_count()} CPUs "
-          "(other processes slow every column)")
+    print(
+        f"\nend-to-end localization per stereo frame, {rig.width}x{rig.height}, {args.threads} threads "
+        f"(per-stage columns: median ms); machine load average {load[0]:.1f} on {os.cpu_count()} CPUs "
+        "(other processes slow every column)"
+    )
     print(header)
     for r in results:
         r["ratio_to_" + reference["backend"]] = r["median_ms"] / reference["median_ms"]
-        print(f"{r['backend']:>8} {r['frames']:>6} {r['fixed']:>5} {r['median_inliers']:>7.0f} {r['median_ms']:>9.1f} "
-              f"{r['p90_ms']:>7.1f} {r['hz']:>6.1f} " + " ".join(f"{r['stage_median_ms'][s]:>9.1f}" for s in STAGES)
-              + f" {r['ratio_to_' + reference['backend']]:>10.2f}")
+        print(
+            f"{r['backend']:>8} {r['frames']:>6} {r['fixed']:>5} {r['median_inliers']:>7.0f} {r['median_ms']:>9.1f} "
+            f"{r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
+            + " ".join(f"{r['stage_median_ms'][s]:>9.1f}" for s in STAGES)
+            + f" {r['ratio_to_' + reference['backend']]:>10.2f}"
+        )
     learned = next((r for r in results if r["backend"] == "learned"), None)
     floor_ok = learned is None or learned["hz"] >= FLOOR_HZ
     if model_note:
         print(f"learned model: {model_note}")
     if learned is not None:
-        print(f"floor: learned {learned['hz']:.1f} Hz {'>=' if floor_ok else '<'} {FLOOR_HZ:.0f} Hz: "
-              f"{'OK' if floor_ok else 'BELOW FLOOR'}")
+        print(
+            f"floor: learned {learned['hz']:.1f} Hz {'>=' if floor_ok else '<'} {FLOOR_HZ:.0f} Hz: "
+            f"{'OK' if floor_ok else 'BELOW FLOOR'}"
+        )
     if args.json is not None:
         report = {
-            "benchmark": "localize", "width": rig.width, "height": rig.height, "threads": args.threads,
-            "warmup_frames": args.warmup, "learned_model": model_note, "floor_hz": FLOOR_HZ, "floor_ok": floor_ok,
-            "machine": {"cpu_count": os.cpu_count(), "load_average_1min": load[0], "platform": platform.platform(),
-                        "torch": torch.__version__, "opencv": cv2.__version__},
+            "benchmark": "localize",
+            "width": rig.width,
+            "height": rig.height,
+            "threads": args.threads,
+            "warmup_frames": args.warmup,
+            "learned_model": model_note,
+            "floor_hz": FLOOR_HZ,
+            "floor_ok": floor_ok,
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "load_average_1min": load[0],
+                "platform": platform.platform(),
+                "torch": torch.__version__,
+                "opencv": cv2.__version__,
+            },
             "results": results,
         }
         fileio.atomic_write_text(args.json, json.dumps(report, indent=2))

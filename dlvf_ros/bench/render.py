@@ -8,6 +8,7 @@ rendering costs whatever else runs on the machine) and pairs/s / floor. Floors o
 14 at 320x240 (exit status 1 if a row at those sizes falls below its floor). The load average is printed: on a busy
 machine the wall-clock rate drops while the CPU cost does not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ FLOORS_PAIRS_PER_S = {(512, 384): 8.0, (320, 240): 14.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", default="512x384,320x240",
-                        help="comma-separated WIDTHxHEIGHT (default: the two sizes with floors)")
+    parser.add_argument(
+        "--sizes", default="512x384,320x240", help="comma-separated WIDTHxHEIGHT (default: the two sizes with floors)"
+    )
     parser.add_argument("--lightings", default="noon,night", help="comma-separated lightings (default noon,night)")
     parser.add_argument("--frames", type=int, default=40, help="timed frames per row (default 40)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames first (default 3)")
@@ -84,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     for (width, height), rig in zip(sizes, rigs):
         with StereoRenderer(world, rig, config.render) as renderer:
             for lighting in lightings:
-                row = {"size": f"{width}x{height}", "lighting": lighting.name,
-                       **bench_row(world, trajectory, renderer, lighting, args.frames, args.warmup)}
+                row = {
+                    "size": f"{width}x{height}",
+                    "lighting": lighting.name,
+                    **bench_row(world, trajectory, renderer, lighting, args.frames, args.warmup),
+                }
                 floor = FLOORS_PAIRS_PER_S.get((width, height))
                 row["floor_pairs_per_s"] = floor
                 row["ratio_to_floor"] = None if floor is None else row["pairs_per_s"] / floor
@@ -97,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         floor = "-" if row["floor_pairs_per_s"] is None else f"{row['floor_pairs_per_s']:.0f}"
         ratio = "-" if row["ratio_to_floor"] is None else f"{row['ratio_to_floor']:.2f}"
-        print(f"{row['size']:<9} {row['lighting']:<9} {row['pairs_per_s']:>8.1f} {row['median_ms_per_pair']:>10.1f} "
-              f"{row['cpu_ms_per_pair']:>8.1f} {floor:>6} {ratio:>6}")
+        print(
+            f"{row['size']:<9} {row['lighting']:<9} {row['pairs_per_s']:>8.1f} {row['median_ms_per_pair']:>10.1f} "
+            f"{row['cpu_ms_per_pair']:>8.1f} {floor:>6} {ratio:>6}"
+        )
     print(f"load average {load[0]:.2f} on {os.cpu_count()} cores; renderer: {gl_context().info['GL_RENDERER']}")
     missed = [r for r in rows if r["ratio_to_floor"] is not None and r["ratio_to_floor"] < 1.0]
     if missed:
@@ -106,9 +113,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         result = {
-            "benchmark": "render", "seed": args.seed, "frames": args.frames, "warmup": args.warmup,
-            "rows": rows, "load_average_1min": load[0], "cpu_count": os.cpu_count(),
-            "gl_renderer": gl_context().info["GL_RENDERER"], "machine": platform.machine(),
+            "benchmark": "render",
+            "seed": args.seed,
+            "frames": args.frames,
+            "warmup": args.warmup,
+            "rows": rows,
+            "load_average_1min": load[0],
+            "cpu_count": os.cpu_count(),
+            "gl_renderer": gl_context().info["GL_RENDERER"],
+            "machine": platform.machine(),
         }
         fileio.atomic_write_text(args.json, json.dumps(result, indent=2))
         print(f"wrote {args.json}")

@@ -2,6 +2,7 @@
 
 Topic names are those of docs/conventions.md. Bags are rosbag2 (mcap or sqlite3) written and read with `rosbags`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,8 @@ class BagStereoFrame:
     """One stereo pair from a bag; poses interpolated at `stamp_ns` (None where the bag has no data near it)."""
 
     stamp_ns: int
-    left: np.ndarray                         # (H, W, 3) uint8 RGB
-    right: np.ndarray                        # (H, W, 3) uint8 RGB
+    left: np.ndarray  # (H, W, 3) uint8 RGB
+    right: np.ndarray  # (H, W, 3) uint8 RGB
     T_odom_vehicle: np.ndarray | None
     T_world_vehicle: np.ndarray | None
 

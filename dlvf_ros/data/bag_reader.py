@@ -1,6 +1,7 @@
 """Reads a stereo run bag: the rig from CameraInfo + /tf_static, then stereo pairs with odometry and ground truth
 interpolated at each image stamp. Any rosbag2 bag with these topics works (rosbags reads mcap and sqlite3).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,12 +97,16 @@ def read_stereo_bag(
     path = Path(path)
     with _open_reader(path) as reader:
         by_topic = {c.topic: c for c in reader.connections}
-        missing = [t for t in (topics.left_image, topics.right_image, topics.left_info, topics.right_info)
-                   if t not in by_topic]
+        missing = [
+            t for t in (topics.left_image, topics.right_image, topics.left_info, topics.right_info) if t not in by_topic
+        ]
         if missing:
             raise ValueError(f"bag {path} lacks topic(s) {missing}; it has {sorted(by_topic)}")
-        wanted = [by_topic[t] for t in (topics.left_info, topics.right_info, topics.tf_static, topics.odom,
-                                        topics.ground_truth) if t in by_topic]
+        wanted = [
+            by_topic[t]
+            for t in (topics.left_info, topics.right_info, topics.tf_static, topics.odom, topics.ground_truth)
+            if t in by_topic
+        ]
         infos: dict[str, object] = {}
         tf_messages, odom, truth = [], ([], []), ([], [])
         for connection, _, raw in reader.messages(connections=wanted):
@@ -113,8 +118,9 @@ def read_stereo_bag(
             else:
                 track = odom if connection.topic == topics.odom else truth
                 track[0].append(msg_codec.stamp_to_ns(message.header.stamp))
-                track[1].append(msg_codec.pose_to_matrix(message.pose.pose if connection.topic == topics.odom
-                                                         else message.pose))
+                track[1].append(
+                    msg_codec.pose_to_matrix(message.pose.pose if connection.topic == topics.odom else message.pose)
+                )
     left_info, right_info = infos.get(topics.left_info), infos.get(topics.right_info)
     frame = (left_info.header.frame_id if left_info is not None else topics.left_frame).lstrip("/") or topics.left_frame
     T_static = _static_transform(tf_messages, topics.base_frame, frame)
@@ -133,8 +139,9 @@ def read_stereo_bag(
     return rig, _iterate_frames(path, topics, rig, *tracks)
 
 
-def _iterate_frames(path: Path, topics: BagTopics, rig: StereoRig, odom: PoseTrack,
-                    truth: PoseTrack) -> Iterator[BagStereoFrame]:
+def _iterate_frames(
+    path: Path, topics: BagTopics, rig: StereoRig, odom: PoseTrack, truth: PoseTrack
+) -> Iterator[BagStereoFrame]:
     pending: dict[str, dict[int, np.ndarray]] = {topics.left_image: {}, topics.right_image: {}}
     dropped = 0
     with _open_reader(path) as reader:
@@ -144,8 +151,10 @@ def _iterate_frames(path: Path, topics: BagTopics, rig: StereoRig, odom: PoseTra
             stamp_ns = msg_codec.stamp_to_ns(message.header.stamp)
             image = msg_codec.convert_encoding(msg_codec.image_to_array(message), message.encoding, "rgb8")
             if image.shape[:2] != (rig.height, rig.width):
-                raise ValueError(f"bag {path}: {connection.topic} image at {stamp_ns} ns is {image.shape[1]}x"
-                                 f"{image.shape[0]}, CameraInfo says {rig.width}x{rig.height}")
+                raise ValueError(
+                    f"bag {path}: {connection.topic} image at {stamp_ns} ns is {image.shape[1]}x"
+                    f"{image.shape[0]}, CameraInfo says {rig.width}x{rig.height}"
+                )
             other = topics.right_image if connection.topic == topics.left_image else topics.left_image
             if stamp_ns in pending[other]:
                 partner = pending[other].pop(stamp_ns)

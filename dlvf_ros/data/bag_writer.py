@@ -6,6 +6,7 @@ geometry_msgs/PoseStamped ground truth (world); once, on /tf_static (transient l
 camera_left_optical / camera_right_optical from `rig.T_vehicle_camera`. The bag is written in a hidden staging
 directory and renamed into place at the end, so a killed writer never leaves a half bag under the final name.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,9 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 
 # 1-sigma wheel-odometry noise reported in the Odometry covariances
-ODOM_POSITION_SIGMA_M = 0.02           # plus ODOM_POSITION_SIGMA_PER_M for each metre travelled
+ODOM_POSITION_SIGMA_M = 0.02  # plus ODOM_POSITION_SIGMA_PER_M for each metre travelled
 ODOM_POSITION_SIGMA_PER_M = 0.01
-ODOM_ROTATION_SIGMA_RAD = 0.005        # plus ODOM_YAW_SIGMA_PER_M (heading) for each metre travelled
+ODOM_ROTATION_SIGMA_RAD = 0.005  # plus ODOM_YAW_SIGMA_PER_M (heading) for each metre travelled
 ODOM_YAW_SIGMA_PER_M = 0.002
 ODOM_LINEAR_SPEED_SIGMA_MPS = 0.05
 ODOM_ANGULAR_SPEED_SIGMA_RADPS = 0.02
@@ -37,9 +38,15 @@ def _qos(durability_transient_local: bool, depth: int):
 
     zero = QosTime(0, 0)
     return Qos(
-        QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE,
+        QosHistory.KEEP_LAST,
+        depth,
+        QosReliability.RELIABLE,
         QosDurability.TRANSIENT_LOCAL if durability_transient_local else QosDurability.VOLATILE,
-        zero, zero, QosLiveliness.AUTOMATIC, zero, False,
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
     )
 
 
@@ -66,7 +73,10 @@ class _MessageFactory:
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
         )
         return self.types["sensor_msgs/msg/CameraInfo"](
-            header=self.header(stamp_ns, frame_id), binning_x=0, binning_y=0, roi=roi,
+            header=self.header(stamp_ns, frame_id),
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
             **msg_codec.camera_info_fields(rig, right),
         )
 
@@ -90,21 +100,24 @@ class _MessageFactory:
             header=self.header(stamp_ns, parent), child_frame_id=child, transform=transform
         )
 
-    def odometry(self, stamp_ns: int, topics: BagTopics, T_odom_vehicle: np.ndarray, twist_body: np.ndarray,
-                 distance_m: float):
+    def odometry(
+        self, stamp_ns: int, topics: BagTopics, T_odom_vehicle: np.ndarray, twist_body: np.ndarray, distance_m: float
+    ):
         position_sigma = ODOM_POSITION_SIGMA_M + ODOM_POSITION_SIGMA_PER_M * distance_m
         yaw_sigma = ODOM_ROTATION_SIGMA_RAD + ODOM_YAW_SIGMA_PER_M * distance_m
         pose_sigma = [position_sigma] * 3 + [ODOM_ROTATION_SIGMA_RAD] * 2 + [yaw_sigma]
         twist_sigma = [ODOM_LINEAR_SPEED_SIGMA_MPS] * 3 + [ODOM_ANGULAR_SPEED_SIGMA_RADPS] * 3
         T = self.types
         return T["nav_msgs/msg/Odometry"](
-            header=self.header(stamp_ns, topics.odom_frame), child_frame_id=topics.base_frame,
+            header=self.header(stamp_ns, topics.odom_frame),
+            child_frame_id=topics.base_frame,
             pose=T["geometry_msgs/msg/PoseWithCovariance"](
                 pose=self.pose(T_odom_vehicle), covariance=np.diag(np.square(pose_sigma)).reshape(36)
             ),
             twist=T["geometry_msgs/msg/TwistWithCovariance"](
-                twist=T["geometry_msgs/msg/Twist"](linear=self.vector3(twist_body[:3]),
-                                                  angular=self.vector3(twist_body[3:])),
+                twist=T["geometry_msgs/msg/Twist"](
+                    linear=self.vector3(twist_body[:3]), angular=self.vector3(twist_body[3:])
+                ),
                 covariance=np.diag(np.square(twist_sigma)).reshape(36),
             ),
         )
@@ -163,7 +176,9 @@ def write_run_bag(
             def write(topic: str, message, stamp_ns: int, latched: bool = False) -> None:
                 if topic not in connections:
                     connections[topic] = writer.add_connection(
-                        topic, message.__msgtype__, typestore=typestore,
+                        topic,
+                        message.__msgtype__,
+                        typestore=typestore,
                         offered_qos_profiles=[_qos(latched, 1 if latched else 10)],
                     )
                 writer.write(connections[topic], stamp_ns, typestore.serialize_cdr(message, message.__msgtype__))
@@ -180,8 +195,9 @@ def write_run_bag(
     return final
 
 
-def _write_frames(write, make: _MessageFactory, frames: Iterable, rig: StereoRig, topics: BagTopics,
-                  progress: bool, name: Path) -> int:
+def _write_frames(
+    write, make: _MessageFactory, frames: Iterable, rig: StereoRig, topics: BagTopics, progress: bool, name: Path
+) -> int:
     previous_odom, distance_m, count = None, 0.0, 0
     iterator = _pairs_with_next(frames)
     for frame, following in tqdm(iterator, desc=f"bag {name.name}", unit="frame", disable=not progress):
@@ -193,14 +209,18 @@ def _write_frames(write, make: _MessageFactory, frames: Iterable, rig: StereoRig
         for side in ("left", "right"):
             image = np.asarray(getattr(frame, side))
             if image.shape != (rig.height, rig.width, 3) or image.dtype != np.uint8:
-                raise ValueError(f"frame {frame.pose_id}: {side} image is {image.dtype} {image.shape}, the rig needs "
-                                 f"uint8 ({rig.height}, {rig.width}, 3) RGB")
+                raise ValueError(
+                    f"frame {frame.pose_id}: {side} image is {image.dtype} {image.shape}, the rig needs "
+                    f"uint8 ({rig.height}, {rig.width}, 3) RGB"
+                )
         if count == 0:
             T_vehicle_right = rig.T_vehicle_camera @ transforms.make_transform(np.eye(3), [rig.baseline, 0.0, 0.0])
-            tf = make.types["tf2_msgs/msg/TFMessage"](transforms=[
-                make.transform_stamped(stamp_ns, topics.base_frame, topics.left_frame, rig.T_vehicle_camera),
-                make.transform_stamped(stamp_ns, topics.base_frame, topics.right_frame, T_vehicle_right),
-            ])
+            tf = make.types["tf2_msgs/msg/TFMessage"](
+                transforms=[
+                    make.transform_stamped(stamp_ns, topics.base_frame, topics.left_frame, rig.T_vehicle_camera),
+                    make.transform_stamped(stamp_ns, topics.base_frame, topics.right_frame, T_vehicle_right),
+                ]
+            )
             write(topics.tf_static, tf, stamp_ns, latched=True)
         write(topics.left_info, make.camera_info(stamp_ns, topics.left_frame, rig, right=False), stamp_ns)
         write(topics.left_image, make.image(stamp_ns, topics.left_frame, frame.left), stamp_ns)

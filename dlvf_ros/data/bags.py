@@ -4,11 +4,19 @@
 /tf_static; see bag_writer.py); `read_stereo_bag(path) -> (StereoRig, Iterator[BagStereoFrame])` reads one back
 (see bag_reader.py). Topic names and frame ids: `BagTopics` (docs/conventions.md).
 """
+
 from dlvf_ros.data.bag_format import DISTROS, STORAGES, BagStereoFrame, BagTopics, typestore_for
 from dlvf_ros.data.bag_reader import PoseTrack, read_stereo_bag
 from dlvf_ros.data.bag_writer import body_twist, write_run_bag
 
 __all__ = [
-    "BagStereoFrame", "BagTopics", "DISTROS", "PoseTrack", "STORAGES", "body_twist", "read_stereo_bag",
-    "typestore_for", "write_run_bag",
+    "DISTROS",
+    "STORAGES",
+    "BagStereoFrame",
+    "BagTopics",
+    "PoseTrack",
+    "body_twist",
+    "read_stereo_bag",
+    "typestore_for",
+    "write_run_bag",
 ]

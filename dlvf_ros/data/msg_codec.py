@@ -6,6 +6,7 @@ classes) and the nodes (rclpy classes, via dlvf_ros/ros/conversions.py) share on
 Images: an encoding table; decoding is zero-copy (`np.frombuffer`, honouring `step`; the result is read-only when
 the message data is immutable), encoding returns `arr.tobytes()`. Stamps are integer nanoseconds.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -31,15 +32,14 @@ CONVERTIBLE_TO = ("rgb8", "bgr8", "mono8")
 
 def _encoding_spec(encoding: str) -> tuple[np.dtype, int]:
     if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}"
-        )
+        raise ValueError(f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
     return IMAGE_ENCODINGS[encoding]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Stamps
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time (sec, nanosec) -> integer nanoseconds."""
@@ -57,6 +57,7 @@ def ns_to_sec_nanosec(stamp_ns: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def image_to_array(image) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, C) or (H, W) array viewing the message data (no copy)."""
@@ -89,7 +90,10 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
         )
     height, width = array.shape[:2]
     return {
-        "height": int(height), "width": int(width), "encoding": encoding, "is_bigendian": 0,
+        "height": int(height),
+        "width": int(width),
+        "encoding": encoding,
+        "is_bigendian": 0,
         "step": int(width * channels * dtype.itemsize),
         "data": np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")).tobytes(),
     }
@@ -119,11 +123,16 @@ def convert_encoding(array: np.ndarray, encoding: str, desired: str) -> np.ndarr
 # CameraInfo
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def camera_info_fields(rig: StereoRig, right: bool = False) -> dict:
     """sensor_msgs/CameraInfo fields of a rectified camera (no header, binning or roi); right P[0, 3] = -f b."""
     return {
-        "width": int(rig.width), "height": int(rig.height), "distortion_model": "plumb_bob",
-        "d": np.zeros(5), "k": rig.K.reshape(9).copy(), "r": np.eye(3).reshape(9),
+        "width": int(rig.width),
+        "height": int(rig.height),
+        "distortion_model": "plumb_bob",
+        "d": np.zeros(5),
+        "k": rig.K.reshape(9).copy(),
+        "r": np.eye(3).reshape(9),
         "p": rig.projection_matrix(right).reshape(12),
     }
 
@@ -157,14 +166,20 @@ def rig_from_camera_infos(left, right, T_vehicle_camera: np.ndarray) -> StereoRi
         )
     f = float(P_left[0, 0])
     return StereoRig(
-        width=int(left.width), height=int(left.height), f=f, cu=float(P_left[0, 2]), cv=float(P_left[1, 2]),
-        baseline=float(-P_right[0, 3] / f), T_vehicle_camera=np.asarray(T_vehicle_camera, dtype=np.float64),
+        width=int(left.width),
+        height=int(left.height),
+        f=f,
+        cu=float(P_left[0, 2]),
+        cv=float(P_left[1, 2]),
+        baseline=float(-P_right[0, 3] / f),
+        T_vehicle_camera=np.asarray(T_vehicle_camera, dtype=np.float64),
     )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Poses and transforms
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def _matrix(xyz, q) -> np.ndarray:
     quaternion = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)

@@ -4,8 +4,10 @@ Each edge stores `T_other_this` (maps points in this vertex's vehicle frame to t
 so the graph can be walked both ways. `transform(a, b)` composes `T_a_b` along the topologically shortest path
 (breadth-first search; ties broken by insertion order, so results are deterministic).
 """
+
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 import numpy as np
@@ -84,7 +86,7 @@ class PoseGraph:
         """`T_a_b`: maps points in vertex b's vehicle frame to vertex a's, composed along the shortest path."""
         path = self.path(vertex_a, vertex_b)
         T_a_b = np.eye(4)
-        for nearer, farther in zip(path[:-1], path[1:]):
+        for nearer, farther in itertools.pairwise(path):
             T_a_b = T_a_b @ self._edges[farther][nearer]
         return T_a_b
 

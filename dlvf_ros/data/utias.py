@@ -10,6 +10,7 @@ Layout (see docs/conventions.md):
 
 A vertex is `(run_id, pose_id)`; `UtiasDataset.transform(a, b)` gives `T_a_b` composed along the pose graph.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,16 +20,38 @@ import numpy as np
 
 from dlvf_ros.data.pose_graph import NoPathError, PoseGraph, UnknownVertexError, Vertex
 from dlvf_ros.data.utias_files import (
-    CALIBRATION_FILE, POSES_WORLD_FILE, RUN_DIR_PATTERN, RUN_INFO_FILE, SPATIAL_FILE, TEACH_RUN_ID, TEMPORAL_FILE,
-    TIMES_FILE, RunInfo, UtiasFormatError, image_relpath, load_rgb_png, read_calibration, read_poses_world,
-    read_run_info, read_times, read_transforms_file, run_dir_name,
+    CALIBRATION_FILE,
+    POSES_WORLD_FILE,
+    RUN_DIR_PATTERN,
+    RUN_INFO_FILE,
+    SPATIAL_FILE,
+    TEACH_RUN_ID,
+    TEMPORAL_FILE,
+    TIMES_FILE,
+    RunInfo,
+    UtiasFormatError,
+    image_relpath,
+    load_rgb_png,
+    read_calibration,
+    read_poses_world,
+    read_run_info,
+    read_times,
+    read_transforms_file,
+    run_dir_name,
 )
 from dlvf_ros.data.utias_writer import RunWriter, UtiasWriter
 from dlvf_ros.geometry.camera import StereoRig
 
 __all__ = [
-    "UtiasDataset", "UtiasWriter", "RunWriter", "RunInfo", "UtiasFormatError", "UnknownVertexError", "NoPathError",
-    "Vertex", "TEACH_RUN_ID",
+    "TEACH_RUN_ID",
+    "NoPathError",
+    "RunInfo",
+    "RunWriter",
+    "UnknownVertexError",
+    "UtiasDataset",
+    "UtiasFormatError",
+    "UtiasWriter",
+    "Vertex",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,8 +91,11 @@ class UtiasDataset:
             return calibration, str(path)
         if rig is not None:
             return rig, f"argument (no {CALIBRATION_FILE} in {self.root})"
-        log.warning("%s has no %s: using the default StereoRig() (UTIAS Bumblebee); pass rig= to override",
-                    self.root, CALIBRATION_FILE)
+        log.warning(
+            "%s has no %s: using the default StereoRig() (UTIAS Bumblebee); pass rig= to override",
+            self.root,
+            CALIBRATION_FILE,
+        )
         return StereoRig(), f"default StereoRig() (no {CALIBRATION_FILE} in {self.root})"
 
     def _load_graph(self) -> PoseGraph:
@@ -78,7 +104,8 @@ class UtiasDataset:
         if not teach_file.is_file():
             raise FileNotFoundError(f"{teach_file} (the teach chain) does not exist")
         files = [(teach_file, TEACH_RUN_ID)] + [
-            (self.run_dir(r) / SPATIAL_FILE, r) for r in self.run_ids
+            (self.run_dir(r) / SPATIAL_FILE, r)
+            for r in self.run_ids
             if r != TEACH_RUN_ID and (self.run_dir(r) / SPATIAL_FILE).is_file()
         ]
         for path, run_id in files:
@@ -122,7 +149,8 @@ class UtiasDataset:
         image = load_rgb_png(path)
         if image.shape[:2] != (self.rig.height, self.rig.width):
             raise UtiasFormatError(
-                path, f"image is {image.shape[1]}x{image.shape[0]} but the rig ({self.rig_source}) is "
+                path,
+                f"image is {image.shape[1]}x{image.shape[0]} but the rig ({self.rig_source}) is "
                 f"{self.rig.width}x{self.rig.height}; pass a matching rig (StereoRig.scaled)",
             )
         return image

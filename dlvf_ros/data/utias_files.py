@@ -2,6 +2,7 @@
 
 Parsers raise `UtiasFormatError` naming the file, line and column (1-based). See docs/conventions.md for the layout.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,7 +80,9 @@ def _read_rows(path: Path, n_int: int, n_float: int) -> Iterator[tuple[int, list
         fields = [field.strip() for field in stripped.split(",")]
         if len(fields) != n_columns:
             raise UtiasFormatError(
-                path, f"expected {n_columns} comma-separated columns, found {len(fields)}", line_no,
+                path,
+                f"expected {n_columns} comma-separated columns, found {len(fields)}",
+                line_no,
                 min(len(fields), n_columns) + 1,
             )
         ints = []
@@ -107,7 +110,9 @@ def _rigid_from_row(path: Path, line_no: int, first_column: int, values: np.ndar
     T = values.reshape(4, 4).copy()
     if not transforms.is_rigid(T, tol=_RIGID_TOL):
         raise UtiasFormatError(
-            path, "the 16 values are not a rigid transform (orthonormal rotation, last row 0 0 0 1)", line_no,
+            path,
+            "the 16 values are not a rigid transform (orthonormal rotation, last row 0 0 0 1)",
+            line_no,
             first_column,
         )
     if not transforms.is_rigid(T, tol=1e-9):  # few printed digits: project onto SO(3), exact files stay exact

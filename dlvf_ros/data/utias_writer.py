@@ -4,8 +4,10 @@ Run 0 is the teach run: `transforms_temporal.txt` chains consecutive vertices wi
 Every other run gets `transforms_spatial.txt` linking each vertex to the metrically closest teach vertex
 (`T_teach_repeat` from ground truth). See docs/conventions.md.
 """
+
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,21 @@ import yaml
 
 from dlvf_ros import fileio
 from dlvf_ros.data.utias_files import (
-    CALIBRATION_FILE, POSES_WORLD_FILE, RUN_INFO_FILE, SIDES, SPATIAL_FILE, TEACH_RUN_ID, TEMPORAL_FILE, TIMES_FILE,
-    RunInfo, encode_rgb_png, format_matrix, image_relpath, read_poses_world, run_dir_name, run_info_from_dict,
+    CALIBRATION_FILE,
+    POSES_WORLD_FILE,
+    RUN_INFO_FILE,
+    SIDES,
+    SPATIAL_FILE,
+    TEACH_RUN_ID,
+    TEMPORAL_FILE,
+    TIMES_FILE,
+    RunInfo,
+    encode_rgb_png,
+    format_matrix,
+    image_relpath,
+    read_poses_world,
+    run_dir_name,
+    run_info_from_dict,
 )
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
@@ -33,7 +48,7 @@ class UtiasWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         fileio.atomic_write_text(self.root / CALIBRATION_FILE, yaml.safe_dump(rig.to_dict(), sort_keys=False))
 
-    def add_run(self, run_id: int, info: RunInfo | dict[str, Any] | None = None) -> "RunWriter":
+    def add_run(self, run_id: int, info: RunInfo | dict[str, Any] | None = None) -> RunWriter:
         run_id = int(run_id)
         if run_id < 0 or run_id > 999999:
             raise ValueError(f"run_id must be in [0, 999999], got {run_id}")
@@ -59,7 +74,7 @@ class RunWriter:
         self.poses_world: dict[int, np.ndarray] = {}
         self.closed = False
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -86,8 +101,9 @@ class RunWriter:
                     f"{self.run_dir}: pose {pose_id} {side} image is {image.dtype} {image.shape}; the rig needs "
                     f"uint8 ({rig.height}, {rig.width}, 3) RGB"
                 )
-            fileio.atomic_write_bytes(self.dataset.root / image_relpath((self.run_id, pose_id), side),
-                                      encode_rgb_png(image))
+            fileio.atomic_write_bytes(
+                self.dataset.root / image_relpath((self.run_id, pose_id), side), encode_rgb_png(image)
+            )
         self.stamps_ns[pose_id] = stamp_ns
         self.poses_world[pose_id] = T_world_vehicle
 
@@ -106,7 +122,7 @@ class RunWriter:
         if self.run_id == TEACH_RUN_ID:
             rows = [
                 (p, TEACH_RUN_ID, q, transforms.invert(self.poses_world[q]) @ self.poses_world[p])
-                for p, q in zip(pose_ids[:-1], pose_ids[1:])
+                for p, q in itertools.pairwise(pose_ids)
             ]
             name = TEMPORAL_FILE
         else:

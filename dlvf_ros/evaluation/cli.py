@@ -6,6 +6,7 @@ summary.json (criteria, pooled, per lighting, per run), frames_<run>.csv (per-fr
 inliers and latency over time, per lighting, trajectories) and TUM trajectories (tum/<run>_estimate.tum,
 tum/<run>_ground_truth.tum, map frame) for evo; and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,18 +27,36 @@ GROUND_TRUTH_TOPIC = "/ground_truth/pose"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = metrics.SuccessCriteria()
     parser.add_argument("--replay", required=True, type=Path, action="append", help="replay directory (repeatable)")
-    parser.add_argument("--bag", type=Path, action="append", default=None,
-                        help="the bag of each --replay, in the same order (default: the one its replay.json names)")
+    parser.add_argument(
+        "--bag",
+        type=Path,
+        action="append",
+        default=None,
+        help="the bag of each --replay, in the same order (default: the one its replay.json names)",
+    )
     parser.add_argument("--map", type=Path, default=None, help="teach map (default: the one replay.json names)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--lighting", action="append", default=None,
-                        help="lighting label of each --replay (default: replay.json's)")
-    parser.add_argument("--max-translation-error-m", type=float, default=defaults.max_translation_error_m,
-                        help=f"success bound on the planar error (default {defaults.max_translation_error_m} m)")
-    parser.add_argument("--max-heading-error-deg", type=float, default=defaults.max_heading_error_deg,
-                        help=f"success bound on the heading error (default {defaults.max_heading_error_deg} deg)")
-    parser.add_argument("--max-ground-truth-gap-s", type=float, default=defaults.max_ground_truth_gap_s,
-                        help="largest ground-truth sample gap to interpolate across (s)")
+    parser.add_argument(
+        "--lighting", action="append", default=None, help="lighting label of each --replay (default: replay.json's)"
+    )
+    parser.add_argument(
+        "--max-translation-error-m",
+        type=float,
+        default=defaults.max_translation_error_m,
+        help=f"success bound on the planar error (default {defaults.max_translation_error_m} m)",
+    )
+    parser.add_argument(
+        "--max-heading-error-deg",
+        type=float,
+        default=defaults.max_heading_error_deg,
+        help=f"success bound on the heading error (default {defaults.max_heading_error_deg} deg)",
+    )
+    parser.add_argument(
+        "--max-ground-truth-gap-s",
+        type=float,
+        default=defaults.max_ground_truth_gap_s,
+        help="largest ground-truth sample gap to interpolate across (s)",
+    )
 
 
 def read_bag_ground_truth(bag: Path) -> tuple[np.ndarray, np.ndarray, int]:
@@ -53,8 +72,9 @@ def read_bag_ground_truth(bag: Path) -> tuple[np.ndarray, np.ndarray, int]:
     with AnyReader([bag], default_typestore=typestore_for("kilted")) as reader:
         by_topic = {c.topic: c for c in reader.connections}
         if GROUND_TRUTH_TOPIC not in by_topic:
-            raise ValueError(f"bag {bag} has no {GROUND_TRUTH_TOPIC}: it cannot be evaluated (topics: "
-                             f"{sorted(by_topic)})")
+            raise ValueError(
+                f"bag {bag} has no {GROUND_TRUTH_TOPIC}: it cannot be evaluated (topics: {sorted(by_topic)})"
+            )
         n_images = by_topic[LEFT_IMAGE_TOPIC].msgcount if LEFT_IMAGE_TOPIC in by_topic else 0
         for connection, _, raw in reader.messages(connections=[by_topic[GROUND_TRUTH_TOPIC]]):
             message = reader.deserialize(raw, connection.msgtype)
@@ -72,8 +92,10 @@ def map_ground_truth(map_path: Path) -> tuple[np.ndarray, np.ndarray]:
     for entry in store.entries:
         T = store.keyframe(entry.keyframe_id).T_world_keyframe
         if T is None:
-            raise ValueError(f"map {map_path}: keyframe {entry.keyframe_id} has no ground truth (T_world_keyframe); "
-                             "teach from a bag with /ground_truth/pose to evaluate against it")
+            raise ValueError(
+                f"map {map_path}: keyframe {entry.keyframe_id} has no ground truth (T_world_keyframe); "
+                "teach from a bag with /ground_truth/pose to evaluate against it"
+            )
         T_world.append(T)
     return np.stack([e.T_map_keyframe for e in store.entries]), np.stack(T_world)
 
@@ -84,14 +106,25 @@ def _frames_csv(run: evaluate.RunEvaluation) -> str:
     keys = list(run.errors)
     writer.writerow(["stamp_ns", "localized", "success", "state", "inliers", "latency_ms", *keys])
     for i in range(len(run.stamp_ns)):
-        writer.writerow([int(run.stamp_ns[i]), int(run.localized[i]), int(run.success[i]), run.state[i],
-                         int(run.inliers[i]), f"{run.latency_ms[i]:.1f}", *(f"{run.errors[k][i]:.4f}" for k in keys)])
+        writer.writerow(
+            [
+                int(run.stamp_ns[i]),
+                int(run.localized[i]),
+                int(run.success[i]),
+                run.state[i],
+                int(run.inliers[i]),
+                f"{run.latency_ms[i]:.1f}",
+                *(f"{run.errors[k][i]:.4f}" for k in keys),
+            ]
+        )
     return buffer.getvalue()
 
 
 def _table(summaries: dict[str, dict]) -> str:
-    header = (f"{'run / lighting':<28} {'frames':>6} {'success':>8} {'along RMSE':>11} {'lateral RMSE':>13} "
-              f"{'heading RMSE':>13} {'inliers':>8} {'latency':>9}")
+    header = (
+        f"{'run / lighting':<28} {'frames':>6} {'success':>8} {'along RMSE':>11} {'lateral RMSE':>13} "
+        f"{'heading RMSE':>13} {'inliers':>8} {'latency':>9}"
+    )
     lines = [header, "-" * len(header)]
     for label, s in summaries.items():
         lines.append(
@@ -104,8 +137,10 @@ def _table(summaries: dict[str, dict]) -> str:
 
 def _resolve_inputs(args: argparse.Namespace) -> list[tuple[records.Replay, Path, str]]:
     if args.bag is not None and len(args.bag) != len(args.replay):
-        raise SystemExit(f"dlvf evaluate: give one --bag per --replay ({len(args.bag)} bags, {len(args.replay)} "
-                         "replays), or none to use the bags the replays name")
+        raise SystemExit(
+            f"dlvf evaluate: give one --bag per --replay ({len(args.bag)} bags, {len(args.replay)} "
+            "replays), or none to use the bags the replays name"
+        )
     if args.lighting is not None and len(args.lighting) != len(args.replay):
         raise SystemExit("dlvf evaluate: give one --lighting per --replay, or none")
     inputs = []
@@ -119,13 +154,16 @@ def _resolve_inputs(args: argparse.Namespace) -> list[tuple[records.Replay, Path
 
 def run(args: argparse.Namespace) -> int:
     try:
-        criteria = metrics.SuccessCriteria(args.max_translation_error_m, args.max_heading_error_deg,
-                                           args.max_ground_truth_gap_s)
+        criteria = metrics.SuccessCriteria(
+            args.max_translation_error_m, args.max_heading_error_deg, args.max_ground_truth_gap_s
+        )
         inputs = _resolve_inputs(args)
         map_paths = {args.map} if args.map else {Path(r.manifest.get("map", "")) for r, _, _ in inputs}
         if len(map_paths) != 1:
-            raise SystemExit(f"dlvf evaluate: the replays use different maps {sorted(map(str, map_paths))}; "
-                             "evaluate them separately or pass --map")
+            raise SystemExit(
+                f"dlvf evaluate: the replays use different maps {sorted(map(str, map_paths))}; "
+                "evaluate them separately or pass --map"
+            )
         T_map_keyframe, T_world_keyframe = map_ground_truth(map_paths.pop())
         runs, names = [], set()
         for replay, bag, lighting in inputs:
@@ -143,15 +181,23 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     by_lighting = evaluate.summarize_by_lighting(runs)
     per_run = {run.name: evaluate.summarize([run]) for run in runs}
-    summary = {"criteria": vars(criteria), "overall": evaluate.summarize(runs), "by_lighting": by_lighting,
-               "runs": per_run}
+    summary = {
+        "criteria": vars(criteria),
+        "overall": evaluate.summarize(runs),
+        "by_lighting": by_lighting,
+        "runs": per_run,
+    }
     fileio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     for run in runs:
         fileio.atomic_write_text(out / f"frames_{run.name}.csv", _frames_csv(run))
-        tum.write_tum(out / "tum" / f"{run.name}_estimate.tum", run.stamp_ns[run.localized],
-                      run.T_map_vehicle_est[run.localized])
-        tum.write_tum(out / "tum" / f"{run.name}_ground_truth.tum", run.stamp_ns[run.has_ground_truth],
-                      run.T_map_vehicle_gt[run.has_ground_truth])
+        tum.write_tum(
+            out / "tum" / f"{run.name}_estimate.tum", run.stamp_ns[run.localized], run.T_map_vehicle_est[run.localized]
+        )
+        tum.write_tum(
+            out / "tum" / f"{run.name}_ground_truth.tum",
+            run.stamp_ns[run.has_ground_truth],
+            run.T_map_vehicle_gt[run.has_ground_truth],
+        )
     plots.plot_errors(runs, out / "errors.png", criteria.max_translation_error_m, criteria.max_heading_error_deg)
     plots.plot_inliers_latency(runs, out / "inliers_latency.png")
     plots.plot_per_lighting(by_lighting, out / "per_lighting.png")
@@ -161,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         rows.update({f"lighting {k}": v for k, v in by_lighting.items()})
         rows["all"] = summary["overall"]
     print(_table(rows))
-    print(f"dlvf evaluate: success = localized within {criteria.max_translation_error_m} m and "
-          f"{criteria.max_heading_error_deg} deg; results in {out}")
+    print(
+        f"dlvf evaluate: success = localized within {criteria.max_translation_error_m} m and "
+        f"{criteria.max_heading_error_deg} deg; results in {out}"
+    )
     return 0

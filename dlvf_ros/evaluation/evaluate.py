@@ -4,6 +4,7 @@ The frames are those the localizer reported on (one per-frame diagnostic each) p
 localized when a pose with its image stamp was published; it succeeds when localized within `SuccessCriteria`.
 Frames the node dropped as stale are not frames here; `processed_fraction` (frames / images in the bag) shows them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,12 @@ class RunEvaluation:
 
 
 def evaluate_replay(
-    replay: Replay, ground_truth: GroundTruth, n_images: int, criteria: metrics.SuccessCriteria,
-    name: str = "", lighting: str = "unknown",
+    replay: Replay,
+    ground_truth: GroundTruth,
+    n_images: int,
+    criteria: metrics.SuccessCriteria,
+    name: str = "",
+    lighting: str = "unknown",
 ) -> RunEvaluation:
     """Per-frame errors of `replay` against `ground_truth`; `n_images` is the number of stereo pairs in the bag."""
     frames = replay.frames
@@ -64,7 +69,9 @@ def evaluate_replay(
         if localized[i]:
             T_est[i] = replay.T_map_vehicle[pose_row[int(s)]]
     T_world_vehicle, has_gt = metrics.interpolate_poses(
-        ground_truth.stamp_ns, ground_truth.T_world_vehicle, stamp_ns,
+        ground_truth.stamp_ns,
+        ground_truth.T_world_vehicle,
+        stamp_ns,
         int(criteria.max_ground_truth_gap_s * 1e9),
     )
     T_gt = np.full((n, 4, 4), np.nan)
@@ -73,14 +80,28 @@ def evaluate_replay(
             T_world_vehicle[has_gt], ground_truth.T_map_keyframe, ground_truth.T_world_keyframe
         )
     both = localized & has_gt
-    errors = {key: np.full(n, np.nan) for key in ("along_track_m", "lateral_m", "vertical_m", "heading_deg",
-                                                  "translation_m")}
+    errors = {
+        key: np.full(n, np.nan) for key in ("along_track_m", "lateral_m", "vertical_m", "heading_deg", "translation_m")
+    }
     if both.any():
         for key, values in metrics.pose_errors(T_est[both], T_gt[both]).items():
             errors[key][both] = values
     success = metrics.success_mask(errors, both, criteria)
-    return RunEvaluation(name or replay.path.name, lighting, int(n_images), stamp_ns, localized, has_gt, success,
-                         state, inliers, latency_ms, errors, T_est, T_gt)
+    return RunEvaluation(
+        name or replay.path.name,
+        lighting,
+        int(n_images),
+        stamp_ns,
+        localized,
+        has_gt,
+        success,
+        state,
+        inliers,
+        latency_ms,
+        errors,
+        T_est,
+        T_gt,
+    )
 
 
 def _median(values: np.ndarray) -> float:
@@ -99,7 +120,7 @@ def summarize(runs: list[RunEvaluation]) -> dict:
     success = np.concatenate([r.success for r in runs])
     inliers = np.concatenate([r.inliers for r in runs])
     latency = np.concatenate([r.latency_ms for r in runs])
-    frames = int(len(localized))
+    frames = len(localized)
     images = int(sum(r.n_images for r in runs))
     evaluable = int(has_gt.sum())
     finite_latency = latency[np.isfinite(latency)]

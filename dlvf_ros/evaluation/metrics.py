@@ -8,6 +8,7 @@ Errors are those of the estimate seen from the true vehicle frame,
 `T_gt_est = inv(T_map_vehicle_gt) @ T_map_vehicle_est`:
 x is along-track (m, + ahead), y lateral (m, + left), yaw the heading error (rad, + counter-clockwise).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ def ground_truth_in_map(
     """True vehicle poses in the map frame through the nearest keyframe: ((N, 4, 4) T_map_vehicle, (N,) index)."""
     T_map_keyframe = _check_stack("T_map_keyframe", T_map_keyframe)
     if len(T_map_keyframe) != len(T_world_keyframe):
-        raise ValueError(f"ground_truth_in_map: {len(T_map_keyframe)} map poses for {len(T_world_keyframe)} "
-                         "ground truths")
+        raise ValueError(
+            f"ground_truth_in_map: {len(T_map_keyframe)} map poses for {len(T_world_keyframe)} ground truths"
+        )
     index = nearest_keyframes(T_world_vehicle, T_world_keyframe)
     T_map_world = T_map_keyframe[index] @ transforms.invert(np.asarray(T_world_keyframe)[index])
     return T_map_world @ T_world_vehicle, index
@@ -134,11 +136,17 @@ def statistics(values: np.ndarray) -> dict[str, float | int]:
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
     if len(values) == 0:
-        return {"count": 0, "rmse": float("nan"), "mean_abs": float("nan"), "median_abs": float("nan"),
-                "p95_abs": float("nan"), "max_abs": float("nan")}
+        return {
+            "count": 0,
+            "rmse": float("nan"),
+            "mean_abs": float("nan"),
+            "median_abs": float("nan"),
+            "p95_abs": float("nan"),
+            "max_abs": float("nan"),
+        }
     magnitude = np.abs(values)
     return {
-        "count": int(len(values)),
+        "count": len(values),
         "rmse": float(np.sqrt(np.mean(values**2))),
         "mean_abs": float(magnitude.mean()),
         "median_abs": float(np.median(magnitude)),

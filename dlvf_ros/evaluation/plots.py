@@ -1,4 +1,5 @@
 """PNG figures of evaluated replays (matplotlib, Agg backend): errors, inliers and latency over time, per lighting."""
+
 from __future__ import annotations
 
 import io
@@ -7,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from dlvf_ros import fileio  # noqa: E402
-from dlvf_ros.evaluation.evaluate import RunEvaluation  # noqa: E402
+from dlvf_ros import fileio
+from dlvf_ros.evaluation.evaluate import RunEvaluation
 
 
 def _save(fig, path: str | Path) -> None:
@@ -35,8 +36,11 @@ def plot_errors(runs: list[RunEvaluation], path: str | Path, max_translation_m: 
         t = _seconds(run)
         for ax, key in zip(axes, ("along_track_m", "lateral_m", "heading_deg")):
             ax.plot(t, run.errors[key], ".-", ms=3, lw=0.8, label=_label(run))
-    for ax, key, bound in zip(axes, ("along-track [m]", "lateral [m]", "heading [deg]"),
-                              (max_translation_m, max_translation_m, max_heading_deg)):
+    for ax, key, bound in zip(
+        axes,
+        ("along-track [m]", "lateral [m]", "heading [deg]"),
+        (max_translation_m, max_translation_m, max_heading_deg),
+    ):
         ax.set_ylabel(key)
         ax.axhline(bound, ls="--", c="grey", lw=0.8)
         ax.axhline(-bound, ls="--", c="grey", lw=0.8)
@@ -53,7 +57,7 @@ def plot_inliers_latency(runs: list[RunEvaluation], path: str | Path) -> None:
     fig, (ax_inliers, ax_latency) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for run in runs:
         t = _seconds(run)
-        line, = ax_inliers.plot(t, run.inliers, ".-", ms=3, lw=0.8, label=_label(run))
+        (line,) = ax_inliers.plot(t, run.inliers, ".-", ms=3, lw=0.8, label=_label(run))
         lost = ~run.localized
         ax_inliers.plot(t[lost], run.inliers[lost], "x", c=line.get_color(), ms=5)
         ax_latency.plot(t, run.latency_ms, ".-", ms=3, lw=0.8, c=line.get_color())
@@ -72,8 +76,11 @@ def plot_per_lighting(by_lighting: dict[str, dict], path: str | Path) -> None:
     """Success rate, median inliers and median latency per lighting (bars)."""
     labels = list(by_lighting)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for ax, key, title in zip(axes, ("success_rate", "inliers_median", "latency_ms_median"),
-                              ("success rate", "median inliers", "median latency [ms]")):
+    for ax, key, title in zip(
+        axes,
+        ("success_rate", "inliers_median", "latency_ms_median"),
+        ("success rate", "median inliers", "median latency [ms]"),
+    ):
         values = [by_lighting[label][key] for label in labels]
         ax.bar(labels, values, color="tab:blue")
         ax.set_title(title)
@@ -88,10 +95,22 @@ def plot_trajectories(runs: list[RunEvaluation], path: str | Path) -> None:
     """Top view (map frame) of estimated and true vehicle positions."""
     fig, ax = plt.subplots(figsize=(7, 6))
     for run in runs:
-        line, = ax.plot(run.T_map_vehicle_gt[:, 0, 3], run.T_map_vehicle_gt[:, 1, 3], "-", lw=1.5, alpha=0.5,
-                        label=f"{_label(run)} ground truth")
-        ax.plot(run.T_map_vehicle_est[:, 0, 3], run.T_map_vehicle_est[:, 1, 3], ".", ms=3, c=line.get_color(),
-                label=f"{_label(run)} estimate")
+        (line,) = ax.plot(
+            run.T_map_vehicle_gt[:, 0, 3],
+            run.T_map_vehicle_gt[:, 1, 3],
+            "-",
+            lw=1.5,
+            alpha=0.5,
+            label=f"{_label(run)} ground truth",
+        )
+        ax.plot(
+            run.T_map_vehicle_est[:, 0, 3],
+            run.T_map_vehicle_est[:, 1, 3],
+            ".",
+            ms=3,
+            c=line.get_color(),
+            label=f"{_label(run)} estimate",
+        )
     ax.set_xlabel("x (map) [m]")
     ax.set_ylabel("y (map) [m]")
     ax.set_aspect("equal", adjustable="datalim")

@@ -8,6 +8,7 @@
 The localizer publishes one status per processed stereo frame; its values use the FRAME_* keys below, so a frame's
 state, inliers and latency can be read back from the recording. A replay without replay.json was interrupted.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ class JsonlWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = open(self.path, "w", encoding="utf-8")
+        self._handle: IO[str] = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self.count = 0
 
     def write(self, record: dict) -> None:
@@ -118,18 +119,25 @@ def _frames_from_statuses(statuses: list[dict]) -> tuple[FrameDiagnostics, list[
             others.append(status)
             continue
         try:
-            rows.append((
-                int(values[FRAME_STAMP_KEY]), str(values.get(FRAME_STATE_KEY, "")),
-                _number(values, FRAME_INLIERS_KEY, int, 0), _number(values, FRAME_LATENCY_KEY, float, float("nan")),
-                _number(values, FRAME_KEYFRAME_KEY, int, -1), str(values.get(FRAME_ERROR_KEY, "")),
-            ))
+            rows.append(
+                (
+                    int(values[FRAME_STAMP_KEY]),
+                    str(values.get(FRAME_STATE_KEY, "")),
+                    _number(values, FRAME_INLIERS_KEY, int, 0),
+                    _number(values, FRAME_LATENCY_KEY, float, float("nan")),
+                    _number(values, FRAME_KEYFRAME_KEY, int, -1),
+                    str(values.get(FRAME_ERROR_KEY, "")),
+                )
+            )
         except ValueError as exc:
             raise ReplayRecordError(f"per-frame diagnostic with malformed values {values}: {exc}") from exc
     rows.sort(key=lambda row: row[0])
     columns = list(zip(*rows)) if rows else [[] for _ in range(6)]
     frames = FrameDiagnostics(
-        *(np.asarray(column, dtype=dtype) for column, dtype in
-          zip(columns, (np.int64, str, np.int64, np.float64, np.int64, str))),
+        *(
+            np.asarray(column, dtype=dtype)
+            for column, dtype in zip(columns, (np.int64, str, np.int64, np.float64, np.int64, str))
+        ),
     )
     return frames, others
 

@@ -1,4 +1,5 @@
 """TUM trajectory files (`timestamp tx ty tz qx qy qz qw`, seconds and metres) for evo and other tools."""
+
 from __future__ import annotations
 
 from pathlib import Path

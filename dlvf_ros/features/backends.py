@@ -5,6 +5,7 @@ values at pixel centres), descriptors `(N, C)` and scores `(N,)` float32 in [0, 
 descriptors compare (see `dlvf_ros.matching.descriptor_matching`); `signature()` is what a map manifest records so
 that a map is only ever localized against with the features it was built from.
 """
+
 from __future__ import annotations
 
 import abc
@@ -39,7 +40,7 @@ class Features:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def subset(self, mask_or_index: np.ndarray) -> "Features":
+    def subset(self, mask_or_index: np.ndarray) -> Features:
         return Features(self.keypoints[mask_or_index], self.descriptors[mask_or_index], self.scores[mask_or_index])
 
 
@@ -92,15 +93,19 @@ class _OpenCvBackend(FeatureBackend):
         cv_keypoints, descriptors = self._detector.detectAndCompute(grey, None)
         if descriptors is None or len(cv_keypoints) == 0:
             return Features(
-                np.zeros((0, 2), np.float32), np.zeros((0, self.descriptor_size), self._descriptor_dtype),
+                np.zeros((0, 2), np.float32),
+                np.zeros((0, self.descriptor_size), self._descriptor_dtype),
                 np.zeros((0,), np.float32),
             )
         keypoints = np.array([kp.pt for kp in cv_keypoints], dtype=np.float32)
         response = np.array([kp.response for kp in cv_keypoints], dtype=np.float32)
         peak = float(response.max())
         scores = response / peak if peak > 0 else np.ones_like(response)
-        return Features(keypoints, np.ascontiguousarray(descriptors, dtype=self._descriptor_dtype),
-                        np.clip(scores, 0.0, 1.0).astype(np.float32))
+        return Features(
+            keypoints,
+            np.ascontiguousarray(descriptors, dtype=self._descriptor_dtype),
+            np.clip(scores, 0.0, 1.0).astype(np.float32),
+        )
 
     def signature(self) -> dict:
         return {"backend": self.name, "opencv_version": cv2.__version__, "params": dict(self._params)}
@@ -114,10 +119,18 @@ class OrbBackend(_OpenCvBackend):
     _descriptor_dtype = np.uint8
 
     def __init__(self, n_features: int = 1000, scale_factor: float = 1.2, n_levels: int = 8, fast_threshold: int = 20):
-        params = {"n_features": n_features, "scale_factor": scale_factor, "n_levels": n_levels,
-                  "fast_threshold": fast_threshold}
-        super().__init__(cv2.ORB_create(nfeatures=n_features, scaleFactor=scale_factor, nlevels=n_levels,
-                                        fastThreshold=fast_threshold), params)
+        params = {
+            "n_features": n_features,
+            "scale_factor": scale_factor,
+            "n_levels": n_levels,
+            "fast_threshold": fast_threshold,
+        }
+        super().__init__(
+            cv2.ORB_create(
+                nfeatures=n_features, scaleFactor=scale_factor, nlevels=n_levels, fastThreshold=fast_threshold
+            ),
+            params,
+        )
 
     @property
     def descriptor_size(self) -> int:
@@ -162,8 +175,9 @@ class LearnedBackend(FeatureBackend):
 
     def extract(self, image_rgb: np.ndarray) -> Features:
         keypoints, descriptors, scores = self._model.extract(check_image_rgb(image_rgb))
-        return Features(np.asarray(keypoints, np.float32), np.asarray(descriptors, np.float32),
-                        np.asarray(scores, np.float32))
+        return Features(
+            np.asarray(keypoints, np.float32), np.asarray(descriptors, np.float32), np.asarray(scores, np.float32)
+        )
 
     @property
     def descriptor_size(self) -> int:
@@ -173,8 +187,12 @@ class LearnedBackend(FeatureBackend):
         return float(image_width) / float(self.metadata["input_width"])
 
     def signature(self) -> dict:
-        return {"backend": self.name, "model_sha256": self.model_sha256, "model_file": self.model_path.name,
-                "metadata": self.metadata}
+        return {
+            "backend": self.name,
+            "model_sha256": self.model_sha256,
+            "model_file": self.model_path.name,
+            "metadata": self.metadata,
+        }
 
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"

@@ -12,6 +12,7 @@ Contract of an exported model file (`dlvf export`):
 - `metadata.json` (torch.jit extra file): see `build_metadata` (architecture, m, descriptor_size C, cell_size,
   input size, colour order, pixel convention, training config, data hash, creation time, torch version).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,18 @@ from dlvf_ros.features.unet import FeatureNet
 FORMAT = "dlvf_ros.feature_model"
 FORMAT_VERSION = 1
 PIXEL_CONVENTION = "integer values at pixel centres; (0, 0) is the centre of the top-left pixel; u right, v down"
-REQUIRED_METADATA = ("format", "format_version", "architecture", "m", "descriptor_size", "cell_size", "input_height",
-                     "input_width", "num_keypoints", "colour_order")
+REQUIRED_METADATA = (
+    "format",
+    "format_version",
+    "architecture",
+    "m",
+    "descriptor_size",
+    "cell_size",
+    "input_height",
+    "input_width",
+    "num_keypoints",
+    "colour_order",
+)
 
 
 class ModelContractError(ValueError):
@@ -67,12 +78,20 @@ class ExportedFeatureNet(nn.Module):
     @torch.jit.export
     def dense(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         encoder_maps = self.encoder(image.contiguous(memory_format=torch.channels_last))
-        descriptor_map = normalize_descriptors(dense_descriptors(encoder_maps, (int(image.shape[2]), int(image.shape[3]))), dim=1)
+        descriptor_map = normalize_descriptors(
+            dense_descriptors(encoder_maps, (int(image.shape[2]), int(image.shape[3]))), dim=1
+        )
         return descriptor_map, torch.sigmoid(self.score_decoder(encoder_maps))
 
 
-def build_metadata(net: FeatureNet, input_size: Tuple[int, int], training_config: dict | None = None,
-                   data_hash: str | None = None, source: dict | None = None, training_data: dict | None = None) -> dict:
+def build_metadata(
+    net: FeatureNet,
+    input_size: Tuple[int, int],
+    training_config: dict | None = None,
+    data_hash: str | None = None,
+    source: dict | None = None,
+    training_data: dict | None = None,
+) -> dict:
     """The metadata.json embedded in an exported model."""
     height, width = input_size
     cell = int(net.conf["cell"])
@@ -98,7 +117,7 @@ def build_metadata(net: FeatureNet, input_size: Tuple[int, int], training_config
         "training_data": training_data,
         "data_hash": data_hash,
         "source": source or {},
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
 
@@ -130,15 +149,26 @@ def onnx_model_bytes(net: FeatureNet, input_size: Tuple[int, int]) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated in favour of onnxscript
         torch.onnx.export(
-            ExportedFeatureNet(net.eval()).eval(), (torch.zeros(1, 3, *input_size),), buffer, dynamo=False,
-            opset_version=17, input_names=["image"], output_names=["keypoints", "descriptors", "scores"],
+            ExportedFeatureNet(net.eval()).eval(),
+            (torch.zeros(1, 3, *input_size),),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["keypoints", "descriptors", "scores"],
         )
     return buffer.getvalue()
 
 
-def export_feature_net(net: FeatureNet, out_path: str | Path, input_size: Tuple[int, int],
-                       training_config: dict | None = None, data_hash: str | None = None,
-                       source: dict | None = None, training_data: dict | None = None) -> dict:
+def export_feature_net(
+    net: FeatureNet,
+    out_path: str | Path,
+    input_size: Tuple[int, int],
+    training_config: dict | None = None,
+    data_hash: str | None = None,
+    source: dict | None = None,
+    training_data: dict | None = None,
+) -> dict:
     """Script `net`, check it against the eager network on a test image, write `out_path` atomically; -> metadata."""
     height, width = int(input_size[0]), int(input_size[1])
     check_image_size(height, width, int(net.conf["cell"]), "export input size (--height/--width)")
@@ -148,8 +178,14 @@ def export_feature_net(net: FeatureNet, out_path: str | Path, input_size: Tuple[
     with torch.no_grad():
         eager = net({"image": image})
         keypoints, descriptors, scores = scripted(image)
-    expected = (eager["keypoints"].transpose(1, 2), eager["descriptors"].transpose(1, 2), eager["keypoint_scores"][:, None])
-    for name, found, reference in zip(("keypoints", "descriptors", "scores"), (keypoints, descriptors, scores), expected):
+    expected = (
+        eager["keypoints"].transpose(1, 2),
+        eager["descriptors"].transpose(1, 2),
+        eager["keypoint_scores"][:, None],
+    )
+    for name, found, reference in zip(
+        ("keypoints", "descriptors", "scores"), (keypoints, descriptors, scores), expected
+    ):
         if found.shape != reference.shape or not torch.allclose(found, reference, atol=1e-3, rtol=1e-4):
             raise ModelContractError(f"export to {out_path}: scripted {name} differ from the eager network's")
     metadata = build_metadata(net, (height, width), training_config, data_hash, source, training_data)
@@ -190,8 +226,12 @@ def load_checkpoint(checkpoint_path: str | Path) -> Tuple[FeatureNet, dict]:
 
 def contract_test_image(height: int, width: int) -> torch.Tensor:
     """A deterministic textured [1, 3, H, W] test image in [0, 1] (non-constant, so descriptors have variance)."""
-    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
-    channels = [0.5 + 0.5 * torch.sin(u * 0.37 + v * 0.11 * k + k) * torch.cos(v * 0.23 - u * 0.05 * k) for k in (1, 2, 3)]
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij"
+    )
+    channels = [
+        0.5 + 0.5 * torch.sin(u * 0.37 + v * 0.11 * k + k) * torch.cos(v * 0.23 - u * 0.05 * k) for k in (1, 2, 3)
+    ]
     return torch.stack(channels).unsqueeze(0)
 
 
@@ -226,24 +266,37 @@ class FeatureModel:
         An image of another size is resized (cv2 INTER_AREA when shrinking, INTER_LINEAR otherwise) to the model input
         size; keypoints map back with the pixel-centre convention: u = (u_model + 0.5) W / W_model - 0.5, likewise v.
         """
-        if not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            found = f"{image_rgb.dtype} {image_rgb.shape}" if isinstance(image_rgb, np.ndarray) else type(image_rgb).__name__
+        if (
+            not isinstance(image_rgb, np.ndarray)
+            or image_rgb.dtype != np.uint8
+            or image_rgb.ndim != 3
+            or image_rgb.shape[2] != 3
+        ):
+            found = (
+                f"{image_rgb.dtype} {image_rgb.shape}"
+                if isinstance(image_rgb, np.ndarray)
+                else type(image_rgb).__name__
+            )
             raise ValueError(f"FeatureModel.extract: expected a uint8 (H, W, 3) RGB image, got {found}")
         height, width = image_rgb.shape[:2]
         model_height, model_width = self.input_size
         resized = image_rgb
         if (height, width) != (model_height, model_width):
             shrinking = model_height * model_width < height * width
-            resized = cv2.resize(image_rgb, (model_width, model_height),
-                                 interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+            resized = cv2.resize(
+                image_rgb, (model_width, model_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            )
         image = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         with torch.inference_mode():
             keypoints, descriptors, scores = self.module(image)
         keypoints = keypoints[0].T.numpy().astype(np.float32)
         scale = np.array([width / model_width, height / model_height], dtype=np.float32)
         keypoints = (keypoints + 0.5) * scale - 0.5
-        return ExtractedFeatures(keypoints, np.ascontiguousarray(descriptors[0].T.numpy(), dtype=np.float32),
-                                 scores[0, 0].numpy().astype(np.float32))
+        return ExtractedFeatures(
+            keypoints,
+            np.ascontiguousarray(descriptors[0].T.numpy(), dtype=np.float32),
+            scores[0, 0].numpy().astype(np.float32),
+        )
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -259,19 +312,27 @@ def _load(path: Path) -> Tuple[torch.jit.ScriptModule, dict]:
         with quiet_jit():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
     except Exception as exc:  # torch raises RuntimeError/ValueError/zip errors for corrupt files
-        raise ModelContractError(f"model file {path} is not a readable TorchScript archive ({exc}); re-export it") from exc
+        raise ModelContractError(
+            f"model file {path} is not a readable TorchScript archive ({exc}); re-export it"
+        ) from exc
     try:
         metadata = json.loads(extra_files["metadata.json"] or "null")
     except json.JSONDecodeError as exc:
         raise ModelContractError(f"model file {path}: metadata.json is not valid JSON: {exc}") from exc
     if not isinstance(metadata, dict):
-        raise ModelContractError(f"model file {path}: expected an embedded metadata.json mapping, found none; re-export it with `dlvf export`")
+        raise ModelContractError(
+            f"model file {path}: expected an embedded metadata.json mapping, found none; "
+            "re-export it with `dlvf export`"
+        )
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
-        raise ModelContractError(f"model file {path}: metadata.json lacks {missing}; expected keys {list(REQUIRED_METADATA)}")
+        raise ModelContractError(
+            f"model file {path}: metadata.json lacks {missing}; expected keys {list(REQUIRED_METADATA)}"
+        )
     if metadata["format"] != FORMAT or metadata["format_version"] != FORMAT_VERSION:
         raise ModelContractError(
-            f"model file {path}: format {metadata['format']!r} v{metadata['format_version']}, expected {FORMAT!r} v{FORMAT_VERSION}"
+            f"model file {path}: format {metadata['format']!r} v{metadata['format_version']}, "
+            f"expected {FORMAT!r} v{FORMAT_VERSION}"
         )
     return module, metadata
 
@@ -288,7 +349,9 @@ def check_contract(module: torch.jit.ScriptModule, metadata: dict, path: Path) -
     except Exception as exc:  # a TorchScript runtime error of any type
         raise ModelContractError(f"model file {path}: forward on a [1,3,{height},{width}] image failed: {exc}") from exc
     if not isinstance(outputs, tuple) or len(outputs) != 3:
-        raise ModelContractError(f"model file {path}: forward must return (keypoints, descriptors, scores), got {type(outputs).__name__}")
+        raise ModelContractError(
+            f"model file {path}: forward must return (keypoints, descriptors, scores), got {type(outputs).__name__}"
+        )
     expected_shapes = {"keypoints": (1, 2, n), "descriptors": (1, c, n), "scores": (1, 1, n)}
     for (name, shape), tensor in zip(expected_shapes.items(), outputs):
         if tuple(tensor.shape) != shape or tensor.dtype != torch.float32:
@@ -298,8 +361,10 @@ def check_contract(module: torch.jit.ScriptModule, metadata: dict, path: Path) -
         if not bool(torch.isfinite(tensor).all()):
             raise ModelContractError(f"model file {path}: {name} contain NaN or inf on the contract test image")
     keypoints, descriptors, scores = outputs
-    if not (bool((keypoints[0, 0] >= 0).all() and (keypoints[0, 0] <= width - 1).all())
-            and bool((keypoints[0, 1] >= 0).all() and (keypoints[0, 1] <= height - 1).all())):
+    if not (
+        bool((keypoints[0, 0] >= 0).all() and (keypoints[0, 0] <= width - 1).all())
+        and bool((keypoints[0, 1] >= 0).all() and (keypoints[0, 1] <= height - 1).all())
+    ):
         raise ModelContractError(f"model file {path}: keypoints outside the {width}x{height} image")
     mean_error = float(descriptors.mean(dim=1).abs().max())
     power_error = float((descriptors.pow(2).mean(dim=1) - 1.0).abs().max())

@@ -4,6 +4,7 @@ The model follows the contract in `dlvf_ros.features.export` and embeds metadata
 size, input size, training config, data hash, checkpoint SHA-256). The written file is re-loaded through
 `load_feature_model` before the command reports success.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,15 +22,29 @@ DEFAULT_INPUT_SIZE = (384, 512)  # (H, W) of the UTIAS Bumblebee images
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint (from `dlvf train`)")
-    parser.add_argument("--out", required=True, type=Path, help="TorchScript model file to write (e.g. models/model.pt)")
-    parser.add_argument("--height", type=int, default=None,
-                        help="network input height (px, multiple of 16); default the training size, else 384")
-    parser.add_argument("--width", type=int, default=None,
-                        help="network input width (px, multiple of 16); default the training size, else 512")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="TorchScript model file to write (e.g. models/model.pt)"
+    )
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="network input height (px, multiple of 16); default the training size, else 384",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="network input width (px, multiple of 16); default the training size, else 512",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--dataset", type=Path, default=None,
-                        help="the `dlvf dataset` directory the checkpoint was trained on: its roots, runs, lightings "
-                             "and pair counts go into the metadata (its data hash must match the checkpoint's)")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="the `dlvf dataset` directory the checkpoint was trained on: its roots, runs, lightings "
+        "and pair counts go into the metadata (its data hash must match the checkpoint's)",
+    )
 
 
 def training_data_summary(dataset_dir: Path, data_hash: str | None) -> dict:
@@ -39,13 +54,17 @@ def training_data_summary(dataset_dir: Path, data_hash: str | None) -> dict:
         raise ValueError(f"--dataset {dataset_dir}: no dataset.json; pass the directory `dlvf dataset --out` wrote")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("data_hash") != data_hash:
-        raise ValueError(f"--dataset {dataset_dir}: its data hash {manifest.get('data_hash')} is not the checkpoint's "
-                         f"{data_hash}; pass the dataset the checkpoint was trained on")
+        raise ValueError(
+            f"--dataset {dataset_dir}: its data hash {manifest.get('data_hash')} is not the checkpoint's "
+            f"{data_hash}; pass the dataset the checkpoint was trained on"
+        )
     return {
         "dataset": str(dataset_dir),
         "image_size": [manifest["image_width"], manifest["image_height"]],
-        "roots": [{"path": root["path"], "runs": root["runs"], "lighting": root.get("lighting", {})}
-                  for root in manifest["roots"]],
+        "roots": [
+            {"path": root["path"], "runs": root["runs"], "lighting": root.get("lighting", {})}
+            for root in manifest["roots"]
+        ],
         "split": manifest["config"]["split"],
         "pairs": {name: entry["count"] for name, entry in manifest["pairs"].items()},
     }
@@ -76,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
         source.update({key: checkpoint[key] for key in provenance if key in checkpoint})
         training_data = training_data_summary(args.dataset, checkpoint.get("data_hash")) if args.dataset else None
         metadata = export_feature_net(
-            net, args.out, input_size, training_config=checkpoint.get("config"), data_hash=checkpoint.get("data_hash"),
-            source=source, training_data=training_data,
+            net,
+            args.out,
+            input_size,
+            training_config=checkpoint.get("config"),
+            data_hash=checkpoint.get("data_hash"),
+            source=source,
+            training_data=training_data,
         )
         load_feature_model(args.out, expected_input_size=input_size)
     except (ModelContractError, ValueError) as exc:

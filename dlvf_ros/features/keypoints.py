@@ -4,6 +4,7 @@ The logit map [B, 1, H, W] is cut into `cell` x `cell` cells (row-major cell ord
 each cell a softmax (temperature `temperature`) over its cell*cell logits weights the pixel-centre coordinates of
 the cell; the weighted mean is the keypoint (u, v) in pixels, integer values at pixel centres. N = (H/cell)(W/cell).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,7 +44,9 @@ def soft_argmax_keypoints(logits: torch.Tensor, cell: int = 16, temperature: flo
     batch, height, width = int(logits.shape[0]), int(logits.shape[2]), int(logits.shape[3])
     check_image_size(height, width, cell, "soft_argmax_keypoints logits")
     rows, cols = height // cell, width // cell
-    cells = logits.reshape(batch, rows, cell, cols, cell).permute(0, 1, 3, 2, 4).reshape(batch, rows * cols, cell * cell)
+    cells = (
+        logits.reshape(batch, rows, cell, cols, cell).permute(0, 1, 3, 2, 4).reshape(batch, rows * cols, cell * cell)
+    )
     weights = torch.softmax(cells / temperature, dim=-1)  # [B, N, cell*cell]
     offsets = weights @ cell_pixel_offsets(cell, logits.dtype, logits.device)  # [B, N, 2]
     return offsets + cell_origins(height, width, cell, logits.dtype, logits.device).unsqueeze(0)

@@ -8,9 +8,10 @@ exactly and u = W - 1 the last. A coarser map (an encoder level) that covers the
 exactly at integer pixels and within the bilinear-of-bilinear difference in between (see `sample_descriptors`).
 Points outside the image clamp to the border (`padding_mode="border"`); non-finite points give NaN values.
 """
+
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,9 @@ def normalize_points(points: torch.Tensor, height: int, width: int) -> torch.Ten
     return points * scale - 1.0
 
 
-def sample_map(feature_map: torch.Tensor, points: torch.Tensor, image_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+def sample_map(
+    feature_map: torch.Tensor, points: torch.Tensor, image_size: Tuple[int, int] | None = None
+) -> torch.Tensor:
     """Bilinear values of `feature_map` [B, C, h, w] at pixel points [B, N, 2] (u, v) -> [B, N, C].
 
     `image_size` = (H, W) of the image the points refer to; default the map's own size. Pass it when the map is a
@@ -60,7 +63,9 @@ def normalize_descriptors(descriptors: torch.Tensor, dim: int = -1, eps: float =
     return centred / std
 
 
-def sample_descriptors(encoder_maps: List[torch.Tensor], points: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
+def sample_descriptors(
+    encoder_maps: List[torch.Tensor], points: torch.Tensor, image_size: Tuple[int, int]
+) -> torch.Tensor:
     """Normalised descriptors [B, N, C] at pixel points [B, N, 2] from every encoder level, without a dense map.
 
     Each level is sampled directly at the points (coordinates normalised with the image size), concatenated in level

@@ -7,9 +7,11 @@ sampled at the keypoints level by level (`sampling.sample_descriptors`) instead 
 31m-channel map, and normalised so dot(d1, d2) / C is the ZNCC. Keypoints: one spatial soft-argmax per 16x16 cell.
 Pixel coordinates: integer values at pixel centres (docs/conventions.md).
 """
+
 from __future__ import annotations
 
-from typing import List
+import itertools
+from typing import ClassVar, List
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +43,8 @@ class Encoder(nn.Module):
     def __init__(self, m: int) -> None:
         super().__init__()
         widths = [m * 2**level for level in range(LEVELS)]
-        self.blocks = nn.ModuleList([ConvBlock(3, widths[0])] + [ConvBlock(a, b) for a, b in zip(widths, widths[1:])])
+        pairs = itertools.pairwise(widths)
+        self.blocks = nn.ModuleList([ConvBlock(3, widths[0])] + [ConvBlock(a, b) for a, b in pairs])
 
     def forward(self, image: torch.Tensor) -> List[torch.Tensor]:
         maps: List[torch.Tensor] = []
@@ -84,7 +87,7 @@ class FeatureNet(nn.Module):
       with N = (H / 16)(W / 16) and C = 31 m.
     """
 
-    default_conf = {
+    default_conf: ClassVar[dict] = {
         "m": 16,  # encoder base width: 16 (2.75 M parameters) or 32 (11 M)
         "cell": 16,  # keypoint cell size (px); also the required input-size multiple
         "temperature": 1.0,  # soft-argmax softmax temperature over a cell's logits

@@ -3,6 +3,7 @@
 Pixels use integer values at pixel centres (OpenCV convention). Points are in the left optical frame
 (x right, y down, z forward), metres. `T_vehicle_camera` is the pose of the left optical frame on the vehicle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,13 +59,18 @@ class StereoRig:
             P[0, 3] = -self.f * self.baseline
         return P
 
-    def scaled(self, width: int, height: int) -> "StereoRig":
+    def scaled(self, width: int, height: int) -> StereoRig:
         """The same rig for images resized to width x height (pixel-centre convention preserved)."""
         sx, sy = width / self.width, height / self.height
         if abs(sx - sy) > 1e-3:
             raise ValueError(f"StereoRig.scaled: aspect ratio change {self.width}x{self.height} -> {width}x{height}")
         return StereoRig(
-            width, height, self.f * sx, (self.cu + 0.5) * sx - 0.5, (self.cv + 0.5) * sy - 0.5, self.baseline,
+            width,
+            height,
+            self.f * sx,
+            (self.cu + 0.5) * sx - 0.5,
+            (self.cv + 0.5) * sy - 0.5,
+            self.baseline,
             self.T_vehicle_camera.copy(),
         )
 
@@ -93,22 +99,28 @@ class StereoRig:
 
     def to_dict(self) -> dict:
         return {
-            "width": int(self.width), "height": int(self.height), "f": float(self.f), "cu": float(self.cu),
-            "cv": float(self.cv), "baseline": float(self.baseline),
+            "width": int(self.width),
+            "height": int(self.height),
+            "f": float(self.f),
+            "cu": float(self.cu),
+            "cv": float(self.cv),
+            "baseline": float(self.baseline),
             "T_vehicle_camera": [[float(x) for x in row] for row in self.T_vehicle_camera],
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StereoRig":
+    def from_dict(cls, data: dict) -> StereoRig:
         known = {"width", "height", "f", "cu", "cv", "baseline", "T_vehicle_camera"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"StereoRig: unknown calibration keys {sorted(unknown)}; expected {sorted(known)}")
         return cls(**data)
 
-    def matches(self, other: "StereoRig", tol: float = 1e-3) -> bool:
+    def matches(self, other: StereoRig, tol: float = 1e-3) -> bool:
         """True if two rigs describe the same calibration within `tol` (pixels, metres)."""
         a, b = self.to_dict(), other.to_dict()
-        return (a["width"], a["height"]) == (b["width"], b["height"]) and all(
-            abs(a[k] - b[k]) <= tol for k in ("f", "cu", "cv", "baseline")
-        ) and np.allclose(self.T_vehicle_camera, other.T_vehicle_camera, atol=tol)
+        return (
+            (a["width"], a["height"]) == (b["width"], b["height"])
+            and all(abs(a[k] - b[k]) <= tol for k in ("f", "cu", "cv", "baseline"))
+            and np.allclose(self.T_vehicle_camera, other.T_vehicle_camera, atol=tol)
+        )

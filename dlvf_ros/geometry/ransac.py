@@ -13,6 +13,7 @@ so the default draws up to 512: 99.9 % at r = 0.5, 88 % at r = 0.4, 31 % at r = 
 score-weighted sampling raises the effective ratio. The 6-point sample, 4 m tolerance and 60 % early stop
 are kept from the reference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ class RansacConfig:
         if not self.inlier_threshold_m > 0:
             raise ValueError(f"RansacConfig: inlier_threshold_m must be positive, got {self.inlier_threshold_m}")
         if not 0 < self.early_stop_inlier_ratio <= 1:
-            raise ValueError(f"RansacConfig: early_stop_inlier_ratio must be in (0, 1], got {self.early_stop_inlier_ratio}")
+            raise ValueError(
+                f"RansacConfig: early_stop_inlier_ratio must be in (0, 1], got {self.early_stop_inlier_ratio}"
+            )
         if self.min_inliers < 3 or self.refinement_steps < 0:
             raise ValueError("RansacConfig: min_inliers must be >= 3 and refinement_steps >= 0")
 
@@ -65,11 +68,15 @@ def _as_tensor(array, name: str, shape_tail: tuple) -> torch.Tensor:
     tensor = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array.detach())
     tensor = tensor.to(torch.float64)
     if tensor.dim() != 1 + len(shape_tail) or tuple(tensor.shape[1:]) != shape_tail:
-        raise ValueError(f"ransac_rigid: {name} must have shape (N, {', '.join(map(str, shape_tail))}), got {tuple(tensor.shape)}")
+        raise ValueError(
+            f"ransac_rigid: {name} must have shape (N, {', '.join(map(str, shape_tail))}), got {tuple(tensor.shape)}"
+        )
     return tensor
 
 
-def _inliers(T: torch.Tensor, points_src: torch.Tensor, points_tgt: torch.Tensor, usable: torch.Tensor, threshold: float) -> torch.Tensor:
+def _inliers(
+    T: torch.Tensor, points_src: torch.Tensor, points_tgt: torch.Tensor, usable: torch.Tensor, threshold: float
+) -> torch.Tensor:
     """T [K, 4, 4] -> [K, N] inlier masks (usable points within `threshold` metres after the transform)."""
     predicted = points_src @ T[:, :3, :3].transpose(1, 2) + T[:, :3, 3].unsqueeze(1)  # [K, N, 3]
     return (torch.linalg.vector_norm(predicted - points_tgt, dim=-1) < threshold) & usable
@@ -93,9 +100,15 @@ def ransac_rigid(
     n = src.shape[0]
     if tgt.shape[0] != n:
         raise ValueError(f"ransac_rigid: points_src has {n} points but points_tgt has {tgt.shape[0]}")
-    w = torch.ones(n, dtype=torch.float64) if weights is None else torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    w = (
+        torch.ones(n, dtype=torch.float64)
+        if weights is None
+        else torch.as_tensor(np.asarray(weights), dtype=torch.float64)
+    )
     if w.shape != (n,) or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
-        raise ValueError(f"ransac_rigid: weights must be finite, non-negative and of shape ({n},), got {tuple(w.shape)}")
+        raise ValueError(
+            f"ransac_rigid: weights must be finite, non-negative and of shape ({n},), got {tuple(w.shape)}"
+        )
     usable = (w > 0) & torch.isfinite(src).all(dim=1) & torch.isfinite(tgt).all(dim=1)
     src, tgt = torch.where(usable.unsqueeze(1), src, 0.0), torch.where(usable.unsqueeze(1), tgt, 0.0)
     n_usable = int(usable.sum())
@@ -107,7 +120,9 @@ def ransac_rigid(
     best_T, best_mask, best_count, tried = None, None, -1, 0
     while tried < config.iterations:
         k = min(config.hypotheses_per_round, config.iterations - tried)
-        index = torch.multinomial(sampling_weights.expand(k, n), config.sample_size, replacement=False, generator=generator)
+        index = torch.multinomial(
+            sampling_weights.expand(k, n), config.sample_size, replacement=False, generator=generator
+        )
         T = weighted_svd(src[index], tgt[index], torch.ones(k, config.sample_size, dtype=torch.float64))
         masks = _inliers(T, src, tgt, usable, config.inlier_threshold_m)
         counts = masks.sum(dim=1)

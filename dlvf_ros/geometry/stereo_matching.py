@@ -4,6 +4,7 @@ Images are rectified uint8 RGB (H, W, 3) (or grey (H, W)); SGBM runs on grey. Di
 float32, NaN where SGBM found no valid match. d = 0 (point at infinity) is kept; triangulation
 (`StereoRig.points_from_disparity`) rejects it with the 0.1 to 400 m depth gate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ class SgbmConfig:
 
     def __post_init__(self) -> None:
         if self.num_disparities <= 0 or self.num_disparities % 16 != 0:
-            raise ValueError(f"SgbmConfig: num_disparities must be a positive multiple of 16, got {self.num_disparities}")
+            raise ValueError(
+                f"SgbmConfig: num_disparities must be a positive multiple of 16, got {self.num_disparities}"
+            )
         if self.block_size < 1 or self.block_size % 2 == 0:
             raise ValueError(f"SgbmConfig: block_size must be odd and >= 1, got {self.block_size}")
         if not 0 <= self.p1 < self.p2:
@@ -58,10 +61,17 @@ def disparity_sgbm(left_rgb: np.ndarray, right_rgb: np.ndarray, config: SgbmConf
     if left.shape != right.shape:
         raise ValueError(f"disparity_sgbm: left {left.shape} and right {right.shape} images differ in size")
     matcher = cv2.StereoSGBM_create(
-        minDisparity=config.min_disparity, numDisparities=config.num_disparities, blockSize=config.block_size,
-        P1=config.p1, P2=config.p2, disp12MaxDiff=config.disp12_max_diff, preFilterCap=config.pre_filter_cap,
-        uniquenessRatio=config.uniqueness_ratio, speckleWindowSize=config.speckle_window_size,
-        speckleRange=config.speckle_range, mode=_MODES[config.mode],
+        minDisparity=config.min_disparity,
+        numDisparities=config.num_disparities,
+        blockSize=config.block_size,
+        P1=config.p1,
+        P2=config.p2,
+        disp12MaxDiff=config.disp12_max_diff,
+        preFilterCap=config.pre_filter_cap,
+        uniquenessRatio=config.uniqueness_ratio,
+        speckleWindowSize=config.speckle_window_size,
+        speckleRange=config.speckle_range,
+        mode=_MODES[config.mode],
     )
     fixed_point = matcher.compute(left, right)  # int16, 4 fractional bits; invalid = (min_disparity - 1) * 16
     disparity = fixed_point.astype(np.float32) / 16.0

@@ -4,6 +4,7 @@ Finds T_tgt_src minimising sum_i w_i |R p_src_i + t - p_tgt_i|^2: weighted centr
 W = sum_i w_i (p_tgt_i - c_tgt)(p_src_i - c_src)^T = U S V^T, R = U diag(1, 1, det(U V^T)) V^T (the determinant fix
 keeps R a rotation, never a reflection), t = c_tgt - R c_src. Points in metres, any common frame per side.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,9 @@ def weighted_svd(
             f"{tuple(points_src.shape)} and {tuple(points_tgt.shape)}"
         )
     if weights.shape != points_src.shape[:2]:
-        raise ValueError(f"weighted_svd: weights must be [B, N] = {tuple(points_src.shape[:2])}, got {tuple(weights.shape)}")
+        raise ValueError(
+            f"weighted_svd: weights must be [B, N] = {tuple(points_src.shape[:2])}, got {tuple(weights.shape)}"
+        )
     if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
         raise ValueError("weighted_svd: weights must be finite and non-negative")
     enough = effective_point_count(weights, weight_eps) >= min_points

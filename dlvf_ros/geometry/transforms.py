@@ -3,6 +3,7 @@
 `T_a_b` maps points in frame b to frame a (`p_a = T_a_b @ p_b`). Quaternions are (x, y, z, w) as in ROS.
 Every module uses these; do not re-implement them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,14 +96,17 @@ def yaw_of(T: np.ndarray) -> float:
 def quaternion_from_rotation(R: np.ndarray) -> np.ndarray:
     """Unit quaternion (x, y, z, w) with w >= 0 of a 3x3 rotation matrix."""
     R = np.asarray(R, dtype=np.float64)
-    m = np.array(
-        [
-            [R[0, 0] - R[1, 1] - R[2, 2], 0.0, 0.0, 0.0],
-            [R[0, 1] + R[1, 0], R[1, 1] - R[0, 0] - R[2, 2], 0.0, 0.0],
-            [R[0, 2] + R[2, 0], R[1, 2] + R[2, 1], R[2, 2] - R[0, 0] - R[1, 1], 0.0],
-            [R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1], R[0, 0] + R[1, 1] + R[2, 2]],
-        ]
-    ) / 3.0
+    m = (
+        np.array(
+            [
+                [R[0, 0] - R[1, 1] - R[2, 2], 0.0, 0.0, 0.0],
+                [R[0, 1] + R[1, 0], R[1, 1] - R[0, 0] - R[2, 2], 0.0, 0.0],
+                [R[0, 2] + R[2, 0], R[1, 2] + R[2, 1], R[2, 2] - R[0, 0] - R[1, 1], 0.0],
+                [R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1], R[0, 0] + R[1, 1] + R[2, 2]],
+            ]
+        )
+        / 3.0
+    )
     eigenvalues, eigenvectors = np.linalg.eigh(m)
     q = eigenvectors[:, np.argmax(eigenvalues)]
     return q if q[3] >= 0.0 else -q

@@ -12,6 +12,7 @@ Model (documented here once; the localizer only calls these functions):
 4. Age: a pose held or dead-reckoned since the last fix gains variance linearly (a random walk) in the distance
    driven (`growth_m2_per_m`, `growth_rad2_per_m`) and in the time elapsed (`growth_m2_per_s`, `growth_rad2_per_s`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def grow(sigma: np.ndarray, distance_m: float, age_s: float, config: CovarianceC
     """Covariance after `distance_m` driven and `age_s` elapsed since it was estimated (random walk)."""
     if distance_m < 0 or age_s < 0:
         raise ValueError(f"grow: distance_m and age_s must be non-negative, got {distance_m}, {age_s}")
-    added = np.array([config.growth_m2_per_m * distance_m + config.growth_m2_per_s * age_s] * 3
-                     + [config.growth_rad2_per_m * distance_m + config.growth_rad2_per_s * age_s] * 3)
+    added = np.array(
+        [config.growth_m2_per_m * distance_m + config.growth_m2_per_s * age_s] * 3
+        + [config.growth_rad2_per_m * distance_m + config.growth_rad2_per_s * age_s] * 3
+    )
     return sigma + np.diag(added)

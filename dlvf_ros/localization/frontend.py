@@ -3,6 +3,7 @@
 Left image -> features (any `FeatureBackend`); the rectified pair -> SGBM disparity, sampled at the keypoints ->
 3-D points in the left optical frame (metres) with a validity mask (`StereoRig.points_from_disparity`).
 """
+
 from __future__ import annotations
 
 import time
@@ -34,10 +35,14 @@ class StereoFeatures:
     valid: np.ndarray
     timings_ms: dict = field(default_factory=dict)
 
-    def subset_valid(self) -> "StereoFeatures":
+    def subset_valid(self) -> StereoFeatures:
         """Only the features with a valid 3-D point."""
-        return StereoFeatures(self.features.subset(self.valid), self.points_camera[self.valid],
-                              self.valid[self.valid], dict(self.timings_ms))
+        return StereoFeatures(
+            self.features.subset(self.valid),
+            self.points_camera[self.valid],
+            self.valid[self.valid],
+            dict(self.timings_ms),
+        )
 
 
 class StereoFrontend:
@@ -62,8 +67,10 @@ class StereoFrontend:
         features = self.backend.extract(left_rgb)
         t1 = time.perf_counter()
         disparity = disparity_sgbm(left_rgb, right_rgb, self.sgbm)
-        points_camera, valid = self.rig.points_from_disparity(features.keypoints,
-                                                              sample_disparity(disparity, features.keypoints))
+        points_camera, valid = self.rig.points_from_disparity(
+            features.keypoints, sample_disparity(disparity, features.keypoints)
+        )
         t2 = time.perf_counter()
-        return StereoFeatures(features, points_camera, valid,
-                              {"features": 1000 * (t1 - t0), "stereo": 1000 * (t2 - t1)})
+        return StereoFeatures(
+            features, points_camera, valid, {"features": 1000 * (t1 - t0), "stereo": 1000 * (t2 - t1)}
+        )

@@ -9,13 +9,14 @@ fix). Transitions need runs of consecutive grades, so one bad frame never flips 
 - LOST      -> DEGRADED on any fix, and on to LOCALIZED through the DEGRADED rule.
 The monitor starts LOST (nothing is known before the first fix).
 """
+
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
 
-class HealthState(str, enum.Enum):
+class HealthState(str, enum.Enum):  # noqa: UP042 (str() must stay the member name)
     LOCALIZED = "LOCALIZED"
     DEGRADED = "DEGRADED"
     LOST = "LOST"

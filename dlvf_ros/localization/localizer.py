@@ -21,6 +21,7 @@ dead-reckoned pose (last fix + odometry) with a grown covariance.
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,8 +69,10 @@ class LocalizerConfig:
 
     def __post_init__(self) -> None:
         if self.min_matches < self.ransac.min_inliers:
-            raise ValueError(f"LocalizerConfig: min_matches ({self.min_matches}) must be >= ransac.min_inliers "
-                             f"({self.ransac.min_inliers})")
+            raise ValueError(
+                f"LocalizerConfig: min_matches ({self.min_matches}) must be >= ransac.min_inliers "
+                f"({self.ransac.min_inliers})"
+            )
         if self.initial_keyframe_id is not None and self.initial_keyframe_id < 0:
             raise ValueError(f"LocalizerConfig: initial_keyframe_id must be >= 0, got {self.initial_keyframe_id}")
 
@@ -124,15 +127,17 @@ class Localizer:
         self.frontend = frontend
         self.config = config or LocalizerConfig()
         if self.config.initial_keyframe_id is not None and self.config.initial_keyframe_id >= len(map_store):
-            raise ValueError(f"Localizer: initial_keyframe_id {self.config.initial_keyframe_id} is not in the map "
-                             f"(ids 0..{len(map_store) - 1})")
+            raise ValueError(
+                f"Localizer: initial_keyframe_id {self.config.initial_keyframe_id} is not in the map "
+                f"(ids 0..{len(map_store) - 1})"
+            )
         self.health = HealthMonitor(self.config.health)
         self._T_vehicle_camera = map_store.rig.T_vehicle_camera
         self._refine = scaled_refine_config(self.config.refine, frontend.backend.keypoint_scale(map_store.rig.width))
         self.reset()
 
     @classmethod
-    def from_map(cls, map_path, model_path=None, config: LocalizerConfig | None = None) -> "Localizer":
+    def from_map(cls, map_path, model_path=None, config: LocalizerConfig | None = None) -> Localizer:
         """Open a map and build the backend it was taught with (`model_path` for a learned map)."""
         map_store = MapStore.open(map_path)
         config = config or LocalizerConfig()
@@ -148,8 +153,9 @@ class Localizer:
         self._distance_since_fix_m = 0.0
         self._frames_without_fix = 0
 
-    def process(self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray,
-                T_odom_vehicle: np.ndarray) -> LocalizationResult:
+    def process(
+        self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray, T_odom_vehicle: np.ndarray
+    ) -> LocalizationResult:
         """Localize one rectified RGB stereo pair taken at `stamp_ns` with the vehicle at `T_odom_vehicle`."""
         self._check_inputs(stamp_ns, T_odom_vehicle)
         frame = self.frontend.process(left_rgb, right_rgb)
@@ -172,8 +178,10 @@ class Localizer:
         timings = dict(frame.timings_ms)
         t0 = time.perf_counter()
         per_keyframe = {int(k): self._match(current, int(k)) for k in candidates}
-        matched = [self._submap(reference, members, per_keyframe)
-                   for reference, members in self._submaps(search, candidates, per_keyframe)]
+        matched = [
+            self._submap(reference, members, per_keyframe)
+            for reference, members in self._submaps(search, candidates, per_keyframe)
+        ]
         matched = [m for m in matched if len(m.weights) >= self.config.min_matches]
         timings["matching"] = 1000 * (time.perf_counter() - t0)
 
@@ -188,8 +196,11 @@ class Localizer:
 
         fix_pose, T_keyframe_vehicle = None, None
         if best is not None:
-            T_keyframe_vehicle = (self._T_vehicle_camera @ transforms.invert(best_refined.T_cur_keyframe)
-                                  @ transforms.invert(self._T_vehicle_camera))
+            T_keyframe_vehicle = (
+                self._T_vehicle_camera
+                @ transforms.invert(best_refined.T_cur_keyframe)
+                @ transforms.invert(self._T_vehicle_camera)
+            )
             fix_pose = self.map.entries[best.keyframe_id].T_map_keyframe @ T_keyframe_vehicle
             if search == "window" and np.linalg.norm(fix_pose[:2, 3] - centre[:2]) > radius:
                 fix_pose = None  # inconsistent with odometry: a wrong keyframe won
@@ -207,30 +218,46 @@ class Localizer:
             T_map_vehicle = fix_pose
         elif self._fix is not None:
             T_map_vehicle = predicted
-            covariance = grow(self._fix.covariance, self._distance_since_fix_m,
-                              (stamp_ns - self._fix.stamp_ns) * 1e-9, self.config.covariance)
+            covariance = grow(
+                self._fix.covariance,
+                self._distance_since_fix_m,
+                (stamp_ns - self._fix.stamp_ns) * 1e-9,
+                self.config.covariance,
+            )
         else:
             T_map_vehicle, covariance = None, None
         timings["localize_total"] = 1000 * (time.perf_counter() - start)
         return LocalizationResult(
-            stamp_ns=int(stamp_ns), fixed=fixed, state=state, health_reason=self.health.reason,
-            T_map_vehicle=T_map_vehicle, covariance=covariance,
+            stamp_ns=int(stamp_ns),
+            fixed=fixed,
+            state=state,
+            health_reason=self.health.reason,
+            T_map_vehicle=T_map_vehicle,
+            covariance=covariance,
             keyframe_id=best.keyframe_id if fixed else None,
-            T_keyframe_vehicle=T_keyframe_vehicle if fixed else None, num_inliers=num_inliers,
+            T_keyframe_vehicle=T_keyframe_vehicle if fixed else None,
+            num_inliers=num_inliers,
             num_matches=len(best.weights) if fixed else max((len(m.weights) for m in matched), default=0),
-            search=search, search_radius_m=radius, candidates=[int(c) for c in candidates],
-            distance_since_fix_m=self._distance_since_fix_m, timings_ms=timings,
+            search=search,
+            search_radius_m=radius,
+            candidates=[int(c) for c in candidates],
+            distance_since_fix_m=self._distance_since_fix_m,
+            timings_ms=timings,
         )
 
     def _check_inputs(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
         if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, (int, np.integer)):
             raise ValueError(f"Localizer: stamp_ns must be an integer (nanoseconds), got {stamp_ns!r}")
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
-            raise ValueError(f"Localizer: stamp_ns {stamp_ns} is earlier than the previous frame's "
-                             f"{self._last_stamp_ns}; call reset() when a bag or run restarts")
+            raise ValueError(
+                f"Localizer: stamp_ns {stamp_ns} is earlier than the previous frame's "
+                f"{self._last_stamp_ns}; call reset() when a bag or run restarts"
+            )
         if not transforms.is_rigid(np.asarray(T_odom_vehicle, dtype=np.float64), tol=1e-4):
-            raise ValueError("Localizer: T_odom_vehicle must be a finite rigid 4x4 transform (got NaN/inf or a "
-                             "non-orthonormal rotation); check the odometry source")
+            raise ValueError(
+                "Localizer: T_odom_vehicle must be a finite rigid 4x4 transform (got NaN/inf or a "
+                "non-orthonormal rotation); check the odometry source"
+            )
 
     def _predicted_T_map_vehicle(self, T_odom_vehicle: np.ndarray) -> np.ndarray | None:
         if self._fix is None:
@@ -240,8 +267,11 @@ class Localizer:
     def _candidates(self, predicted: np.ndarray | None) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
         """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids)."""
         cfg = self.config.window
-        start_up_window = (self._fix is None and self.config.initial_keyframe_id is not None
-                           and self._frames_without_fix < self.config.health.frames_to_lose)
+        start_up_window = (
+            self._fix is None
+            and self.config.initial_keyframe_id is not None
+            and self._frames_without_fix < self.config.health.frames_to_lose
+        )
         if start_up_window:
             predicted = self.map.entries[self.config.initial_keyframe_id].T_map_keyframe
         if predicted is None or (self.health.state == HealthState.LOST and not start_up_window):
@@ -250,8 +280,9 @@ class Localizer:
         centre = predicted[:3, 3]
         return "window", radius, centre, keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates)
 
-    def _submaps(self, search: str, candidates: np.ndarray,
-                 per_keyframe: dict[int, _Candidate]) -> list[tuple[int, list[int]]]:
+    def _submaps(
+        self, search: str, candidates: np.ndarray, per_keyframe: dict[int, _Candidate]
+    ) -> list[tuple[int, list[int]]]:
         """(reference keyframe, member keyframes) of each submap to try (see the module docstring)."""
         if len(candidates) == 0:
             return []
@@ -260,8 +291,10 @@ class Localizer:
         cfg = self.config.window
         ranked = sorted(per_keyframe, key=lambda k: -len(per_keyframe[k].weights))[: cfg.global_ransac_candidates]
         positions = self.map.positions_m
-        return [(k, [int(m) for m in keyframes_in_window(positions, positions[k], cfg.radius_m, cfg.max_candidates)])
-                for k in ranked]
+        return [
+            (k, [int(m) for m in keyframes_in_window(positions, positions[k], cfg.radius_m, cfg.max_candidates)])
+            for k in ranked
+        ]
 
     def _submap(self, reference: int, members: list[int], per_keyframe: dict[int, _Candidate]) -> _Candidate:
         """The members' matches together, map points moved into the reference keyframe's left optical frame."""
@@ -270,8 +303,9 @@ class Localizer:
         src, tgt, weights = [], [], []
         for member in members:
             matches = per_keyframe[member]
-            T_refcam_membercam = (T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe
-                                  @ self._T_vehicle_camera)
+            T_refcam_membercam = (
+                T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe @ self._T_vehicle_camera
+            )
             src.append(matches.src)
             tgt.append(transforms.transform_points(T_refcam_membercam, matches.tgt))
             weights.append(matches.weights)
@@ -280,31 +314,43 @@ class Localizer:
     def _match(self, current: StereoFeatures, keyframe_id: int) -> _Candidate:
         keyframe = self.map.keyframe(keyframe_id)
         valid = keyframe.valid
-        matches = match_descriptors(current.features.descriptors, keyframe.descriptors[valid],
-                                    self.map.descriptor_metric, self.config.matching)
-        weights = (matches.quality * current.features.scores[matches.index_a]
-                   * keyframe.scores[valid][matches.index_b]).astype(np.float64)
-        return _Candidate(keyframe_id, current.points_camera[matches.index_a],
-                          keyframe.points_camera[valid][matches.index_b], np.maximum(weights, 1e-6))
+        matches = match_descriptors(
+            current.features.descriptors, keyframe.descriptors[valid], self.map.descriptor_metric, self.config.matching
+        )
+        weights = (
+            matches.quality * current.features.scores[matches.index_a] * keyframe.scores[valid][matches.index_b]
+        ).astype(np.float64)
+        return _Candidate(
+            keyframe_id,
+            current.points_camera[matches.index_a],
+            keyframe.points_camera[valid][matches.index_b],
+            np.maximum(weights, 1e-6),
+        )
 
     def _estimate(self, candidate: _Candidate) -> RefineResult | None:
         """RANSAC on 3-D points for a start, then stereo reprojection refinement; None if either fails."""
         ransac = ransac_rigid(candidate.src, candidate.tgt, candidate.weights, self.config.ransac)
         if not ransac.success:
             return None
-        refined = refine_stereo_pose(transforms.invert(ransac.T_tgt_src), candidate.tgt,
-                                     stereo_measurements(self.map.rig, candidate.src),
-                                     candidate.weights if self.config.refine.weight_by_scores
-                                     else np.ones(len(candidate.weights)),
-                                     ransac.inliers, self.map.rig, self._refine)
+        refined = refine_stereo_pose(
+            transforms.invert(ransac.T_tgt_src),
+            candidate.tgt,
+            stereo_measurements(self.map.rig, candidate.src),
+            candidate.weights if self.config.refine.weight_by_scores else np.ones(len(candidate.weights)),
+            ransac.inliers,
+            self.map.rig,
+            self._refine,
+        )
         return refined if refined.num_inliers >= self.config.ransac.min_inliers else None
 
 
 def scaled_refine_config(config: RefineConfig, scale: float) -> RefineConfig:
     """`config` with its pixel gates and noise floor multiplied by `scale` (keypoint pixels -> image pixels)."""
     return dataclasses.replace(
-        config, initial_threshold_px=config.initial_threshold_px * scale,
-        inlier_threshold_px=config.inlier_threshold_px * scale, huber_px=config.huber_px * scale,
+        config,
+        initial_threshold_px=config.initial_threshold_px * scale,
+        inlier_threshold_px=config.inlier_threshold_px * scale,
+        huber_px=config.huber_px * scale,
         min_sigma_px=config.min_sigma_px * scale,
     )
 

@@ -1,4 +1,5 @@
 """`dlvf map info|verify|reextract MAP`: inspect a map store, check its checksums, or re-extract its features."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _summary(store: MapStore) -> dict:
     steps = np.diff(store.positions_m, axis=0)
     return {
-        "path": str(store.path), "keyframes": len(store), "path_length_m": float(np.linalg.norm(steps, axis=1).sum()),
+        "path": str(store.path),
+        "keyframes": len(store),
+        "path_length_m": float(np.linalg.norm(steps, axis=1).sum()),
         "has_images": store.has_images,
         "has_ground_truth": len(store) > 0 and store.keyframe(0).T_world_keyframe is not None,
     }
@@ -44,15 +47,23 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             m, rig = store.manifest, store.rig
             rows = [
-                ("map", summary["path"]), ("keyframes", summary["keyframes"]),
+                ("map", summary["path"]),
+                ("keyframes", summary["keyframes"]),
                 ("path length", f"{summary['path_length_m']:.1f} m"),
                 ("backend", f"{m['backend']} ({m['descriptor_metric']}, {m['descriptor_size']}-D)"),
-                ("features", json.dumps(m["backend_signature"].get("model_sha256")
-                                        or m["backend_signature"].get("params"))),
-                ("calibration", f"{rig.width}x{rig.height} f {rig.f:.3f} cu {rig.cu:.3f} cv {rig.cv:.3f} "
-                                f"baseline {rig.baseline:.4f} m"),
-                ("images stored", summary["has_images"]), ("ground truth", summary["has_ground_truth"]),
-                ("software", m["software_version"]), ("created", m["created_utc"]),
+                (
+                    "features",
+                    json.dumps(m["backend_signature"].get("model_sha256") or m["backend_signature"].get("params")),
+                ),
+                (
+                    "calibration",
+                    f"{rig.width}x{rig.height} f {rig.f:.3f} cu {rig.cu:.3f} cv {rig.cv:.3f} "
+                    f"baseline {rig.baseline:.4f} m",
+                ),
+                ("images stored", summary["has_images"]),
+                ("ground truth", summary["has_ground_truth"]),
+                ("software", m["software_version"]),
+                ("created", m["created_utc"]),
             ]
             for key, value in rows:
                 print(f"{key:>14}: {value}")
@@ -64,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
             for line in problems:
                 print(f"BAD  {line}")
             if leftovers:
-                print(f"note: {len(leftovers)} temporary file(s) from an interrupted writer (harmless): "
-                      f"{', '.join(map(str, leftovers[:3]))}")
+                print(
+                    f"note: {len(leftovers)} temporary file(s) from an interrupted writer (harmless): "
+                    f"{', '.join(map(str, leftovers[:3]))}"
+                )
             print(f"{store.path}: {len(store)} keyframes, {'OK' if not problems else f'{len(problems)} problem(s)'}")
             return 0 if not problems else 1
         from dlvf_ros.localization.reextract import reextract, reextract_in_place

@@ -14,6 +14,7 @@ only trusts what the index lists, so a killed writer leaves a map that loads up 
 Creation writes the empty index before the manifest: a directory without manifest.json is not a map.
 No pickle anywhere (`np.load(allow_pickle=False)`).
 """
+
 from __future__ import annotations
 
 import io
@@ -67,8 +68,9 @@ class Keyframe:
         shapes = {"keypoints": (n, 2), "scores": (n,), "points_camera": (n, 3), "valid": (n,)}
         for key, shape in shapes.items():
             if getattr(self, key).shape != shape:
-                raise ValueError(f"Keyframe {self.keyframe_id}: {key} has shape {getattr(self, key).shape}, "
-                                 f"expected {shape}")
+                raise ValueError(
+                    f"Keyframe {self.keyframe_id}: {key} has shape {getattr(self, key).shape}, expected {shape}"
+                )
         if self.descriptors.ndim != 2 or len(self.descriptors) != n:
             raise ValueError(f"Keyframe {self.keyframe_id}: descriptors {self.descriptors.shape}, expected ({n}, C)")
         for key in ("T_map_keyframe", "T_world_keyframe"):
@@ -82,9 +84,12 @@ class Keyframe:
 
     def to_npz_bytes(self) -> bytes:
         arrays = {
-            "keypoints": np.asarray(self.keypoints, np.float32), "descriptors": self.descriptors,
-            "scores": np.asarray(self.scores, np.float32), "points_camera": np.asarray(self.points_camera, np.float64),
-            "valid": np.asarray(self.valid, bool), "T_map_keyframe": np.asarray(self.T_map_keyframe, np.float64),
+            "keypoints": np.asarray(self.keypoints, np.float32),
+            "descriptors": self.descriptors,
+            "scores": np.asarray(self.scores, np.float32),
+            "points_camera": np.asarray(self.points_camera, np.float64),
+            "valid": np.asarray(self.valid, bool),
+            "T_map_keyframe": np.asarray(self.T_map_keyframe, np.float64),
             "stamp_ns": np.int64(self.stamp_ns),
         }
         if self.T_world_keyframe is not None:
@@ -92,16 +97,21 @@ class Keyframe:
         return fileio.npz_bytes(**arrays)
 
     @classmethod
-    def from_npz_bytes(cls, keyframe_id: int, data: bytes) -> "Keyframe":
+    def from_npz_bytes(cls, keyframe_id: int, data: bytes) -> Keyframe:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             missing = [k for k in _ARRAY_KEYS if k not in npz.files]
             if missing:
                 raise MapStoreError(f"keyframe {keyframe_id}: file lacks arrays {missing}")
             arrays = {k: npz[k] for k in npz.files}
         return cls(
-            keyframe_id=keyframe_id, stamp_ns=int(arrays["stamp_ns"]), T_map_keyframe=arrays["T_map_keyframe"],
-            keypoints=arrays["keypoints"], descriptors=arrays["descriptors"], scores=arrays["scores"],
-            points_camera=arrays["points_camera"], valid=arrays["valid"].astype(bool),
+            keyframe_id=keyframe_id,
+            stamp_ns=int(arrays["stamp_ns"]),
+            T_map_keyframe=arrays["T_map_keyframe"],
+            keypoints=arrays["keypoints"],
+            descriptors=arrays["descriptors"],
+            scores=arrays["scores"],
+            points_camera=arrays["points_camera"],
+            valid=arrays["valid"].astype(bool),
             T_world_keyframe=arrays.get("T_world_keyframe"),
         )
 
@@ -118,14 +128,25 @@ class KeyframeEntry:
     images: dict  # {"left": {"file", "sha256"}, "right": {...}} or empty
 
     def to_json(self) -> dict:
-        return {"id": self.keyframe_id, "file": self.file, "sha256": self.sha256, "stamp_ns": self.stamp_ns,
-                "T_map_keyframe": [float(x) for x in np.asarray(self.T_map_keyframe).reshape(-1)],
-                "images": self.images}
+        return {
+            "id": self.keyframe_id,
+            "file": self.file,
+            "sha256": self.sha256,
+            "stamp_ns": self.stamp_ns,
+            "T_map_keyframe": [float(x) for x in np.asarray(self.T_map_keyframe).reshape(-1)],
+            "images": self.images,
+        }
 
     @classmethod
-    def from_json(cls, data: dict) -> "KeyframeEntry":
-        return cls(int(data["id"]), str(data["file"]), str(data["sha256"]), int(data["stamp_ns"]),
-                   np.asarray(data["T_map_keyframe"], dtype=np.float64).reshape(4, 4), dict(data.get("images", {})))
+    def from_json(cls, data: dict) -> KeyframeEntry:
+        return cls(
+            int(data["id"]),
+            str(data["file"]),
+            str(data["sha256"]),
+            int(data["stamp_ns"]),
+            np.asarray(data["T_map_keyframe"], dtype=np.float64).reshape(4, 4),
+            dict(data.get("images", {})),
+        )
 
 
 def feature_description(backend: FeatureBackend, rig: StereoRig) -> dict:
@@ -165,14 +186,21 @@ class MapWriter:
         self.entries: list[KeyframeEntry] = []
 
     @classmethod
-    def create(cls, path: str | Path, backend: FeatureBackend, rig: StereoRig, teach_parameters: dict | None = None,
-               overwrite: bool = False) -> "MapWriter":
+    def create(
+        cls,
+        path: str | Path,
+        backend: FeatureBackend,
+        rig: StereoRig,
+        teach_parameters: dict | None = None,
+        overwrite: bool = False,
+    ) -> MapWriter:
         """Start an empty map at `path` (must not exist or be empty unless `overwrite`)."""
         path = Path(path)
         if path.exists() and any(path.iterdir()):
             if not overwrite:
-                raise FileExistsError(f"map directory {path} exists and is not empty; choose another --out or "
-                                      "pass --overwrite")
+                raise FileExistsError(
+                    f"map directory {path} exists and is not empty; choose another --out or pass --overwrite"
+                )
             if not (path / MANIFEST_NAME).is_file() and not (path / INDEX_NAME).is_file():
                 raise FileExistsError(f"refusing to overwrite {path}: it is not a map store")
             shutil.rmtree(path)
@@ -196,14 +224,17 @@ class MapWriter:
         index = {"schema_version": SCHEMA_VERSION, "keyframes": [e.to_json() for e in self.entries]}
         fileio.atomic_write_text(self.path / INDEX_NAME, json.dumps(index))
 
-    def add(self, keyframe: Keyframe, left_rgb: np.ndarray | None = None,
-            right_rgb: np.ndarray | None = None) -> KeyframeEntry:
+    def add(
+        self, keyframe: Keyframe, left_rgb: np.ndarray | None = None, right_rgb: np.ndarray | None = None
+    ) -> KeyframeEntry:
         """Commit one keyframe (ids must run 0, 1, 2, ...); images are stored when both are given."""
         if keyframe.keyframe_id != len(self.entries):
             raise ValueError(f"MapWriter.add: keyframe id {keyframe.keyframe_id}, expected {len(self.entries)}")
         if keyframe.descriptors.shape[1] != self.manifest["descriptor_size"]:
-            raise ValueError(f"MapWriter.add: descriptor size {keyframe.descriptors.shape[1]} does not match the "
-                             f"map's {self.manifest['descriptor_size']}")
+            raise ValueError(
+                f"MapWriter.add: descriptor size {keyframe.descriptors.shape[1]} does not match the "
+                f"map's {self.manifest['descriptor_size']}"
+            )
         stem = f"{keyframe.keyframe_id:06d}"
         images = {}
         if left_rgb is not None and right_rgb is not None:
@@ -215,8 +246,14 @@ class MapWriter:
         data = keyframe.to_npz_bytes()
         relative = f"{KEYFRAME_DIR}/{stem}.npz"
         fileio.atomic_write_bytes(self.path / relative, data)
-        entry = KeyframeEntry(keyframe.keyframe_id, relative, fileio.sha256_bytes(data), int(keyframe.stamp_ns),
-                              np.asarray(keyframe.T_map_keyframe, np.float64), images)
+        entry = KeyframeEntry(
+            keyframe.keyframe_id,
+            relative,
+            fileio.sha256_bytes(data),
+            int(keyframe.stamp_ns),
+            np.asarray(keyframe.T_map_keyframe, np.float64),
+            images,
+        )
         self.entries.append(entry)
         self._write_index()
         return entry
@@ -235,30 +272,37 @@ class MapStore:
         self._cache_size = cache_size
 
     @classmethod
-    def open(cls, path: str | Path, verify: bool = True, cache_size: int = 256) -> "MapStore":
+    def open(cls, path: str | Path, verify: bool = True, cache_size: int = 256) -> MapStore:
         """Open a map; `verify` checks every keyframe's (and image's) SHA-256 against the index now."""
         path = Path(path)
         if not path.is_dir():
             raise MapStoreError(f"map {path} does not exist; build one with `dlvf teach --bag BAG --out {path}`")
         if not (path / MANIFEST_NAME).is_file():
-            raise MapStoreError(f"{path} is not a map store (no {MANIFEST_NAME}); a teach pass killed before its "
-                                "first keyframe leaves this: teach again")
+            raise MapStoreError(
+                f"{path} is not a map store (no {MANIFEST_NAME}); a teach pass killed before its "
+                "first keyframe leaves this: teach again"
+            )
         manifest = _read_json(path / MANIFEST_NAME)
         if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise MapStoreError(f"{path}: map schema version {manifest.get('schema_version')} is not supported "
-                                f"(this software reads version {SCHEMA_VERSION}); re-teach the map")
+            raise MapStoreError(
+                f"{path}: map schema version {manifest.get('schema_version')} is not supported "
+                f"(this software reads version {SCHEMA_VERSION}); re-teach the map"
+            )
         index = _read_json(path / INDEX_NAME)
         entries = [KeyframeEntry.from_json(e) for e in index.get("keyframes", [])]
         for position, entry in enumerate(entries):
             if entry.keyframe_id != position:
-                raise MapStoreError(f"{path}/{INDEX_NAME}: keyframe ids are not 0..N-1 (entry {position} has id "
-                                    f"{entry.keyframe_id})")
+                raise MapStoreError(
+                    f"{path}/{INDEX_NAME}: keyframe ids are not 0..N-1 (entry {position} has id {entry.keyframe_id})"
+                )
         store = cls(path, manifest, entries, cache_size)
         if verify:
             problems = store.verify()
             if problems:
-                raise MapStoreError(f"{path}: {len(problems)} corrupt file(s): {'; '.join(problems[:5])}; run "
-                                    f"`dlvf map verify {path}` and re-teach")
+                raise MapStoreError(
+                    f"{path}: {len(problems)} corrupt file(s): {'; '.join(problems[:5])}; run "
+                    f"`dlvf map verify {path}` and re-teach"
+                )
         return store
 
     def __len__(self) -> int:
@@ -312,13 +356,16 @@ class MapStore:
         """The stored (left, right) RGB images of a keyframe."""
         entry = self.entries[keyframe_id]
         if not entry.images:
-            raise MapStoreError(f"{self.path}: keyframe {keyframe_id} has no stored images (taught without "
-                                "images); re-teach to re-extract features")
+            raise MapStoreError(
+                f"{self.path}: keyframe {keyframe_id} has no stored images (taught without "
+                "images); re-teach to re-extract features"
+            )
         decoded = []
         for side in ("left", "right"):
             data = self._read_verified(entry.images[side]["file"], entry.images[side]["sha256"], keyframe_id)
-            decoded.append(cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR),
-                                        cv2.COLOR_BGR2RGB))
+            decoded.append(
+                cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            )
         return decoded[0], decoded[1]
 
     def check_compatible(self, backend: FeatureBackend, rig: StereoRig | None = None) -> None:
@@ -327,14 +374,20 @@ class MapStore:
         used = _signature_identity(backend.signature())
         if built != used:
             model_hint = getattr(backend, "model_path", None)
-            fix = (f"re-teach with these features, or run `dlvf map reextract {self.path} --backend {backend.name}"
-                   + (f" --model {model_hint}`" if model_hint else "`") + " to re-extract from the stored images")
-            raise MapMismatchError(f"map {self.path} was built with features {built}, but the localizer uses "
-                                   f"{used}; {fix}")
+            fix = (
+                f"re-teach with these features, or run `dlvf map reextract {self.path} --backend {backend.name}"
+                + (f" --model {model_hint}`" if model_hint else "`")
+                + " to re-extract from the stored images"
+            )
+            raise MapMismatchError(
+                f"map {self.path} was built with features {built}, but the localizer uses {used}; {fix}"
+            )
         if rig is not None and not rig.matches(self.rig):
-            raise MapMismatchError(f"map {self.path} was built with calibration {self.rig.to_dict()}, but the camera "
-                                   f"now reports {rig.to_dict()}; re-teach with this camera, or fix the "
-                                   "calibration / CameraInfo")
+            raise MapMismatchError(
+                f"map {self.path} was built with calibration {self.rig.to_dict()}, but the camera "
+                f"now reports {rig.to_dict()}; re-teach with this camera, or fix the "
+                "calibration / CameraInfo"
+            )
 
 
 def _read_json(path: Path) -> dict:

@@ -7,6 +7,7 @@ translation, each as much as its pixels allow. Gauss-Newton on T_cur_keyframe wi
 xi = (rho, phi), Huber-weighted residuals, match weights as priors; inliers are re-selected by residual norm.
 The covariance is sigma^2 (J^T W J)^-1 with sigma the inlier residual RMS per component (floored at `min_sigma_px`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,9 +75,15 @@ def _residuals_and_jacobians(T: np.ndarray, points: np.ndarray, measured: np.nda
     return predicted - measured, dh_dp @ dp_dxi, in_front
 
 
-def refine_stereo_pose(T_cur_keyframe: np.ndarray, points_keyframe: np.ndarray, measured_cur: np.ndarray,
-                       weights: np.ndarray, initial_inliers: np.ndarray, rig: StereoRig,
-                       config: RefineConfig | None = None) -> RefineResult:
+def refine_stereo_pose(
+    T_cur_keyframe: np.ndarray,
+    points_keyframe: np.ndarray,
+    measured_cur: np.ndarray,
+    weights: np.ndarray,
+    initial_inliers: np.ndarray,
+    rig: StereoRig,
+    config: RefineConfig | None = None,
+) -> RefineResult:
     """Refine T_cur_keyframe from keyframe points (N, 3) m and their matched current (u, v, d) (N, 3) px.
 
     The first iteration uses `initial_inliers` (RANSAC's); later ones gate residuals with a threshold shrinking

@@ -4,6 +4,7 @@ Tracking (a previous fix exists): keyframes within a radius of the expected posi
 odometry), nearest first. The radius grows with the distance driven since the last fix and is multiplied when the
 health is DEGRADED. Searching globally (start-up without an initial keyframe, or LOST): every keyframe.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ class WindowConfig:
 
     def __post_init__(self) -> None:
         if not (self.radius_m > 0 and self.max_radius_m >= self.radius_m):
-            raise ValueError(f"WindowConfig: need 0 < radius_m <= max_radius_m, got {self.radius_m}, "
-                             f"{self.max_radius_m}")
+            raise ValueError(
+                f"WindowConfig: need 0 < radius_m <= max_radius_m, got {self.radius_m}, {self.max_radius_m}"
+            )
         if self.growth_per_m < 0 or self.degraded_factor < 1:
             raise ValueError("WindowConfig: growth_per_m must be >= 0 and degraded_factor >= 1")
         if self.max_candidates < 1 or self.global_ransac_candidates < 1:
@@ -39,8 +41,9 @@ def search_radius_m(config: WindowConfig, distance_since_fix_m: float, degraded:
     return min(radius, config.max_radius_m)
 
 
-def keyframes_in_window(positions_m: np.ndarray, expected_position_m: np.ndarray, radius_m: float,
-                        max_candidates: int) -> np.ndarray:
+def keyframes_in_window(
+    positions_m: np.ndarray, expected_position_m: np.ndarray, radius_m: float, max_candidates: int
+) -> np.ndarray:
     """Ids of the keyframes (positions (K, 3), map frame) within `radius_m` of the expected position, nearest first.
 
     The distance is planar (x, y): the teach map is driven on the ground and z carries odometry drift.

@@ -6,6 +6,7 @@ A frame becomes a keyframe when it is the first one, or when odometry has moved 
 and the next frame is tried instead. The same `Teacher` serves `dlvf teach` (a bag) and the ROS teach node (frames
 one at a time).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -33,8 +34,10 @@ class TeachConfig:
 
     def __post_init__(self) -> None:
         if not (self.keyframe_distance_m > 0 and self.keyframe_angle_deg > 0):
-            raise ValueError(f"TeachConfig: keyframe_distance_m and keyframe_angle_deg must be positive, got "
-                             f"{self.keyframe_distance_m}, {self.keyframe_angle_deg}")
+            raise ValueError(
+                f"TeachConfig: keyframe_distance_m and keyframe_angle_deg must be positive, got "
+                f"{self.keyframe_distance_m}, {self.keyframe_angle_deg}"
+            )
         if self.min_valid_points < 3:
             raise ValueError(f"TeachConfig: min_valid_points must be >= 3, got {self.min_valid_points}")
 
@@ -44,8 +47,10 @@ def needs_keyframe(T_odom_last_keyframe: np.ndarray | None, T_odom_vehicle: np.n
     if T_odom_last_keyframe is None:
         return True
     motion = transforms.invert(T_odom_last_keyframe) @ T_odom_vehicle
-    return bool(np.linalg.norm(motion[:3, 3]) >= config.keyframe_distance_m
-                or np.rad2deg(transforms.rotation_angle(motion[:3, :3])) >= config.keyframe_angle_deg)
+    return bool(
+        np.linalg.norm(motion[:3, 3]) >= config.keyframe_distance_m
+        or np.rad2deg(transforms.rotation_angle(motion[:3, :3])) >= config.keyframe_angle_deg
+    )
 
 
 class Teacher:
@@ -61,8 +66,14 @@ class Teacher:
         self._last_stamp_ns: int | None = None
 
     @classmethod
-    def create(cls, out: str | Path, backend: FeatureBackend, rig: StereoRig, config: TeachConfig | None = None,
-               overwrite: bool = False) -> "Teacher":
+    def create(
+        cls,
+        out: str | Path,
+        backend: FeatureBackend,
+        rig: StereoRig,
+        config: TeachConfig | None = None,
+        overwrite: bool = False,
+    ) -> Teacher:
         """A teacher writing a new map at `out`."""
         config = config or TeachConfig()
         writer = MapWriter.create(out, backend, rig, teach_parameters=asdict(config), overwrite=overwrite)
@@ -72,8 +83,14 @@ class Teacher:
     def num_keyframes(self) -> int:
         return len(self.writer.entries)
 
-    def add_frame(self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray, T_odom_vehicle: np.ndarray,
-                  T_world_vehicle: np.ndarray | None = None) -> Keyframe | None:
+    def add_frame(
+        self,
+        stamp_ns: int,
+        left_rgb: np.ndarray,
+        right_rgb: np.ndarray,
+        T_odom_vehicle: np.ndarray,
+        T_world_vehicle: np.ndarray | None = None,
+    ) -> Keyframe | None:
         """Offer one frame; returns the keyframe stored from it, or None if it was not needed (or too bare)."""
         T_odom_vehicle = np.asarray(T_odom_vehicle, np.float64)
         if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
@@ -81,8 +98,10 @@ class Teacher:
         if T_world_vehicle is not None and not transforms.is_rigid(np.asarray(T_world_vehicle, np.float64), 1e-4):
             raise ValueError("Teacher.add_frame: T_world_vehicle must be a finite rigid 4x4 transform or None")
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
-            raise ValueError(f"Teacher.add_frame: stamp_ns {stamp_ns} is earlier than the previous frame's "
-                             f"{self._last_stamp_ns}; teach frames must come in time order")
+            raise ValueError(
+                f"Teacher.add_frame: stamp_ns {stamp_ns} is earlier than the previous frame's "
+                f"{self._last_stamp_ns}; teach frames must come in time order"
+            )
         if not needs_keyframe(self._T_odom_last_keyframe, T_odom_vehicle, self.config):
             self._count_frame(stamp_ns)
             return None
@@ -92,9 +111,14 @@ class Teacher:
             self.frames_skipped_few_points += 1
             return None
         keyframe = Keyframe(
-            keyframe_id=self.num_keyframes, stamp_ns=int(stamp_ns), T_map_keyframe=T_odom_vehicle,
-            keypoints=frame.features.keypoints, descriptors=frame.features.descriptors, scores=frame.features.scores,
-            points_camera=frame.points_camera, valid=frame.valid,
+            keyframe_id=self.num_keyframes,
+            stamp_ns=int(stamp_ns),
+            T_map_keyframe=T_odom_vehicle,
+            keypoints=frame.features.keypoints,
+            descriptors=frame.features.descriptors,
+            scores=frame.features.scores,
+            points_camera=frame.points_camera,
+            valid=frame.valid,
             T_world_keyframe=None if T_world_vehicle is None else np.asarray(T_world_vehicle, np.float64),
         )
         images = (left_rgb, right_rgb) if self.config.store_images else (None, None)

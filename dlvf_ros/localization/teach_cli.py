@@ -1,4 +1,5 @@
 """`dlvf teach --bag BAG --out MAP`: build a map store from a teach bag (keyframes, features, stereo points)."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,18 @@ log = logging.getLogger(__name__)
 
 def add_backend_arguments(parser: argparse.ArgumentParser, default_backend: str | None = "learned") -> None:
     """--backend and --model, shared by the commands that extract features."""
-    parser.add_argument("--backend", choices=BACKEND_NAMES, default=default_backend,
-                        help=f"feature backend (default: {default_backend})")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="exported model for --backend learned (default: the one *.pt in models/)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        default=default_backend,
+        help=f"feature backend (default: {default_backend})",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="exported model for --backend learned (default: the one *.pt in models/)",
+    )
 
 
 def backend_from_arguments(args: argparse.Namespace):
@@ -27,8 +36,10 @@ def backend_from_arguments(args: argparse.Namespace):
     if args.backend == "learned" and model is None:
         model = shipped_model_path()
         if model is None:
-            raise SystemExit("dlvf: --backend learned needs --model PATH (no single shipped model in models/); "
-                             "or use --backend orb|sift")
+            raise SystemExit(
+                "dlvf: --backend learned needs --model PATH (no single shipped model in models/); "
+                "or use --backend orb|sift"
+            )
     return make_backend(args.backend, model)
 
 
@@ -36,7 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bag", required=True, type=Path, help="teach run bag (rosbag2 mcap or sqlite3)")
     parser.add_argument("--out", required=True, type=Path, help="map directory to create")
     add_backend_arguments(parser)
-    parser.add_argument("--config", type=Path, default=None, help="TeachConfig YAML/JSON (keyframe spacing, SGBM); default: built-in defaults")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TeachConfig YAML/JSON (keyframe spacing, SGBM); default: built-in defaults",
+    )
     parser.add_argument("--no-images", action="store_true", help="do not store keyframe images (no re-extraction)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing map at --out")
 
@@ -60,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
             progress.set_postfix(keyframes=teacher.num_keyframes)
     if without_odometry:
         log.warning("%d frame(s) had no odometry near their stamp and were skipped", without_odometry)
-    print(f"map {args.out}: {teacher.num_keyframes} keyframes from {teacher.frames_seen} frames "
-          f"({teacher.frames_skipped_few_points} skipped for fewer than {config.min_valid_points} stereo points, "
-          f"{without_odometry} without odometry); backend {backend.name}")
+    print(
+        f"map {args.out}: {teacher.num_keyframes} keyframes from {teacher.frames_seen} frames "
+        f"({teacher.frames_skipped_few_points} skipped for fewer than {config.min_valid_points} stereo points, "
+        f"{without_odometry} without odometry); backend {backend.name}"
+    )
     if teacher.num_keyframes == 0:
         print("dlvf teach: no keyframe was stored; check the bag's odometry and images")
         return 1

@@ -5,6 +5,7 @@ must reach `zncc_min`), "hamming" (ORB bytes; distance at most `hamming_max` bit
 `lowe_ratio` between the best and second-best distance, checked both ways). Each match carries a quality in [0, 1]
 (higher is better) used to weight RANSAC sampling and the pose refinement.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ def match_descriptors(
     if not keep.any():
         return empty
     return DescriptorMatches(
-        index_a[keep].astype(np.int64), best_b[keep].astype(np.int64),
+        index_a[keep].astype(np.int64),
+        best_b[keep].astype(np.int64),
         np.clip(quality[keep], 0.0, 1.0).astype(np.float32),
     )

@@ -7,6 +7,7 @@ against every target candidate; its match is the softmax-weighted mean of the ca
 target keypoints ("sparse"). Dense matching runs in chunks of source keypoints under activation checkpointing, so
 memory stays at `chunk_size x H x W` similarities however many keypoints there are.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,13 +53,17 @@ def soft_match_sparse(
             f"{tuple(desc_tgt.shape)}"
         )
     if uv_tgt.shape != (*desc_tgt.shape[:2], 2):
-        raise ValueError(f"soft_match_sparse: uv_tgt must be [B, M, 2] = {(*desc_tgt.shape[:2], 2)}, got {tuple(uv_tgt.shape)}")
+        raise ValueError(
+            f"soft_match_sparse: uv_tgt must be [B, M, 2] = {(*desc_tgt.shape[:2], 2)}, got {tuple(uv_tgt.shape)}"
+        )
     similarity = torch.bmm(desc_src, desc_tgt.transpose(1, 2)) / desc_src.shape[-1]  # [B, N, M] ZNCC
     probabilities = torch.softmax((similarity + 1.0) / temperature, dim=2)
     return torch.bmm(probabilities, uv_tgt)
 
 
-def _dense_chunk(desc_src: torch.Tensor, desc_tgt_flat: torch.Tensor, grid_uv: torch.Tensor, temperature: float) -> torch.Tensor:
+def _dense_chunk(
+    desc_src: torch.Tensor, desc_tgt_flat: torch.Tensor, grid_uv: torch.Tensor, temperature: float
+) -> torch.Tensor:
     similarity = torch.bmm(desc_src, desc_tgt_flat) / desc_src.shape[-1]  # [B, n, H*W]
     probabilities = torch.softmax((similarity + 1.0) / temperature, dim=2)
     return probabilities @ grid_uv

@@ -9,6 +9,7 @@ carries the bag time: before every message and at --clock-hz in between. Topics 
 (/tf_static) are published transient local. Topics are remapped with --ros-args. Exits 0 at the end of the bag
 (after the readers acknowledged the last messages, up to 3 s) or on SIGINT/SIGTERM, 1 on an error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("bag", type=Path, help="rosbag2 bag directory (or .mcap / .db3 file)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing (default 0)")
-    parser.add_argument("--wait-for", nargs="+", default=[], metavar="TOPIC",
-                        help="bag topics that must have a subscriber before playback starts")
-    parser.add_argument("--wait-timeout", type=float, default=30.0,
-                        help="seconds to wait for --wait-for subscribers before giving up (exit 1)")
+    parser.add_argument(
+        "--wait-for",
+        nargs="+",
+        default=[],
+        metavar="TOPIC",
+        help="bag topics that must have a subscriber before playback starts",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for --wait-for subscribers before giving up (exit 1)",
+    )
     parser.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these bag topics")
     parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     parser.add_argument("--clock-hz", type=float, default=100.0, help="/clock rate between messages (default 100)")
@@ -59,8 +69,12 @@ def _qos_for(connection) -> Any:
     offered = list(getattr(connection.ext, "offered_qos_profiles", []) or [])
     latched = connection.topic == "/tf_static" or any(q.durability.name == "TRANSIENT_LOCAL" for q in offered)
     if latched:
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(1, connection.msgcount),
-                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=max(1, connection.msgcount),
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -139,8 +153,10 @@ class BagPlayer:
         log = self.node.get_logger()
         connections = [c for c in self.reader.connections if c.id in self.publishers]
         start_bag_ns = self.reader.start_time
-        log.info(f"playing {self.args.bag} ({sum(c.msgcount for c in connections)} messages, "
-                 f"{(self.reader.end_time - 1 - start_bag_ns) * 1e-9:.2f} s of bag time) at rate {self.args.rate}")
+        log.info(
+            f"playing {self.args.bag} ({sum(c.msgcount for c in connections)} messages, "
+            f"{(self.reader.end_time - 1 - start_bag_ns) * 1e-9:.2f} s of bag time) at rate {self.args.rate}"
+        )
         start_wall = time.monotonic()
         clock_period_s = 1.0 / self.args.clock_hz
         count = 0
@@ -161,12 +177,18 @@ class BagPlayer:
         played_s = time.monotonic() - start_wall
         deadline = time.monotonic() + ACK_TIMEOUT_S
         unacknowledged = [
-            topic for topic, publisher in self.by_topic.items()
+            topic
+            for topic, publisher in self.by_topic.items()
             if not publisher.wait_for_all_acked(_duration(max(0.0, deadline - time.monotonic())))
         ]
-        log.info(f"finished: {count} messages in {played_s:.2f} s"
-                 + (f"; not acknowledged by every reader within {ACK_TIMEOUT_S} s: {unacknowledged}"
-                    if unacknowledged else ""))
+        log.info(
+            f"finished: {count} messages in {played_s:.2f} s"
+            + (
+                f"; not acknowledged by every reader within {ACK_TIMEOUT_S} s: {unacknowledged}"
+                if unacknowledged
+                else ""
+            )
+        )
         return count
 
 

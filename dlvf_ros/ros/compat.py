@@ -18,6 +18,7 @@ The equivalents below behave like the real Python packages:
 - `CvBridge` converts with `dlvf_ros.ros.conversions` (numpy by encoding table).
 launch_testing has no equivalent here: process-level tests start nodes with `dlvf_ros.ros.processes` instead.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,9 @@ from typing import Any, Callable
 from rclpy.logging import get_logger
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 
-TF2_MSGS_HINT = ("tf2_msgs is not installed in this environment: run `bash tools/build_tf2_msgs.sh .venv` "
-                 "(or `make venv`)")
+TF2_MSGS_HINT = (
+    "tf2_msgs is not installed in this environment: run `bash tools/build_tf2_msgs.sh .venv` (or `make venv`)"
+)
 
 
 def stamp_ns_of(msg: Any) -> int | None:
@@ -49,12 +51,12 @@ class SimpleFilter:
     def __init__(self) -> None:
         self.callbacks: dict[int, tuple[Callable, tuple]] = {}
 
-    def registerCallback(self, cb: Callable, *args: Any) -> int:  # noqa: N802 (message_filters API)
+    def registerCallback(self, cb: Callable, *args: Any) -> int:
         connection = len(self.callbacks)
         self.callbacks[connection] = (cb, args)
         return connection
 
-    def signalMessage(self, *msgs: Any) -> None:  # noqa: N802 (message_filters API)
+    def signalMessage(self, *msgs: Any) -> None:
         for cb, args in list(self.callbacks.values()):
             cb(*(msgs + args))
 
@@ -72,7 +74,7 @@ class Subscriber(SimpleFilter):
     def callback(self, msg: Any) -> None:
         self.signalMessage(msg)
 
-    def getTopic(self) -> str:  # noqa: N802 (message_filters API)
+    def getTopic(self) -> str:
         return self.topic
 
 
@@ -152,7 +154,7 @@ class TransformBroadcaster:
         self._tf_message = tf_message
         self.pub_tf = node.create_publisher(tf_message, "/tf", QoSProfile(depth=100) if qos is None else qos)
 
-    def sendTransform(self, transform: Any) -> None:  # noqa: N802 (tf2_ros API)
+    def sendTransform(self, transform: Any) -> None:
         self.pub_tf.publish(self._tf_message(transforms=_as_transform_list(transform)))
 
 
@@ -167,7 +169,7 @@ class StaticTransformBroadcaster:
         self._by_child_frame: dict[str, Any] = {}
         self.pub_tf = node.create_publisher(tf_message, "/tf_static", qos)
 
-    def sendTransform(self, transform: Any) -> None:  # noqa: N802 (tf2_ros API)
+    def sendTransform(self, transform: Any) -> None:
         for t in _as_transform_list(transform):
             self._by_child_frame[t.child_frame_id] = t
         self.pub_tf.publish(self._tf_message(transforms=list(self._by_child_frame.values())))
@@ -200,8 +202,9 @@ class CvBridge:
         except ValueError as exc:
             size = f"{img_msg.width}x{img_msg.height}"
             raise CvBridgeError(f"image encoding {img_msg.encoding!r} ({size}): {exc}") from exc
-        raise CvBridgeError(f"conversion to {desired_encoding!r} is not supported; ask for 'passthrough', 'rgb8' or "
-                            "'bgr8'")
+        raise CvBridgeError(
+            f"conversion to {desired_encoding!r} is not supported; ask for 'passthrough', 'rgb8' or 'bgr8'"
+        )
 
     def cv2_to_imgmsg(self, cvim: Any, encoding: str = "passthrough", header: Any = None) -> Any:
         from dlvf_ros.ros import conversions
@@ -210,8 +213,10 @@ class CvBridge:
             channels = 1 if cvim.ndim == 2 else cvim.shape[2]
             encoding = _PASSTHROUGH_ENCODINGS.get((str(cvim.dtype), channels))
             if encoding is None:
-                raise CvBridgeError(f"cannot infer the encoding of a {cvim.dtype} array with {channels} channels; "
-                                    "name it, e.g. cv2_to_imgmsg(array, 'rgb8')")
+                raise CvBridgeError(
+                    f"cannot infer the encoding of a {cvim.dtype} array with {channels} channels; "
+                    "name it, e.g. cv2_to_imgmsg(array, 'rgb8')"
+                )
         try:
             msg = conversions.array_to_image(cvim, encoding)
         except ValueError as exc:
@@ -246,6 +251,9 @@ cv_bridge, HAVE_REAL_CV_BRIDGE = _real_or_fallback("cv_bridge")
 
 def describe() -> str:
     """One line naming which implementation of each package is in use (for start-up logs)."""
-    flags = {"message_filters": HAVE_REAL_MESSAGE_FILTERS, "tf2_ros": HAVE_REAL_TF2_ROS,
-             "cv_bridge": HAVE_REAL_CV_BRIDGE}
+    flags = {
+        "message_filters": HAVE_REAL_MESSAGE_FILTERS,
+        "tf2_ros": HAVE_REAL_TF2_ROS,
+        "cv_bridge": HAVE_REAL_CV_BRIDGE,
+    }
     return ", ".join(f"{name}: {'installed' if real else 'dlvf_ros.ros.compat'}" for name, real in flags.items())

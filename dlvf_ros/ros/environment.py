@@ -3,6 +3,7 @@
 Shared-memory-only Fast DDS transport (large images arrive intact, nothing goes on the network), a private
 log directory and a domain id of its own. Imports nothing from ROS, so it can run before rclpy is loaded.
 """
+
 from __future__ import annotations
 
 import os

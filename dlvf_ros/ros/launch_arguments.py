@@ -6,14 +6,21 @@ plus `use_sim_time`, `map_path` and `model` from those arguments. `launch` and `
 functions: they exist on a robot with ROS 2 installed, not in the pip environment (test/test_launch_files.py reads
 this module there).
 """
+
 from __future__ import annotations
 
 COMMON_ARGUMENTS = ("use_sim_time", "params_file", "namespace", "model", "map")
 
 
-def node_arguments(node_name: str, *, map_description: str, model_description: str, use_sim_time: str = "false",
-                   use_sim_time_description: str = "use /clock (bag replay)",
-                   namespace_description: str = "namespace of the node and its topics") -> list:
+def node_arguments(
+    node_name: str,
+    *,
+    map_description: str,
+    model_description: str,
+    use_sim_time: str = "false",
+    use_sim_time_description: str = "use /clock (bag replay)",
+    namespace_description: str = "namespace of the node and its topics",
+) -> list:
     """DeclareLaunchArgument actions of `COMMON_ARGUMENTS` for `node_name` (only `map` has no default)."""
     from launch.actions import DeclareLaunchArgument
     from launch.substitutions import PathJoinSubstitution

@@ -14,6 +14,7 @@ Start-up failures (no map, map/model mismatch, bad parameters) are fatal with a 
 run time (encoding, size, calibration, unsynchronised or missing topics, NaN odometry) is reported on /diagnostics
 and the log, and the node keeps running.
 """
+
 from __future__ import annotations
 
 import sys
@@ -39,7 +40,13 @@ from dlvf_ros.ros.compat import describe as describe_compat
 from dlvf_ros.ros.compat import tf2_ros
 from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterSpec, prefixed_docs, read_node_configs, sgbm_docs, specs_from_config, stereo_node_docs,
+    Doc,
+    ParameterSpec,
+    prefixed_docs,
+    read_node_configs,
+    sgbm_docs,
+    specs_from_config,
+    stereo_node_docs,
 )
 from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
 from dlvf_ros.ros.stereo_input import StereoInput, StereoInputError, create_watchdog_timer, decode_stereo
@@ -76,14 +83,18 @@ class LocalizerNodeConfig:
 NODE_DOCS = {
     "map_path": Doc("teach map store directory (required; `dlvf teach` or teach_node writes it)"),
     "backend": Doc("feature backend: learned, orb or sift; empty: the backend the map was built with"),
-    "model": Doc("exported feature model (.pt) for a learned map (the one it was built with); empty: the one "
-                 "shipped in models/"),
+    "model": Doc(
+        "exported feature model (.pt) for a learned map (the one it was built with); empty: the one shipped in models/"
+    ),
     **stereo_node_docs(),
     "publish_tf": Doc("broadcast the localization on /tf"),
-    "publish_map_to_base_link": Doc("broadcast map -> base_link instead of map -> odom (only for robots whose tf "
-                                    "tree has no odom -> base_link)"),
-    "publish_dead_reckoning": Doc("also publish poses of frames without a fix (last fix + odometry, grown "
-                                  "covariance); off: only fixes are published"),
+    "publish_map_to_base_link": Doc(
+        "broadcast map -> base_link instead of map -> odom (only for robots whose tf tree has no odom -> base_link)"
+    ),
+    "publish_dead_reckoning": Doc(
+        "also publish poses of frames without a fix (last fix + odometry, grown "
+        "covariance); off: only fixes are published"
+    ),
     "transform_tolerance_s": Doc("future-date the map -> odom transform by this much (s), as AMCL does", 0.0, 10.0),
     "map_frame": Doc("frame of the teach map (REP 105 map)"),
     "odom_frame": Doc("odometry frame (REP 105 odom)"),
@@ -93,65 +104,89 @@ NODE_DOCS = {
 _L = LOCALIZER_PREFIX
 LOCALIZER_DOCS = {
     **sgbm_docs(_L + "sgbm."),
-    **prefixed_docs(_L + "matching.", {
-        "zncc_min": Doc("learned features: lowest ZNCC of a descriptor match", -1.0, 1.0),
-        "hamming_max": Doc("ORB: largest Hamming distance (bits) of a descriptor match", 0, 256),
-        "lowe_ratio": Doc("SIFT: Lowe ratio test threshold", 0.01, 1.0),
-    }),
-    **prefixed_docs(_L + "ransac.", {
-        "iterations": Doc("RANSAC hypotheses in total, at most", 1, 1_000_000),
-        "hypotheses_per_round": Doc("RANSAC hypotheses scored together between early-stop checks", 1, 100_000),
-        "sample_size": Doc("points per RANSAC minimal sample", 3, 1000),
-        "inlier_threshold_m": Doc("3-D distance (m) under which a match is an inlier", 0.001, 100.0),
-        "early_stop_inlier_ratio": Doc("stop RANSAC once this fraction of matches are inliers", 0.01, 1.0),
-        "min_inliers": Doc("fewer RANSAC inliers than this is no fix", 3, 100_000),
-        "weighted_sampling": Doc("draw RANSAC samples in proportion to match weights"),
-        "refinement_steps": Doc("weighted-SVD refits on the inliers", 0, 100),
-        "seed": Doc("seed of the RANSAC sampler", 0, 2**31 - 1),
-    }),
-    **prefixed_docs(_L + "refine.", {
-        "iterations": Doc("Gauss-Newton iterations of the stereo reprojection refinement", 2, 1000),
-        "initial_threshold_px": Doc("refinement inlier gate (px) of the second iteration, shrinking to "
-                                    "inlier_threshold_px", 0.01, 10_000.0),
-        "inlier_threshold_px": Doc("final refinement inlier gate (px) on the (u, v, d) residual", 0.01, 1000.0),
-        "huber_px": Doc("Huber loss width (px) of the refinement", 0.01, 1000.0),
-        "min_sigma_px": Doc("floor of the residual standard deviation (px) used for the covariance", 0.001, 100.0),
-        "weight_by_scores": Doc("scale refinement residuals by the match weights (descriptor quality x scores)"),
-    }),
-    **prefixed_docs(_L + "window.", {
-        "radius_m": Doc("search radius (m) around the expected position right after a fix", 0.01, 10_000.0),
-        "growth_per_m": Doc("extra search radius per metre driven since the last fix", 0.0, 100.0),
-        "degraded_factor": Doc("search radius multiplier while DEGRADED", 1.0, 100.0),
-        "max_radius_m": Doc("largest search radius (m)", 0.01, 100_000.0),
-        "max_candidates": Doc("keyframes in the local submap (nearest first, the first is the reference)", 1, 10_000),
-        "global_ransac_candidates": Doc("global search: keyframes with most matches tried as submap references", 1,
-                                        10_000),
-    }),
-    **prefixed_docs(_L + "health.", {
-        "good_inliers": Doc("inliers for a frame to count as good", 1, 1_000_000),
-        "frames_to_degrade": Doc("non-good frames in a row: LOCALIZED -> DEGRADED", 1, 100_000),
-        "frames_to_recover": Doc("good frames in a row: DEGRADED -> LOCALIZED", 1, 100_000),
-        "frames_to_lose": Doc("frames without a fix in a row: -> LOST", 1, 100_000),
-        "max_dead_reckoning_m": Doc("metres on odometry alone since the last fix: -> LOST", 0.001, 100_000.0),
-    }),
-    **prefixed_docs(_L + "covariance.", {
-        "min_sigma_m": Doc("floor of the position standard deviation (m)", 0.0, 100.0),
-        "min_sigma_rad": Doc("floor of the rotation standard deviation (rad)", 0.0, 3.2),
-        "growth_m2_per_m": Doc("position variance added per metre driven without a fix (m^2/m)", 0.0, 100.0),
-        "growth_rad2_per_m": Doc("rotation variance added per metre driven without a fix (rad^2/m)", 0.0, 100.0),
-        "growth_m2_per_s": Doc("position variance added per second without a fix (m^2/s)", 0.0, 100.0),
-        "growth_rad2_per_s": Doc("rotation variance added per second without a fix (rad^2/s)", 0.0, 100.0),
-    }),
+    **prefixed_docs(
+        _L + "matching.",
+        {
+            "zncc_min": Doc("learned features: lowest ZNCC of a descriptor match", -1.0, 1.0),
+            "hamming_max": Doc("ORB: largest Hamming distance (bits) of a descriptor match", 0, 256),
+            "lowe_ratio": Doc("SIFT: Lowe ratio test threshold", 0.01, 1.0),
+        },
+    ),
+    **prefixed_docs(
+        _L + "ransac.",
+        {
+            "iterations": Doc("RANSAC hypotheses in total, at most", 1, 1_000_000),
+            "hypotheses_per_round": Doc("RANSAC hypotheses scored together between early-stop checks", 1, 100_000),
+            "sample_size": Doc("points per RANSAC minimal sample", 3, 1000),
+            "inlier_threshold_m": Doc("3-D distance (m) under which a match is an inlier", 0.001, 100.0),
+            "early_stop_inlier_ratio": Doc("stop RANSAC once this fraction of matches are inliers", 0.01, 1.0),
+            "min_inliers": Doc("fewer RANSAC inliers than this is no fix", 3, 100_000),
+            "weighted_sampling": Doc("draw RANSAC samples in proportion to match weights"),
+            "refinement_steps": Doc("weighted-SVD refits on the inliers", 0, 100),
+            "seed": Doc("seed of the RANSAC sampler", 0, 2**31 - 1),
+        },
+    ),
+    **prefixed_docs(
+        _L + "refine.",
+        {
+            "iterations": Doc("Gauss-Newton iterations of the stereo reprojection refinement", 2, 1000),
+            "initial_threshold_px": Doc(
+                "refinement inlier gate (px) of the second iteration, shrinking to inlier_threshold_px", 0.01, 10_000.0
+            ),
+            "inlier_threshold_px": Doc("final refinement inlier gate (px) on the (u, v, d) residual", 0.01, 1000.0),
+            "huber_px": Doc("Huber loss width (px) of the refinement", 0.01, 1000.0),
+            "min_sigma_px": Doc("floor of the residual standard deviation (px) used for the covariance", 0.001, 100.0),
+            "weight_by_scores": Doc("scale refinement residuals by the match weights (descriptor quality x scores)"),
+        },
+    ),
+    **prefixed_docs(
+        _L + "window.",
+        {
+            "radius_m": Doc("search radius (m) around the expected position right after a fix", 0.01, 10_000.0),
+            "growth_per_m": Doc("extra search radius per metre driven since the last fix", 0.0, 100.0),
+            "degraded_factor": Doc("search radius multiplier while DEGRADED", 1.0, 100.0),
+            "max_radius_m": Doc("largest search radius (m)", 0.01, 100_000.0),
+            "max_candidates": Doc(
+                "keyframes in the local submap (nearest first, the first is the reference)", 1, 10_000
+            ),
+            "global_ransac_candidates": Doc(
+                "global search: keyframes with most matches tried as submap references", 1, 10_000
+            ),
+        },
+    ),
+    **prefixed_docs(
+        _L + "health.",
+        {
+            "good_inliers": Doc("inliers for a frame to count as good", 1, 1_000_000),
+            "frames_to_degrade": Doc("non-good frames in a row: LOCALIZED -> DEGRADED", 1, 100_000),
+            "frames_to_recover": Doc("good frames in a row: DEGRADED -> LOCALIZED", 1, 100_000),
+            "frames_to_lose": Doc("frames without a fix in a row: -> LOST", 1, 100_000),
+            "max_dead_reckoning_m": Doc("metres on odometry alone since the last fix: -> LOST", 0.001, 100_000.0),
+        },
+    ),
+    **prefixed_docs(
+        _L + "covariance.",
+        {
+            "min_sigma_m": Doc("floor of the position standard deviation (m)", 0.0, 100.0),
+            "min_sigma_rad": Doc("floor of the rotation standard deviation (rad)", 0.0, 3.2),
+            "growth_m2_per_m": Doc("position variance added per metre driven without a fix (m^2/m)", 0.0, 100.0),
+            "growth_rad2_per_m": Doc("rotation variance added per metre driven without a fix (rad^2/m)", 0.0, 100.0),
+            "growth_m2_per_s": Doc("position variance added per second without a fix (m^2/s)", 0.0, 100.0),
+            "growth_rad2_per_s": Doc("rotation variance added per second without a fix (rad^2/s)", 0.0, 100.0),
+        },
+    ),
     _L + "min_matches": Doc("descriptor matches a candidate keyframe needs to go through RANSAC", 3, 1_000_000),
-    _L + "initial_keyframe_id": Doc("start-up: search around this keyframe instead of the whole map", -1,
-                                    100_000_000, none_value=-1),
+    _L + "initial_keyframe_id": Doc(
+        "start-up: search around this keyframe instead of the whole map", -1, 100_000_000, none_value=-1
+    ),
 }
 
 
 def parameter_specs() -> list[ParameterSpec]:
     """Every parameter of localizer_node with its default (from the config dataclasses), description and range."""
-    return (specs_from_config(LocalizerNodeConfig(), NODE_DOCS)
-            + specs_from_config(LocalizerConfig(), LOCALIZER_DOCS, LOCALIZER_PREFIX))
+    return specs_from_config(LocalizerNodeConfig(), NODE_DOCS) + specs_from_config(
+        LocalizerConfig(), LOCALIZER_DOCS, LOCALIZER_PREFIX
+    )
 
 
 def _key_values(values: dict) -> list[KeyValue]:
@@ -163,8 +198,12 @@ class LocalizerNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.cfg, self.localizer_config = read_node_configs(self, NODE_NAME, parameter_specs(), [
-            (LocalizerNodeConfig, NODE_DOCS, ""), (LocalizerConfig, LOCALIZER_DOCS, LOCALIZER_PREFIX)])
+        self.cfg, self.localizer_config = read_node_configs(
+            self,
+            NODE_NAME,
+            parameter_specs(),
+            [(LocalizerNodeConfig, NODE_DOCS, ""), (LocalizerConfig, LOCALIZER_DOCS, LOCALIZER_PREFIX)],
+        )
         self._open_map()
         self.get_logger().info(describe_compat())
 
@@ -184,11 +223,16 @@ class LocalizerNode(Node):
         self._localizer: Localizer | None = None
         self._rig = None
 
-        self.odometry = OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s,
-                                       self.cfg.odometry_max_hold_s)
+        self.odometry = OdometryBuffer(
+            self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s, self.cfg.odometry_max_hold_s
+        )
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, "localization/pose", 10)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
         self.path_pub = self.create_publisher(Path, "localization/path", latched)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self) if self.cfg.publish_tf else None
@@ -198,8 +242,9 @@ class LocalizerNode(Node):
         self._publish_path()
         self._worker = threading.Thread(target=self._work, name="localizer_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"localizing against {self.map.path} ({len(self.map)} keyframes, "
-                               f"{self.backend.name} features)")
+        self.get_logger().info(
+            f"localizing against {self.map.path} ({len(self.map)} keyframes, {self.backend.name} features)"
+        )
 
     # ---- start-up -------------------------------------------------------------------------------------------
     def _open_map(self) -> None:
@@ -207,8 +252,10 @@ class LocalizerNode(Node):
         from dlvf_ros.localization.map_store import MapStore, MapStoreError
 
         if not self.cfg.map_path:
-            raise StartupError(f"{NODE_NAME}: parameter map_path is empty; pass -p map_path:=/path/to/map "
-                               "(a map store from `dlvf teach` or teach_node)")
+            raise StartupError(
+                f"{NODE_NAME}: parameter map_path is empty; pass -p map_path:=/path/to/map "
+                "(a map store from `dlvf teach` or teach_node)"
+            )
         try:
             self.map = MapStore.open(self.cfg.map_path)
             if len(self.map) == 0:
@@ -224,8 +271,9 @@ class LocalizerNode(Node):
         path.header.frame_id = self.cfg.map_frame
         path.header.stamp = self.get_clock().now().to_msg()
         for entry in self.map.entries:
-            path.poses.append(conversions.matrix_to_pose_stamped(entry.T_map_keyframe, entry.stamp_ns,
-                                                                 self.cfg.map_frame))
+            path.poses.append(
+                conversions.matrix_to_pose_stamped(entry.T_map_keyframe, entry.stamp_ns, self.cfg.map_frame)
+            )
         self.path_pub.publish(path)
 
     # ---- executor thread ------------------------------------------------------------------------------------
@@ -253,12 +301,16 @@ class LocalizerNode(Node):
             latencies = list(self._latencies_ms)
             times = list(self._processed_monotonic)
             values = {
-                "state": self._state, "frames_received": self.frames_received,
-                "frames_processed": self.frames_processed, "frames_dropped_stale": self.frames_dropped_stale,
-                "rate_hz": f"{(len(times) - 1) / (times[-1] - times[0]):.2f}" if len(times) > 1 and times[-1] > times[0]
+                "state": self._state,
+                "frames_received": self.frames_received,
+                "frames_processed": self.frames_processed,
+                "frames_dropped_stale": self.frames_dropped_stale,
+                "rate_hz": f"{(len(times) - 1) / (times[-1] - times[0]):.2f}"
+                if len(times) > 1 and times[-1] > times[0]
                 else "0.00",
                 "latency_ms_mean": f"{np.mean(latencies):.1f}" if latencies else "",
-                "inliers": self._last_inliers, "last_error": self.last_error,
+                "inliers": self._last_inliers,
+                "last_error": self.last_error,
                 "seconds_since_stereo": f"{silent_s:.1f}",
             }
         self._publish_status(f"{self.get_name()}: summary", level, message, values, self.get_clock().now().to_msg())
@@ -274,10 +326,13 @@ class LocalizerNode(Node):
                 item, self._mailbox = self._mailbox, None
             try:
                 self._process(*item)
-            except Exception as exc:  # noqa: BLE001 - a bug must not silently stop the worker; reported per frame
+            except Exception as exc:
                 self.get_logger().error(f"internal error on a frame:\n{traceback.format_exc()}")
-                self._frame_failed(conversions.stamp_to_ns(item[0].header.stamp),
-                                   f"internal error {type(exc).__name__}: {exc}", item[4])
+                self._frame_failed(
+                    conversions.stamp_to_ns(item[0].header.stamp),
+                    f"internal error {type(exc).__name__}: {exc}",
+                    item[4],
+                )
 
     def _process(self, left, right, left_info, right_info, received_monotonic: float) -> None:
         stamp_ns = conversions.stamp_to_ns(left.header.stamp)
@@ -302,23 +357,37 @@ class LocalizerNode(Node):
             self._processed_monotonic.append(time.monotonic())
             self._last_inliers = result.num_inliers
             self._state = result.state.value
-        level = {HealthState.LOCALIZED: DiagnosticStatus.OK, HealthState.DEGRADED: DiagnosticStatus.WARN,
-                 HealthState.LOST: DiagnosticStatus.ERROR}[result.state]
-        self._publish_frame_status(stamp_ns, level, f"{result.state.value}: {result.health_reason}", {
-            records.FRAME_STATE_KEY: result.state.value, records.FRAME_INLIERS_KEY: result.num_inliers,
-            records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
-            records.FRAME_KEYFRAME_KEY: "" if result.keyframe_id is None else result.keyframe_id,
-            records.FRAME_ERROR_KEY: "", "fixed": result.fixed, "matches": result.num_matches, "search": result.search,
-            **{f"time_{k}_ms": f"{v:.1f}" for k, v in result.timings_ms.items()},
-        })
+        level = {
+            HealthState.LOCALIZED: DiagnosticStatus.OK,
+            HealthState.DEGRADED: DiagnosticStatus.WARN,
+            HealthState.LOST: DiagnosticStatus.ERROR,
+        }[result.state]
+        self._publish_frame_status(
+            stamp_ns,
+            level,
+            f"{result.state.value}: {result.health_reason}",
+            {
+                records.FRAME_STATE_KEY: result.state.value,
+                records.FRAME_INLIERS_KEY: result.num_inliers,
+                records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
+                records.FRAME_KEYFRAME_KEY: "" if result.keyframe_id is None else result.keyframe_id,
+                records.FRAME_ERROR_KEY: "",
+                "fixed": result.fixed,
+                "matches": result.num_matches,
+                "search": result.search,
+                **{f"time_{k}_ms": f"{v:.1f}" for k, v in result.timings_ms.items()},
+            },
+        )
 
     def _localizer_for(self, rig) -> Localizer:
         """The localizer for this calibration (built on the first frame; a calibration change is an input error)."""
         if self._localizer is not None and rig.matches(self._rig):
             return self._localizer
         if not rig.matches(self.map.rig):
-            raise StereoInputError(f"camera_info calibration {rig.to_dict()} does not match the map's "
-                                   f"{self.map.rig.to_dict()}; use the camera the map was taught with (or re-teach)")
+            raise StereoInputError(
+                f"camera_info calibration {rig.to_dict()} does not match the map's "
+                f"{self.map.rig.to_dict()}; use the camera the map was taught with (or re-teach)"
+            )
         from dlvf_ros.localization.frontend import StereoFrontend
 
         frontend = StereoFrontend(self.backend, rig, self.localizer_config.sgbm)
@@ -333,11 +402,19 @@ class LocalizerNode(Node):
             self.last_error = error
             self._last_inliers = 0
         self.get_logger().error(error, throttle_duration_sec=5.0)
-        self._publish_frame_status(stamp_ns, DiagnosticStatus.ERROR, error, {
-            records.FRAME_STATE_KEY: self._state, records.FRAME_INLIERS_KEY: 0,
-            records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}", records.FRAME_KEYFRAME_KEY: "",
-            records.FRAME_ERROR_KEY: error, "fixed": False,
-        })
+        self._publish_frame_status(
+            stamp_ns,
+            DiagnosticStatus.ERROR,
+            error,
+            {
+                records.FRAME_STATE_KEY: self._state,
+                records.FRAME_INLIERS_KEY: 0,
+                records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
+                records.FRAME_KEYFRAME_KEY: "",
+                records.FRAME_ERROR_KEY: error,
+                "fixed": False,
+            },
+        )
         if self._T_map_odom is not None:
             self._broadcast_map_odom(stamp_ns)
 
@@ -345,21 +422,28 @@ class LocalizerNode(Node):
         with self._stats_lock:
             self.last_error = error
         self.get_logger().error(error, throttle_duration_sec=5.0)
-        self._publish_status(f"{self.get_name()}: input", DiagnosticStatus.ERROR, error, {"last_error": error},
-                             self.get_clock().now().to_msg())
+        self._publish_status(
+            f"{self.get_name()}: input",
+            DiagnosticStatus.ERROR,
+            error,
+            {"last_error": error},
+            self.get_clock().now().to_msg(),
+        )
 
     # ---- outputs --------------------------------------------------------------------------------------------
     def _publish_pose(self, stamp_ns: int, T_map_vehicle: np.ndarray, covariance: np.ndarray) -> None:
-        self.pose_pub.publish(conversions.matrix_to_pose_with_covariance_stamped(
-            T_map_vehicle, covariance, stamp_ns, self.cfg.map_frame))
+        self.pose_pub.publish(
+            conversions.matrix_to_pose_with_covariance_stamped(T_map_vehicle, covariance, stamp_ns, self.cfg.map_frame)
+        )
 
     def _broadcast_tf(self, stamp_ns: int, T_map_vehicle: np.ndarray) -> None:
         if self.tf_broadcaster is None:
             return
         if self.cfg.publish_map_to_base_link:
             stamp = stamp_ns + int(self.cfg.transform_tolerance_s * 1e9)
-            self.tf_broadcaster.sendTransform(conversions.matrix_to_transform_stamped(
-                T_map_vehicle, stamp, self.cfg.map_frame, self.cfg.base_frame))
+            self.tf_broadcaster.sendTransform(
+                conversions.matrix_to_transform_stamped(T_map_vehicle, stamp, self.cfg.map_frame, self.cfg.base_frame)
+            )
         elif self._T_map_odom is not None:
             self._broadcast_map_odom(stamp_ns)
 
@@ -367,18 +451,27 @@ class LocalizerNode(Node):
         if self.tf_broadcaster is None or self.cfg.publish_map_to_base_link:
             return
         stamp = stamp_ns + int(self.cfg.transform_tolerance_s * 1e9)
-        self.tf_broadcaster.sendTransform(conversions.matrix_to_transform_stamped(
-            self._T_map_odom, stamp, self.cfg.map_frame, self.cfg.odom_frame))
+        self.tf_broadcaster.sendTransform(
+            conversions.matrix_to_transform_stamped(self._T_map_odom, stamp, self.cfg.map_frame, self.cfg.odom_frame)
+        )
 
     def _publish_frame_status(self, stamp_ns: int, level: bytes, message: str, values: dict) -> None:
-        self._publish_status(f"{self.get_name()}: frame", level, message,
-                             {records.FRAME_STAMP_KEY: stamp_ns, **values}, conversions.ns_to_stamp(stamp_ns))
+        self._publish_status(
+            f"{self.get_name()}: frame",
+            level,
+            message,
+            {records.FRAME_STAMP_KEY: stamp_ns, **values},
+            conversions.ns_to_stamp(stamp_ns),
+        )
 
     def _publish_status(self, name: str, level: bytes, message: str, values: dict, stamp) -> None:
         array = DiagnosticArray()
         array.header.stamp = stamp
-        array.status = [DiagnosticStatus(level=level, name=name, message=message, hardware_id=self.get_name(),
-                                         values=_key_values(values))]
+        array.status = [
+            DiagnosticStatus(
+                level=level, name=name, message=message, hardware_id=self.get_name(), values=_key_values(values)
+            )
+        ]
         self.diagnostics_pub.publish(array)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ rclpy's default SIGINT handling races with `take_message` during shutdown (about
 a flag set by our own handler and a `spin_once` loop exit cleanly every time (see docs/ros2-on-pip.md). A node
 whose start-up fails with `StartupError` logs one FATAL line naming the problem and the process exits with 1.
 """
+
 from __future__ import annotations
 
 import signal
@@ -61,8 +62,10 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
     if backend == "learned" and model_path is None:
         model_path = shipped_model_path()
         if model_path is None:
-            raise StartupError(f"{node_name}: the learned backend needs -p model:=PATH (no single *.pt shipped in "
-                               "models/); or set backend to orb or sift")
+            raise StartupError(
+                f"{node_name}: the learned backend needs -p model:=PATH (no single *.pt shipped in "
+                "models/); or set backend to orb or sift"
+            )
     try:
         feature_backend = make_backend(backend, model_path)
     except (ValueError, FileNotFoundError) as exc:

@@ -1,10 +1,11 @@
 """Node parameters declared from one table: name, default, description and numeric range (ParameterDescriptor).
 
-A node lists `ParameterSpec`s (defaults taken from its typed config dataclasses, so they live in one place) and
-calls `read_node_configs` (`declare_parameters`, then `config_from_parameters` per config); config/<node>.yaml mirrors the same defaults (a test keeps them equal). Parameters are
-read-only: the nodes read them once at start-up. An out-of-range or wrongly typed value is a `ParameterError`
-naming the parameter, its range and the file to fix.
+A node lists `ParameterSpec`s (defaults taken from its typed config dataclasses, so they live in one place) and calls
+`read_node_configs` (`declare_parameters`, then `config_from_parameters` per config); config/<node>.yaml mirrors the
+same defaults (a test keeps them equal). Parameters are read-only: the nodes read them once at start-up. An out-of-range
+or wrongly typed value is a `ParameterError` naming the parameter, its range and the file to fix.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,9 @@ class ParameterSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, (bool, int, float, str)):
-            raise TypeError(f"ParameterSpec {self.name}: default must be bool, int, float or str, "
-                            f"got {type(self.default).__name__}")
+            raise TypeError(
+                f"ParameterSpec {self.name}: default must be bool, int, float or str, got {type(self.default).__name__}"
+            )
         if (self.low is None) != (self.high is None):
             raise ValueError(f"ParameterSpec {self.name}: give both low and high, or neither")
         if self.low is not None and not (self.low <= self.default <= self.high):
@@ -45,8 +47,9 @@ class ParameterSpec:
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=True)
         if self.low is not None and isinstance(self.default, float):
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(self.low),
-                                                                  to_value=float(self.high), step=0.0)]
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+            ]
             descriptor.additional_constraints = f"{self.low} <= value <= {self.high}"
         elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
             descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
@@ -73,36 +76,43 @@ def stereo_node_docs() -> dict[str, Doc]:
     """Docs of the node-level fields both nodes have: stereo input, watchdog, diagnostics, odometry, torch threads."""
     return {
         "queue_size": Doc("messages kept per stereo input while waiting for a synchronised set", 1, 1000),
-        "slop_s": Doc("largest stamp difference (s) within a synchronised left/right image + camera_info set",
-                      0.0, 10.0),
-        "no_input_warning_s": Doc("warn (log + diagnostics) when no synchronised stereo set arrived for this long "
-                                  "(s)", 0.1, 3600.0),
+        "slop_s": Doc(
+            "largest stamp difference (s) within a synchronised left/right image + camera_info set", 0.0, 10.0
+        ),
+        "no_input_warning_s": Doc(
+            "warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)", 0.1, 3600.0
+        ),
         "diagnostics_period_s": Doc("period (s) of the summary status on /diagnostics", 0.05, 3600.0),
         "odometry_horizon_s": Doc("odometry history kept for lookups at image stamps (s)", 0.1, 3600.0),
         "odometry_max_gap_s": Doc("largest gap (s) between odometry samples to interpolate across", 0.001, 60.0),
-        "odometry_max_hold_s": Doc("an image up to this much (s) newer than the newest odometry uses that odometry",
-                                   0.0, 60.0),
-        "odometry_wait_s": Doc("wait up to this long (s, wall clock) for odometry at or after an image's stamp",
-                               0.0, 10.0),
+        "odometry_max_hold_s": Doc(
+            "an image up to this much (s) newer than the newest odometry uses that odometry", 0.0, 60.0
+        ),
+        "odometry_wait_s": Doc(
+            "wait up to this long (s, wall clock) for odometry at or after an image's stamp", 0.0, 10.0
+        ),
         "torch_threads": Doc("CPU threads for the learned backend (torch.set_num_threads)", 1, 256),
     }
 
 
 def sgbm_docs(prefix: str) -> dict[str, Doc]:
     """Docs of the `SgbmConfig` fields (shared by both nodes) under `prefix` (e.g. "teach.sgbm.")."""
-    return prefixed_docs(prefix, {
-        "min_disparity": Doc("SGBM minimum disparity (px)", -1024, 1024),
-        "num_disparities": Doc("SGBM disparity search range (px, a multiple of 16)", 16, 1024),
-        "block_size": Doc("SGBM block size (odd, px)", 1, 51),
-        "p1": Doc("SGBM smoothness penalty P1", 0, 100_000),
-        "p2": Doc("SGBM smoothness penalty P2 (> P1)", 0, 100_000),
-        "disp12_max_diff": Doc("SGBM left-right check tolerance (px; -1: off)", -1, 1024),
-        "uniqueness_ratio": Doc("SGBM uniqueness ratio (%)", 0, 100),
-        "speckle_window_size": Doc("SGBM speckle filter window (px; 0: off)", 0, 10_000),
-        "speckle_range": Doc("SGBM speckle filter disparity range", 0, 1024),
-        "pre_filter_cap": Doc("SGBM pre-filter cap", 1, 63),
-        "mode": Doc("SGBM mode: sgbm, hh or sgbm_3way"),
-    })
+    return prefixed_docs(
+        prefix,
+        {
+            "min_disparity": Doc("SGBM minimum disparity (px)", -1024, 1024),
+            "num_disparities": Doc("SGBM disparity search range (px, a multiple of 16)", 16, 1024),
+            "block_size": Doc("SGBM block size (odd, px)", 1, 51),
+            "p1": Doc("SGBM smoothness penalty P1", 0, 100_000),
+            "p2": Doc("SGBM smoothness penalty P2 (> P1)", 0, 100_000),
+            "disp12_max_diff": Doc("SGBM left-right check tolerance (px; -1: off)", -1, 1024),
+            "uniqueness_ratio": Doc("SGBM uniqueness ratio (%)", 0, 100),
+            "speckle_window_size": Doc("SGBM speckle filter window (px; 0: off)", 0, 10_000),
+            "speckle_range": Doc("SGBM speckle filter disparity range", 0, 1024),
+            "pre_filter_cap": Doc("SGBM pre-filter cap", 1, 63),
+            "mode": Doc("SGBM mode: sgbm, hh or sgbm_3way"),
+        },
+    )
 
 
 UNDOCUMENTED = "undocumented"
@@ -129,8 +139,10 @@ def specs_from_config(config: Any, docs: dict[str, Doc], prefix: str = "") -> li
             description += f" ({doc.none_value!r}: none)"
             value = doc.none_value if value is None else value
         if not isinstance(value, (bool, int, float, str)):
-            raise ParameterError(f"parameter {name!r} ({type(config).__name__}.{f.name}) has no ROS parameter type "
-                                 f"for its value {value!r}; give it a Doc with none_value")
+            raise ParameterError(
+                f"parameter {name!r} ({type(config).__name__}.{f.name}) has no ROS parameter type "
+                f"for its value {value!r}; give it a Doc with none_value"
+            )
         specs.append(ParameterSpec(name, value, description, doc.low, doc.high))
     return specs
 
@@ -144,11 +156,14 @@ def declare_parameters(node: Any, specs: list[ParameterSpec]) -> dict[str, Any]:
         try:
             node.declare_parameter(spec.name, spec.default, spec.descriptor())
         except InvalidParameterTypeException as exc:
-            raise ParameterError(f"parameter {spec.name!r} must be of type {type(spec.default).__name__} "
-                                 f"(default {spec.default!r}): {exc}") from exc
+            raise ParameterError(
+                f"parameter {spec.name!r} must be of type {type(spec.default).__name__} "
+                f"(default {spec.default!r}): {exc}"
+            ) from exc
         except InvalidParameterValueException as exc:
-            raise ParameterError(f"parameter {spec.name!r} is out of its range [{spec.low}, {spec.high}]: "
-                                 f"{exc}") from exc
+            raise ParameterError(
+                f"parameter {spec.name!r} is out of its range [{spec.low}, {spec.high}]: {exc}"
+            ) from exc
         values[spec.name] = node.get_parameter(spec.name).value
     return values
 
@@ -161,7 +176,7 @@ def config_from_parameters(config_cls: type, values: dict[str, Any], docs: dict[
             continue
         if docs[name].none_value is not None and value == docs[name].none_value:
             value = None
-        *parents, leaf = name[len(prefix):].split(".")
+        *parents, leaf = name[len(prefix) :].split(".")
         target = nested
         for part in parents:
             target = target.setdefault(part, {})
@@ -172,8 +187,9 @@ def config_from_parameters(config_cls: type, values: dict[str, Any], docs: dict[
         raise ParameterError(str(exc)) from exc
 
 
-def read_node_configs(node: Any, node_name: str, specs: list[ParameterSpec],
-                      configs: list[tuple[type, dict[str, Doc], str]]) -> list[Any]:
+def read_node_configs(
+    node: Any, node_name: str, specs: list[ParameterSpec], configs: list[tuple[type, dict[str, Doc], str]]
+) -> list[Any]:
     """Declare `specs` on `node`, then build each (config class, docs, prefix) from the values.
 
     A bad value is a `StartupError` naming the parameter and the params file (config/<node_name>.yaml) to fix.
@@ -182,8 +198,10 @@ def read_node_configs(node: Any, node_name: str, specs: list[ParameterSpec],
         values = declare_parameters(node, specs)
         return [config_from_parameters(config_cls, values, docs, prefix) for config_cls, docs, prefix in configs]
     except ParameterError as exc:
-        raise StartupError(f"{node_name}: bad parameter: {exc}; fix it in the params file "
-                           f"(config/{node_name}.yaml) or on the command line") from exc
+        raise StartupError(
+            f"{node_name}: bad parameter: {exc}; fix it in the params file "
+            f"(config/{node_name}.yaml) or on the command line"
+        ) from exc
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:

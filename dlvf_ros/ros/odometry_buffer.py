@@ -3,6 +3,7 @@
 The buffer is pure numpy and thread-safe (the executor thread adds, the worker thread looks up);
 `add_odometry_message` feeds it a nav_msgs/Odometry, refusing a pose that is not a rigid transform.
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,8 +29,10 @@ class OdometryBuffer:
 
     def __init__(self, horizon_s: float, max_gap_s: float, max_hold_s: float) -> None:
         if not (horizon_s > 0 and max_gap_s > 0 and max_hold_s >= 0):
-            raise ValueError(f"OdometryBuffer: need horizon_s > 0, max_gap_s > 0, max_hold_s >= 0; got "
-                             f"{horizon_s}, {max_gap_s}, {max_hold_s}")
+            raise ValueError(
+                f"OdometryBuffer: need horizon_s > 0, max_gap_s > 0, max_hold_s >= 0; got "
+                f"{horizon_s}, {max_gap_s}, {max_hold_s}"
+            )
         self.horizon_ns = int(horizon_s * 1e9)
         self.max_gap_ns = int(max_gap_s * 1e9)
         self.max_hold_ns = int(max_hold_s * 1e9)
@@ -64,14 +67,17 @@ class OdometryBuffer:
         if stamp_ns >= newest_ns:
             if stamp_ns - newest_ns <= self.max_hold_ns:
                 return newest
-            raise OdometryLookupError(f"newest odometry is {(stamp_ns - newest_ns) * 1e-9:.3f} s older than the "
-                                      f"image (allowed {self.max_hold_ns * 1e-9:.3f} s)")
+            raise OdometryLookupError(
+                f"newest odometry is {(stamp_ns - newest_ns) * 1e-9:.3f} s older than the "
+                f"image (allowed {self.max_hold_ns * 1e-9:.3f} s)"
+            )
         stamps = np.array([s for s, _ in samples], dtype=np.int64)
         poses = np.stack([T for _, T in samples])
         T, valid = interpolate_poses(stamps, poses, np.array([stamp_ns]), self.max_gap_ns)
         if stamp_ns < stamps[0]:
-            raise OdometryLookupError(f"the image is {(stamps[0] - stamp_ns) * 1e-9:.3f} s older than the odometry "
-                                      "history")
+            raise OdometryLookupError(
+                f"the image is {(stamps[0] - stamp_ns) * 1e-9:.3f} s older than the odometry history"
+            )
         if not valid[0]:
             raise OdometryLookupError(f"odometry has a gap over {self.max_gap_ns * 1e-9:.3f} s at the image stamp")
         return T[0]

@@ -6,8 +6,10 @@ share the machine-local DDS settings). Its stdout and stderr go to one log file,
 Readiness = the node is visible in the ROS graph and named topics have its publisher / subscription.
 Stop = SIGINT to the group, SIGKILL after a timeout. rclpy is imported only inside the readiness check.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,9 +40,13 @@ def format_parameter(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
 
 
-def ros_arguments(node_name: str | None = None, remap: dict[str, str] | None = None,
-                  parameters: dict[str, Any] | None = None, params_file: str | Path | None = None,
-                  log_level: str | None = None) -> list[str]:
+def ros_arguments(
+    node_name: str | None = None,
+    remap: dict[str, str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    params_file: str | Path | None = None,
+    log_level: str | None = None,
+) -> list[str]:
     """`--ros-args` list: node rename (`-r __node:=NAME`), topic remaps, `--params-file`, then `-p` overrides."""
     args: list[str] = []
     if node_name:
@@ -65,7 +71,7 @@ class RosProcess:
         self.command, self.node_name, self.log_path, self.popen = command, node_name, log_path, popen
         self.pid = popen.pid
 
-    def __enter__(self) -> "RosProcess":
+    def __enter__(self) -> RosProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -88,8 +94,9 @@ class RosProcess:
             + "\n".join("    " + line for line in self.log_text(40).splitlines())
         )
 
-    def wait_ready(self, timeout_s: float = 30.0, publishes: Iterable[str] = (), subscribes: Iterable[str] = (),
-                   node: Any = None) -> None:
+    def wait_ready(
+        self, timeout_s: float = 30.0, publishes: Iterable[str] = (), subscribes: Iterable[str] = (), node: Any = None
+    ) -> None:
         """Wait until the node is in the graph and has a publisher on each of `publishes` and a subscription on
         each of `subscribes`. `node`: an rclpy node to look with (default: a temporary one in its own context)."""
         if self.node_name is None:
@@ -149,16 +156,21 @@ class RosProcess:
         return self.popen.returncode
 
     def _signal_group(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signum)  # the child leads its own group (start_new_session)
-        except ProcessLookupError:
-            pass
 
 
-def start_ros_process(command: list[str], node_name: str | None = None, remap: dict[str, str] | None = None,
-                      parameters: dict[str, Any] | None = None, params_file: str | Path | None = None,
-                      env: dict[str, str] | None = None, log_dir: str | Path | None = None,
-                      cwd: str | Path | None = None, log_level: str | None = None) -> RosProcess:
+def start_ros_process(
+    command: list[str],
+    node_name: str | None = None,
+    remap: dict[str, str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    params_file: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    log_dir: str | Path | None = None,
+    cwd: str | Path | None = None,
+    log_level: str | None = None,
+) -> RosProcess:
     """Start `command` + `--ros-args ...` in its own process group; output goes to LOG_DIR/NAME.log.
 
     `env` is added to this process's environment. If neither ROS_LOG_DIR nor HOME is set, ROS_LOG_DIR is set to
@@ -177,8 +189,15 @@ def start_ros_process(command: list[str], node_name: str | None = None, remap: d
     full = [*command, *ros_arguments(node_name, remap, parameters, params_file, log_level)]
     with open(log_path, "wb") as log:
         try:
-            popen = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=child_env, cwd=cwd, start_new_session=True)
+            popen = subprocess.Popen(
+                full,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise RosProcessError(f"cannot start {' '.join(full)}: {exc}") from exc
     return RosProcess(full, node_name, log_path, popen)

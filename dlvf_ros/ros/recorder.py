@@ -3,6 +3,7 @@
 An rclpy node (spun by its owner) subscribing `localization/pose` (PoseWithCovarianceStamped) and /diagnostics;
 every pose and every DiagnosticStatus becomes one JSON line, flushed as it arrives.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,13 @@ def _level(level) -> int:
 class OutputRecorder(Node):
     """Writes poses.jsonl and diagnostics.jsonl under `out_dir`; counts per-frame statuses for progress."""
 
-    def __init__(self, out_dir: str | Path, pose_topic: str = "/localization/pose",
-                 node_name: str = "dlvf_replay_recorder", context=None) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        pose_topic: str = "/localization/pose",
+        node_name: str = "dlvf_replay_recorder",
+        context=None,
+    ) -> None:
         super().__init__(node_name, context=context)
         self.poses = records.JsonlWriter(Path(out_dir) / records.POSES_FILE)
         self.diagnostics = records.JsonlWriter(Path(out_dir) / records.DIAGNOSTICS_FILE)
@@ -38,16 +44,25 @@ class OutputRecorder(Node):
     def _on_pose(self, msg: PoseWithCovarianceStamped) -> None:
         T_map_vehicle = conversions.pose_to_matrix(msg.pose.pose)
         covariance = np.asarray(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
-        self.poses.write(records.pose_record(conversions.stamp_to_ns(msg.header.stamp), T_map_vehicle, covariance,
-                                             time.time_ns()))
+        self.poses.write(
+            records.pose_record(conversions.stamp_to_ns(msg.header.stamp), T_map_vehicle, covariance, time.time_ns())
+        )
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
-            self.diagnostics.write({"stamp_ns": stamp_ns, "name": status.name, "level": _level(status.level),
-                                    "message": status.message, "hardware_id": status.hardware_id, "values": values,
-                                    "received_ns": time.time_ns()})
+            self.diagnostics.write(
+                {
+                    "stamp_ns": stamp_ns,
+                    "name": status.name,
+                    "level": _level(status.level),
+                    "message": status.message,
+                    "hardware_id": status.hardware_id,
+                    "values": values,
+                    "received_ns": time.time_ns(),
+                }
+            )
             if records.FRAME_STAMP_KEY in values:
                 self.frame_statuses += 1
                 self.last_frame_status_monotonic = time.monotonic()

@@ -6,6 +6,7 @@ the bag's stereo frames. Everything runs on a machine-local ROS graph (shared-me
 The node's parameters are written to DIR/localizer_params.yaml (the base file with map, model and sim time set)
 and DIR/replay.json is written last: a directory without it is an interrupted replay.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ LEFT_IMAGE_TOPIC = "/stereo/left/image_raw"
 
 def default_params_file() -> Path:
     """config/localizer_node.yaml of a source checkout, else of the installed package share."""
-    candidates = [Path(__file__).resolve().parents[2] / "config" / "localizer_node.yaml",
-                  Path(sys.prefix) / "share" / "dlvf_ros" / "config" / "localizer_node.yaml"]
+    candidates = [
+        Path(__file__).resolve().parents[2] / "config" / "localizer_node.yaml",
+        Path(sys.prefix) / "share" / "dlvf_ros" / "config" / "localizer_node.yaml",
+    ]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -42,13 +45,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="exported model (learned maps; default: shipped)")
     parser.add_argument("--backend", default=None, help="feature backend (default: the one the map was built with)")
     parser.add_argument("--out", required=True, type=Path, help="directory for the recording")
-    parser.add_argument("--params-file", type=Path, default=None,
-                        help="localizer_node parameter file (default: config/localizer_node.yaml)")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        help="localizer_node parameter file (default: config/localizer_node.yaml)",
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
-    parser.add_argument("--lighting", default=None, help="label of the run's lighting for `dlvf evaluate` "
-                        "(default: from the run's run_info.yaml next to the bag, else unknown)")
-    parser.add_argument("--drain-s", type=float, default=3.0,
-                        help="after the bag ends, wait until no frame result arrived for this long (s)")
+    parser.add_argument(
+        "--lighting",
+        default=None,
+        help="label of the run's lighting for `dlvf evaluate` "
+        "(default: from the run's run_info.yaml next to the bag, else unknown)",
+    )
+    parser.add_argument(
+        "--drain-s",
+        type=float,
+        default=3.0,
+        help="after the bag ends, wait until no frame result arrived for this long (s)",
+    )
     parser.add_argument("--ready-timeout-s", type=float, default=60.0, help="start-up limit for the node (s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording in --out")
 
@@ -61,8 +76,11 @@ def bag_summary(bag: Path) -> dict:
     if not (directory / "metadata.yaml").is_file():
         raise FileNotFoundError(f"{bag} is not a rosbag2 bag (no {directory / 'metadata.yaml'})")
     with Reader(directory) as reader:
-        return {"topics": {c.topic: c.msgcount for c in reader.connections}, "start_ns": reader.start_time,
-                "end_ns": reader.end_time}
+        return {
+            "topics": {c.topic: c.msgcount for c in reader.connections},
+            "start_ns": reader.start_time,
+            "end_ns": reader.end_time,
+        }
 
 
 def find_lighting(bag: Path) -> str | None:
@@ -116,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["model"] = str(args.model.resolve())
     if args.backend is not None:
         overrides["backend"] = args.backend
-    params_file = write_node_parameters(args.params_file or default_params_file(),
-                                        args.out / "localizer_params.yaml", overrides)
+    params_file = write_node_parameters(
+        args.params_file or default_params_file(), args.out / "localizer_params.yaml", overrides
+    )
     lighting = args.lighting or find_lighting(args.bag.resolve()) or "unknown"
 
     from dlvf_ros.ros.environment import apply_isolated_ros_environment
@@ -126,18 +145,30 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     result = _replay(args, params_file, n_frames)
     manifest = {
-        "bag": str(args.bag.resolve()), "map": str(args.map.resolve()), "map_keyframes": len(store),
-        "backend": args.backend or store.manifest["backend"], "model": overrides.get("model", ""),
-        "lighting": lighting, "rate": args.rate, "params_file": params_file.name, "bag_frames": n_frames,
+        "bag": str(args.bag.resolve()),
+        "map": str(args.map.resolve()),
+        "map_keyframes": len(store),
+        "backend": args.backend or store.manifest["backend"],
+        "model": overrides.get("model", ""),
+        "lighting": lighting,
+        "rate": args.rate,
+        "params_file": params_file.name,
+        "bag_frames": n_frames,
         "bag_duration_s": (summary["end_ns"] - summary["start_ns"]) * 1e-9,
-        "wall_time_s": time.monotonic() - started, **result,
+        "wall_time_s": time.monotonic() - started,
+        **result,
     }
     fileio.atomic_write_text(args.out / records.MANIFEST_FILE, json.dumps(manifest, indent=2))
-    print(f"dlvf replay: {result['frame_results']} frame results, {result['poses']} poses for {n_frames} stereo "
-          f"frames -> {args.out}")
+    print(
+        f"dlvf replay: {result['frame_results']} frame results, {result['poses']} poses for {n_frames} stereo "
+        f"frames -> {args.out}"
+    )
     if result["localizer_exit_code"] != 0 or result["bag_player_exit_code"] != 0:
-        print(f"dlvf replay: a process failed (localizer {result['localizer_exit_code']}, bag_player "
-              f"{result['bag_player_exit_code']}); see the logs in {args.out / 'logs'}", file=sys.stderr)
+        print(
+            f"dlvf replay: a process failed (localizer {result['localizer_exit_code']}, bag_player "
+            f"{result['bag_player_exit_code']}); see the logs in {args.out / 'logs'}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -155,25 +186,36 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
     recorder = OutputRecorder(args.out, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(recorder)
-    node = start_ros_process(python_module_command("dlvf_ros.ros.localizer_node"), node_name=NODE_NAME,
-                             params_file=params_file, log_dir=log_dir)
+    node = start_ros_process(
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name=NODE_NAME,
+        params_file=params_file,
+        log_dir=log_dir,
+    )
     player = None
     try:
-        node.wait_ready(timeout_s=args.ready_timeout_s, publishes=["/localization/pose"],
-                        subscribes=[LEFT_IMAGE_TOPIC], node=recorder)
+        node.wait_ready(
+            timeout_s=args.ready_timeout_s,
+            publishes=["/localization/pose"],
+            subscribes=[LEFT_IMAGE_TOPIC],
+            node=recorder,
+        )
         player = start_ros_process(
-            python_module_command("dlvf_ros.ros.bag_player", str(args.bag), "--rate", str(args.rate),
-                                  "--wait-for", LEFT_IMAGE_TOPIC),
+            python_module_command(
+                "dlvf_ros.ros.bag_player", str(args.bag), "--rate", str(args.rate), "--wait-for", LEFT_IMAGE_TOPIC
+            ),
             log_dir=log_dir,
         )
         with tqdm(total=n_frames, desc="replay", unit="frame") as progress:
+
             def spin_until(done) -> None:
                 while not done():
                     executor.spin_once(timeout_sec=0.05)
                     progress.update(recorder.frame_statuses - progress.n)
                     if not node.alive():
-                        raise RosProcessError(f"localizer_node exited with code {node.returncode} during the "
-                                              f"replay:\n{node.log_text(30)}")
+                        raise RosProcessError(
+                            f"localizer_node exited with code {node.returncode} during the replay:\n{node.log_text(30)}"
+                        )
 
             spin_until(lambda: not player.alive())
             drain_started = time.monotonic()
@@ -183,8 +225,9 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
                 return recorder.frame_statuses >= n_frames or time.monotonic() - max(last, drain_started) > args.drain_s
 
             spin_until(drained)
-        frames = {k: recorder.last_summary.get(k, "") for k in ("frames_received", "frames_processed",
-                                                                  "frames_dropped_stale")}
+        frames = {
+            k: recorder.last_summary.get(k, "") for k in ("frames_received", "frames_processed", "frames_dropped_stale")
+        }
     finally:
         localizer_code = node.stop(timeout_s=20.0)
         player_code = player.stop() if player is not None else None
@@ -192,6 +235,11 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
         executor.shutdown()
         recorder.destroy_node()
         rclpy.shutdown(context=context)
-    return {"frame_results": recorder.frame_statuses, "poses": recorder.poses.count,
-            "localizer_exit_code": localizer_code, "bag_player_exit_code": player_code, "node_counters": frames,
-            "logs": os.path.relpath(log_dir, args.out)}
+    return {
+        "frame_results": recorder.frame_statuses,
+        "poses": recorder.poses.count,
+        "localizer_exit_code": localizer_code,
+        "bag_player_exit_code": player_code,
+        "node_counters": frames,
+        "logs": os.path.relpath(log_dir, args.out),
+    }

@@ -3,6 +3,7 @@
 Subscribes /tf_static like tf2's static listener (reliable, transient local, depth 100) and keeps the latest
 transform per child frame; `lookup(parent, child)` composes the chain from child up to parent.
 """
+
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from dlvf_ros.data import msg_codec
 from dlvf_ros.ros.compat import TF2_MSGS_HINT
 
-STATIC_QOS = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST,
-                        reliability=ReliabilityPolicy.RELIABLE)
+STATIC_QOS = QoSProfile(
+    depth=100,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+)
 
 
 class StaticTransforms:
@@ -44,8 +49,10 @@ class StaticTransforms:
             t = by_child.pop(frame, None)  # popped: a cycle ends the walk
             if t is None:
                 known = sorted(f"{m.header.frame_id} -> {m.child_frame_id}" for m in self._by_child.values())
-                raise LookupError(f"no {parent} -> {child} transform on /tf_static (known: {known or 'none'}); "
-                                  "publish the camera extrinsic (robot_state_publisher or a static transform)")
+                raise LookupError(
+                    f"no {parent} -> {child} transform on /tf_static (known: {known or 'none'}); "
+                    "publish the camera extrinsic (robot_state_publisher or a static transform)"
+                )
             T_parent_child = msg_codec.transform_to_matrix(t.transform) @ T_parent_child
             frame = t.header.frame_id.lstrip("/")
         return T_parent_child

@@ -2,10 +2,12 @@
 
 Four inputs (left/right Image + left/right CameraInfo, sensor-data QoS, REP 2003) go through an approximate-time
 synchroniser (queue size and slop from parameters). `StereoInput` also watches every input on its own, so when no
-synchronised set has arrived for a while it can say why: which input is silent, or which two never fall within the
-slop of each other (`watchdog`, called from a timer made by `create_watchdog_timer`). `decode_stereo` turns a synchronised set into RGB arrays and a `StereoRig`, raising
-`StereoInputError` with a message naming the bad input (encoding, size mismatch, calibration).
+synchronised set has arrived for a while it can say why: which input is silent, or which two never fall within the slop
+of each other (`watchdog`, called from a timer made by `create_watchdog_timer`). `decode_stereo` turns a synchronised
+set into RGB arrays and a `StereoRig`, raising `StereoInputError` with a message naming the bad input (encoding, size
+mismatch, calibration).
 """
+
 from __future__ import annotations
 
 import threading
@@ -100,8 +102,10 @@ class StereoInput:
             return f"missing {', '.join(missing)} (received {received}); check the topic names and remappings"
         spread = max(latest) - min(latest)
         first, last = INPUT_NAMES[int(np.argmin(latest))], INPUT_NAMES[int(np.argmax(latest))]
-        return (f"all inputs arrive but never within slop {self.slop_s:.3f} s of each other (latest {first} and "
-                f"{last} stamps differ by {spread * 1e-9:.3f} s); check the camera time stamps or raise slop_s")
+        return (
+            f"all inputs arrive but never within slop {self.slop_s:.3f} s of each other (latest {first} and "
+            f"{last} stamps differ by {spread * 1e-9:.3f} s); check the camera time stamps or raise slop_s"
+        )
 
 
 def create_watchdog_timer(node, period_s: float, callback):
@@ -113,8 +117,9 @@ def create_watchdog_timer(node, period_s: float, callback):
 _bridge = cv_bridge.CvBridge()
 
 
-def decode_stereo(left: Image, right: Image, left_info: CameraInfo, right_info: CameraInfo,
-                  T_vehicle_camera: np.ndarray) -> StereoFrame:
+def decode_stereo(
+    left: Image, right: Image, left_info: CameraInfo, right_info: CameraInfo, T_vehicle_camera: np.ndarray
+) -> StereoFrame:
     """RGB arrays and the rig (CameraInfo intrinsics and baseline, `T_vehicle_camera` extrinsic) of one set."""
     images = []
     for name, msg in (("left image", left), ("right image", right)):
@@ -123,13 +128,16 @@ def decode_stereo(left: Image, right: Image, left_info: CameraInfo, right_info: 
         except (cv_bridge.CvBridgeError, ValueError, TypeError) as exc:
             raise StereoInputError(f"{name}: {exc}") from exc
     if images[0].shape != images[1].shape:
-        raise StereoInputError(f"left image {left.width}x{left.height} and right image {right.width}x{right.height} "
-                               "differ in size; publish a rectified pair of one size")
+        raise StereoInputError(
+            f"left image {left.width}x{left.height} and right image {right.width}x{right.height} "
+            "differ in size; publish a rectified pair of one size"
+        )
     try:
         rig = conversions.camera_infos_to_rig(left_info, right_info, T_vehicle_camera)
     except ValueError as exc:
         raise StereoInputError(f"camera_info: {exc}") from exc
     if (rig.width, rig.height) != (left.width, left.height):
-        raise StereoInputError(f"camera_info is for {rig.width}x{rig.height} images but the images are "
-                               f"{left.width}x{left.height}")
+        raise StereoInputError(
+            f"camera_info is for {rig.width}x{rig.height} images but the images are {left.width}x{left.height}"
+        )
     return StereoFrame(stamp_ns_of(left), images[0], images[1], rig)

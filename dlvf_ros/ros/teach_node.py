@@ -12,6 +12,7 @@ order by a worker thread; only keyframes cost feature extraction. SIGINT/SIGTERM
 close the map; a killed node still leaves a map that loads up to its last complete keyframe (the map store commits
 each keyframe atomically).
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -35,7 +36,12 @@ from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import describe as describe_compat
 from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import (
-    Doc, ParameterSpec, read_node_configs, sgbm_docs, specs_from_config, stereo_node_docs,
+    Doc,
+    ParameterSpec,
+    read_node_configs,
+    sgbm_docs,
+    specs_from_config,
+    stereo_node_docs,
 )
 from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, add_odometry_message
 from dlvf_ros.ros.static_transforms import StaticTransforms
@@ -102,8 +108,12 @@ class TeachNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.cfg, self.teach_config = read_node_configs(self, NODE_NAME, parameter_specs(), [
-            (TeachNodeConfig, NODE_DOCS, ""), (TeachConfig, TEACH_DOCS, TEACH_PREFIX)])
+        self.cfg, self.teach_config = read_node_configs(
+            self,
+            NODE_NAME,
+            parameter_specs(),
+            [(TeachNodeConfig, NODE_DOCS, ""), (TeachConfig, TEACH_DOCS, TEACH_PREFIX)],
+        )
         self._check_map_path()
         self.backend = make_node_backend(NODE_NAME, self.cfg.backend, self.cfg.model, self.cfg.torch_threads)
         self.get_logger().info(describe_compat())
@@ -119,19 +129,27 @@ class TeachNode(Node):
         self.frames_dropped = 0
         self.last_error = ""
 
-        self.odometry = OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s,
-                                       self.cfg.odometry_max_hold_s)
-        self.ground_truth = OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s,
-                                           self.cfg.odometry_max_hold_s)
+        self.odometry = OdometryBuffer(
+            self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s, self.cfg.odometry_max_hold_s
+        )
+        self.ground_truth = OdometryBuffer(
+            self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s, self.cfg.odometry_max_hold_s
+        )
         self.static_transforms = StaticTransforms(self)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+        )
         self.path_pub = self.create_publisher(Path, "localization/path", latched)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Odometry, "odom", self._on_odometry, 50)
         self.ground_truth_subscription = (
             self.create_subscription(PoseStamped, "ground_truth/pose", self._on_ground_truth, 50)
-            if self.cfg.use_ground_truth else None)
+            if self.cfg.use_ground_truth
+            else None
+        )
         self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
         create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
         self._path = Path()
@@ -145,8 +163,10 @@ class TeachNode(Node):
             raise StartupError(f"{NODE_NAME}: parameter map_path is empty; pass -p map_path:=/path/to/new_map")
         map_path = pathlib.Path(self.cfg.map_path)
         if map_path.exists() and any(map_path.iterdir()) and not self.cfg.overwrite:
-            raise StartupError(f"{NODE_NAME}: map directory {map_path} exists and is not empty; choose another "
-                               "map_path or pass -p overwrite:=true")
+            raise StartupError(
+                f"{NODE_NAME}: map directory {map_path} exists and is not empty; choose another "
+                "map_path or pass -p overwrite:=true"
+            )
 
     # ---- executor thread ------------------------------------------------------------------------------------
     def _on_odometry(self, msg: Odometry) -> None:
@@ -170,8 +190,10 @@ class TeachNode(Node):
             if len(self._queue) > self.cfg.max_pending_frames:
                 self._queue.popleft()
                 self.frames_dropped += 1
-                self.get_logger().warning(f"teach worker behind: dropped the oldest queued frame "
-                                          f"({self.frames_dropped} so far)", throttle_duration_sec=5.0)
+                self.get_logger().warning(
+                    f"teach worker behind: dropped the oldest queued frame ({self.frames_dropped} so far)",
+                    throttle_duration_sec=5.0,
+                )
             self._queue_cv.notify()
 
     def _on_diagnostics_timer(self) -> None:
@@ -180,11 +202,15 @@ class TeachNode(Node):
         if warning is not None:
             level, message = DiagnosticStatus.WARN, warning
         with self._stats_lock:
-            values = {"keyframes": self.teacher.num_keyframes if self.teacher else 0,
-                      "frames_received": self.frames_received, "frames_processed": self.frames_processed,
-                      "frames_failed": self.frames_failed, "frames_dropped": self.frames_dropped,
-                      "last_error": self.last_error,
-                      "seconds_since_stereo": f"{silent_s:.1f}"}
+            values = {
+                "keyframes": self.teacher.num_keyframes if self.teacher else 0,
+                "frames_received": self.frames_received,
+                "frames_processed": self.frames_processed,
+                "frames_failed": self.frames_failed,
+                "frames_dropped": self.frames_dropped,
+                "last_error": self.last_error,
+                "seconds_since_stereo": f"{silent_s:.1f}",
+            }
         self._publish_status(level, message, values)
 
     # ---- worker thread --------------------------------------------------------------------------------------
@@ -198,10 +224,12 @@ class TeachNode(Node):
                 item = self._queue.popleft()
             try:
                 self._process(*item)
-            except Exception as exc:  # noqa: BLE001 - a bug must not silently stop the worker; reported per frame
+            except Exception as exc:
                 self.get_logger().error(f"internal error on a frame:\n{traceback.format_exc()}")
-                self._frame_failed(f"frame at {conversions.stamp_to_ns(item[0].header.stamp) * 1e-9:.3f} s "
-                                   f"failed: internal error {type(exc).__name__}: {exc}")
+                self._frame_failed(
+                    f"frame at {conversions.stamp_to_ns(item[0].header.stamp) * 1e-9:.3f} s "
+                    f"failed: internal error {type(exc).__name__}: {exc}"
+                )
 
     def _process(self, left, right, left_info, right_info) -> None:
         stamp_ns = conversions.stamp_to_ns(left.header.stamp)
@@ -241,12 +269,15 @@ class TeachNode(Node):
     def _teacher_for(self, rig) -> Teacher:
         """The teacher, created on the first frame with the calibration from CameraInfo; it must not change."""
         if self.teacher is None:
-            self.teacher = Teacher.create(self.cfg.map_path, self.backend, rig, self.teach_config,
-                                          overwrite=self.cfg.overwrite)
+            self.teacher = Teacher.create(
+                self.cfg.map_path, self.backend, rig, self.teach_config, overwrite=self.cfg.overwrite
+            )
             self._rig = rig
         elif not rig.matches(self._rig):
-            raise StereoInputError(f"camera_info calibration changed during the teach pass (now {rig.to_dict()}, "
-                                   f"map has {self._rig.to_dict()}); restart teaching into a new map")
+            raise StereoInputError(
+                f"camera_info calibration changed during the teach pass (now {rig.to_dict()}, "
+                f"map has {self._rig.to_dict()}); restart teaching into a new map"
+            )
         return self.teacher
 
     def _frame_failed(self, error: str) -> None:
@@ -263,9 +294,15 @@ class TeachNode(Node):
     def _publish_status(self, level: bytes, message: str, values: dict) -> None:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: teach", message=message,
-                                         hardware_id=self.get_name(),
-                                         values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
+        array.status = [
+            DiagnosticStatus(
+                level=level,
+                name=f"{self.get_name()}: teach",
+                message=message,
+                hardware_id=self.get_name(),
+                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+            )
+        ]
         self.diagnostics_pub.publish(array)
 
     def close(self) -> None:

@@ -16,18 +16,41 @@ Modules: config (typed settings), world (terrain, trail, clutter, exact `terrain
 any hour), trajectory and odometry (runs), renderer (GL, one context per process), frames (`SimFrame`,
 `render_run`), contact_sheet (PNG of places x lightings), cli (`dlvf sim`).
 """
+
 from dlvf_ros.sim.config import OdometryConfig, RenderConfig, SimConfig, TrajectoryConfig, WorldConfig
 from dlvf_ros.sim.frames import SimFrame, render_run
 from dlvf_ros.sim.lighting import PRESETS, Lighting, lighting_for_hour, lighting_preset
 from dlvf_ros.sim.renderer import StereoImages, StereoRenderer, gl_context, projection_matrix
-from dlvf_ros.sim.trajectory import (Trajectory, pose_on_path, repeat_trajectory, teach_trajectory,
-                                     vehicle_pose_on_terrain)
+from dlvf_ros.sim.trajectory import (
+    Trajectory,
+    pose_on_path,
+    repeat_trajectory,
+    teach_trajectory,
+    vehicle_pose_on_terrain,
+)
 from dlvf_ros.sim.world import World, generate_world
 
 __all__ = [
-    "Lighting", "OdometryConfig", "PRESETS", "RenderConfig", "SimConfig", "SimFrame", "StereoImages", "StereoRenderer",
-    "Trajectory", "TrajectoryConfig", "World", "WorldConfig", "generate_world", "gl_context", "lighting_for_hour",
-    "lighting_preset", "projection_matrix", "render_run", "repeat_trajectory", "teach_trajectory",
+    "PRESETS",
+    "Lighting",
+    "OdometryConfig",
+    "RenderConfig",
+    "SimConfig",
+    "SimFrame",
+    "StereoImages",
+    "StereoRenderer",
+    "Trajectory",
+    "TrajectoryConfig",
+    "World",
+    "WorldConfig",
+    "generate_world",
+    "gl_context",
+    "lighting_for_hour",
+    "lighting_preset",
     "pose_on_path",
+    "projection_matrix",
+    "render_run",
+    "repeat_trajectory",
+    "teach_trajectory",
     "vehicle_pose_on_terrain",
 ]

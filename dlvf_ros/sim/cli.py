@@ -4,6 +4,7 @@ Run 0 is the teach run (under --teach-lighting); run i >= 1 repeats the path und
 Writes DIR/run_XXXXXX/... (UTIAS layout, dlvf_ros.data.utias.UtiasWriter), DIR/bags/run_XXXXXX (one rosbag2 bag
 per run with --bags), DIR/sim_config.yaml (the settings used) and DIR/contact_sheet.png (places x lightings).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,18 +36,29 @@ def parse_size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="dataset directory to write")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    parser.add_argument("--lightings", default="noon,morning,evening,overcast,dusk,night",
-                        help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, "
-                             "night) or hours 0-24; one repeat run each (default: all presets)")
+    parser.add_argument(
+        "--lightings",
+        default="noon,morning,evening,overcast,dusk,night",
+        help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, "
+        "night) or hours 0-24; one repeat run each (default: all presets)",
+    )
     parser.add_argument("--teach-lighting", default="noon", help="lighting of the teach run (default noon)")
     parser.add_argument("--path-length", type=float, default=None, help="taught path length, m (default: config)")
     parser.add_argument("--spacing", type=float, default=None, help="teach frame spacing, m (default: config)")
-    parser.add_argument("--size", type=parse_size, default=(512, 384),
-                        help="image size WIDTHxHEIGHT with the rig's 4:3 aspect (default 512x384)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=(512, 384),
+        help="image size WIDTHxHEIGHT with the rig's 4:3 aspect (default 512x384)",
+    )
     parser.add_argument("--bags", action="store_true", help="also write one rosbag2 bag per run to OUT/bags/")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
-    parser.add_argument("--config", type=Path, default=None, help="SimConfig YAML/JSON (default: built-in defaults, "
-                                                                  "the same as config/sim.yaml)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="SimConfig YAML/JSON (default: built-in defaults, the same as config/sim.yaml)",
+    )
     parser.add_argument("--places", type=int, default=4, help="rows of the contact sheet (default 4)")
     parser.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
 
@@ -89,9 +101,19 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     _prepare_output(out, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    fileio.atomic_write_text(out / "sim_config.yaml", yaml.safe_dump(
-        {"seed": args.seed, "size": list(args.size), "teach_lighting": args.teach_lighting, "lightings": names,
-         **to_dict(config)}, sort_keys=False))
+    fileio.atomic_write_text(
+        out / "sim_config.yaml",
+        yaml.safe_dump(
+            {
+                "seed": args.seed,
+                "size": list(args.size),
+                "teach_lighting": args.teach_lighting,
+                "lightings": names,
+                **to_dict(config),
+            },
+            sort_keys=False,
+        ),
+    )
 
     world = generate_world(args.seed, config.world, progress=True)
     runs = [(teach_trajectory(world, config.trajectory, config.odometry, teach_lighting.hour), teach_lighting)]
@@ -104,8 +126,13 @@ def run(args: argparse.Namespace) -> int:
     with StereoRenderer(world, rig, config.render) as renderer:
         for column, (trajectory, lighting) in enumerate(tqdm(runs, desc=f"world {args.seed}", unit="run")):
             wanted = {pose_id: row for row, pose_id in enumerate(nearest_frames(trajectory, places))}
-            info = {"lighting": lighting.name, "hour": lighting.hour, "seed": args.seed,
-                    "kind": "teach" if trajectory.run_id == 0 else "repeat", "cloud_cover": lighting.cloud_cover}
+            info = {
+                "lighting": lighting.name,
+                "hour": lighting.hour,
+                "seed": args.seed,
+                "kind": "teach" if trajectory.run_id == 0 else "repeat",
+                "cloud_cover": lighting.cloud_cover,
+            }
             with writer.add_run(trajectory.run_id, info) as run_writer:
 
                 def frames():
@@ -123,8 +150,13 @@ def run(args: argparse.Namespace) -> int:
 
     column_labels = [f"run {t.run_id}: {lighting.name}" + (" (teach)" if t.run_id == 0 else "") for t, lighting in runs]
     row_labels = [f"s = {s:.0f} m" for s in places]
-    sheet_path = write_contact_sheet(out / "contact_sheet.png", sheet, row_labels, column_labels,
-                                     f"world {args.seed}: the same places under each run's lighting")
+    sheet_path = write_contact_sheet(
+        out / "contact_sheet.png",
+        sheet,
+        row_labels,
+        column_labels,
+        f"world {args.seed}: the same places under each run's lighting",
+    )
     frames_written = sum(len(t) for t, _ in runs)
     print(f"dlvf sim: {len(runs)} runs, {frames_written} stereo frames ({rig.width}x{rig.height}) in {out}")
     print(f"  contact sheet: {sheet_path}")

@@ -1,4 +1,5 @@
 """Typed configuration of the synthetic world, its runs and the renderer (defaults here; YAML in config/sim.yaml)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Contact sheet: the same places (rows) under each run's lighting (columns), as one labelled PNG."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,9 @@ def nearest_frames(trajectory: Trajectory, place_s_m: np.ndarray) -> list[int]:
     return [int(np.argmin(np.abs(trajectory.path_s_m - s))) for s in place_s_m]
 
 
-def contact_sheet_png(images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str],
-                      title: str) -> bytes:
+def contact_sheet_png(
+    images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str], title: str
+) -> bytes:
     """PNG bytes of a grid: images[row][column] (H, W, 3) uint8 RGB, labelled rows and columns."""
     import matplotlib
 
@@ -54,8 +56,9 @@ def contact_sheet_png(images: list[list[np.ndarray]], row_labels: list[str], col
     return buffer.getvalue()
 
 
-def write_contact_sheet(path: str | Path, images: list[list[np.ndarray]], row_labels: list[str],
-                        column_labels: list[str], title: str) -> Path:
+def write_contact_sheet(
+    path: str | Path, images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str], title: str
+) -> Path:
     """Write the contact sheet atomically; returns the path."""
     path = Path(path)
     fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title))

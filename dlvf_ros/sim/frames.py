@@ -1,4 +1,5 @@
 """Simulator frames of a run: `SimFrame` and `render_run`, the iterator that renders a trajectory under a lighting."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ The world frame is taken as east-north-up at latitude 43.8 deg N in June (the UT
 sun. Radiometric values are linear-RGB in arbitrary but consistent units; the renderer multiplies by `exposure`
 and tone-maps. Named presets: noon, morning, evening, overcast, dusk, night; any hour 0-24 works too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -104,11 +105,12 @@ def lighting_for_hour(hour: float, cloud_cover: float = 0.0, name: str | None = 
 
     headlights = el_deg < HEADLIGHTS_BELOW_ELEVATION_DEG
     # auto-exposure meters the whole image: the sunlit or sky-lit scene, plus the headlit ground when the lamps are on
-    scene_irradiance = float(np.mean(ambient_sky) + 0.77 * np.mean(sun) * max(np.sin(el), 0.1)
-                             + HEADLIGHT_METERED_IRRADIANCE * headlights)
+    scene_irradiance = float(
+        np.mean(ambient_sky) + 0.77 * np.mean(sun) * max(np.sin(el), 0.1) + HEADLIGHT_METERED_IRRADIANCE * headlights
+    )
     exposure = float(min(TARGET_LUMINANCE / max(scene_irradiance, 1e-6), MAX_EXPOSURE))
     gain = exposure / 0.8  # relative to a sunny-day gain
-    morning_haze = np.exp(-((hour - 7.0) / 1.8) ** 2)
+    morning_haze = np.exp(-(((hour - 7.0) / 1.8) ** 2))
     return Lighting(
         name=name or f"hour {hour:g}",
         hour=float(hour),

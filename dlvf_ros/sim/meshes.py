@@ -1,4 +1,5 @@
 """Triangle meshes of the clutter (rocks, bushes, trees) in world coordinates (metres, z up)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,9 +29,7 @@ class Mesh:
 
     def vertex_data(self) -> np.ndarray:
         """(N, VERTEX_FLOATS) float32 interleaved vertex buffer."""
-        return np.hstack(
-            [self.positions, self.normals, self.tint, self.material[:, None]]
-        ).astype(np.float32)
+        return np.hstack([self.positions, self.normals, self.tint, self.material[:, None]]).astype(np.float32)
 
 
 def concat(meshes: list[Mesh]) -> Mesh:
@@ -59,11 +58,42 @@ def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit sphere (vertices (N, 3), outward faces (M, 3)) by subdividing an icosahedron."""
     t = (1.0 + 5.0**0.5) / 2.0
-    verts = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
-             (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
-             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
-             (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    verts = [
+        (-1, t, 0),
+        (1, t, 0),
+        (-1, -t, 0),
+        (1, -t, 0),
+        (0, -1, t),
+        (0, 1, t),
+        (0, -1, -t),
+        (0, 1, -t),
+        (t, 0, -1),
+        (t, 0, 1),
+        (-t, 0, -1),
+        (-t, 0, 1),
+    ]
+    faces = [
+        (0, 11, 5),
+        (0, 5, 1),
+        (0, 1, 7),
+        (0, 7, 10),
+        (0, 10, 11),
+        (1, 5, 9),
+        (5, 11, 4),
+        (11, 10, 2),
+        (10, 7, 6),
+        (7, 1, 8),
+        (3, 9, 4),
+        (3, 4, 2),
+        (3, 2, 6),
+        (3, 6, 8),
+        (3, 8, 9),
+        (4, 9, 5),
+        (2, 4, 11),
+        (6, 2, 10),
+        (8, 6, 7),
+        (9, 8, 1),
+    ]
     vertices = [np.array(v, float) / np.linalg.norm(v) for v in verts]
     for _ in range(subdivisions):
         midpoint_cache: dict[tuple[int, int], int] = {}
@@ -101,8 +131,13 @@ def _blob(rng, centre, radii, yaw, subdivisions, roughness, tint, material, shad
     # darker underneath (a cheap ambient-occlusion cue for bushes and canopies)
     shade = 1.0 - shade_bottom * np.clip(-directions[:, 2], 0.0, 1.0)
     tints = np.asarray(tint, float)[None, :] * shade[:, None]
-    return Mesh(positions, vertex_normals(positions, faces), tints,
-                np.full(len(positions), float(material)), faces.astype(np.uint32))
+    return Mesh(
+        positions,
+        vertex_normals(positions, faces),
+        tints,
+        np.full(len(positions), float(material)),
+        faces.astype(np.uint32),
+    )
 
 
 def rock(rng: np.random.Generator, x: float, y: float, ground_z: float, size_m: float, detail: int = 2) -> Mesh:
@@ -124,8 +159,19 @@ def bush(rng: np.random.Generator, x: float, y: float, ground_z: float, size_m: 
         r = size_m / 2 * rng.uniform(0.45, 0.75)
         offset = rng.normal(scale=size_m * 0.22, size=2)
         centre = (x + offset[0], y + offset[1], ground_z + r * rng.uniform(0.55, 0.95))
-        parts.append(_blob(rng, centre, (r, r, r * rng.uniform(0.75, 1.0)), rng.uniform(0, 6.3), detail, 0.25,
-                           green * rng.uniform(0.85, 1.1), LEAVES, 0.55))
+        parts.append(
+            _blob(
+                rng,
+                centre,
+                (r, r, r * rng.uniform(0.75, 1.0)),
+                rng.uniform(0, 6.3),
+                detail,
+                0.25,
+                green * rng.uniform(0.85, 1.1),
+                LEAVES,
+                0.55,
+            )
+        )
     return concat(parts)
 
 
@@ -142,8 +188,13 @@ def _lathe(radii: np.ndarray, heights: np.ndarray, sides: int, x: float, y: floa
             a, b = level * sides + k, level * sides + (k + 1) % sides
             faces += [(a, b, b + sides), (a, b + sides, a + sides)]
     faces = np.array(faces, dtype=np.uint32)
-    return Mesh(positions, vertex_normals(positions, faces), np.tile(np.asarray(tint, float), (len(positions), 1)),
-                np.full(len(positions), float(material)), faces)
+    return Mesh(
+        positions,
+        vertex_normals(positions, faces),
+        np.tile(np.asarray(tint, float), (len(positions), 1)),
+        np.full(len(positions), float(material)),
+        faces,
+    )
 
 
 def tree(rng: np.random.Generator, x: float, y: float, ground_z: float, height_m: float, detail: int = 2) -> Mesh:
@@ -154,8 +205,15 @@ def tree(rng: np.random.Generator, x: float, y: float, ground_z: float, height_m
     bark_tint = rng.uniform(0.8, 1.2) * np.ones(3)
     green = np.array([rng.uniform(0.6, 1.0), rng.uniform(0.8, 1.1), rng.uniform(0.5, 0.9)])
     if rng.random() < 0.45:  # conifer
-        trunk = _lathe(np.array([trunk_r * 1.3, trunk_r, trunk_r * 0.5]),
-                       ground_z + np.array([-0.3, 0.3, 0.9]) * height_m, LATHE_SIDES[detail], x, y, bark_tint, BARK)
+        trunk = _lathe(
+            np.array([trunk_r * 1.3, trunk_r, trunk_r * 0.5]),
+            ground_z + np.array([-0.3, 0.3, 0.9]) * height_m,
+            LATHE_SIDES[detail],
+            x,
+            y,
+            bark_tint,
+            BARK,
+        )
         parts = [trunk]
         tiers = int(rng.integers(3, 5))
         for tier in range(tiers):
@@ -172,15 +230,32 @@ def tree(rng: np.random.Generator, x: float, y: float, ground_z: float, height_m
             parts.append(cone)
         return concat(parts)
     trunk_top = ground_z + height_m * rng.uniform(0.45, 0.6)
-    trunk = _lathe(np.array([trunk_r * 1.4, trunk_r, trunk_r * 0.7]),
-                   np.array([ground_z - 0.3, ground_z + 0.4, trunk_top + 0.5]), LATHE_SIDES[detail], x, y,
-                   bark_tint, BARK)
+    trunk = _lathe(
+        np.array([trunk_r * 1.4, trunk_r, trunk_r * 0.7]),
+        np.array([ground_z - 0.3, ground_z + 0.4, trunk_top + 0.5]),
+        LATHE_SIDES[detail],
+        x,
+        y,
+        bark_tint,
+        BARK,
+    )
     parts = [trunk]
     crown_r = height_m * rng.uniform(0.22, 0.3)
     crown_z = ground_z + height_m - crown_r
     for _ in range(rng.integers(3, 6)):
         off = rng.normal(scale=crown_r * 0.4, size=3)
         r = crown_r * rng.uniform(0.55, 0.85)
-        parts.append(_blob(rng, (x + off[0], y + off[1], crown_z + 0.5 * off[2]), (r, r, r * 0.85),
-                           rng.uniform(0, 6.3), detail, 0.2, green * rng.uniform(0.8, 1.1), LEAVES, 0.6))
+        parts.append(
+            _blob(
+                rng,
+                (x + off[0], y + off[1], crown_z + 0.5 * off[2]),
+                (r, r, r * 0.85),
+                rng.uniform(0, 6.3),
+                detail,
+                0.2,
+                green * rng.uniform(0.8, 1.1),
+                LEAVES,
+                0.6,
+            )
+        )
     return concat(parts)

@@ -1,4 +1,5 @@
 """Seeded spectral (1/f^beta) noise: tileable 2-D fields for terrain heights and textures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def spectral_noise(
         keep &= freq >= 1.0 / max_wavelength_px
     keep &= freq <= 1.0 / min_wavelength_px
     amplitude[keep] = freq[keep] ** (-beta / 2.0)
-    spectrum = amplitude * (rng.standard_normal(freq.shape, np.float32)
-                            + 1j * rng.standard_normal(freq.shape, np.float32)).astype(np.complex64)
+    spectrum = amplitude * (
+        rng.standard_normal(freq.shape, np.float32) + 1j * rng.standard_normal(freq.shape, np.float32)
+    ).astype(np.complex64)
     field = fft.irfft2(spectrum, s=shape, workers=-1)
     std = field.std()
     if std == 0:

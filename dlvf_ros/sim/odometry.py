@@ -1,4 +1,5 @@
 """Wheel odometry with drift: a per-run scale error and yaw-rate bias plus random-walk noise per metre travelled."""
+
 from __future__ import annotations
 
 import numpy as np

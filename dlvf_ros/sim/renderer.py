@@ -5,6 +5,7 @@ convention) and GL window row 0 is image row 0 (the y flip lives in the projecti
 Depth is the optical-frame z of the surface hit through each pixel centre, written to a float32 target.
 One GL context per process (`gl_context()`), shared by every renderer.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -116,15 +117,24 @@ class StereoRenderer:
 
     def _build_programs(self) -> None:
         common = _shader("common.glsl")
-        self._scene = self._keep(self.ctx.program(
-            vertex_shader=GLSL_VERSION + _shader("scene.vert.glsl"),
-            fragment_shader=GLSL_VERSION + common + _shader("scene.frag.glsl")))
-        self._sky = self._keep(self.ctx.program(
-            vertex_shader=GLSL_VERSION + _shader("sky.vert.glsl"),
-            fragment_shader=GLSL_VERSION + common + _shader("sky.frag.glsl")))
-        self._shadow = self._keep(self.ctx.program(
-            vertex_shader=GLSL_VERSION + _shader("shadow.vert.glsl"),
-            fragment_shader=GLSL_VERSION + _shader("shadow.frag.glsl")))
+        self._scene = self._keep(
+            self.ctx.program(
+                vertex_shader=GLSL_VERSION + _shader("scene.vert.glsl"),
+                fragment_shader=GLSL_VERSION + common + _shader("scene.frag.glsl"),
+            )
+        )
+        self._sky = self._keep(
+            self.ctx.program(
+                vertex_shader=GLSL_VERSION + _shader("sky.vert.glsl"),
+                fragment_shader=GLSL_VERSION + common + _shader("sky.frag.glsl"),
+            )
+        )
+        self._shadow = self._keep(
+            self.ctx.program(
+                vertex_shader=GLSL_VERSION + _shader("shadow.vert.glsl"),
+                fragment_shader=GLSL_VERSION + _shader("shadow.frag.glsl"),
+            )
+        )
 
     def _upload_world(self) -> None:
         world = self.world
@@ -146,11 +156,19 @@ class StereoRenderer:
         vbo = self._keep(self.ctx.buffer(np.concatenate(vertex_parts).tobytes()))
         ibo = self._keep(self.ctx.buffer(np.concatenate(index_parts).astype(np.uint32).tobytes()))
         stride_pad = f"{4 * (VERTEX_FLOATS - 3)}x"
-        self._scene_vao = self._keep(self.ctx.vertex_array(
-            self._scene, [(vbo, "3f 3f 3f 1f", "in_position", "in_normal", "in_tint", "in_material")],
-            index_buffer=ibo, index_element_size=4))
-        self._shadow_vao = self._keep(self.ctx.vertex_array(
-            self._shadow, [(vbo, f"3f {stride_pad}", "in_position")], index_buffer=ibo, index_element_size=4))
+        self._scene_vao = self._keep(
+            self.ctx.vertex_array(
+                self._scene,
+                [(vbo, "3f 3f 3f 1f", "in_position", "in_normal", "in_tint", "in_material")],
+                index_buffer=ibo,
+                index_element_size=4,
+            )
+        )
+        self._shadow_vao = self._keep(
+            self.ctx.vertex_array(
+                self._shadow, [(vbo, f"3f {stride_pad}", "in_position")], index_buffer=ibo, index_element_size=4
+            )
+        )
         self._sky_vao = self._keep(self.ctx.vertex_array(self._sky, []))
 
         layers, size = world.textures.shape[0], world.textures.shape[1]
@@ -162,8 +180,11 @@ class StereoRenderer:
         self._splat.repeat_x = self._splat.repeat_y = False
         texel = world.config.splat_texel_m
         ox, oy = world.splat_origin_xy_m
-        _set(self._scene, "u_splat_transform",
-             (1.0 / (texel * ws), 1.0 / (texel * hs), (0.5 - ox / texel) / ws, (0.5 - oy / texel) / hs))
+        _set(
+            self._scene,
+            "u_splat_transform",
+            (1.0 / (texel * ws), 1.0 / (texel * hs), (0.5 - ox / texel) / ws, (0.5 - oy / texel) / hs),
+        )
         _set(self._scene, "u_materials", 0)
         _set(self._scene, "u_splat", 1)
         _set(self._scene, "u_shadow_map", 2)
@@ -180,8 +201,9 @@ class StereoRenderer:
         path_hi = self.world.path_xy_m.max(0) + SHADOW_PATH_MARGIN_M
         corners = self._corners.reshape(-1, 3)
         z_lo, z_hi = corners[:, 2].min(), corners[:, 2].max()
-        box = np.array([[x, y, z] for x in (path_lo[0], path_hi[0]) for y in (path_lo[1], path_hi[1])
-                        for z in (z_lo, z_hi)])
+        box = np.array(
+            [[x, y, z] for x in (path_lo[0], path_hi[0]) for y in (path_lo[1], path_hi[1]) for z in (z_lo, z_hi)]
+        )
         B = np.stack([e1, e2, e3])
         coords_box = box @ B.T
         coords_all = corners @ B.T
@@ -232,9 +254,12 @@ class StereoRenderer:
         camera_world = transforms.invert(T_camera_world)[:3, 3]
         distance = np.linalg.norm(np.maximum(np.maximum(lo - camera_world, camera_world - hi), 0.0), axis=1)
         outside = (
-            np.all(z < self.config.near_m, axis=1) | np.all(z > self.config.far_m, axis=1)
-            | np.all(x < u_lo * z, axis=1) | np.all(x > u_hi * z, axis=1)
-            | np.all(y < v_lo * z, axis=1) | np.all(y > v_hi * z, axis=1)
+            np.all(z < self.config.near_m, axis=1)
+            | np.all(z > self.config.far_m, axis=1)
+            | np.all(x < u_lo * z, axis=1)
+            | np.all(x > u_hi * z, axis=1)
+            | np.all(y < v_lo * z, axis=1)
+            | np.all(y > v_hi * z, axis=1)
             | (distance > max_distance)
         )
         lod = np.searchsorted(np.asarray(self.world.config.lod_distances_m), distance)
@@ -294,8 +319,9 @@ class StereoRenderer:
         depth[depth <= 0.0] = np.inf  # the sky writes 0: no surface
         return image, depth
 
-    def render(self, T_world_vehicle: np.ndarray, lighting: Lighting, noise_seed: int = 0,
-               right_depth: bool = False) -> StereoImages:
+    def render(
+        self, T_world_vehicle: np.ndarray, lighting: Lighting, noise_seed: int = 0, right_depth: bool = False
+    ) -> StereoImages:
         """Render the stereo pair at vehicle pose `T_world_vehicle` (4x4) under `lighting`.
 
         `noise_seed` selects the sensor-noise pattern (with the world seed and the eye); `right_depth` also reads back
@@ -325,7 +351,7 @@ class StereoRenderer:
             obj.release()
         self._resources.clear()
 
-    def __enter__(self) -> "StereoRenderer":
+    def __enter__(self) -> StereoRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

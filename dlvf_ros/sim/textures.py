@@ -3,6 +3,7 @@
 The photographs (grass, gravel) ship inside scikit-image, so nothing is downloaded. Tiles are made seamless by
 mirroring; the shader breaks the repetition further with world-space variation.
 """
+
 from __future__ import annotations
 
 import cv2

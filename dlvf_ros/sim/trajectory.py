@@ -6,6 +6,7 @@ offset implies (bounded by `max_heading_offset_deg`), a random start phase and s
 do not line up with the teach frames. The vehicle sits on the terrain: z, roll and pitch follow the ground under
 its wheels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ def vehicle_pose_on_terrain(world: World, x_m: float, y_m: float, yaw_rad: float
     p = np.array([x_m, y_m])
     front, back = p + WHEELBASE_HALF_M * fwd, p - WHEELBASE_HALF_M * fwd
     lft, rgt = p + TRACK_HALF_M * left, p - TRACK_HALF_M * left
-    h = world.terrain_height(np.array([front[0], back[0], lft[0], rgt[0], x_m]),
-                             np.array([front[1], back[1], lft[1], rgt[1], y_m]))
+    h = world.terrain_height(
+        np.array([front[0], back[0], lft[0], rgt[0], x_m]), np.array([front[1], back[1], lft[1], rgt[1], y_m])
+    )
     pitch = np.arctan2(h[1] - h[0], 2 * WHEELBASE_HALF_M)  # nose down is positive
     roll = np.arctan2(h[2] - h[3], 2 * TRACK_HALF_M)  # left side up is positive
     return transforms.from_xyz_rpy(x_m, y_m, float(h[4]), roll, pitch, yaw_rad)
@@ -82,8 +84,9 @@ def _offset_path(world: World, s: np.ndarray, lateral_fn) -> np.ndarray:
 def _build(world, run_id, hour, s, lateral_fn, cfg, odometry_cfg, rng) -> Trajectory:
     step = 0.05  # heading from the offset path's direction of travel (central difference)
     p = _offset_path(world, s, lateral_fn)
-    d = _offset_path(world, s + step, lateral_fn) - _offset_path(world, np.maximum(s - step, world.path_s_m[0]),
-                                                                  lateral_fn)
+    d = _offset_path(world, s + step, lateral_fn) - _offset_path(
+        world, np.maximum(s - step, world.path_s_m[0]), lateral_fn
+    )
     yaw = np.arctan2(d[:, 1], d[:, 0])
     heading_offset = np.angle(np.exp(1j * (yaw - world.path_pose(s)[1])))
     T_world_vehicle = np.stack([vehicle_pose_on_terrain(world, px, py, a) for (px, py), a in zip(p, yaw)])
@@ -93,8 +96,9 @@ def _build(world, run_id, hour, s, lateral_fn, cfg, odometry_cfg, rng) -> Trajec
     return Trajectory(run_id, float(hour), stamps, T_world_vehicle, T_odom_vehicle, s, lateral_fn(s), heading_offset)
 
 
-def teach_trajectory(world: World, cfg: TrajectoryConfig | None = None, odometry: OdometryConfig | None = None,
-                     hour: float = 12.0) -> Trajectory:
+def teach_trajectory(
+    world: World, cfg: TrajectoryConfig | None = None, odometry: OdometryConfig | None = None, hour: float = 12.0
+) -> Trajectory:
     """Run 0: the trail centreline, a frame every `spacing_m` from s = 0 to the path length."""
     cfg, odometry = cfg or TrajectoryConfig(), odometry or OdometryConfig()
     rng = np.random.default_rng([world.seed, 0, 0x0D0])
@@ -102,8 +106,13 @@ def teach_trajectory(world: World, cfg: TrajectoryConfig | None = None, odometry
     return _build(world, 0, hour, s, np.zeros_like, cfg, odometry, rng)
 
 
-def repeat_trajectory(world: World, run_id: int, cfg: TrajectoryConfig | None = None,
-                      odometry: OdometryConfig | None = None, hour: float = 12.0) -> Trajectory:
+def repeat_trajectory(
+    world: World,
+    run_id: int,
+    cfg: TrajectoryConfig | None = None,
+    odometry: OdometryConfig | None = None,
+    hour: float = 12.0,
+) -> Trajectory:
     """Repeat run `run_id` (>= 1): smooth lateral and heading offsets from the taught path, varying speed."""
     if run_id < 1:
         raise ValueError(f"repeat_trajectory: run_id must be >= 1 (run 0 is the teach run), got {run_id}")
@@ -123,6 +132,5 @@ def repeat_trajectory(world: World, run_id: int, cfg: TrajectoryConfig | None = 
     # lateral offset: smooth, bounded in value and in slope (the slope is the heading offset)
     shape = _smooth_signal(rng, dense, (40.0, 120.0)) * rng.uniform(0.6, 1.0)
     slope = np.abs(np.gradient(shape, dense)).max()
-    amplitude = min(cfg.max_lateral_offset_m,
-                    0.9 * np.tan(np.deg2rad(cfg.max_heading_offset_deg)) / max(slope, 1e-12))
+    amplitude = min(cfg.max_lateral_offset_m, 0.9 * np.tan(np.deg2rad(cfg.max_heading_offset_deg)) / max(slope, 1e-12))
     return _build(world, run_id, hour, s, lambda x: amplitude * np.interp(x, dense, shape), cfg, odometry, rng)

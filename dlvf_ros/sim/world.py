@@ -5,6 +5,7 @@ World frame: z up, metres; the taught path starts at the origin (arc length s = 
 of `grid_step_m` split into triangles along the (i, j)-(i+1, j+1) diagonal; `World.terrain_height` evaluates that
 exact triangulated surface, so back-projected depth can be checked against it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -149,8 +150,13 @@ def _splat(rng, cfg: WorldConfig, path_xy, origin, shape) -> np.ndarray:
     return splat
 
 
-BUILDERS = {"rocks_near": meshes.rock, "rocks": meshes.rock, "bushes": meshes.bush, "trees": meshes.tree,
-            "far_trees": meshes.tree}
+BUILDERS = {
+    "rocks_near": meshes.rock,
+    "rocks": meshes.rock,
+    "bushes": meshes.bush,
+    "trees": meshes.tree,
+    "far_trees": meshes.tree,
+}
 
 
 def _place(rng, world: World, index: cKDTree, n: int, clearance, spread_m: float, size_fn):
@@ -185,12 +191,24 @@ def _clutter_spots(rng, world: World) -> dict[str, list[tuple[float, float, floa
     kinds = {
         "rocks_near": (n_near, lambda size: cfg.rock_clearance_m + size / 2, 2.5, log_uniform(0.08, 0.5)),
         "rocks": (n_rocks - n_near, lambda size: cfg.rock_clearance_m + 1.0 + size / 2, 14.0, log_uniform(0.25, 1.8)),
-        "bushes": (int(round(cfg.bushes_per_100m * per_100m)), lambda size: cfg.plant_clearance_m + size / 2, 9.0,
-                   log_uniform(0.6, 2.2)),
-        "trees": (int(round(cfg.trees_per_100m * per_100m)), lambda size: cfg.plant_clearance_m + 2.0, 16.0,
-                  lambda: rng.uniform(4.0, 12.0)),
-        "far_trees": (int(round(cfg.far_trees_per_100m * per_100m)), lambda size: 25.0, 25.0,
-                      lambda: rng.uniform(6.0, 14.0)),
+        "bushes": (
+            int(round(cfg.bushes_per_100m * per_100m)),
+            lambda size: cfg.plant_clearance_m + size / 2,
+            9.0,
+            log_uniform(0.6, 2.2),
+        ),
+        "trees": (
+            int(round(cfg.trees_per_100m * per_100m)),
+            lambda size: cfg.plant_clearance_m + 2.0,
+            16.0,
+            lambda: rng.uniform(4.0, 12.0),
+        ),
+        "far_trees": (
+            int(round(cfg.far_trees_per_100m * per_100m)),
+            lambda size: 25.0,
+            25.0,
+            lambda: rng.uniform(6.0, 14.0),
+        ),
     }
     return {kind: _place(rng, world, index, *spec) for kind, spec in kinds.items()}
 
@@ -207,7 +225,7 @@ def generate_world(seed: int, config: WorldConfig | None = None, progress: bool 
     step = cfg.grid_step_m
     lo = np.floor((path_xy.min(0) - cfg.margin_m) / step) * step
     hi = np.ceil((path_xy.max(0) + cfg.margin_m) / step) * step
-    nx, ny = (np.round((hi - lo) / step).astype(int) + 1)
+    nx, ny = np.round((hi - lo) / step).astype(int) + 1
     heights = _terrain(rng, cfg, _distance_map(path_xy, lo, (ny, nx), step))
     steps.update()
 
@@ -223,8 +241,10 @@ def generate_world(seed: int, config: WorldConfig | None = None, progress: bool 
         for x, y, size in kind_spots:
             ground_z = float(world.terrain_height(x, y))
             object_seed = int(rng.integers(2**63))  # the same shape at every level of detail
-            lods = [BUILDERS[kind](np.random.default_rng(object_seed), x, y, ground_z, size, detail)
-                    for detail in reversed(range(meshes.LEVELS_OF_DETAIL))]
+            lods = [
+                BUILDERS[kind](np.random.default_rng(object_seed), x, y, ground_z, size, detail)
+                for detail in reversed(range(meshes.LEVELS_OF_DETAIL))
+            ]
             small = kind == "bushes" or (kind.startswith("rocks") and size < 0.6)
             objects.append((np.array([x, y]), lods, small))
     steps.update()
@@ -241,9 +261,10 @@ def _terrain_mesh(world: World, i0: int, i1: int, j0: int, j1: int) -> meshes.Me
     step = world.config.grid_step_m
     h = world.terrain_heights_m
     dhdy, dhdx = np.gradient(h, step)
-    jj, ii = np.mgrid[j0:j1 + 1, i0:i1 + 1]
-    positions = np.stack([world.terrain_origin_xy_m[0] + ii * step, world.terrain_origin_xy_m[1] + jj * step,
-                          h[jj, ii]], axis=-1).reshape(-1, 3)
+    jj, ii = np.mgrid[j0 : j1 + 1, i0 : i1 + 1]
+    positions = np.stack(
+        [world.terrain_origin_xy_m[0] + ii * step, world.terrain_origin_xy_m[1] + jj * step, h[jj, ii]], axis=-1
+    ).reshape(-1, 3)
     normals = np.stack([-dhdx[jj, ii], -dhdy[jj, ii], np.ones(ii.shape)], axis=-1).reshape(-1, 3)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     w = i1 - i0 + 1

@@ -2,6 +2,7 @@
 
 Defaults are the reference method's values (docs method.md) unless noted; YAML copies live in config/.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,7 +41,10 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or sum(self.fractions) <= 0:
-            raise ValueError(f"SplitConfig.fractions: expected 3 non-negative numbers (train, validation, test), got {self.fractions}")
+            raise ValueError(
+                "SplitConfig.fractions: expected 3 non-negative numbers (train, validation, test), "
+                f"got {self.fractions}"
+            )
         explicit = [set(self.train), set(self.validation), set(self.test)]
         if any(explicit) and not explicit[0]:
             raise ValueError("SplitConfig: explicit splits need a train list (validation and test may be empty)")
@@ -148,10 +152,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_positive(
-            "TrainConfig", epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            grad_clip_norm=self.grad_clip_norm, train_samples_per_epoch=self.train_samples_per_epoch,
+            "TrainConfig",
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            grad_clip_norm=self.grad_clip_norm,
+            train_samples_per_epoch=self.train_samples_per_epoch,
             validation_samples_per_epoch=self.validation_samples_per_epoch,
-            early_stopping_patience=self.early_stopping_patience, torch_threads=self.torch_threads,
+            early_stopping_patience=self.early_stopping_patience,
+            torch_threads=self.torch_threads,
         )
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
@@ -185,8 +194,12 @@ class TestConfig:
 
     def __post_init__(self) -> None:
         _check_positive(
-            "TestConfig", frame_stride=self.frame_stride, max_edges=self.max_edges, temperature=self.temperature,
-            max_translation_error_m=self.max_translation_error_m, max_heading_error_deg=self.max_heading_error_deg,
+            "TestConfig",
+            frame_stride=self.frame_stride,
+            max_edges=self.max_edges,
+            temperature=self.temperature,
+            max_translation_error_m=self.max_translation_error_m,
+            max_heading_error_deg=self.max_heading_error_deg,
             torch_threads=self.torch_threads,
         )
         if (self.image_width is None) != (self.image_height is None):

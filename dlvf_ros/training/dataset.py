@@ -4,6 +4,7 @@ DATASET/dataset.json (the manifest) names the data roots, their runs, lighting a
 config, one `pairs_<split>.npz` per split (`PairSet`, no pickle) with its sha256, the disparity cache, and a
 `data_hash` over all of it (root paths excluded, so the data may move). Every write is atomic.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,18 +76,22 @@ class DatasetManifest:
         return DisparityCache(directory, self.roots, config.image_width, config.image_height, config.sgbm)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "DatasetManifest":
+    def load(cls, directory: str | Path) -> DatasetManifest:
         directory = Path(directory)
         path = directory / MANIFEST
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist; build the dataset with `dlvf dataset --data ROOT --out {directory}`")
+            raise FileNotFoundError(
+                f"{path} does not exist; build the dataset with `dlvf dataset --data ROOT --out {directory}`"
+            )
         data = json.loads(path.read_text())
         if data.get("format") != FORMAT:
             raise ValueError(f"{path}: format {data.get('format')!r} is not {FORMAT!r}; rebuild with `dlvf dataset`")
-        for split, entry in data["pairs"].items():
+        for entry in data["pairs"].values():
             pair_path = directory / entry["file"]
             if not pair_path.is_file() or fileio.sha256_file(pair_path) != entry["sha256"]:
-                raise ValueError(f"{pair_path}: missing or changed since {path} was written; rebuild with `dlvf dataset`")
+                raise ValueError(
+                    f"{pair_path}: missing or changed since {path} was written; rebuild with `dlvf dataset`"
+                )
         if _data_hash(data) != data["data_hash"]:
             raise ValueError(f"{path}: its data_hash does not match its content; rebuild with `dlvf dataset`")
         return cls(directory, data)
@@ -105,9 +110,13 @@ def build_dataset(
     counts = {"train": config.train_pairs, "validation": config.validation_pairs, "test": config.test_pairs}
     pair_sets = {}
     for split in SPLITS:
-        pair_sets[split] = sample_pairs(datasets, members[split], counts[split], config.max_edges, rng, f"{split} pairs")
+        pair_sets[split] = sample_pairs(
+            datasets, members[split], counts[split], config.max_edges, rng, f"{split} pairs"
+        )
     cache_directory = Path(cache_dir) if cache_dir is not None else out / "disparity"
-    cache = DisparityCache(cache_directory, [ds.root for ds in datasets], config.image_width, config.image_height, config.sgbm)
+    cache = DisparityCache(
+        cache_directory, [ds.root for ds in datasets], config.image_width, config.image_height, config.sgbm
+    )
     images = [
         (int(root), tuple(int(x) for x in vertex))
         for pairs in pair_sets.values()
@@ -141,7 +150,11 @@ def build_dataset(
     for split, pairs in pair_sets.items():
         data = pairs.to_npz_bytes()
         fileio.atomic_write_bytes(out / f"pairs_{split}.npz", data)
-        manifest["pairs"][split] = {"file": f"pairs_{split}.npz", "count": len(pairs), "sha256": fileio.sha256_bytes(data)}
+        manifest["pairs"][split] = {
+            "file": f"pairs_{split}.npz",
+            "count": len(pairs),
+            "sha256": fileio.sha256_bytes(data),
+        }
     manifest["data_hash"] = _data_hash(manifest)
     fileio.atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return DatasetManifest.load(out)
@@ -172,8 +185,10 @@ class PairDataset(torch.utils.data.Dataset):
     def _disparity(self, root_index: int, vertex: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         disparity = self.cache.load(root_index, vertex)
         valid = np.isfinite(disparity)
-        return (torch.from_numpy(np.where(valid, disparity, 0.0).astype(np.float32)).unsqueeze(0),
-                torch.from_numpy(valid.astype(np.float32)).unsqueeze(0))
+        return (
+            torch.from_numpy(np.where(valid, disparity, 0.0).astype(np.float32)).unsqueeze(0),
+            torch.from_numpy(valid.astype(np.float32)).unsqueeze(0),
+        )
 
     def __getitem__(self, index: int) -> dict:
         root = int(self.pairs.root_index[index])

@@ -1,4 +1,6 @@
-"""`dlvf dataset --data ROOT [ROOT ...] --out DATASET [--config YAML] [--cache DIR]`: cross-run pairs + disparity cache."""
+"""`dlvf dataset --data ROOT [ROOT ...] --out DATASET [--config YAML] [--cache DIR]`: cross-run pairs and the
+disparity cache."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,11 +12,20 @@ from dlvf_ros.training.dataset import build_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, metavar="ROOT",
-                        help="UTIAS-layout dataset root(s); several synthetic worlds may be combined")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="ROOT",
+        help="UTIAS-layout dataset root(s); several synthetic worlds may be combined",
+    )
     parser.add_argument("--out", required=True, help="output dataset directory (dataset.json, pairs_*.npz)")
-    parser.add_argument("--config", default=None, help="DatasetConfig YAML/JSON (default: built-in, see config/dataset.yaml)")
-    parser.add_argument("--cache", default=None, help="disparity cache directory (default: OUT/disparity); may be shared")
+    parser.add_argument(
+        "--config", default=None, help="DatasetConfig YAML/JSON (default: built-in, see config/dataset.yaml)"
+    )
+    parser.add_argument(
+        "--cache", default=None, help="disparity cache directory (default: OUT/disparity); may be shared"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +40,10 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(DatasetConfig, args.config)
     manifest = build_dataset(args.data, args.out, config, args.cache)
     data = manifest.data
-    print(f"dataset {manifest.directory} (data hash {manifest.data_hash[:12]}), images {manifest.image_size[0]}x{manifest.image_size[1]}")
+    print(
+        f"dataset {manifest.directory} (data hash {manifest.data_hash[:12]}), "
+        f"images {manifest.image_size[0]}x{manifest.image_size[1]}"
+    )
     print(f"{'split':<11} {'members (root, run)':<40} {'pairs':>8}")
     for split, entry in data["pairs"].items():
         members = ", ".join(f"({root},{run})" for root, run in data["splits"][split])

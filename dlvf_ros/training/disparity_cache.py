@@ -4,6 +4,7 @@ Images are resized to the training size first (`resized_rgb`), so the cached dis
 `dlvf_ros.geometry.stereo_matching.disparity_sgbm`) is that of the images the network sees. The cache directory
 name is a hash of the image size and the SGBM parameters, so changing either never reuses stale files.
 """
+
 from __future__ import annotations
 
 import io

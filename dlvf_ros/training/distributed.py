@@ -3,6 +3,7 @@
 `torchrun --nproc_per_node=N dlvf train ...` sets RANK / WORLD_SIZE / LOCAL_RANK; without them training runs in
 one process. Backend: NCCL on CUDA, gloo on CPU. Rank 0 writes every shared output.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,7 +89,9 @@ class EpochSubsetSampler(DistributedSampler):
 
     def __init__(self, dataset, samples_per_epoch: int, num_replicas: int, rank: int, seed: int) -> None:
         if len(dataset) == 0:
-            raise ValueError("EpochSubsetSampler: the dataset split is empty; build the dataset with pairs in this split")
+            raise ValueError(
+                "EpochSubsetSampler: the dataset split is empty; build the dataset with pairs in this split"
+            )
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
         total = min(int(samples_per_epoch), len(dataset))
         self.num_samples = math.ceil(total / num_replicas)

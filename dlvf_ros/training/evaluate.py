@@ -9,6 +9,7 @@ target keypoints that have a 3-D point; matched point, ZNCC and score are softma
 Errors are those of `E = T_gt^-1 T_est` (the estimate seen from the true source frame): x, y, z (m), roll, pitch,
 yaw (deg). A frame succeeds with >= `ransac.min_inliers` inliers and planar and heading errors within bounds.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,7 +22,7 @@ import torch
 
 from dlvf_ros.data.utias import UtiasDataset
 from dlvf_ros.evaluation.metrics import statistics
-from dlvf_ros.features.backends import FeatureBackend, Features, check_image_rgb, LearnedBackend
+from dlvf_ros.features.backends import FeatureBackend, Features, LearnedBackend, check_image_rgb
 from dlvf_ros.features.export import load_checkpoint
 from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.geometry import transforms
@@ -46,11 +47,16 @@ class NetworkBackend(FeatureBackend):
         self.description = description
 
     def extract(self, image_rgb: np.ndarray) -> Features:
-        image = torch.from_numpy(np.ascontiguousarray(check_image_rgb(image_rgb))).permute(2, 0, 1)[None].float() / 255.0
+        image = (
+            torch.from_numpy(np.ascontiguousarray(check_image_rgb(image_rgb))).permute(2, 0, 1)[None].float() / 255.0
+        )
         with torch.inference_mode():
             out = self.network({"image": image})
-        return Features(out["keypoints"][0].numpy().astype(np.float32), out["descriptors"][0].numpy().astype(np.float32),
-                        out["keypoint_scores"][0].numpy().astype(np.float32))
+        return Features(
+            out["keypoints"][0].numpy().astype(np.float32),
+            out["descriptors"][0].numpy().astype(np.float32),
+            out["keypoint_scores"][0].numpy().astype(np.float32),
+        )
 
     @property
     def descriptor_size(self) -> int:
@@ -76,7 +82,9 @@ def load_backend(model: str | Path | None) -> tuple[FeatureBackend, tuple[int, i
         return NetworkBackend(FeatureNet(), {"model": "untrained FeatureNet (seed 0)"}), None
     path = Path(model)
     if not path.is_file():
-        raise FileNotFoundError(f"--model {path} does not exist; pass a checkpoint (checkpoints/best.pt) or an exported model")
+        raise FileNotFoundError(
+            f"--model {path} does not exist; pass a checkpoint (checkpoints/best.pt) or an exported model"
+        )
     if _is_exported_model(path):
         backend = LearnedBackend(path)
         return backend, (int(backend.metadata["input_width"]), int(backend.metadata["input_height"]))
@@ -114,13 +122,17 @@ def soft_sparse_matches(source: StereoFeatures, target: StereoFeatures, temperat
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     points_tgt = probabilities @ tgt.points_camera
-    weights = 0.5 * ((probabilities * zncc).sum(axis=1) + 1.0) * src.features.scores * (probabilities @ tgt.features.scores)
+    weights = (
+        0.5 * ((probabilities * zncc).sum(axis=1) + 1.0) * src.features.scores * (probabilities @ tgt.features.scores)
+    )
     return src.points_camera, points_tgt, np.clip(weights, 0.0, None)
 
 
 def mutual_matches(source: StereoFeatures, target: StereoFeatures, zncc_min: float) -> tuple[np.ndarray, ...]:
     src, tgt = source.subset_valid(), target.subset_valid()
-    matches = match_descriptors(src.features.descriptors, tgt.features.descriptors, "zncc", MatchingConfig(zncc_min=zncc_min))
+    matches = match_descriptors(
+        src.features.descriptors, tgt.features.descriptors, "zncc", MatchingConfig(zncc_min=zncc_min)
+    )
     weights = matches.quality * src.features.scores[matches.index_a] * tgt.features.scores[matches.index_b]
     return src.points_camera[matches.index_a], tgt.points_camera[matches.index_b], weights.astype(np.float64)
 
@@ -130,16 +142,23 @@ def error_components(T_est: np.ndarray, T_gt: np.ndarray) -> dict:
     E = transforms.invert(T_gt) @ T_est
     roll, pitch = np.arctan2(E[2, 1], E[2, 2]), -np.arcsin(np.clip(E[2, 0], -1.0, 1.0))
     return {
-        "x_m": float(E[0, 3]), "y_m": float(E[1, 3]), "z_m": float(E[2, 3]), "roll_deg": float(np.degrees(roll)),
-        "pitch_deg": float(np.degrees(pitch)), "yaw_deg": float(np.degrees(transforms.yaw_of(E))),
-        "translation_m": float(np.linalg.norm(E[:3, 3])), "rotation_deg": float(np.degrees(transforms.rotation_angle(E[:3, :3]))),
+        "x_m": float(E[0, 3]),
+        "y_m": float(E[1, 3]),
+        "z_m": float(E[2, 3]),
+        "roll_deg": float(np.degrees(roll)),
+        "pitch_deg": float(np.degrees(pitch)),
+        "yaw_deg": float(np.degrees(transforms.yaw_of(E))),
+        "translation_m": float(np.linalg.norm(E[:3, 3])),
+        "rotation_deg": float(np.degrees(transforms.rotation_angle(E[:3, :3]))),
     }
 
 
 class RunEvaluator:
     """Features of every frame of the tested runs (computed once, cached), then localization run pair by run pair."""
 
-    def __init__(self, dataset: UtiasDataset, backend: FeatureBackend, size: tuple[int, int], config: TestConfig) -> None:
+    def __init__(
+        self, dataset: UtiasDataset, backend: FeatureBackend, size: tuple[int, int], config: TestConfig
+    ) -> None:
         self.dataset, self.config = dataset, config
         self.width, self.height = size
         self.rig: StereoRig = dataset.rig.scaled(self.width, self.height)
@@ -171,9 +190,17 @@ class RunEvaluator:
         else:
             points_src, points_tgt, weights = mutual_matches(source, target, config.zncc_min)
         T_vehicle_camera = self.rig.T_vehicle_camera
-        result = ransac_rigid(transforms.transform_points(T_vehicle_camera, points_src),
-                              transforms.transform_points(T_vehicle_camera, points_tgt),
-                              weights, config.ransac, generator) if len(weights) else None
+        result = (
+            ransac_rigid(
+                transforms.transform_points(T_vehicle_camera, points_src),
+                transforms.transform_points(T_vehicle_camera, points_tgt),
+                weights,
+                config.ransac,
+                generator,
+            )
+            if len(weights)
+            else None
+        )
         match_ms = 1000 * (time.perf_counter() - start)
         localized = result is not None and result.success
         errors = error_components(result.T_tgt_src, T_gt) if localized else {}
@@ -183,9 +210,18 @@ class RunEvaluator:
         )
         info = self.dataset.run_info
         return FrameResult(
-            vertex[0], vertex[1], map_vertex[0], map_vertex[1], info(vertex[0]).lighting or "unknown",
-            info(map_run).lighting or "unknown", int(len(weights)), int(result.num_inliers) if result else 0,
-            bool(localized), bool(success), errors, match_ms,
+            vertex[0],
+            vertex[1],
+            map_vertex[0],
+            map_vertex[1],
+            info(vertex[0]).lighting or "unknown",
+            info(map_run).lighting or "unknown",
+            len(weights),
+            int(result.num_inliers) if result else 0,
+            bool(localized),
+            bool(success),
+            errors,
+            match_ms,
         )
 
 
@@ -193,14 +229,17 @@ def summarize(frames: list[FrameResult], extract_ms: list[float]) -> dict:
     """Per-DOF RMSE over localized frames, success rate over all frames, inliers per run pair and lighting."""
     localized = [f for f in frames if f.localized]
     summary = {
-        "frames": len(frames), "localized": len(localized),
+        "frames": len(frames),
+        "localized": len(localized),
         "success_rate": float(np.mean([f.success for f in frames])) if frames else float("nan"),
         "rmse": {key: statistics(np.array([f.errors[key] for f in localized]))["rmse"] for key in DOF},
         "translation_rmse_m": statistics(np.array([f.errors["translation_m"] for f in localized]))["rmse"],
         "rotation_rmse_deg": statistics(np.array([f.errors["rotation_deg"] for f in localized]))["rmse"],
         "inliers": statistics(np.array([f.inliers for f in frames], dtype=np.float64)),
-        "runtime_ms": {"features_and_stereo_per_frame": statistics(np.array(extract_ms)),
-                       "matching_and_ransac_per_frame": statistics(np.array([f.match_ms for f in frames]))},
+        "runtime_ms": {
+            "features_and_stereo_per_frame": statistics(np.array(extract_ms)),
+            "matching_and_ransac_per_frame": statistics(np.array([f.match_ms for f in frames])),
+        },
     }
     groups: dict[str, dict[str, list[FrameResult]]] = {"per_run_pair": {}, "per_lighting": {}}
     for f in frames:
@@ -208,16 +247,25 @@ def summarize(frames: list[FrameResult], extract_ms: list[float]) -> dict:
         groups["per_lighting"].setdefault(f.lighting, []).append(f)
     for name, members in groups.items():
         summary[name] = {
-            key: {"frames": len(group), "success_rate": float(np.mean([f.success for f in group])),
-                  "median_inliers": float(np.median([f.inliers for f in group])),
-                  "mean_inliers": float(np.mean([f.inliers for f in group]))}
+            key: {
+                "frames": len(group),
+                "success_rate": float(np.mean([f.success for f in group])),
+                "median_inliers": float(np.median([f.inliers for f in group])),
+                "mean_inliers": float(np.mean([f.inliers for f in group])),
+            }
             for key, group in members.items()
         }
     return summary
 
 
-def evaluate(dataset: UtiasDataset, backend: FeatureBackend, size: tuple[int, int], runs: list[int],
-             config: TestConfig, progress=None) -> tuple[dict, list[dict]]:
+def evaluate(
+    dataset: UtiasDataset,
+    backend: FeatureBackend,
+    size: tuple[int, int],
+    runs: list[int],
+    config: TestConfig,
+    progress=None,
+) -> tuple[dict, list[dict]]:
     """Localize each later run of `runs` against each earlier one -> (summary, per-frame rows)."""
     if len(runs) < 2:
         raise ValueError(f"dlvf test: need at least two runs to localize one against another, got {runs}")
@@ -228,13 +276,19 @@ def evaluate(dataset: UtiasDataset, backend: FeatureBackend, size: tuple[int, in
     evaluator = RunEvaluator(dataset, backend, size, config)
     generator = torch.Generator().manual_seed(config.ransac.seed)
     runs = sorted(runs)
-    jobs = [(vertex, map_run) for i, run in enumerate(runs) for map_run in runs[:i]
-            for vertex in dataset.vertices(run)[:: config.frame_stride]]
+    jobs = [
+        (vertex, map_run)
+        for i, run in enumerate(runs)
+        for map_run in runs[:i]
+        for vertex in dataset.vertices(run)[:: config.frame_stride]
+    ]
     frames = []
-    for vertex, map_run in (progress(jobs) if progress else jobs):
+    for vertex, map_run in progress(jobs) if progress else jobs:
         result = evaluator.localize(vertex, map_run, generator)
         if result is not None:
             frames.append(result)
     if not frames:
-        raise ValueError(f"dlvf test: no frame of runs {runs} has a vertex of an earlier run within {config.max_edges} edges")
+        raise ValueError(
+            f"dlvf test: no frame of runs {runs} has a vertex of an earlier run within {config.max_edges} edges"
+        )
     return summarize(frames, evaluator.extract_ms), [asdict(f) for f in frames]

@@ -4,6 +4,7 @@ The pose error of an estimate `T_est` (target <- source, vehicle frames) against
 `xi = log(T_est T_gt^-1)` = (rho_x, rho_y, rho_z, phi_x, phi_y, phi_z) in metres and radians, the same ordering as
 `dlvf_ros.geometry.transforms.se3_log`. The planar loss uses x, y and heading (phi_z) with weights 1, 50, 10.
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,7 +74,9 @@ def pose_error(T_est: torch.Tensor, T_gt: torch.Tensor) -> torch.Tensor:
     return se3_log(T_est @ torch.linalg.inv(T_gt))
 
 
-def pose_loss(T_est: torch.Tensor, T_gt: torch.Tensor, weights: torch.Tensor | list[float], planar: bool = True) -> torch.Tensor:
+def pose_loss(
+    T_est: torch.Tensor, T_gt: torch.Tensor, weights: torch.Tensor | list[float], planar: bool = True
+) -> torch.Tensor:
     """Per-element weighted squared pose error [B].
 
     planar: weights (x, y, heading) on (rho_x, rho_y, phi_z); otherwise 6 weights on (rho, phi).
@@ -82,7 +85,10 @@ def pose_loss(T_est: torch.Tensor, T_gt: torch.Tensor, weights: torch.Tensor | l
     weights = torch.as_tensor(weights, dtype=xi.dtype, device=xi.device)
     expected = 3 if planar else 6
     if weights.shape != (expected,):
-        raise ValueError(f"pose_loss: expected {expected} weights for a {'planar' if planar else '6-DOF'} loss, got {tuple(weights.shape)}")
+        raise ValueError(
+            f"pose_loss: expected {expected} weights for a {'planar' if planar else '6-DOF'} loss, "
+            f"got {tuple(weights.shape)}"
+        )
     components = xi[:, list(PLANAR_COMPONENTS)] if planar else xi
     return (weights * components * components).sum(dim=1)
 
@@ -100,7 +106,8 @@ def keypoint_loss(points_matched: torch.Tensor, points_expected: torch.Tensor, m
     """
     if points_matched.shape != points_expected.shape or mask.shape != points_matched.shape[:2]:
         raise ValueError(
-            f"keypoint_loss: shapes {tuple(points_matched.shape)}, {tuple(points_expected.shape)}, mask {tuple(mask.shape)}"
+            f"keypoint_loss: shapes {tuple(points_matched.shape)}, {tuple(points_expected.shape)}, "
+            f"mask {tuple(mask.shape)}"
         )
     difference = points_matched[..., :2] - points_expected[..., :2]
     squared = (difference * difference).sum(dim=-1)
@@ -109,8 +116,13 @@ def keypoint_loss(points_matched: torch.Tensor, points_expected: torch.Tensor, m
 
 
 def descriptor_loss(
-    descriptors_source: torch.Tensor, descriptors_expected: torch.Tensor, descriptors_target: torch.Tensor,
-    keypoints_target: torch.Tensor, uv_expected: torch.Tensor, mask: torch.Tensor, temperature: float,
+    descriptors_source: torch.Tensor,
+    descriptors_expected: torch.Tensor,
+    descriptors_target: torch.Tensor,
+    keypoints_target: torch.Tensor,
+    uv_expected: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float,
     exclusion_px: float,
 ) -> torch.Tensor:
     """Per-element mean InfoNCE [B] of source keypoints against their ground-truth correspondences.
@@ -123,7 +135,9 @@ def descriptor_loss(
     keypoint losses give only through the soft match (see models/README.md).
     """
     if not temperature > 0.0 or exclusion_px < 0.0:
-        raise ValueError(f"descriptor_loss: temperature must be > 0 and exclusion_px >= 0, got {temperature}, {exclusion_px}")
+        raise ValueError(
+            f"descriptor_loss: temperature must be > 0 and exclusion_px >= 0, got {temperature}, {exclusion_px}"
+        )
     channels = descriptors_source.shape[-1]
     mask_3d = mask.unsqueeze(-1)
     positive_descriptors = torch.where(mask_3d, descriptors_expected, torch.zeros_like(descriptors_expected))
@@ -139,8 +153,12 @@ def descriptor_loss(
 
 
 def nearest_match_hits(
-    descriptors_source: torch.Tensor, descriptors_target: torch.Tensor, keypoints_target: torch.Tensor,
-    uv_expected: torch.Tensor, mask: torch.Tensor, radius_px: float,
+    descriptors_source: torch.Tensor,
+    descriptors_target: torch.Tensor,
+    keypoints_target: torch.Tensor,
+    uv_expected: torch.Tensor,
+    mask: torch.Tensor,
+    radius_px: float,
 ) -> tuple[float, float]:
     """(hits, count) over the masked source keypoints [B, N]: a hit when the target keypoint of highest ZNCC (the
     localizer's nearest neighbour) lies within `radius_px` of the true pixel `uv_expected` [B, N, 2]."""

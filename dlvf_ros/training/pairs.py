@@ -4,6 +4,7 @@ A pair is a random source vertex and a target vertex within `max_edges` pose-gra
 run of the same split and the same dataset root, with the ground truth `T_target_source` (vehicle frames, metres)
 composed along the pose graph. A split member is `(root_index, run_id)`.
 """
+
 from __future__ import annotations
 
 import io
@@ -35,16 +36,24 @@ class PairSet:
 
     def to_npz_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, root_index=self.root_index, source=self.source, target=self.target,
-                 T_target_source=self.T_target_source, edges=self.edges)
+        np.savez(
+            buffer,
+            root_index=self.root_index,
+            source=self.source,
+            target=self.target,
+            T_target_source=self.T_target_source,
+            edges=self.edges,
+        )
         return buffer.getvalue()
 
     @classmethod
-    def from_npz(cls, path) -> "PairSet":
+    def from_npz(cls, path) -> PairSet:
         with np.load(path, allow_pickle=False) as data:
             missing = {"root_index", "source", "target", "T_target_source", "edges"} - set(data.files)
             if missing:
-                raise ValueError(f"{path}: not a pair file, missing arrays {sorted(missing)}; rebuild with `dlvf dataset`")
+                raise ValueError(
+                    f"{path}: not a pair file, missing arrays {sorted(missing)}; rebuild with `dlvf dataset`"
+                )
             return cls(data["root_index"], data["source"], data["target"], data["T_target_source"], data["edges"])
 
 
@@ -68,11 +77,15 @@ def resolve_splits(datasets: list[UtiasDataset], config: SplitConfig, seed: int)
         if config.by == "world":
             members[name] = [(root, run) for root in sorted(chosen[name]) for run in datasets[root].run_ids]
         else:
-            members[name] = [(root, run) for root, ds in enumerate(datasets) for run in sorted(chosen[name]) if run in ds.run_ids]
+            members[name] = [
+                (root, run) for root, ds in enumerate(datasets) for run in sorted(chosen[name]) if run in ds.run_ids
+            ]
     return members
 
 
-def _automatic_split(universe: list[int], fractions: list[float], seed: int, minimum: int, what: str) -> dict[str, list[int]]:
+def _automatic_split(
+    universe: list[int], fractions: list[float], seed: int, minimum: int, what: str
+) -> dict[str, list[int]]:
     """Seeded shuffle of `universe` cut by `fractions`; every non-empty fraction gets at least `minimum` items."""
     wanted = [minimum if f > 0 else 0 for f in fractions]
     if len(universe) < sum(wanted):
@@ -94,7 +107,11 @@ def _automatic_split(universe: list[int], fractions: list[float], seed: int, min
 
 
 def sample_pairs(
-    datasets: list[UtiasDataset], members: list[Member], count: int, max_edges: int, rng: np.random.Generator,
+    datasets: list[UtiasDataset],
+    members: list[Member],
+    count: int,
+    max_edges: int,
+    rng: np.random.Generator,
     description: str = "pairs",
 ) -> PairSet:
     """`count` random cross-run pairs among `members`; raises ValueError if the members admit no pair at all."""
@@ -102,11 +119,18 @@ def sample_pairs(
     for root, run in members:
         runs_of_root.setdefault(root, set()).add(run)
     candidates = [
-        (root, vertex) for root, runs in sorted(runs_of_root.items()) for run in sorted(runs)
+        (root, vertex)
+        for root, runs in sorted(runs_of_root.items())
+        for run in sorted(runs)
         for vertex in datasets[root].graph.vertices(run)
     ]
-    empty = PairSet(np.zeros(0, np.int32), np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64),
-                    np.zeros((0, 4, 4)), np.zeros(0, np.int32))
+    empty = PairSet(
+        np.zeros(0, np.int32),
+        np.zeros((0, 2), np.int64),
+        np.zeros((0, 2), np.int64),
+        np.zeros((0, 4, 4)),
+        np.zeros(0, np.int32),
+    )
     if count == 0:
         return empty
     if not candidates:
@@ -125,7 +149,8 @@ def sample_pairs(
             if index not in partners:
                 root, vertex = candidates[index]
                 partners[index] = [
-                    (other, edges) for other, edges in datasets[root].neighbours(vertex, max_edges).items()
+                    (other, edges)
+                    for other, edges in datasets[root].neighbours(vertex, max_edges).items()
                     if other[0] != vertex[0] and other[0] in runs_of_root[root]
                 ]
                 if not partners[index]:

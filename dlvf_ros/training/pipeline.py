@@ -1,4 +1,5 @@
-"""The differentiable pose pipeline: images -> keypoints -> 3-D points -> soft matches -> weighted SVD -> T_target_source.
+"""The differentiable pose pipeline: images -> keypoints -> 3-D points -> soft matches -> weighted SVD ->
+T_target_source.
 
 Data flow for a batch of (source, target) pairs (`PairDataset` items):
 1. both left images go through the one network together;
@@ -16,12 +17,19 @@ Data flow for a batch of (source, target) pairs (`PairDataset` items):
    own stereo depth there agrees (not occluded), with the target descriptor sampled at that pixel.
 Everything is in metres, vehicle frames; pixels are (u, v) with integer values at pixel centres.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dlvf_ros.features.sampling import dense_descriptors, normalize_descriptors, sample_descriptors, sample_map, sample_scores
+from dlvf_ros.features.sampling import (
+    dense_descriptors,
+    normalize_descriptors,
+    sample_descriptors,
+    sample_map,
+    sample_scores,
+)
 from dlvf_ros.geometry.camera import MAX_DEPTH_M, MIN_DEPTH_M
 from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
 from dlvf_ros.matching import soft
@@ -37,7 +45,11 @@ def transform_points(T_a_b: torch.Tensor, points_b: torch.Tensor) -> torch.Tenso
 
 
 def points_at(
-    uv: torch.Tensor, disparity: torch.Tensor, valid: torch.Tensor, intrinsics: torch.Tensor, T_vehicle_camera: torch.Tensor
+    uv: torch.Tensor,
+    disparity: torch.Tensor,
+    valid: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_vehicle_camera: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Vehicle-frame 3-D points [B, N, 3] and validity [B, N] at pixels uv [B, N, 2].
 
@@ -51,7 +63,9 @@ def points_at(
     safe_d = torch.where(all_valid & (d > 0), d, torch.ones_like(d))
     z = f * baseline / safe_d
     ok = all_valid & (d > 0) & (z >= MIN_DEPTH_M) & (z <= MAX_DEPTH_M)
-    points_camera = torch.stack([baseline * (uv[..., 0] - cu) / safe_d, baseline * (uv[..., 1] - cv) / safe_d, z], dim=-1)
+    points_camera = torch.stack(
+        [baseline * (uv[..., 0] - cu) / safe_d, baseline * (uv[..., 1] - cv) / safe_d, z], dim=-1
+    )
     points_camera = torch.where(ok.unsqueeze(-1), points_camera, torch.zeros_like(points_camera))
     return transform_points(T_vehicle_camera, points_camera), ok
 
@@ -67,10 +81,16 @@ def invert_transforms(T_a_b: torch.Tensor) -> torch.Tensor:
 
 
 def project_points(
-    points_vehicle: torch.Tensor, valid: torch.Tensor, disparity: torch.Tensor, disparity_valid: torch.Tensor,
-    intrinsics: torch.Tensor, T_vehicle_camera: torch.Tensor, disparity_tolerance: float = 0.1,
+    points_vehicle: torch.Tensor,
+    valid: torch.Tensor,
+    disparity: torch.Tensor,
+    disparity_valid: torch.Tensor,
+    intrinsics: torch.Tensor,
+    T_vehicle_camera: torch.Tensor,
+    disparity_tolerance: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixels [B, N, 2] of vehicle-frame points [B, N, 3] in the (left) camera of a disparity map, and visibility [B, N].
+    """Pixels [B, N, 2] of vehicle-frame points [B, N, 3] in the (left) camera of a disparity map, and visibility
+    [B, N].
 
     Visible: `valid`, in front of the camera (depth >= MIN_DEPTH_M), inside the image, and not occluded: the map's
     disparity there (all bilinear neighbours valid) is within 0.5 px + `disparity_tolerance` (relative) of the
@@ -84,7 +104,9 @@ def project_points(
         in_front = valid & (z >= MIN_DEPTH_M)
         safe_z = torch.where(in_front, z, torch.ones_like(z))
         uv = torch.stack([f * points_camera[..., 0] / safe_z + cu, f * points_camera[..., 1] / safe_z + cv], dim=-1)
-        inside = in_front & (uv[..., 0] >= 0) & (uv[..., 0] <= width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= height - 1)
+        inside = (
+            in_front & (uv[..., 0] >= 0) & (uv[..., 0] <= width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= height - 1)
+        )
         uv = torch.where(inside.unsqueeze(-1), uv, torch.zeros_like(uv))
         expected_disparity = f * baseline / safe_z
         measured = sample_map(disparity, uv)[..., 0]
@@ -107,8 +129,8 @@ class PosePipeline(nn.Module):
         points_source / points_matched / points_expected [B, N, 3], inliers [B, N], weights [B, N], uv_matched
         [B, N, 2]; for the descriptor loss descriptors_source [B, N, C], descriptors_target / keypoints_target (the
         target keypoints' [B, M, C] / [B, M, 2]), uv_expected [B, N, 2], visible [B, N] and descriptors_expected
-        [B, N, C] (the target's descriptors at uv_expected); plus `anchor`, a zero that depends on every network output (keeps DDP's gradient sync complete
-        when no element is usable)."""
+        [B, N, C] (the target's descriptors at uv_expected); plus `anchor`, a zero that depends on every network
+        output (keeps DDP's gradient sync complete when no element is usable)."""
         image_source, image_target = batch["image_source"], batch["image_target"]
         batch_size = image_source.shape[0]
         height, width = int(image_source.shape[2]), int(image_source.shape[3])
@@ -119,14 +141,18 @@ class PosePipeline(nn.Module):
         matching = self.config.matching
         if matching.mode == "dense":
             descriptor_map = normalize_descriptors(dense_descriptors(encoder_target, (height, width)), dim=1)
-            uv_matched = soft.soft_match_dense(src["descriptors"], descriptor_map, matching.temperature, matching.chunk_size)
+            uv_matched = soft.soft_match_dense(
+                src["descriptors"], descriptor_map, matching.temperature, matching.chunk_size
+            )
         else:
             uv_matched = soft.soft_match_sparse(
                 src["descriptors"], out["descriptors"][batch_size:], out["keypoints"][batch_size:], matching.temperature
             )
         descriptors_matched = sample_descriptors(encoder_target, uv_matched, (height, width))
         weights = soft.match_weights(
-            soft.zncc(src["descriptors"], descriptors_matched), src["keypoint_scores"], sample_scores(score_map_target, uv_matched)
+            soft.zncc(src["descriptors"], descriptors_matched),
+            src["keypoint_scores"],
+            sample_scores(score_map_target, uv_matched),
         )
         intrinsics, T_vehicle_camera = batch["intrinsics"], batch["T_vehicle_camera"]
         points_source, valid_source = points_at(
@@ -138,28 +164,52 @@ class PosePipeline(nn.Module):
         T_gt = batch["T_target_source"]
         points_expected = transform_points(T_gt, points_source)
         with torch.no_grad():
-            inliers = valid_source & valid_matched & (
-                planar_point_error(points_matched, points_expected) < self.config.outlier_threshold_m
+            inliers = (
+                valid_source
+                & valid_matched
+                & (planar_point_error(points_matched, points_expected) < self.config.outlier_threshold_m)
             )
         num_inliers = inliers.sum(dim=1)
         svd_weights = weights * inliers.to(weights.dtype)
-        ok = (num_inliers >= self.config.min_inliers) & (effective_point_count(svd_weights.detach()) >= self.config.min_inliers)
+        ok = (num_inliers >= self.config.min_inliers) & (
+            effective_point_count(svd_weights.detach()) >= self.config.min_inliers
+        )
         T_est = torch.eye(4, dtype=T_gt.dtype, device=T_gt.device).repeat(batch_size, 1, 1)
         if bool(ok.any()):
             index = torch.nonzero(ok).flatten()
             T_ok = weighted_svd(
-                points_source[index], points_matched[index], svd_weights[index], min_points=3, raise_on_degenerate=False,
+                points_source[index],
+                points_matched[index],
+                svd_weights[index],
+                min_points=3,
+                raise_on_degenerate=False,
             )
             T_est = T_est.index_copy(0, index, T_ok)
         uv_expected, visible = project_points(
-            points_expected, valid_source, batch["disparity_target"], batch["valid_target"], intrinsics, T_vehicle_camera
+            points_expected,
+            valid_source,
+            batch["disparity_target"],
+            batch["valid_target"],
+            intrinsics,
+            T_vehicle_camera,
         )
         descriptors_expected = sample_descriptors(encoder_target, uv_expected, (height, width))
         anchor = sum(value.sum() for value in (out["keypoint_logits"], out["score_map"], *out["encoder_maps"])) * 0.0
         return {
-            "T_est": T_est, "ok": ok, "num_inliers": num_inliers, "inliers": inliers, "weights": weights,
-            "points_source": points_source, "points_matched": points_matched, "points_expected": points_expected,
-            "uv_matched": uv_matched, "anchor": anchor, "descriptors_source": src["descriptors"],
-            "descriptors_target": out["descriptors"][batch_size:], "keypoints_target": out["keypoints"][batch_size:],
-            "uv_expected": uv_expected, "visible": visible, "descriptors_expected": descriptors_expected,
+            "T_est": T_est,
+            "ok": ok,
+            "num_inliers": num_inliers,
+            "inliers": inliers,
+            "weights": weights,
+            "points_source": points_source,
+            "points_matched": points_matched,
+            "points_expected": points_expected,
+            "uv_matched": uv_matched,
+            "anchor": anchor,
+            "descriptors_source": src["descriptors"],
+            "descriptors_target": out["descriptors"][batch_size:],
+            "keypoints_target": out["keypoints"][batch_size:],
+            "uv_expected": uv_expected,
+            "visible": visible,
+            "descriptors_expected": descriptors_expected,
         }

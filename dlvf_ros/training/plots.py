@@ -1,4 +1,5 @@
 """Matplotlib (Agg) figures of training and test results, written atomically as PNG."""
+
 from __future__ import annotations
 
 import io
@@ -8,9 +9,9 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from dlvf_ros import fileio  # noqa: E402
+from dlvf_ros import fileio
 
 
 def _save(figure, path: str | Path) -> None:
@@ -31,8 +32,12 @@ def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: fl
     losses.plot(epochs, column("val_loss"), "s-", label="validation (all weighted terms)")
     losses.plot(epochs, column("val_pose_loss"), ":", label="validation pose")
     if any(float(row.get("val_descriptor_loss") or 0.0) > 0 for row in rows):
-        losses.plot(epochs, [float(row.get("val_descriptor_loss") or "nan") for row in rows], "--",
-                    label="validation descriptor")
+        losses.plot(
+            epochs,
+            [float(row.get("val_descriptor_loss") or "nan") for row in rows],
+            "--",
+            label="validation descriptor",
+        )
     if initial_val_loss is not None:
         losses.axhline(initial_val_loss, color="tab:orange", linestyle="-.", label="validation before training")
     active = [e for e, a in zip(epochs, column("pose_loss_active")) if a]
@@ -65,7 +70,9 @@ def plot_test_results(summary: dict, frames: list[dict], path: str | Path, title
     success.set_xlabel("live run -> map run")
     success.set_title(f"success {100 * summary['success_rate']:.1f} % of {summary['frames']} frames")
     lightings = sorted({f["lighting"] for f in frames})
-    inliers.boxplot([[f["inliers"] for f in frames if f["lighting"] == name] for name in lightings], tick_labels=lightings)
+    inliers.boxplot(
+        [[f["inliers"] for f in frames if f["lighting"] == name] for name in lightings], tick_labels=lightings
+    )
     inliers.set_ylabel("RANSAC inliers")
     inliers.set_xlabel("lighting of the live run")
     inliers.set_title("inliers per lighting")

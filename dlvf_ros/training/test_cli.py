@@ -3,13 +3,14 @@
 Writes DIR/test_results.json (summary, config, model), DIR/frames.csv (one row per frame) and DIR/test_results.png.
 Runs: --runs, else the config's `runs`, else the test split of --dataset (its runs in this root), else every run.
 """
+
 from __future__ import annotations
 
 import argparse
-import sys
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,8 +25,11 @@ from dlvf_ros.training.plots import plot_test_results
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="UTIAS-layout dataset root with the runs to test")
-    parser.add_argument("--model", default=None,
-                        help="training checkpoint (.pt) or exported model; omit for an untrained default network")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="training checkpoint (.pt) or exported model; omit for an untrained default network",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--config", default=None, help="TestConfig YAML/JSON (default: built-in, see config/test.yaml)")
     parser.add_argument("--runs", type=int, nargs="+", default=None, help="run ids to test (overrides the config)")
@@ -66,15 +70,39 @@ def _run(args: argparse.Namespace) -> int:
     else:
         size = model_size or (dataset.rig.width, dataset.rig.height)
     runs = choose_runs(args, config, dataset)
-    summary, frames = evaluate(dataset, backend, size, runs, config,
-                               progress=lambda jobs: tqdm(jobs, desc="localize", unit="frame", leave=False))
+    summary, frames = evaluate(
+        dataset,
+        backend,
+        size,
+        runs,
+        config,
+        progress=lambda jobs: tqdm(jobs, desc="localize", unit="frame", leave=False),
+    )
     out = Path(args.out)
-    result = {"summary": summary, "runs": runs, "image_size": list(size), "model": backend.signature(),
-              "data": str(dataset.root), "config": to_dict(config)}
+    result = {
+        "summary": summary,
+        "runs": runs,
+        "image_size": list(size),
+        "model": backend.signature(),
+        "data": str(dataset.root),
+        "config": to_dict(config),
+    }
     fileio.atomic_write_text(out / "test_results.json", json.dumps(result, indent=1, default=str))
     text = io.StringIO()
-    fields = ["run", "pose", "map_run", "map_pose", "lighting", "map_lighting", "matches", "inliers", "localized",
-              "success", "match_ms", *DOF]
+    fields = [
+        "run",
+        "pose",
+        "map_run",
+        "map_pose",
+        "lighting",
+        "map_lighting",
+        "matches",
+        "inliers",
+        "localized",
+        "success",
+        "match_ms",
+        *DOF,
+    ]
     writer = csv.DictWriter(text, fieldnames=fields)
     writer.writeheader()
     for frame in frames:
@@ -83,11 +111,18 @@ def _run(args: argparse.Namespace) -> int:
     plot_test_results(summary, frames, out / "test_results.png", title=str(args.model or "untrained network"))
     rmse = summary["rmse"]
     print(f"{'runs':<16} {'frames':>7} {'success':>8} {'med. inliers':>13} " + " ".join(f"{k:>10}" for k in DOF))
-    print(f"{','.join(map(str, runs)):<16} {summary['frames']:>7} {100 * summary['success_rate']:>7.1f}% "
-          f"{summary['inliers']['median_abs']:>13.1f} " + " ".join(f"{rmse[k]:>10.3f}" for k in DOF))
+    print(
+        f"{','.join(map(str, runs)):<16} {summary['frames']:>7} {100 * summary['success_rate']:>7.1f}% "
+        f"{summary['inliers']['median_abs']:>13.1f} " + " ".join(f"{rmse[k]:>10.3f}" for k in DOF)
+    )
     for lighting, group in summary["per_lighting"].items():
-        print(f"  lighting {lighting:<12} frames {group['frames']:>5}  success {100 * group['success_rate']:5.1f}%  "
-              f"median inliers {group['median_inliers']:.0f}")
-    print(f"translation RMSE {summary['translation_rmse_m']:.3f} m, rotation RMSE {summary['rotation_rmse_deg']:.2f} deg; "
-          f"results in {out}/test_results.json, plot {out}/test_results.png")
+        print(
+            f"  lighting {lighting:<12} frames {group['frames']:>5}  success {100 * group['success_rate']:5.1f}%  "
+            f"median inliers {group['median_inliers']:.0f}"
+        )
+    print(
+        f"translation RMSE {summary['translation_rmse_m']:.3f} m, "
+        f"rotation RMSE {summary['rotation_rmse_deg']:.2f} deg; "
+        f"results in {out}/test_results.json, plot {out}/test_results.png"
+    )
     return 0

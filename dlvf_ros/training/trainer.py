@@ -11,6 +11,7 @@ Loss of one training step: mean over the batch elements with enough inliers of
 uses both terms and scores failed elements by the pose loss of the identity, so failing cannot look good.
 Skipped elements and batches are counted with their reason and reported each epoch; nothing is swallowed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,7 +36,11 @@ from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.training.config import TrainConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset
 from dlvf_ros.training.distributed import (
-    DistributedContext, EpochSubsetSampler, all_reduce_sum, barrier, broadcast_buffers,
+    DistributedContext,
+    EpochSubsetSampler,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
 )
 from dlvf_ros.training.losses import descriptor_loss, keypoint_loss, nearest_match_hits, pose_error, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline
@@ -48,10 +53,25 @@ REASON_NONFINITE_GRAD = "non-finite gradient (step not taken)"
 REASONS = (REASON_FEW_INLIERS, REASON_NO_ELEMENT, REASON_NONFINITE_LOSS, REASON_NONFINITE_GRAD)
 RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "num_workers", "torch_threads", "device"}
 METRIC_FIELDS = (
-    "epoch", "train_loss", "train_pose_loss", "train_keypoint_loss", "train_descriptor_loss", "train_ok_fraction",
-    "train_steps", "train_skipped_batches", "val_loss", "val_pose_loss", "val_keypoint_loss", "val_descriptor_loss",
-    "val_ok_fraction", "val_match_accuracy",
-    "val_rmse_x_m", "val_rmse_y_m", "val_rmse_heading_deg", "pose_loss_active", "seconds",
+    "epoch",
+    "train_loss",
+    "train_pose_loss",
+    "train_keypoint_loss",
+    "train_descriptor_loss",
+    "train_ok_fraction",
+    "train_steps",
+    "train_skipped_batches",
+    "val_loss",
+    "val_pose_loss",
+    "val_keypoint_loss",
+    "val_descriptor_loss",
+    "val_ok_fraction",
+    "val_match_accuracy",
+    "val_rmse_x_m",
+    "val_rmse_y_m",
+    "val_rmse_heading_deg",
+    "pose_loss_active",
+    "seconds",
 )
 
 
@@ -71,15 +91,22 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
-    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()}
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
 
 
 class Trainer:
     """Trains a FeatureNet on a dataset built by `dlvf dataset`. `run()` returns the summary dict."""
 
     def __init__(
-        self, dataset_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, resume: bool,
-        context: DistributedContext, init_checkpoint: str | Path | None = None,
+        self,
+        dataset_dir: str | Path,
+        run_dir: str | Path,
+        config: TrainConfig | None,
+        resume: bool,
+        context: DistributedContext,
+        init_checkpoint: str | Path | None = None,
     ) -> None:
         self.context = context
         self.run_dir = Path(run_dir)
@@ -93,7 +120,9 @@ class Trainer:
             self.state = torch.load(last, map_location="cpu", weights_only=True)
             saved = from_dict(TrainConfig, self.state["config"], f"{last}: config")
             if config is not None:
-                changed = sorted(k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES)
+                changed = sorted(
+                    k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES
+                )
                 if changed:
                     raise ConfigError(
                         f"--resume: {changed} differ from the config {last} was trained with; only "
@@ -141,21 +170,33 @@ class Trainer:
     def _load_initial_weights(self, path: Path) -> dict:
         """Weights of another run's checkpoint as the starting point (fine-tuning); returns its provenance."""
         if not path.is_file():
-            raise FileNotFoundError(f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)")
+            raise FileNotFoundError(
+                f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)"
+            )
         network, state = load_checkpoint(path)  # ModelContractError (a ValueError) names an unreadable file
         if dict(network.conf) != dict(self.network.conf):
-            raise ValueError(f"--init: {path} holds a network {dict(network.conf)}, but the config builds "
-                             f"{dict(self.network.conf)}; set `model:` in the config to match")
+            raise ValueError(
+                f"--init: {path} holds a network {dict(network.conf)}, but the config builds "
+                f"{dict(self.network.conf)}; set `model:` in the config to match"
+            )
         self.network.load_state_dict(network.state_dict())
-        return {"path": str(path), "epoch": int(state.get("epoch", -1)), "data_hash": state.get("data_hash"),
-                "weights_sha256": weights_sha256(self.network)}
+        return {
+            "path": str(path),
+            "epoch": int(state.get("epoch", -1)),
+            "data_hash": state.get("data_hash"),
+            "weights_sha256": weights_sha256(self.network),
+        }
 
     def _loader(self, split: str, samples: int) -> DataLoader:
         dataset = PairDataset(self.manifest, split)
         sampler = EpochSubsetSampler(dataset, samples, self.context.world_size, self.context.rank, self.config.seed)
         return DataLoader(
-            dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.num_workers,
-            pin_memory=self.context.device.type == "cuda", persistent_workers=self.config.num_workers > 0,
+            dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            num_workers=self.config.num_workers,
+            pin_memory=self.context.device.type == "cuda",
+            persistent_workers=self.config.num_workers > 0,
         )
 
     def _previous_rows(self) -> list[dict]:
@@ -185,15 +226,26 @@ class Trainer:
         descriptor_mean = torch.zeros_like(keypoint_mean)
         if loss_config.descriptor_weight > 0:
             descriptor = descriptor_loss(
-                result["descriptors_source"], result["descriptors_expected"], result["descriptors_target"],
-                result["keypoints_target"], result["uv_expected"], result["visible"],
-                loss_config.descriptor_temperature, loss_config.descriptor_exclusion_px,
+                result["descriptors_source"],
+                result["descriptors_expected"],
+                result["descriptors_target"],
+                result["keypoints_target"],
+                result["uv_expected"],
+                result["visible"],
+                loss_config.descriptor_temperature,
+                loss_config.descriptor_exclusion_px,
             )
             has_visible = result["visible"].any(dim=1).to(descriptor.dtype)
             descriptor_mean = (descriptor * has_visible).sum() / has_visible.sum().clamp(min=1.0)
             total = total + loss_config.descriptor_weight * descriptor_mean
-        return {"total": total, "pose": pose_mean, "keypoint": keypoint_mean, "descriptor": descriptor_mean,
-                "n_ok": n_ok, "pose_per_element": pose}
+        return {
+            "total": total,
+            "pose": pose_mean,
+            "keypoint": keypoint_mean,
+            "descriptor": descriptor_mean,
+            "n_ok": n_ok,
+            "pose_per_element": pose,
+        }
 
     def _train_step(self, batch: dict, with_pose: bool) -> dict:
         result = self.pipeline(batch)
@@ -211,7 +263,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if reason is None:
-            grads_finite = all(bool(torch.isfinite(p.grad).all()) for p in self.network.parameters() if p.grad is not None)
+            grads_finite = all(
+                bool(torch.isfinite(p.grad).all()) for p in self.network.parameters() if p.grad is not None
+            )
             if grads_finite:
                 torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip_norm)
                 self.optimizer.step()
@@ -219,9 +273,12 @@ class Trainer:
                 reason = REASON_NONFINITE_GRAD
         if reason:
             self.skipped[reason] += 1
-        return {**{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint", "descriptor")},
-                "n_ok": float(losses["n_ok"]),
-                "size": len(batch["index"]), "skipped": reason is not None}
+        return {
+            **{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint", "descriptor")},
+            "n_ok": float(losses["n_ok"]),
+            "size": len(batch["index"]),
+            "skipped": reason is not None,
+        }
 
     # --- epochs --------------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int, with_pose: bool) -> dict:
@@ -230,26 +287,41 @@ class Trainer:
         torch.manual_seed(self.config.seed + 7919 * epoch + self.context.rank)
         sums = torch.zeros(7, dtype=torch.float64)  # total, pose, keypoint, descriptor (weighted by ok), n_ok, n, steps
         skipped_batches = 0
-        progress = tqdm(self.train_loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
-                        disable=not self.context.is_main)
+        progress = tqdm(
+            self.train_loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not self.context.is_main
+        )
         for batch in progress:
             step = self._train_step(_to_device(batch, self.context.device), with_pose)
             self.samples_seen += step["size"]
             skipped_batches += int(step["skipped"])
             if not step["skipped"]:
-                sums += torch.tensor([step["total"] * step["n_ok"], step["pose"] * step["n_ok"],
-                                      step["keypoint"] * step["n_ok"], step["descriptor"] * step["n_ok"], step["n_ok"],
-                                      step["size"], 1.0], dtype=torch.float64)
+                sums += torch.tensor(
+                    [
+                        step["total"] * step["n_ok"],
+                        step["pose"] * step["n_ok"],
+                        step["keypoint"] * step["n_ok"],
+                        step["descriptor"] * step["n_ok"],
+                        step["n_ok"],
+                        step["size"],
+                        1.0,
+                    ],
+                    dtype=torch.float64,
+                )
             else:
                 sums[5] += step["size"]
             progress.set_postfix(loss=f"{step['total']:.4g}", ok=f"{int(step['n_ok'])}/{step['size']}")
-        sums = all_reduce_sum(torch.cat([sums, torch.tensor([float(skipped_batches)], dtype=torch.float64)]), self.context)
+        sums = all_reduce_sum(
+            torch.cat([sums, torch.tensor([float(skipped_batches)], dtype=torch.float64)]), self.context
+        )
         n_ok = max(float(sums[4]), 1.0)
         return {
-            "train_loss": float(sums[0]) / n_ok, "train_pose_loss": float(sums[1]) / n_ok,
-            "train_keypoint_loss": float(sums[2]) / n_ok, "train_descriptor_loss": float(sums[3]) / n_ok,
+            "train_loss": float(sums[0]) / n_ok,
+            "train_pose_loss": float(sums[1]) / n_ok,
+            "train_keypoint_loss": float(sums[2]) / n_ok,
+            "train_descriptor_loss": float(sums[3]) / n_ok,
             "train_ok_fraction": float(sums[4]) / max(float(sums[5]), 1.0),
-            "train_steps": int(sums[6]), "train_skipped_batches": int(sums[7]),
+            "train_steps": int(sums[6]),
+            "train_skipped_batches": int(sums[7]),
         }
 
     @torch.no_grad()
@@ -259,20 +331,37 @@ class Trainer:
         self.network.eval()
         # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok, descriptor*n, correct matches, visible keypoints
         sums = torch.zeros(11, dtype=torch.float64)
-        for batch in tqdm(self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main):
+        for batch in tqdm(
+            self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main
+        ):
             batch = _to_device(batch, self.context.device)
             result = self.validation_pipeline(batch)
             losses = self._losses(result, batch["T_target_source"], with_pose=True, score_failures=True)
             ok = result["ok"]
             xi = pose_error(result["T_est"], batch["T_target_source"])[ok].double()
             n = len(batch["index"])
-            sums += torch.tensor([
-                float(losses["pose_per_element"].sum()), float(losses["keypoint"]) * float(losses["n_ok"]),
-                float(losses["n_ok"]), n, float((xi[:, 0] ** 2).sum()), float((xi[:, 1] ** 2).sum()),
-                float((torch.rad2deg(xi[:, 5]) ** 2).sum()), float(ok.sum()), float(losses["descriptor"]) * n,
-                *nearest_match_hits(result["descriptors_source"], result["descriptors_target"], result["keypoints_target"],
-                                    result["uv_expected"], result["visible"], self.config.loss.descriptor_exclusion_px),
-            ], dtype=torch.float64)
+            sums += torch.tensor(
+                [
+                    float(losses["pose_per_element"].sum()),
+                    float(losses["keypoint"]) * float(losses["n_ok"]),
+                    float(losses["n_ok"]),
+                    n,
+                    float((xi[:, 0] ** 2).sum()),
+                    float((xi[:, 1] ** 2).sum()),
+                    float((torch.rad2deg(xi[:, 5]) ** 2).sum()),
+                    float(ok.sum()),
+                    float(losses["descriptor"]) * n,
+                    *nearest_match_hits(
+                        result["descriptors_source"],
+                        result["descriptors_target"],
+                        result["keypoints_target"],
+                        result["uv_expected"],
+                        result["visible"],
+                        self.config.loss.descriptor_exclusion_px,
+                    ),
+                ],
+                dtype=torch.float64,
+            )
         sums = all_reduce_sum(sums, self.context)
         n, n_ok = max(float(sums[3]), 1.0), float(sums[2])
         pose_mean, keypoint_mean = float(sums[0]) / n, float(sums[1]) / max(n_ok, 1.0)
@@ -281,10 +370,14 @@ class Trainer:
         loss = self.config.loss
         return {
             "val_loss": pose_mean + loss.keypoint_weight * keypoint_mean + loss.descriptor_weight * descriptor_mean,
-            "val_pose_loss": pose_mean, "val_keypoint_loss": keypoint_mean, "val_descriptor_loss": descriptor_mean,
-            "val_ok_fraction": n_ok / n, "val_match_accuracy": float(sums[9]) / max(float(sums[10]), 1.0),
+            "val_pose_loss": pose_mean,
+            "val_keypoint_loss": keypoint_mean,
+            "val_descriptor_loss": descriptor_mean,
+            "val_ok_fraction": n_ok / n,
+            "val_match_accuracy": float(sums[9]) / max(float(sums[10]), 1.0),
             "val_rmse_x_m": rmse[0],
-            "val_rmse_y_m": rmse[1], "val_rmse_heading_deg": rmse[2],
+            "val_rmse_y_m": rmse[1],
+            "val_rmse_heading_deg": rmse[2],
         }
 
     def skipped_totals(self) -> dict[str, int]:
@@ -295,11 +388,18 @@ class Trainer:
     # --- outputs -------------------------------------------------------------------------------------------------
     def _checkpoint(self, epoch: int, best_val: float, stale_epochs: int, skipped: dict) -> dict:
         return {
-            "model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": epoch,
-            "config": to_dict(self.config), "model_config": dict(self.network.conf),
-            "data_hash": self.manifest.data_hash, "best_val": best_val, "stale_epochs": stale_epochs,
-            "skipped": skipped, "image_size": list(self.manifest.image_size),
-            "rig": self.manifest.rig(0).to_dict(), "initial_validation": self.initial_validation,
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch,
+            "config": to_dict(self.config),
+            "model_config": dict(self.network.conf),
+            "data_hash": self.manifest.data_hash,
+            "best_val": best_val,
+            "stale_epochs": stale_epochs,
+            "skipped": skipped,
+            "image_size": list(self.manifest.image_size),
+            "rig": self.manifest.rig(0).to_dict(),
+            "initial_validation": self.initial_validation,
             "init_from": self.init_from,
         }
 
@@ -321,9 +421,15 @@ class Trainer:
         plot_training_curve(self.rows, self.run_dir / "training_curve.png", self.initial_validation["val_loss"])
 
     def _write_rank_report(self) -> None:
-        report = {"rank": self.context.rank, "world_size": self.context.world_size,
-                  "weights_sha256": weights_sha256(self.network), "samples_seen": self.samples_seen}
-        fileio.atomic_write_text(self.run_dir / "ranks" / f"rank_{self.context.rank}.json", json.dumps(report, indent=1))
+        report = {
+            "rank": self.context.rank,
+            "world_size": self.context.world_size,
+            "weights_sha256": weights_sha256(self.network),
+            "samples_seen": self.samples_seen,
+        }
+        fileio.atomic_write_text(
+            self.run_dir / "ranks" / f"rank_{self.context.rank}.json", json.dumps(report, indent=1)
+        )
 
     # --- the loop ------------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -343,13 +449,19 @@ class Trainer:
         if self.initial_validation is None:
             self.initial_validation = self.validate()
             if context.is_main:
-                tqdm.write(f"before training: val {self.initial_validation['val_loss']:.4g}, "
-                           f"val ok {self.initial_validation['val_ok_fraction']:.0%}")
+                tqdm.write(
+                    f"before training: val {self.initial_validation['val_loss']:.4g}, "
+                    f"val ok {self.initial_validation['val_ok_fraction']:.0%}"
+                )
         for epoch in range(start_epoch, config.epochs):
             epoch_start = time.monotonic()
             with_pose = epoch >= config.loss.pose_from_epoch
-            row = {"epoch": epoch, **self._train_epoch(epoch, with_pose), **self.validate(),
-                   "pose_loss_active": int(with_pose)}
+            row = {
+                "epoch": epoch,
+                **self._train_epoch(epoch, with_pose),
+                **self.validate(),
+                "pose_loss_active": int(with_pose),
+            }
             row["seconds"] = time.monotonic() - epoch_start
             improved = row["val_loss"] < best_val
             best_val, stale_epochs = (row["val_loss"], 0) if improved else (best_val, stale_epochs + 1)
@@ -371,11 +483,16 @@ class Trainer:
                 break
         self._write_rank_report()
         summary = {
-            "epochs_completed": epoch + 1, "best_val_loss": best_val, "stopped_early": stopped_early,
+            "epochs_completed": epoch + 1,
+            "best_val_loss": best_val,
+            "stopped_early": stopped_early,
             "initial_validation": self.initial_validation,
-            "skipped": self.skipped_totals(), "world_size": context.world_size, "data_hash": self.manifest.data_hash,
+            "skipped": self.skipped_totals(),
+            "world_size": context.world_size,
+            "data_hash": self.manifest.data_hash,
             "init_from": self.init_from,
-            "seconds": time.monotonic() - started, "final_epoch": self.rows[-1] if self.rows else None,
+            "seconds": time.monotonic() - started,
+            "final_epoch": self.rows[-1] if self.rows else None,
         }
         if context.is_main:
             writer.close()
