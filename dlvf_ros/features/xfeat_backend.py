@@ -96,7 +96,7 @@ class XFeatBackend(FeatureBackend):
         height, width = check_image_rgb(image_rgb).shape[:2]
         if min(height, width) < SIZE_MULTIPLE:
             raise ValueError(f"xfeat backend: image {width}x{height} is too small; XFeat needs >= 32 x 32 pixels")
-        image = torch.from_numpy(image_rgb).permute(2, 0, 1)[None].float() / 255.0
+        image = torch.from_numpy(image_rgb.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None]
         result = self._xfeat.detectAndCompute(image)[0]
         # XFeat finds keypoints at integer pixels of its resized input and multiplies them by the resize factor r;
         # pixel centres map as u = (u_resized + 0.5) r - 0.5, so add 0.5 (r - 1) (zero when the size is a multiple
