@@ -8,6 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dlvf-installed
 LOCK := requirements/requirements.lock
+NO_DEPS := requirements/requirements-no-deps.in
 
 .PHONY: venv demo test lint format lock bench clean-venv
 
@@ -41,6 +42,7 @@ lock:
 	$(PYTHON) -m pip install --quiet pip-tools
 	$(PYTHON) -m piptools compile --generate-hashes --no-emit-index-url --no-emit-find-links --allow-unsafe \
 		--strip-extras -q requirements/requirements.in -o $(LOCK)
+	$(PYTHON) tools/lock_no_deps.py $(NO_DEPS) $(LOCK)
 
 clean-venv:
 	rm -rf $(VENV)

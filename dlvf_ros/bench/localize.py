@@ -2,7 +2,8 @@
 
 Per backend: teach a short map from rendered (or bagged) teach frames, then time `Localizer.process` on repeat
 frames 0.5 m beside the path: features + SGBM stereo + descriptor matching + RANSAC, on `--threads` CPU threads.
-Prints a table (median / p90 ms, Hz, per-stage medians, ratio to the learned model) and writes JSON (`--json`).
+Prints a table (median / p90 ms, Hz, per-stage medians, ratios to the learned model and to ORB) and writes JSON
+(`--json`). XFeat is a row by default when its optional package is installed.
 The learned model is `--model`, else the one shipped in models/, else an untrained exported network of the default
 size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model must run
 at >= 5 Hz; below it the command exits 1.
@@ -27,7 +28,13 @@ STAGES = ("features", "stereo", "matching", "ransac")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backends", default="learned,orb,sift", help="comma-separated backends to compare")
+    from dlvf_ros.features import xfeat_backend
+
+    parser.add_argument(
+        "--backends",
+        default="learned,orb,sift" + (",xfeat" if xfeat_backend.is_installed() else ""),
+        help="comma-separated backends to compare (default: learned,orb,sift and xfeat when installed)",
+    )
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: shipped, else untrained)")
     parser.add_argument("--width", type=int, default=512, help="image width in pixels (rendered frames)")
     parser.add_argument("--height", type=int, default=384, help="image height in pixels (rendered frames)")
@@ -129,9 +136,17 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import torch
 
+    from dlvf_ros.features import xfeat_backend
+    from dlvf_ros.features.backends import BACKEND_NAMES
+
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or args.frames < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("dlvf bench localize: need at least one backend, --frames >= 1, --warmup >= 0, --threads >= 1")
+    unknown = sorted(set(backends) - set(BACKEND_NAMES))
+    if unknown:
+        raise SystemExit(f"dlvf bench localize: unknown backend(s) {unknown}; choose from {list(BACKEND_NAMES)}")
+    if "xfeat" in backends and not xfeat_backend.is_installed():
+        raise SystemExit(f"dlvf bench localize: {xfeat_backend.MISSING_EXTRA}")
     if (args.teach_bag is None) != (args.repeat_bag is None):
         raise SystemExit("dlvf bench localize: give both --teach-bag and --repeat-bag, or neither (renders frames)")
     torch.set_num_threads(args.threads)
@@ -153,11 +168,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"benchmarking {name} ...")
             results.append(_bench_backend(name, model, rig, teach, repeat, args.warmup, workdir))
 
-    reference = next((r for r in results if r["backend"] == "learned"), results[0])
+    references = [r for r in results if r["backend"] in ("learned", "orb")] or results[:1]
     header = (
         f"{'backend':>8} {'frames':>6} {'fixed':>5} {'inliers':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
         + " ".join(f"{s:>9}" for s in STAGES)
-        + f" {'x ' + reference['backend']:>10}"
+        + "".join(f" {'x ' + reference['backend']:>10}" for reference in references)
     )
     load = os.getloadavg()
     print(
@@ -167,12 +182,13 @@ def run(args: argparse.Namespace) -> int:
     )
     print(header)
     for r in results:
-        r["ratio_to_" + reference["backend"]] = r["median_ms"] / reference["median_ms"]
+        for reference in references:
+            r["ratio_to_" + reference["backend"]] = r["median_ms"] / reference["median_ms"]
         print(
             f"{r['backend']:>8} {r['frames']:>6} {r['fixed']:>5} {r['median_inliers']:>7.0f} {r['median_ms']:>9.1f} "
             f"{r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
             + " ".join(f"{r['stage_median_ms'][s]:>9.1f}" for s in STAGES)
-            + f" {r['ratio_to_' + reference['backend']]:>10.2f}"
+            + "".join(f" {r['ratio_to_' + reference['backend']]:>10.2f}" for reference in references)
         )
     learned = next((r for r in results if r["backend"] == "learned"), None)
     floor_ok = learned is None or learned["hz"] >= FLOOR_HZ

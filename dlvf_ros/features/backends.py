@@ -1,4 +1,5 @@
-"""Feature backends behind one interface: the learned network (TorchScript) and the classical ORB / SIFT baselines.
+"""Feature backends behind one interface: the learned network (TorchScript), the classical ORB / SIFT baselines and
+the optional XFeat baseline (`dlvf_ros.features.xfeat_backend`).
 
 Every backend maps one RGB image (`uint8 (H, W, 3)`) to `Features`: keypoints `(N, 2)` float32 pixels (integer
 values at pixel centres), descriptors `(N, C)` and scores `(N,)` float32 in [0, 1]. `descriptor_metric` says how
@@ -17,8 +18,8 @@ import numpy as np
 
 from dlvf_ros import fileio
 
-DESCRIPTOR_METRICS = ("zncc", "hamming", "l2")
-BACKEND_NAMES = ("learned", "orb", "sift")
+DESCRIPTOR_METRICS = ("zncc", "cosine", "hamming", "l2")
+BACKEND_NAMES = ("learned", "orb", "sift", "xfeat")
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def shipped_model_path() -> Path | None:
 
 
 def make_backend(name: str, model_path: str | Path | None = None) -> FeatureBackend:
-    """Backend by name: "learned" (needs `model_path`), "orb" or "sift"."""
+    """Backend by name: "learned" (needs `model_path`), "orb", "sift" or "xfeat" (optional extra)."""
     if name == "learned":
         if model_path is None:
             raise ValueError("make_backend: the learned backend needs a model path (--model PATH)")
@@ -216,4 +217,8 @@ def make_backend(name: str, model_path: str | Path | None = None) -> FeatureBack
         return OrbBackend()
     if name == "sift":
         return SiftBackend()
+    if name == "xfeat":
+        from dlvf_ros.features.xfeat_backend import XFeatBackend
+
+        return XFeatBackend()
     raise ValueError(f"make_backend: unknown backend {name!r}; choose one of {list(BACKEND_NAMES)}")

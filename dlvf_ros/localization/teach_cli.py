@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from dlvf_ros.config import load_config
 from dlvf_ros.features.backends import BACKEND_NAMES, make_backend, shipped_model_path
+from dlvf_ros.features.xfeat_backend import XFeatMissingError
 from dlvf_ros.localization.teach import TeachConfig, Teacher
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,10 @@ def backend_from_arguments(args: argparse.Namespace):
                 "dlvf: --backend learned needs --model PATH (no single shipped model in models/); "
                 "or use --backend orb|sift"
             )
-    return make_backend(args.backend, model)
+    try:
+        return make_backend(args.backend, model)
+    except XFeatMissingError as exc:
+        raise SystemExit(f"dlvf: {exc}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """Vectorised mutual-nearest-neighbour descriptor matching for localization.
 
 Metrics: "zncc" (learned descriptors, zero mean and unit std over channels, so dot / C is a ZNCC in [-1, 1]; a pair
-must reach `zncc_min`), "hamming" (ORB bytes; distance at most `hamming_max` bits), "l2" (SIFT; Lowe's ratio
+must reach `zncc_min`), "cosine" (unit-length descriptors such as XFeat's, so dot is the cosine similarity; a pair
+must reach `cosine_min`), "hamming" (ORB bytes; distance at most `hamming_max` bits), "l2" (SIFT; Lowe's ratio
 `lowe_ratio` between the best and second-best distance, checked both ways). Each match carries a quality in [0, 1]
 (higher is better) used to weight RANSAC sampling and the pose refinement.
 """
@@ -18,12 +19,14 @@ class MatchingConfig:
     """Thresholds per metric."""
 
     zncc_min: float = 0.5
+    cosine_min: float = 0.5
     hamming_max: int = 64
     lowe_ratio: float = 0.8
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.zncc_min <= 1.0:
-            raise ValueError(f"MatchingConfig.zncc_min must be in [-1, 1], got {self.zncc_min}")
+        for name in ("zncc_min", "cosine_min"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"MatchingConfig.{name} must be in [-1, 1], got {getattr(self, name)}")
         if not 0 <= self.hamming_max <= 256:
             raise ValueError(f"MatchingConfig.hamming_max must be in [0, 256] bits, got {self.hamming_max}")
         if not 0.0 < self.lowe_ratio <= 1.0:
@@ -42,8 +45,8 @@ class DescriptorMatches:
         return len(self.index_a)
 
 
-def _zncc_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a.astype(np.float32) @ b.astype(np.float32).T) / np.float32(a.shape[1])
+def _dot_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) @ b.astype(np.float32).T
 
 
 def _hamming_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,7 +86,9 @@ def match_descriptors(
     if len(descriptors_a) == 0 or len(descriptors_b) == 0:
         return empty
     if metric == "zncc":
-        cost = -_zncc_similarity(descriptors_a, descriptors_b)
+        cost = -_dot_similarity(descriptors_a, descriptors_b) / np.float32(descriptors_a.shape[1])
+    elif metric == "cosine":
+        cost = -_dot_similarity(descriptors_a, descriptors_b)
     elif metric == "hamming":
         if descriptors_a.dtype != np.uint8 or descriptors_b.dtype != np.uint8:
             raise ValueError("match_descriptors: the hamming metric needs uint8 (packed binary) descriptors")
@@ -91,15 +96,15 @@ def match_descriptors(
     elif metric == "l2":
         cost = _l2_distance(descriptors_a, descriptors_b)
     else:
-        raise ValueError(f"match_descriptors: unknown metric {metric!r}; expected 'zncc', 'hamming' or 'l2'")
+        raise ValueError(f"match_descriptors: unknown metric {metric!r}; expected 'zncc', 'cosine', 'hamming' or 'l2'")
 
     best_b = np.argmin(cost, axis=1)
     best_a = np.argmin(cost, axis=0)
     index_a = np.arange(len(descriptors_a))
     mutual = best_a[best_b] == index_a
     best_cost = cost[index_a, best_b]
-    if metric == "zncc":
-        keep = mutual & (-best_cost >= config.zncc_min)
+    if metric in ("zncc", "cosine"):
+        keep = mutual & (-best_cost >= (config.zncc_min if metric == "zncc" else config.cosine_min))
         quality = 0.5 * (1.0 - best_cost)
     elif metric == "hamming":
         keep = mutual & (best_cost <= config.hamming_max)

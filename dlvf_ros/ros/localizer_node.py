@@ -82,7 +82,7 @@ class LocalizerNodeConfig:
 
 NODE_DOCS = {
     "map_path": Doc("teach map store directory (required; `dlvf teach` or teach_node writes it)"),
-    "backend": Doc("feature backend: learned, orb or sift; empty: the backend the map was built with"),
+    "backend": Doc("feature backend: learned, orb, sift or xfeat; empty: the backend the map was built with"),
     "model": Doc(
         "exported feature model (.pt) for a learned map (the one it was built with); empty: the one shipped in models/"
     ),
@@ -108,6 +108,7 @@ LOCALIZER_DOCS = {
         _L + "matching.",
         {
             "zncc_min": Doc("learned features: lowest ZNCC of a descriptor match", -1.0, 1.0),
+            "cosine_min": Doc("XFeat: lowest cosine similarity of a descriptor match", -1.0, 1.0),
             "hamming_max": Doc("ORB: largest Hamming distance (bits) of a descriptor match", 0, 256),
             "lowe_ratio": Doc("SIFT: Lowe ratio test threshold", 0.01, 1.0),
         },

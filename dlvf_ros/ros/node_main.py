@@ -57,6 +57,7 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
 def make_node_backend(node_name: str, backend: str, model: str, torch_threads: int):
     """The feature backend of a node; an empty `model` with the learned backend means the shipped model."""
     from dlvf_ros.features.backends import make_backend, shipped_model_path
+    from dlvf_ros.features.xfeat_backend import XFeatMissingError
 
     model_path = model or None
     if backend == "learned" and model_path is None:
@@ -68,9 +69,9 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
             )
     try:
         feature_backend = make_backend(backend, model_path)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, XFeatMissingError) as exc:
         raise StartupError(f"{node_name}: {exc}") from exc
-    if feature_backend.name == "learned":
+    if feature_backend.name in ("learned", "xfeat"):  # the backends that run torch
         import torch
 
         torch.set_num_threads(torch_threads)

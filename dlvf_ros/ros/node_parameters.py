@@ -91,7 +91,7 @@ def stereo_node_docs() -> dict[str, Doc]:
         "odometry_wait_s": Doc(
             "wait up to this long (s, wall clock) for odometry at or after an image's stamp", 0.0, 10.0
         ),
-        "torch_threads": Doc("CPU threads for the learned backend (torch.set_num_threads)", 1, 256),
+        "torch_threads": Doc("CPU threads for the learned and xfeat backends (torch.set_num_threads)", 1, 256),
     }
 
 

@@ -78,7 +78,7 @@ class TeachNodeConfig:
 NODE_DOCS = {
     "map_path": Doc("map store directory to create (required)"),
     "overwrite": Doc("replace an existing map store at map_path"),
-    "backend": Doc("feature backend: learned (needs model), orb or sift"),
+    "backend": Doc("feature backend: learned (needs model), orb, sift or xfeat (optional extra)"),
     "model": Doc("exported feature model (.pt) for the learned backend; empty: the one shipped in models/"),
     **stereo_node_docs(),
     "max_pending_frames": Doc("frames queued for the worker; beyond this the oldest is dropped", 1, 10_000),
