@@ -1,5 +1,6 @@
 """Map store: round trip, checksums, compatibility errors, and survival of a writer killed by SIGKILL mid-way."""
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -91,6 +92,17 @@ def test_writer_refuses_bad_input(tmp_path):
     writer = MapWriter.create(tmp_path / "m", OrbBackend(), RIG)
     with pytest.raises(ValueError, match="expected 0"):
         writer.add(synthetic_keyframe(1))
+    # what a reader would refuse is never written: nothing of keyframe 0 appears on disk
+    bad_points = synthetic_keyframe(0)
+    bad_points.points_camera[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"MapWriter.add: keyframe 0: array 'points_camera' holds NaN or inf$"):
+        writer.add(bad_points, *synthetic_images(0))
+    with pytest.raises(ValueError, match=r"descriptors float32 \(N, 32\) do not match the map's uint8 \(N, 32\)"):
+        writer.add(dataclasses.replace(synthetic_keyframe(0), descriptors=np.zeros((300, 32), np.float32)))
+    assert sorted(p.name for p in (tmp_path / "m").rglob("*") if p.is_file()) == ["index.jsonl", "manifest.json"]
+    writer.add(synthetic_keyframe(0))
+    with pytest.raises(ValueError, match="stamp 7 ns is not after the previous keyframe's 7 ns"):
+        writer.add(dataclasses.replace(synthetic_keyframe(1), stamp_ns=7))
     with pytest.raises(FileExistsError, match="not empty"):
         MapWriter.create(tmp_path / "m", OrbBackend(), RIG)
     MapWriter.create(tmp_path / "m", OrbBackend(), RIG, overwrite=True)

@@ -55,6 +55,8 @@ from dlvf_ros.localization.map_format import (
     shown,
 )
 
+SCHEMA_1_INDEX_NAME = "index.json"  # schema 1's index (no checksums), read only by `dlvf map upgrade`
+
 
 class MapMismatchError(MapStoreError):
     """A map was built with other features or another calibration than the ones in use."""
@@ -62,7 +64,7 @@ class MapMismatchError(MapStoreError):
 
 def is_map_store(path: str | Path) -> bool:
     """True if `path` holds a map store's manifest or index (of any schema version)."""
-    return any(os.path.lexists(Path(path) / name) for name in (MANIFEST_NAME, INDEX_NAME, "index.json"))
+    return any(os.path.lexists(Path(path) / name) for name in (MANIFEST_NAME, INDEX_NAME, SCHEMA_1_INDEX_NAME))
 
 
 def check_new_map_path(path: str | Path, overwrite: bool) -> None:
@@ -150,19 +152,23 @@ class MapWriter:
                 f"MapWriter.add: descriptors {descriptors.dtype} (N, {descriptors.shape[1]}) do not match the map's "
                 f"{expected_dtype} (N, {self.manifest['descriptor_size']})"
             )
-        images = {}
+        pngs = {}
         if left_rgb is not None and right_rgb is not None:
-            for side, image in zip(IMAGE_SIDES, (left_rgb, right_rgb)):
-                data = _png_bytes(image)
-                images[side] = {"file": image_file(keyframe.keyframe_id, side), "sha256": fileio.sha256_bytes(data)}
-                fileio.atomic_write_bytes(self.path / images[side]["file"], data)
+            pngs = {
+                image_file(keyframe.keyframe_id, s): _png_bytes(i) for s, i in zip(IMAGE_SIDES, (left_rgb, right_rgb))
+            }
+        images = {
+            side: {"file": f, "sha256": fileio.sha256_bytes(b)} for side, (f, b) in zip(IMAGE_SIDES, pngs.items())
+        }
         data = keyframe.to_npz_bytes(images)
         relative = keyframe_file(keyframe.keyframe_id)
-        with _as_writer_error("MapWriter.add"):
+        with _as_writer_error("MapWriter.add"):  # checked before anything is written
             parsed, _ = parse_keyframe_file(
                 f"keyframe {keyframe.keyframe_id}", data, self.manifest, keyframe.keyframe_id
             )
         entry = KeyframeEntry.of_file(parsed, relative, data, images)
+        for file, png in pngs.items():
+            fileio.atomic_write_bytes(self.path / file, png)
         fileio.atomic_write_bytes(self.path / relative, data)
         self._append_to_index(index_line(entry.to_json()))
         self.entries.append(entry)
@@ -458,8 +464,8 @@ def read_schema_1(path: str | Path) -> tuple[dict, Iterator[tuple[Keyframe, np.n
         )
     manifest["schema_version"] = SCHEMA_VERSION
     _, rig = parse_manifest(where, json.dumps(manifest).encode(), path)
-    where = str(path / "index.json")
-    index = parse_json_object(where, _read_map_file(path, "index.json"))
+    where = str(path / SCHEMA_1_INDEX_NAME)
+    index = parse_json_object(where, _read_map_file(path, SCHEMA_1_INDEX_NAME))
     check_keys(index, ("schema_version", "keyframes"), where)
     if not isinstance(index["keyframes"], list) or not all(isinstance(r, dict) for r in index["keyframes"]):
         raise corrupt(where, "field 'keyframes' is not a list of records")
