@@ -47,7 +47,8 @@ IMAGE_DIR = "images"
 IMAGE_SIDES = ("left", "right")
 RIGID_TOLERANCE = 1e-4  # as the Teacher's check of odometry poses
 CORRUPT_FIX = "restore the map from a backup or re-teach it"
-DESCRIPTOR_DTYPES = {"hamming": np.dtype(np.uint8), "l2": np.dtype(np.float32), "zncc": np.dtype(np.float32)}
+# descriptor dtype by metric: binary descriptors are bytes, the others float32 (as every backend returns them)
+DESCRIPTOR_DTYPES = {m: np.dtype(np.uint8 if m == "hamming" else np.float32) for m in DESCRIPTOR_METRICS}
 MANIFEST_KEYS = (
     "schema_version",
     "backend",
