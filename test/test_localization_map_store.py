@@ -395,7 +395,7 @@ def _manifest_calibration(key, value):
         (_set("schema_version", 3), r"schema version 3 is not supported .* update dlvf_ros"),
         (_drop("descriptor_size"), r"field\(s\) \['descriptor_size'\] missing"),
         (_set("descriptor_size", 32.0), r"field 'descriptor_size' is 32.0 \(float\), expected an integer"),
-        (_set("descriptor_metric", "cosine"), r"field 'descriptor_metric' is \"cosine\" .* one of"),
+        (_set("descriptor_metric", "manhattan"), r"field 'descriptor_metric' is \"manhattan\" .* one of"),
         (_set("backend", None), r"field 'backend' is null \(NoneType\)"),
         (_manifest_calibration("f", "388"), r"calibration: field 'f' is \"388\" \(str\), expected a number"),
         (_manifest_calibration("cu", float("nan")), r"calibration: field 'cu' is NaN"),
