@@ -2,12 +2,19 @@
 
 A sub-command module exposes `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
 command runs, so `dlvf sim` never loads torch and `dlvf --help` loads nothing.
+
+Errors the package raises for bad input (ValueError and its kinds: ConfigError, MapStoreError, BagError,
+ModelContractError, ...; OSError: a missing, unreadable or misplaced file) end the command with one line on stderr,
+`dlvf COMMAND: error: MESSAGE`, and exit code 2; `--debug` (or DLVF_DEBUG=1) shows the traceback instead. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 
 # command -> (module, one-line help)
@@ -26,11 +33,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+INPUT_ERRORS = (ValueError, OSError)
+INPUT_ERROR_EXIT_CODE = 2
+DEBUG_HELP = "show the traceback of an error instead of one line (also DLVF_DEBUG=1)"
+
+
+def error_line(exc: BaseException) -> str:
+    """The one-line message of an input error (an OSError as 'FILE: reason' when it names a file)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = str(exc) or type(exc).__name__
+    return re.sub(r"\s*\n\s*", " ", message.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("DLVF_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere, also after a sub-command's own sub-command
     parser = argparse.ArgumentParser(
         prog="dlvf", description="Long-term visual teach and repeat with learned features."
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -41,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, help_text = COMMANDS[argv[0]]
     module = importlib.import_module(module_name)
     command_parser = argparse.ArgumentParser(prog=f"dlvf {argv[0]}", description=help_text)
+    command_parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])
     try:
@@ -48,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dlvf {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except INPUT_ERRORS as exc:
+        if debug:
+            raise
+        print(f"dlvf {argv[0]}: error: {error_line(exc)}", file=sys.stderr)
+        return INPUT_ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":

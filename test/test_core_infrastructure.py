@@ -73,6 +73,41 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     assert fileio.sha256_file(target) == fileio.sha256_bytes(b"second")
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "plain", "w") as handle:
+            handle.write("x")
+        fileio.atomic_write_text(tmp_path / "atomic", "x")
+        fileio.atomic_write_text(tmp_path / "atomic", "y")  # replacing keeps it so
+        with fileio.replacing_directory(tmp_path / "dir") as staged:
+            staged.mkdir()
+        os.mkdir(tmp_path / "plain_dir")
+    finally:
+        os.umask(previous)
+    mode = os.stat(tmp_path / "plain").st_mode & 0o777
+    assert mode == 0o666 & ~umask and os.stat(tmp_path / "atomic").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "dir").st_mode & 0o777 == os.stat(tmp_path / "plain_dir").st_mode & 0o777
+
+
+def test_replacing_directory_swaps_on_success_and_leaves_the_old_one_on_failure(tmp_path):
+    target = tmp_path / "out"
+    with fileio.replacing_directory(target) as staged:
+        staged.mkdir()
+        (staged / "a").write_text("1")
+    with pytest.raises(RuntimeError), fileio.replacing_directory(target) as staged:
+        staged.mkdir()
+        (staged / "a").write_text("2")
+        raise RuntimeError("failed half-way")
+    assert (target / "a").read_text() == "1"
+    with fileio.replacing_directory(target) as staged:
+        staged.mkdir()
+        (staged / "b").write_text("3")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
 def test_every_cli_command_module_exists_and_has_the_interface():
     for name, (module_name, _) in cli.COMMANDS.items():
         module = importlib.import_module(module_name)

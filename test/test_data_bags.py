@@ -187,3 +187,32 @@ def test_pose_track_interpolates_and_extrapolates_only_nearby():
     np.testing.assert_allclose(track.at(-10_000_000), arc_pose(0.0))
     assert track.at(-30_000_000) is None and track.at(230_000_000) is None
     assert PoseTrack([], []).at(0) is None
+
+
+def test_messages_that_do_not_decode_are_counted_and_a_storage_failing_part_way_is_a_bag_error(tmp_path):
+    import struct
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from dlvf_ros.data.bag_format import BagError
+    from dlvf_ros.data.bag_reader import _messages
+
+    odom = SimpleNamespace(topic="/odom", msgtype="nav_msgs/msg/Odometry")
+
+    class Reader:
+        def messages(self, connections):
+            yield odom, 1, b"good"
+            yield odom, 2, b"bad"
+            yield odom, 3, b"good"
+            raise struct.error("unpack requires a buffer of 8 bytes")
+
+        def deserialize(self, raw, msgtype):
+            if raw == b"bad":
+                raise UnicodeDecodeError("utf-8", raw, 0, 1, "invalid start byte")
+            return raw
+
+    skipped, received = Counter(), []
+    with pytest.raises(BagError, match=r"bag .*b is corrupt or truncated after 3 message\(s\) \(error: unpack"):
+        for _, message in _messages(Reader(), [odom], tmp_path / "b", skipped):
+            received.append(message)
+    assert received == [b"good", b"good"] and skipped == {"undecodable /odom message": 1}

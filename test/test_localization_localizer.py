@@ -12,7 +12,8 @@ from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
 from dlvf_ros.localization.health import HealthState
 from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
-from dlvf_ros.localization.map_store import Keyframe, MapStore, MapWriter
+from dlvf_ros.localization.map_format import Keyframe
+from dlvf_ros.localization.map_store import MapStore, MapWriter
 from dlvf_ros.localization.refine import stereo_measurements
 
 RIG = StereoRig()

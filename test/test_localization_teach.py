@@ -23,6 +23,29 @@ def test_keyframe_every_distance_or_angle():
         TeachConfig(keyframe_distance_m=0.0)
 
 
+def test_a_step_of_exactly_the_keyframe_distance_counts_whatever_the_rounding():
+    """Frames every 0.25 m give a keyframe every fourth frame, also when the poses come through quaternions and
+    a 1 m step comes out at 0.9999999999999996 m (as it did in the teach node test)."""
+    config = TeachConfig(keyframe_distance_m=1.0)
+    T_world_odom = transforms.from_xyz_rpy(2.0, 1.0, 0.0, yaw=0.1)
+    poses = []
+    for y in np.arange(0.0, 4.01, 0.25):
+        T = transforms.invert(T_world_odom) @ transforms.from_xyz_rpy(0.0, y, 0.0)
+        poses.append(
+            transforms.make_transform(
+                transforms.rotation_from_quaternion(transforms.quaternion_from_rotation(T[:3, :3])), T[:3, 3]
+            )
+        )
+    assert needs_keyframe(np.eye(4), transforms.from_xyz_rpy(np.nextafter(1.0, 0.0), 0.0, 0.0), config)
+    assert not needs_keyframe(np.eye(4), transforms.from_xyz_rpy(1.0 - 1e-6, 0.0, 0.0), config)
+    last, keyframes = None, []
+    for i, T in enumerate(poses):
+        if needs_keyframe(last, T, config):
+            keyframes.append(i)
+            last = T
+    assert keyframes == [0, 4, 8, 12, 16]
+
+
 def test_teacher_stores_textured_frames_and_skips_bare_ones(tmp_path):
     rig = StereoRig().scaled(256, 192)
     left = np.ascontiguousarray(data.astronaut()[::2, ::2][32:224])  # 256 wide, 192 high

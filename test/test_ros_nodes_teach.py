@@ -29,10 +29,18 @@ def teach_frames():
 
 
 def _start(map_path, log_dir, **parameters):
+    # odometry_wait_s: on a loaded machine the node's executor can take well over the default 1 s to deliver an
+    # odometry message that was published before the images; the node waits for it (it never holds an older one)
     process = start_ros_process(
         python_module_command("dlvf_ros.ros.teach_node"),
         node_name="teach_node",
-        parameters={"map_path": str(map_path), "backend": "orb", "teach.keyframe_distance_m": 1.0, **parameters},
+        parameters={
+            "map_path": str(map_path),
+            "backend": "orb",
+            "teach.keyframe_distance_m": 1.0,
+            "odometry_wait_s": 10.0,
+            **parameters,
+        },
         log_dir=log_dir,
     )
     process.wait_ready(timeout_s=60.0, publishes=["/localization/path"], subscribes=["/stereo/left/image_raw"])
@@ -49,8 +57,12 @@ def _teach(client, frames, count):
 
 
 def _connect_and_teach(client, frames, count):
-    """Wait for the node's subscriptions, publish the camera extrinsic, then teach the first `count` frames."""
+    """Wait for the node's subscriptions, publish the camera extrinsic, then teach the first `count` frames.
+
+    The extrinsic goes out once the node subscribes to /tf_static, so that it arrives well before the first images
+    (frames without it are skipped, which would move every keyframe)."""
     client.wait_matched()
+    client.wait_for(lambda: client.static_broadcaster.pub_tf.get_subscription_count() > 0, 10.0, "/tf_static reader")
     client.publish_static_camera()
     client.spin(0.3)
     _teach(client, frames, count)
@@ -78,6 +90,25 @@ def test_teach_node_builds_a_map_and_finalises_it_on_sigint(teach_frames, tmp_pa
         np.testing.assert_allclose(keyframe.T_world_keyframe, T_world_expected, atol=1e-6)
         np.testing.assert_allclose(T_WORLD_ODOM @ entry.T_map_keyframe, T_world_expected, atol=1e-6)
         assert keyframe.valid.sum() >= 20
+
+
+def test_an_image_without_odometry_at_its_stamp_is_skipped_not_given_older_odometry(teach_frames, tmp_path):
+    rig, frames = teach_frames
+    process = _start(tmp_path / "map", tmp_path, odometry_wait_s=0.2)
+    client = StereoClient(rig)
+    try:
+        _connect_and_teach(client, frames, 1)
+        client.publish_stereo(frames[1].stamp_ns, frames[1].left, frames[1].right)  # its odometry never comes
+        client.wait_for(
+            lambda: any("0.200 s older than the image (allowed 0.000 s)" in m for m in client.status_messages()),
+            30.0,
+            "a diagnostic refusing the 0.2 s old odometry",
+        )
+        assert process.stop(timeout_s=30.0) == 0, process.log_text()
+    finally:
+        process.stop()
+        client.close()
+    assert "1 keyframes from 1 frames" in process.log_text()
 
 
 def test_killed_teach_node_leaves_a_loadable_map(teach_frames, tmp_path):

@@ -9,9 +9,6 @@ directory and renamed into place at the end, so a killed writer never leaves a h
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -167,10 +164,9 @@ def write_run_bag(
     final.parent.mkdir(parents=True, exist_ok=True)
     typestore = typestore_for(distro)
     make = _MessageFactory(typestore)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    try:
+    with fileio.replacing_directory(final) as staged:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        with Writer(staging / final.name, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
+        with Writer(staged, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
             connections: dict[str, object] = {}
 
             def write(topic: str, message, stamp_ns: int, latched: bool = False) -> None:
@@ -186,12 +182,6 @@ def write_run_bag(
             count = _write_frames(write, make, frames, rig, topics, progress, final)
         if count == 0:
             raise ValueError(f"write_run_bag({final}): no frames to write")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging / final.name, final)
-        fileio.fsync_directory(final.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return final
 
 

@@ -137,14 +137,26 @@ def se3_log(T: np.ndarray) -> np.ndarray:
     return np.concatenate([V_inv @ T[:3, 3], phi])
 
 
+_LAST_ROW = np.array([0.0, 0.0, 0.0, 1.0])
+
+
 def is_rigid(T: np.ndarray, tol: float = 1e-6) -> bool:
-    """True if T is a finite 4x4 rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)."""
+    """True if T is a finite 4x4 rigid transform (orthonormal rotation, det +1, last row 0 0 0 1).
+
+    Elementwise `|a - b| <= tol + 1e-5 |b|` (np.allclose's test) without np.allclose's per-call overhead: map
+    readers check thousands of poses."""
     T = np.asarray(T)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
         return False
     R = T[:3, :3]
-    return (
-        np.allclose(R @ R.T, np.eye(3), atol=tol)
-        and abs(np.linalg.det(R) - 1.0) < tol
-        and np.allclose(T[3], [0.0, 0.0, 0.0, 1.0], atol=tol)
+    identity = np.eye(3)
+    det = (
+        R[0, 0] * (R[1, 1] * R[2, 2] - R[1, 2] * R[2, 1])
+        - R[0, 1] * (R[1, 0] * R[2, 2] - R[1, 2] * R[2, 0])
+        + R[0, 2] * (R[1, 0] * R[2, 1] - R[1, 1] * R[2, 0])
+    )
+    return bool(
+        np.all(np.abs(R @ R.T - identity) <= tol + 1e-5 * identity)
+        and abs(det - 1.0) < tol
+        and np.all(np.abs(T[3] - _LAST_ROW) <= tol + 1e-5 * _LAST_ROW)
     )

@@ -53,7 +53,8 @@ class StereoFrontend:
         self.rig = rig
         self.sgbm = sgbm or full_resolution_sgbm()
 
-    def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+    def check_images(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> None:
+        """ValueError naming the problem unless both images are uint8 RGB of the rig's size."""
         expected = (self.rig.height, self.rig.width, 3)
         for name, image in (("left_rgb", left_rgb), ("right_rgb", right_rgb)):
             check_image_rgb(image, name)
@@ -63,6 +64,9 @@ class StereoFrontend:
                     f"{self.rig.width}x{self.rig.height}; rectify/resize the images to the calibrated size or use "
                     "a map taught with this camera"
                 )
+
+    def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+        self.check_images(left_rgb, right_rgb)
         t0 = time.perf_counter()
         features = self.backend.extract(left_rgb)
         t1 = time.perf_counter()

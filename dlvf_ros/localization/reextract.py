@@ -1,10 +1,12 @@
-"""Re-extract a map's features with another backend from its stored keyframe images (poses are kept)."""
+"""Rewrite a map into a new one: re-extract its features with another backend from its stored keyframe images, or
+upgrade a schema-1 map to the current schema (poses, stamps and images are kept; the old map is checked first).
+
+The new map is built in a staging folder and renamed into place at the end (`fileio.replacing_directory`), so a
+failure or a kill leaves the old map (or `--out`) as it was.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,58 +16,67 @@ from dlvf_ros.config import from_dict
 from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.localization.frontend import StereoFrontend
-from dlvf_ros.localization.map_store import Keyframe, MapStore, MapStoreError, MapWriter
+from dlvf_ros.localization.map_format import Keyframe, MapStoreError
+from dlvf_ros.localization.map_store import MapStore, MapWriter, check_new_map_path, read_schema_1
 
 
-def reextract(source: MapStore, out: str | Path, backend: FeatureBackend, progress: bool = True) -> MapStore:
-    """Write a new map at `out` with `backend` features of every keyframe of `source` (needs stored images)."""
+def reextract(
+    source: MapStore, out: str | Path, backend: FeatureBackend, progress: bool = True, replace: bool = False
+) -> MapStore:
+    """Write a map at `out` with `backend` features of every keyframe of `source` (needs stored images); `out` must
+    be new unless `replace` (then it may be the source itself)."""
     if not source.has_images:
         raise MapStoreError(
             f"map {source.path} has no stored images (taught with --no-images); it cannot be "
             "re-extracted: re-teach with the new features"
         )
+    if not replace:
+        check_new_map_path(out, overwrite=False)
     teach_parameters = dict(source.manifest.get("teach_parameters", {}))
     sgbm = from_dict(SgbmConfig, teach_parameters.get("sgbm", {}), f"{source.path} teach_parameters.sgbm")
     teach_parameters["reextracted_from"] = {
         "backend_signature": source.manifest["backend_signature"],
         "created_utc": source.manifest["created_utc"],
     }
-    writer = MapWriter.create(out, backend, source.rig, teach_parameters)
     frontend = StereoFrontend(backend, source.rig, sgbm)
-    for entry in tqdm(source.entries, desc="reextract", unit="keyframe", disable=not progress):
-        left, right = source.images(entry.keyframe_id)
-        old = source.keyframe(entry.keyframe_id)
-        frame = frontend.process(left, right)
-        writer.add(
-            Keyframe(
-                old.keyframe_id,
-                old.stamp_ns,
-                old.T_map_keyframe,
-                frame.features.keypoints,
-                frame.features.descriptors,
-                frame.features.scores,
-                frame.points_camera,
-                frame.valid,
-                old.T_world_keyframe,
-            ),
-            left,
-            right,
-        )
+    with fileio.replacing_directory(out) as staged:
+        writer = MapWriter.create(staged, backend, source.rig, teach_parameters)
+        for entry in tqdm(source.entries, desc="reextract", unit="keyframe", disable=not progress):
+            left, right = source.images(entry.keyframe_id)
+            old = source.keyframe(entry.keyframe_id)
+            frame = frontend.process(left, right)
+            writer.add(
+                Keyframe(
+                    old.keyframe_id,
+                    old.stamp_ns,
+                    old.T_map_keyframe,
+                    frame.features.keypoints,
+                    frame.features.descriptors,
+                    frame.features.scores,
+                    frame.points_camera,
+                    frame.valid,
+                    old.T_world_keyframe,
+                ),
+                left,
+                right,
+            )
     return MapStore.open(out)
 
 
 def reextract_in_place(path: str | Path, backend: FeatureBackend, progress: bool = True) -> MapStore:
-    """Re-extract into a sibling directory, then swap it in; a crash leaves the old map (or both) intact."""
-    path = Path(path).resolve()
-    source = MapStore.open(path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.reextract-", dir=path.parent))
-    old = staging.with_name(staging.name.replace(".reextract-", ".old-"))
-    try:
-        reextract(source, staging / "map", backend, progress)
-        os.replace(path, old)
-        os.replace(staging / "map", path)
-        fileio.fsync_directory(path.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-    return MapStore.open(path)
+    """Re-extract the map at `path` and swap the result in; a failure or a kill leaves the old map intact."""
+    return reextract(MapStore.open(path), path, backend, progress, replace=True)
+
+
+def upgrade(path: str | Path, out: str | Path | None = None, progress: bool = True) -> MapStore:
+    """Convert the schema-1 map at `path` into a current one at `out` (default: in place), refusing it (MapStoreError
+    naming the file and field) if any keyframe file disagrees with the old index or any field is malformed."""
+    manifest, keyframes = read_schema_1(path)
+    target = Path(path if out is None else out)
+    if out is not None:
+        check_new_map_path(target, overwrite=False)
+    with fileio.replacing_directory(target) as staged:
+        writer = MapWriter.with_manifest(staged, manifest)
+        for keyframe, left, right in tqdm(keyframes, desc="upgrade", unit="keyframe", disable=not progress):
+            writer.add(keyframe, left, right)
+    return MapStore.open(target)

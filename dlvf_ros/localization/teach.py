@@ -3,8 +3,10 @@
 A frame becomes a keyframe when it is the first one, or when odometry has moved `keyframe_distance_m` or turned
 `keyframe_angle_deg` since the last keyframe. The keyframe pose T_map_keyframe is the teach run's T_odom_vehicle
 (the map frame is the teach odometry frame). A frame with fewer than `min_valid_points` stereo points is skipped
-and the next frame is tried instead. The same `Teacher` serves `dlvf teach` (a bag) and the ROS teach node (frames
-one at a time).
+and the next frame is tried instead. A frame that cannot be used (stamp not after the previous frame's, a pose that
+is not rigid, images that do not fit the rig) raises `FrameRejected` with the reason, before any state changes: the
+caller skips and counts it. The same `Teacher` serves `dlvf teach` (a bag) and the ROS teach node (frames one at a
+time).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.localization.frontend import StereoFrontend, full_resolution_sgbm
-from dlvf_ros.localization.map_store import Keyframe, MapWriter
+from dlvf_ros.localization.map_format import RIGID_TOLERANCE, Keyframe
+from dlvf_ros.localization.map_store import MapWriter
+
+
+class FrameRejected(ValueError):
+    """A teach frame that cannot be used; `reason` is a short label for counting (the message says more)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -42,14 +53,19 @@ class TeachConfig:
             raise ValueError(f"TeachConfig: min_valid_points must be >= 3, got {self.min_valid_points}")
 
 
+# Slack on the keyframe thresholds: a move of exactly keyframe_distance_m can come out a few ulp short after pose
+# conversions (quaternion <-> matrix), and whether it then counted would depend on the CPU's rounding
+ROUNDING_SLACK = 1e-9  # m and deg
+
+
 def needs_keyframe(T_odom_last_keyframe: np.ndarray | None, T_odom_vehicle: np.ndarray, config: TeachConfig) -> bool:
     """True for the first frame, or once the vehicle moved/turned enough since the last keyframe."""
     if T_odom_last_keyframe is None:
         return True
     motion = transforms.invert(T_odom_last_keyframe) @ T_odom_vehicle
     return bool(
-        np.linalg.norm(motion[:3, 3]) >= config.keyframe_distance_m
-        or np.rad2deg(transforms.rotation_angle(motion[:3, :3])) >= config.keyframe_angle_deg
+        np.linalg.norm(motion[:3, 3]) >= config.keyframe_distance_m - ROUNDING_SLACK
+        or np.rad2deg(transforms.rotation_angle(motion[:3, :3])) >= config.keyframe_angle_deg - ROUNDING_SLACK
     )
 
 
@@ -93,19 +109,29 @@ class Teacher:
     ) -> Keyframe | None:
         """Offer one frame; returns the keyframe stored from it, or None if it was not needed (or too bare)."""
         T_odom_vehicle = np.asarray(T_odom_vehicle, np.float64)
-        if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
-            raise ValueError("Teacher.add_frame: T_odom_vehicle must be a finite rigid 4x4 transform; check odometry")
-        if T_world_vehicle is not None and not transforms.is_rigid(np.asarray(T_world_vehicle, np.float64), 1e-4):
-            raise ValueError("Teacher.add_frame: T_world_vehicle must be a finite rigid 4x4 transform or None")
-        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
-            raise ValueError(
-                f"Teacher.add_frame: stamp_ns {stamp_ns} is earlier than the previous frame's "
-                f"{self._last_stamp_ns}; teach frames must come in time order"
+        if not transforms.is_rigid(T_odom_vehicle, tol=RIGID_TOLERANCE):
+            raise FrameRejected(
+                "bad odometry", "Teacher.add_frame: T_odom_vehicle must be a finite rigid 4x4 transform; check odometry"
             )
+        if T_world_vehicle is not None and not transforms.is_rigid(np.asarray(T_world_vehicle), RIGID_TOLERANCE):
+            raise FrameRejected(
+                "bad ground truth", "Teacher.add_frame: T_world_vehicle must be a finite rigid 4x4 transform or None"
+            )
+        if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns:
+            duplicate = stamp_ns == self._last_stamp_ns
+            raise FrameRejected(
+                "duplicate stamp" if duplicate else "out-of-order stamp",
+                f"Teacher.add_frame: stamp_ns {stamp_ns} {'repeats' if duplicate else 'is earlier than'} the previous "
+                f"frame's {self._last_stamp_ns}; teach frames must come in time order",
+            )
+        try:
+            self.frontend.check_images(left_rgb, right_rgb)
+        except ValueError as exc:
+            raise FrameRejected("bad image", f"Teacher.add_frame: {exc}") from exc
         if not needs_keyframe(self._T_odom_last_keyframe, T_odom_vehicle, self.config):
             self._count_frame(stamp_ns)
             return None
-        frame = self.frontend.process(left_rgb, right_rgb)  # raises on bad images before any state changes
+        frame = self.frontend.process(left_rgb, right_rgb)
         if int(frame.valid.sum()) < self.config.min_valid_points:
             self._count_frame(stamp_ns)
             self.frames_skipped_few_points += 1

@@ -1,19 +1,24 @@
-"""`dlvf teach --bag BAG --out MAP`: build a map store from a teach bag (keyframes, features, stereo points)."""
+"""`dlvf teach --bag BAG --out MAP`: build a map store from a teach bag (keyframes, features, stereo points).
+
+Bad frames (undecodable or unpaired images, stamps out of order or repeated, no odometry near the stamp) are skipped
+and counted, as the teach node does. The map is built in a staging folder next to MAP and renamed into place only
+when it holds at least one keyframe, so a failed or interrupted run leaves MAP as it was.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
+from dlvf_ros import fileio
 from dlvf_ros.config import load_config
 from dlvf_ros.features.backends import BACKEND_NAMES, make_backend, shipped_model_path
 from dlvf_ros.features.xfeat_backend import XFeatMissingError
-from dlvf_ros.localization.teach import TeachConfig, Teacher
-
-log = logging.getLogger(__name__)
+from dlvf_ros.localization.map_store import check_new_map_path
+from dlvf_ros.localization.teach import FrameRejected, TeachConfig, Teacher
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, default_backend: str | None = "learned") -> None:
@@ -37,9 +42,9 @@ def backend_from_arguments(args: argparse.Namespace):
     if args.backend == "learned" and model is None:
         model = shipped_model_path()
         if model is None:
-            raise SystemExit(
-                "dlvf: --backend learned needs --model PATH (no single shipped model in models/); "
-                "or use --backend orb|sift"
+            raise ValueError(
+                "--backend learned needs --model PATH (there is no single shipped model in models/); "
+                "or use --backend orb|sift|xfeat"
             )
     try:
         return make_backend(args.backend, model)
@@ -62,30 +67,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlvf_ros.data.bags import read_stereo_bag
+    from dlvf_ros.data.bag_reader import count_skip, read_stereo_bag
 
     config = load_config(TeachConfig, args.config)
     if args.no_images:
         config.store_images = False
+    check_new_map_path(args.out, args.overwrite)
     backend = backend_from_arguments(args)
     rig, frames = read_stereo_bag(args.bag)
-    teacher = Teacher.create(args.out, backend, rig, config, overwrite=args.overwrite)
-    without_odometry = 0
-    with tqdm(frames, desc="teach", unit="frame") as progress:
-        for frame in progress:
-            if frame.T_odom_vehicle is None:
-                without_odometry += 1
-                continue
-            teacher.add_frame(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle, frame.T_world_vehicle)
-            progress.set_postfix(keyframes=teacher.num_keyframes)
-    if without_odometry:
-        log.warning("%d frame(s) had no odometry near their stamp and were skipped", without_odometry)
-    print(
-        f"map {args.out}: {teacher.num_keyframes} keyframes from {teacher.frames_seen} frames "
-        f"({teacher.frames_skipped_few_points} skipped for fewer than {config.min_valid_points} stereo points, "
-        f"{without_odometry} without odometry); backend {backend.name}"
-    )
-    if teacher.num_keyframes == 0:
-        print("dlvf teach: no keyframe was stored; check the bag's odometry and images")
-        return 1
+    skipped: Counter = Counter()
+    with fileio.replacing_directory(args.out) as staged:
+        teacher = Teacher.create(staged, backend, rig, config)
+        with tqdm(frames, desc="teach", unit="frame") as progress:
+            for frame in progress:
+                if frame.T_odom_vehicle is None:
+                    count_skip(skipped, "no odometry near the stamp", f"frame at {frame.stamp_ns} ns")
+                    continue
+                try:
+                    teacher.add_frame(
+                        frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle, frame.T_world_vehicle
+                    )
+                except FrameRejected as exc:
+                    count_skip(skipped, exc.reason, str(exc))
+                progress.set_postfix(keyframes=teacher.num_keyframes)
+        skipped.update(frames.skipped)
+        print(
+            f"map {args.out}: {teacher.num_keyframes} keyframes from {teacher.frames_seen} frames; skipped: "
+            f"{', '.join(f'{n} {reason}' for reason, n in sorted(skipped.items())) or 'none'}; "
+            f"{teacher.frames_skipped_few_points} keyframe candidate(s) had fewer than {config.min_valid_points} "
+            f"stereo points; backend {backend.name}"
+        )
+        if teacher.num_keyframes == 0:
+            raise ValueError(
+                f"no keyframe was stored from bag {args.bag}, so no map was written; check the bag's odometry "
+                "and images"
+            )
     return 0

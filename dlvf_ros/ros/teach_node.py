@@ -66,8 +66,8 @@ class TeachNodeConfig:
     diagnostics_period_s: float = 1.0
     odometry_horizon_s: float = 10.0
     odometry_max_gap_s: float = 0.5
-    odometry_max_hold_s: float = 0.25
-    odometry_wait_s: float = 0.2
+    odometry_max_hold_s: float = 0.0  # a keyframe pose is odometry at its stamp, never an older one held
+    odometry_wait_s: float = 1.0  # the worker has a queue: waiting for late odometry costs no frames
     use_ground_truth: bool = True
     shutdown_timeout_s: float = 30.0
     map_frame: str = "map"

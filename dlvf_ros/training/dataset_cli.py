@@ -4,7 +4,6 @@ disparity cache."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dlvf_ros.config import load_config
 from dlvf_ros.training.config import DatasetConfig
@@ -29,14 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad input: the message names it and the fix
-        print(f"dlvf dataset: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
     config = load_config(DatasetConfig, args.config)
     manifest = build_dataset(args.data, args.out, config, args.cache)
     data = manifest.data

@@ -10,7 +10,6 @@ import argparse
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -54,14 +53,6 @@ def choose_runs(args: argparse.Namespace, config: TestConfig, dataset: UtiasData
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad input: the message names it and the fix
-        print(f"dlvf test: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
     config = load_config(TestConfig, args.config)
     dataset = UtiasDataset(args.data)
     backend, model_size = load_backend(args.model)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dlvf_ros.config import load_config
 from dlvf_ros.training.config import TrainConfig
@@ -26,14 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # bad input: the message names it and the fix
-        print(f"dlvf train: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args: argparse.Namespace) -> int:
     from dlvf_ros.training.trainer import Trainer
 
     config = load_config(TrainConfig, args.config) if args.config else None
