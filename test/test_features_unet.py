@@ -42,7 +42,7 @@ def test_outputs_shapes_and_ranges():
     assert torch.equal(cell_index[0].long(), torch.arange(n))
     # the sigmoid is applied once: score map = sigmoid(decoder logits), scores sampled from it
     with torch.no_grad():
-        logits = net.score_decoder(net.encoder(image))
+        logits = net.heads.score_decoder(net.encoder(image))
     assert torch.allclose(out["score_map"], torch.sigmoid(logits), atol=1e-6)
     assert torch.allclose(out["keypoint_scores"], sample_map(out["score_map"], out["keypoints"])[..., 0], atol=1e-6)
     assert torch.allclose((out["descriptors"] ** 2).mean(-1), torch.ones(2, n), atol=1e-3)
@@ -68,8 +68,8 @@ def test_gradients_reach_every_parameter_group():
     out = net({"image": torch.rand(2, 3, 32, 32)})
     loss = out["keypoints"].sum() + out["keypoint_scores"].sum() + (out["descriptors"][:, :, :5] ** 2).sum()
     loss.backward()
-    for name in ("encoder", "keypoint_decoder", "score_decoder"):
-        grads = [p.grad for p in getattr(net, name).parameters()]
+    for name, part in (("encoder", net.encoder), ("heads", net.heads)):
+        grads = [p.grad for p in part.parameters()]
         assert all(g is not None for g in grads), name
         assert sum(float(g.abs().sum()) for g in grads) > 0, name
 
@@ -92,3 +92,30 @@ def test_bad_options_are_refused():
         FeatureNet(width=16)
     with pytest.raises(ValueError, match="m must be"):
         FeatureNet(m=0)
+
+
+def test_shared_decoder_gives_the_same_outputs_and_cell_8_four_times_the_keypoints():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 48, 64)
+    shared = FeatureNet(m=4, shared_decoder=True).eval()
+    fine = FeatureNet(m=4, cell=8, shared_decoder=True).eval()
+    with torch.no_grad():
+        out, out_fine = shared({"image": image}), fine({"image": image})
+    assert out["keypoints"].shape == (1, 12, 2) and out_fine["keypoints"].shape == (1, 48, 2)
+    assert out["descriptors"].shape == (1, 12, 4 * 31) and out["score_map"].shape == (1, 1, 48, 64)
+    assert float(out["score_map"].min()) > 0.0 and float(out["score_map"].max()) < 1.0
+    assert sum(p.numel() for p in shared.parameters()) < 0.75 * sum(p.numel() for p in FeatureNet(m=4).parameters())
+    with pytest.raises(ValueError, match="multiples of 16"):
+        fine({"image": torch.rand(1, 3, 40, 64)})
+    with pytest.raises(ValueError, match="cell must be 8"):
+        FeatureNet(m=4, cell=12)
+
+
+def test_checkpoints_from_before_the_heads_module_still_load():
+    torch.manual_seed(0)
+    net = FeatureNet(m=4)
+    legacy = {key.replace("heads.", ""): value for key, value in net.state_dict().items()}
+    assert any(key.startswith("keypoint_decoder.") for key in legacy)
+    restored = FeatureNet(m=4)
+    restored.load_state_dict(legacy)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), restored.state_dict().values()))

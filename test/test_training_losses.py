@@ -104,17 +104,38 @@ def test_descriptor_loss_prefers_the_true_correspondence_and_respects_mask_and_e
         losses.descriptor_loss(source, source, targets, mask=mask, **{**args, "temperature": 0.0})
 
 
-def test_nearest_match_hits_counts_matches_near_the_truth():
+def test_nearest_match_correct_marks_matches_near_the_truth():
     torch.manual_seed(1)
     targets = _normalised(torch.randn(1, 5, 16))
     keypoints_target = torch.tensor([[[0.0, 0.0], [20.0, 0.0], [40.0, 0.0], [60.0, 0.0], [80.0, 0.0]]])
     source = targets[:, [0, 1, 2]]  # each source keypoint looks exactly like target keypoints 0, 1, 2
     uv_expected = torch.tensor([[[3.0, 0.0], [40.0, 0.0], [44.0, 3.0]]])  # right, wrong (that is keypoint 2), right
-    hits = losses.nearest_match_hits(
-        source, targets, keypoints_target, uv_expected, torch.ones(1, 3, dtype=torch.bool), 8.0
+    correct = losses.nearest_match_correct(source, targets, keypoints_target, uv_expected, 8.0)
+    assert correct.tolist() == [[True, False, True]]
+
+
+def test_repeatability_pulls_the_nearest_keypoint_onto_the_projection_and_ignores_far_ones():
+    projected = torch.tensor([[[10.0, 10.0], [50.0, 50.0]]])
+    keypoints_other = torch.tensor([[[11.0, 12.0], [80.0, 80.0]]], requires_grad=True)
+    mask = torch.tensor([[True, True]])
+    loss = losses.repeatability_loss(projected, keypoints_other, mask, max_px=4.0)
+    assert torch.allclose(loss, torch.tensor([5.0]))  # only the first pair (1^2 + 2^2); the second is 42 px away
+    loss.sum().backward()
+    assert torch.allclose(keypoints_other.grad[0, 0], torch.tensor([2.0, 4.0]))  # towards the projection
+    assert torch.equal(keypoints_other.grad[0, 1], torch.zeros(2))
+    at_zero = losses.repeatability_loss(projected, projected.clone().requires_grad_(), mask, 4.0)
+    assert float(at_zero.detach()) == 0.0
+    with pytest.raises(ValueError, match="max_px"):
+        losses.repeatability_loss(projected, keypoints_other, mask, 0.0)
+
+
+def test_score_loss_rewards_scores_that_predict_correct_matches():
+    correct = torch.tensor([[True, False, True, False]])
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    good = losses.score_loss(torch.tensor([[0.9, 0.1, 0.9, 0.1]]), correct, mask)
+    bad = losses.score_loss(torch.tensor([[0.1, 0.9, 0.1, 0.9]]), correct, mask)
+    assert float(good) < 0.2 < 2.0 < float(bad)
+    masked = losses.score_loss(
+        torch.tensor([[0.9, 0.9, 0.9, 0.9]]), correct, torch.tensor([[True, False, True, False]])
     )
-    assert hits == (2.0, 3.0)
-    masked = losses.nearest_match_hits(
-        source, targets, keypoints_target, uv_expected, torch.tensor([[False, True, True]]), 8.0
-    )
-    assert masked == (1.0, 2.0)
+    assert float(masked) < 0.2

@@ -66,9 +66,9 @@ def test_pose_loss_gradients_reach_every_part_of_the_network(batch, mode):
     network = FeatureNet(m=4)
     pipeline = PosePipeline(network, PipelineConfig(matching=SoftMatchConfig(mode=mode, chunk_size=16)))
     result = pipeline(batch)
-    assert result["ok"].all(), result["num_inliers"]
-    pose_loss(result["T_est"], batch["T_target_source"], [1.0, 50.0, 10.0]).mean().backward()
-    for part in (network.encoder, network.keypoint_decoder, network.score_decoder):
+    assert result.ok.all(), result.num_inliers
+    pose_loss(result.T_est, batch["T_target_source"], [1.0, 50.0, 10.0]).mean().backward()
+    for part in (network.encoder, network.heads.keypoint_decoder, network.heads.score_decoder):
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads)
         assert sum(float(g.abs().sum()) for g in grads) > 0
@@ -81,11 +81,11 @@ def test_inlier_requirement_is_checked_per_batch_element(batch):
     torch.manual_seed(0)
     network = FeatureNet(m=4)
     result = PosePipeline(network, PipelineConfig(matching=SoftMatchConfig(mode="sparse")))(broken)
-    assert result["ok"].tolist() == [True, False] and int(result["num_inliers"][1]) == 0
-    assert torch.equal(result["T_est"][1], torch.eye(4))
-    loss = pose_loss(result["T_est"][:1], broken["T_target_source"][:1], [1.0, 50.0, 10.0]).sum()
-    loss = loss + keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"]).sum()
-    (loss + result["anchor"]).backward()
+    assert result.ok.tolist() == [True, False] and int(result.num_inliers[1]) == 0
+    assert torch.equal(result.T_est[1], torch.eye(4))
+    loss = pose_loss(result.T_est[:1], broken["T_target_source"][:1], [1.0, 50.0, 10.0]).sum()
+    loss = loss + keypoint_loss(result.points_matched, result.points_expected, result.inliers).sum()
+    (loss + result.anchor).backward()
     assert all(torch.isfinite(p.grad).all() for p in network.parameters())
 
 

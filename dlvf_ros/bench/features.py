@@ -108,8 +108,8 @@ def reference_style(net: FeatureNet, image_rgb: np.ndarray) -> torch.Tensor:
     """The reference's inference: build the full-resolution descriptor map, then sample it at the keypoints."""
     image = to_tensor(image_rgb)
     maps = net.encoder(image)
-    keypoints = soft_argmax_keypoints(net.keypoint_decoder(maps), net.conf["cell"], net.conf["temperature"])
-    score_map = torch.sigmoid(net.score_decoder(maps))
+    keypoint_logits, score_map = net.heads(maps)
+    keypoints = soft_argmax_keypoints(keypoint_logits, net.conf["cell"], net.conf["temperature"])
     descriptor_map = dense_descriptors(maps, (image.shape[2], image.shape[3]))
     descriptors = normalize_descriptors(sample_map(descriptor_map, keypoints))
     return keypoints, descriptors, sample_scores(score_map, keypoints)
@@ -237,7 +237,7 @@ def training_step(
     alone; returns the fraction of pairs whose pose loss was active (None for the network alone). Steps with a
     non-finite gradient are counted in `skipped[0]` and make no update."""
     from dlvf_ros.training.config import PipelineConfig, SoftMatchConfig
-    from dlvf_ros.training.losses import keypoint_loss, pose_loss
+    from dlvf_ros.training.objective import compute_losses
     from dlvf_ros.training.pipeline import PosePipeline
 
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -251,11 +251,9 @@ def training_step(
             loss = sum(value.sum() for value in (out["keypoints"], out["keypoint_scores"], out["descriptors"]))
         else:
             result = pipeline(batch)
-            ok = result["ok"].float()
-            pose = pose_loss(result["T_est"], batch["T_target_source"], loss_config.planar_weights)
-            keypoint = keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"])
-            loss = (pose * ok).sum() + loss_config.keypoint_weight * (keypoint * ok).sum() + result["anchor"]
-            active = float(ok.mean())
+            losses = compute_losses(result, batch["T_target_source"], loss_config, True, score_failures=False)
+            loss = losses.total + result.anchor
+            active = float(result.ok.float().mean())
         loss.backward()
         if all(bool(torch.isfinite(p.grad).all()) for p in net.parameters() if p.grad is not None):
             torch.nn.utils.clip_grad_norm_(net.parameters(), 2.0)

@@ -61,16 +61,15 @@ class ExportedFeatureNet(nn.Module):
     def __init__(self, net: FeatureNet) -> None:
         super().__init__()
         self.encoder = net.encoder
-        self.keypoint_decoder = net.keypoint_decoder
-        self.score_decoder = net.score_decoder
+        self.heads = net.heads
         self.cell: int = int(net.conf["cell"])
         self.temperature: float = float(net.conf["temperature"])
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         height, width = int(image.shape[2]), int(image.shape[3])
         encoder_maps = self.encoder(image.contiguous(memory_format=torch.channels_last))
-        keypoints = soft_argmax_keypoints(self.keypoint_decoder(encoder_maps), self.cell, self.temperature)
-        score_map = torch.sigmoid(self.score_decoder(encoder_maps))
+        keypoint_logits, score_map = self.heads(encoder_maps)
+        keypoints = soft_argmax_keypoints(keypoint_logits, self.cell, self.temperature)
         descriptors = sample_descriptors(encoder_maps, keypoints, (height, width))
         scores = sample_scores(score_map, keypoints)
         return keypoints.transpose(1, 2), descriptors.transpose(1, 2), scores.unsqueeze(1)
@@ -81,7 +80,7 @@ class ExportedFeatureNet(nn.Module):
         descriptor_map = normalize_descriptors(
             dense_descriptors(encoder_maps, (int(image.shape[2]), int(image.shape[3]))), dim=1
         )
-        return descriptor_map, torch.sigmoid(self.score_decoder(encoder_maps))
+        return descriptor_map, self.heads(encoder_maps)[1]
 
 
 def build_metadata(
@@ -99,6 +98,7 @@ def build_metadata(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": "unet",
+        "decoder": "shared" if net.conf["shared_decoder"] else "separate",
         "m": int(net.conf["m"]),
         "descriptor_size": net.descriptor_dim,
         "cell_size": cell,

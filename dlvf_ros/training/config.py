@@ -10,6 +10,7 @@ from typing import Literal
 
 from dlvf_ros.geometry.ransac import RansacConfig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.training.augment import AugmentConfig
 
 
 def _check_positive(owner: str, **values) -> None:
@@ -110,7 +111,8 @@ class PipelineConfig:
 @dataclass
 class LossConfig:
     """Pose loss on log(T_est T_gt^-1): planar (x, y, heading) or full 6-DOF; plus the planar keypoint loss; plus
-    (ours, off in the reference: weight 0) an InfoNCE descriptor loss on ground-truth correspondences."""
+    (ours, off in the reference: weight 0) an InfoNCE descriptor loss on ground-truth correspondences, a keypoint
+    repeatability loss and a score (match reliability) loss; `pose_scale` balances the pose loss against them."""
 
     pose: Literal["planar", "full"] = "planar"
     planar_weights: list[float] = field(default_factory=lambda: [1.0, 50.0, 10.0])  # x, y, heading
@@ -120,13 +122,22 @@ class LossConfig:
     descriptor_weight: float = 0.0
     descriptor_temperature: float = 0.05  # on ZNCC in [-1, 1]
     descriptor_exclusion_px: float = 8.0  # target keypoints this close to the true pixel are not negatives
+    pose_scale: float = 1.0  # (ours) multiplies the whole pose loss; 1 = the reference
+    repeatability_weight: float = 0.0  # (ours) keypoints of both views on the same scene point, px^2
+    repeatability_max_px: float = 4.0  # projected keypoints farther than this from any keypoint are not pulled
+    score_weight: float = 0.0  # (ours) scores predict whether a keypoint's nearest-neighbour match is right
 
     def __post_init__(self) -> None:
         if len(self.planar_weights) != 3 or len(self.full_weights) != 6:
             raise ValueError("LossConfig: planar_weights needs 3 numbers (x, y, heading), full_weights 6 (rho, phi)")
-        if min(self.planar_weights + self.full_weights + [self.keypoint_weight, self.descriptor_weight]) < 0:
+        extra_weights = [self.keypoint_weight, self.descriptor_weight, self.pose_scale, self.repeatability_weight]
+        if min(self.planar_weights + self.full_weights + extra_weights + [self.score_weight]) < 0:
             raise ValueError("LossConfig: loss weights must be >= 0")
-        _check_positive("LossConfig", descriptor_temperature=self.descriptor_temperature)
+        _check_positive(
+            "LossConfig",
+            descriptor_temperature=self.descriptor_temperature,
+            repeatability_max_px=self.repeatability_max_px,
+        )
         if self.descriptor_exclusion_px < 0:
             raise ValueError(f"LossConfig.descriptor_exclusion_px must be >= 0, got {self.descriptor_exclusion_px}")
 
@@ -139,6 +150,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # FeatureNet options (m, cell, temperature); {} = its defaults
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # (ours) photometric; off in the reference
     epochs: int = 200  # at most; early stopping usually ends training first
     batch_size: int = 3  # per process
     learning_rate: float = 1e-4

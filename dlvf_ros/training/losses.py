@@ -152,17 +152,43 @@ def descriptor_loss(
     return (cross_entropy * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-def nearest_match_hits(
+def repeatability_loss(
+    uv_projected: torch.Tensor, keypoints_other: torch.Tensor, mask: torch.Tensor, max_px: float
+) -> torch.Tensor:
+    """Per-element mean squared distance [B] (px^2) from keypoints projected into another image by the ground truth
+    (`uv_projected` [B, N, 2], counted where `mask` [B, N]) to the nearest keypoint of that image (`keypoints_other`
+    [B, M, 2]); pairs farther apart than `max_px` are not the same keypoint and are left out. The gradient moves the
+    other image's keypoints onto the projections: keypoints that land on the same scene point in both views.
+    Not in the reference method (a keypoint-precision term)."""
+    if not max_px > 0.0:
+        raise ValueError(f"repeatability_loss: max_px must be > 0, got {max_px}")
+    difference = uv_projected.unsqueeze(2).to(keypoints_other.dtype) - keypoints_other.unsqueeze(1)
+    squared = (difference * difference).sum(dim=-1).min(dim=2).values  # [B, N]; squared: no sqrt at zero distance
+    near = mask & (squared.detach() < max_px * max_px)
+    squared = torch.where(near, squared, torch.zeros_like(squared))
+    return squared.sum(dim=1) / near.sum(dim=1).clamp(min=1).to(squared.dtype)
+
+
+def nearest_match_correct(
     descriptors_source: torch.Tensor,
     descriptors_target: torch.Tensor,
     keypoints_target: torch.Tensor,
     uv_expected: torch.Tensor,
-    mask: torch.Tensor,
     radius_px: float,
-) -> tuple[float, float]:
-    """(hits, count) over the masked source keypoints [B, N]: a hit when the target keypoint of highest ZNCC (the
-    localizer's nearest neighbour) lies within `radius_px` of the true pixel `uv_expected` [B, N, 2]."""
+) -> torch.Tensor:
+    """[B, N] bool: the target keypoint of highest ZNCC (the localizer's nearest neighbour) of each source keypoint
+    lies within `radius_px` of its true pixel `uv_expected` [B, N, 2]."""
     similarity = torch.bmm(descriptors_source, descriptors_target.transpose(1, 2))
     best = similarity.argmax(dim=2, keepdim=True).expand(-1, -1, 2)
     error = torch.linalg.vector_norm(torch.gather(keypoints_target, 1, best) - uv_expected, dim=-1)
-    return float((mask & (error <= radius_px)).sum()), float(mask.sum())
+    return error <= radius_px
+
+
+def score_loss(scores: torch.Tensor, correct: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-element mean binary cross-entropy [B] of keypoint scores [B, N] in (0, 1) against whether the keypoint's
+    nearest-neighbour match is correct (`correct` [B, N]), over the keypoints in `mask` (visible in the other view).
+    Not in the reference method, which trains the scores through the pose loss only."""
+    target = correct.to(scores.dtype)
+    entropy = torch.nn.functional.binary_cross_entropy(scores.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    weights = mask.to(scores.dtype)
+    return (entropy * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)

@@ -14,11 +14,14 @@ Data flow for a batch of (source, target) pairs (`PairDataset` items):
    element); the others are reported in `ok` and get the identity;
 7. ground-truth correspondences for the descriptor loss: each GT-transformed source point is projected into the
    target image (`uv_expected`), `visible` where it lands inside the image in front of the camera and the target's
-   own stereo depth there agrees (not occluded), with the target descriptor sampled at that pixel.
+   own stereo depth there agrees (not occluded), with the target descriptor sampled at that pixel; and the same the
+   other way (target keypoints into the source image) for the keypoint repeatability loss.
 Everything is in metres, vehicle frames; pixels are (u, v) with integer values at pixel centres.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -116,6 +119,44 @@ def project_points(
         return torch.where(visible.unsqueeze(-1), uv, torch.zeros_like(uv)), visible
 
 
+@dataclass
+class PipelineOutput:
+    """What one pass of `PosePipeline` gives the losses and metrics (B pairs, N source / M target keypoints).
+
+    Pose: T_est [B, 4, 4] (target <- source; identity where not ok), ok [B] (enough inliers), num_inliers [B].
+    Soft matches per source keypoint: points_source / points_matched / points_expected (GT-transformed source point)
+    [B, N, 3] in the target vehicle frame, inliers [B, N], weights [B, N], uv_matched [B, N, 2].
+    Features: keypoints_source [B, N, 2], scores_source [B, N], descriptors_source [B, N, C]; keypoints_target
+    [B, M, 2], descriptors_target [B, M, C].
+    Ground-truth correspondences: uv_expected [B, N, 2] (source keypoints projected into the target image), visible
+    [B, N] (not occluded there), descriptors_expected [B, N, C] (the target's descriptors at uv_expected); and the
+    reverse, uv_reverse [B, M, 2] / visible_reverse [B, M] (target keypoints projected into the source image).
+    anchor: a zero that depends on every network output (keeps DDP's gradient sync complete when no element is
+    usable). Pixels are network-input pixels (integer values at pixel centres).
+    """
+
+    T_est: torch.Tensor
+    ok: torch.Tensor
+    num_inliers: torch.Tensor
+    points_source: torch.Tensor
+    points_matched: torch.Tensor
+    points_expected: torch.Tensor
+    inliers: torch.Tensor
+    weights: torch.Tensor
+    uv_matched: torch.Tensor
+    keypoints_source: torch.Tensor
+    scores_source: torch.Tensor
+    descriptors_source: torch.Tensor
+    keypoints_target: torch.Tensor
+    descriptors_target: torch.Tensor
+    uv_expected: torch.Tensor
+    visible: torch.Tensor
+    descriptors_expected: torch.Tensor
+    uv_reverse: torch.Tensor
+    visible_reverse: torch.Tensor
+    anchor: torch.Tensor
+
+
 class PosePipeline(nn.Module):
     """Wraps the feature network (a FeatureNet, or DDP around one) with the differentiable pose estimator."""
 
@@ -124,18 +165,14 @@ class PosePipeline(nn.Module):
         self.network = network
         self.config = config
 
-    def forward(self, batch: dict) -> dict:
-        """Returns T_est [B, 4, 4] (target <- source), ok [B] (enough inliers), num_inliers [B], and per keypoint
-        points_source / points_matched / points_expected [B, N, 3], inliers [B, N], weights [B, N], uv_matched
-        [B, N, 2]; for the descriptor loss descriptors_source [B, N, C], descriptors_target / keypoints_target (the
-        target keypoints' [B, M, C] / [B, M, 2]), uv_expected [B, N, 2], visible [B, N] and descriptors_expected
-        [B, N, C] (the target's descriptors at uv_expected); plus `anchor`, a zero that depends on every network
-        output (keeps DDP's gradient sync complete when no element is usable)."""
+    def forward(self, batch: dict) -> PipelineOutput:
+        """One pass over a batch of `PairDataset` items (see the module docstring for the data flow)."""
         image_source, image_target = batch["image_source"], batch["image_target"]
         batch_size = image_source.shape[0]
         height, width = int(image_source.shape[2]), int(image_source.shape[3])
         out = self.network({"image": torch.cat([image_source, image_target], dim=0)})
         src = {key: out[key][:batch_size] for key in ("keypoints", "keypoint_scores", "descriptors")}
+        keypoints_target, descriptors_target = out["keypoints"][batch_size:], out["descriptors"][batch_size:]
         encoder_target = [level[batch_size:] for level in out["encoder_maps"]]
         score_map_target = out["score_map"][batch_size:]
         matching = self.config.matching
@@ -146,7 +183,7 @@ class PosePipeline(nn.Module):
             )
         else:
             uv_matched = soft.soft_match_sparse(
-                src["descriptors"], out["descriptors"][batch_size:], out["keypoints"][batch_size:], matching.temperature
+                src["descriptors"], descriptors_target, keypoints_target, matching.temperature
             )
         descriptors_matched = sample_descriptors(encoder_target, uv_matched, (height, width))
         weights = soft.match_weights(
@@ -193,23 +230,39 @@ class PosePipeline(nn.Module):
             intrinsics,
             T_vehicle_camera,
         )
+        with torch.no_grad():
+            points_target, valid_target = points_at(
+                keypoints_target, batch["disparity_target"], batch["valid_target"], intrinsics, T_vehicle_camera
+            )
+            uv_reverse, visible_reverse = project_points(
+                transform_points(invert_transforms(T_gt), points_target),
+                valid_target,
+                batch["disparity_source"],
+                batch["valid_source"],
+                intrinsics,
+                T_vehicle_camera,
+            )
         descriptors_expected = sample_descriptors(encoder_target, uv_expected, (height, width))
         anchor = sum(value.sum() for value in (out["keypoint_logits"], out["score_map"], *out["encoder_maps"])) * 0.0
-        return {
-            "T_est": T_est,
-            "ok": ok,
-            "num_inliers": num_inliers,
-            "inliers": inliers,
-            "weights": weights,
-            "points_source": points_source,
-            "points_matched": points_matched,
-            "points_expected": points_expected,
-            "uv_matched": uv_matched,
-            "anchor": anchor,
-            "descriptors_source": src["descriptors"],
-            "descriptors_target": out["descriptors"][batch_size:],
-            "keypoints_target": out["keypoints"][batch_size:],
-            "uv_expected": uv_expected,
-            "visible": visible,
-            "descriptors_expected": descriptors_expected,
-        }
+        return PipelineOutput(
+            T_est=T_est,
+            ok=ok,
+            num_inliers=num_inliers,
+            points_source=points_source,
+            points_matched=points_matched,
+            points_expected=points_expected,
+            inliers=inliers,
+            weights=weights,
+            uv_matched=uv_matched,
+            keypoints_source=src["keypoints"],
+            scores_source=src["keypoint_scores"],
+            descriptors_source=src["descriptors"],
+            keypoints_target=keypoints_target,
+            descriptors_target=descriptors_target,
+            uv_expected=uv_expected,
+            visible=visible,
+            descriptors_expected=descriptors_expected,
+            uv_reverse=uv_reverse,
+            visible_reverse=visible_reverse,
+            anchor=anchor,
+        )

@@ -5,10 +5,10 @@ epoch), `tensorboard/`, `checkpoints/last.pt` and `best.pt`, `training_curve.png
 `checkpoints/initial.pt` (the weights before training: untrained, or those of `--init`, for comparisons),
 `ranks/rank_<r>.json` (each rank's weight checksum and sample count, to check that DDP ranks agree).
 
-Loss of one training step: mean over the batch elements with enough inliers of
-`keypoint_weight * keypoint_loss + pose_loss` (the pose term from `loss.pose_from_epoch` on), plus
-`descriptor_weight` times the descriptor loss averaged over the elements with visible correspondences. Validation always
-uses both terms and scores failed elements by the pose loss of the identity, so failing cannot look good.
+Loss of one training step: `objective.compute_losses` (pose from `loss.pose_from_epoch` on, keypoint, and our
+descriptor, repeatability and score terms where their weights are set), on images photometrically augmented each on
+its own when `augment.enabled`. Validation (never augmented) always uses every term and scores failed elements by the
+pose loss of the identity, so failing cannot look good.
 Skipped elements and batches are counted with their reason and reported each epoch; nothing is swallowed.
 """
 
@@ -33,6 +33,7 @@ from dlvf_ros import fileio
 from dlvf_ros.config import ConfigError, from_dict, save_config, to_dict
 from dlvf_ros.features.export import load_checkpoint
 from dlvf_ros.features.unet import FeatureNet
+from dlvf_ros.training.augment import augment_images
 from dlvf_ros.training.config import TrainConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset
 from dlvf_ros.training.distributed import (
@@ -42,9 +43,11 @@ from dlvf_ros.training.distributed import (
     barrier,
     broadcast_buffers,
 )
-from dlvf_ros.training.losses import descriptor_loss, keypoint_loss, nearest_match_hits, pose_error, pose_loss
+from dlvf_ros.training.losses import nearest_match_correct, pose_error
+from dlvf_ros.training.objective import TERMS, LossTerms, compute_losses
 from dlvf_ros.training.pipeline import PosePipeline
 from dlvf_ros.training.plots import plot_training_curve
+from dlvf_ros.training.running_sums import RunningSums
 
 REASON_FEW_INLIERS = "batch element with fewer than min_inliers inliers"
 REASON_NO_ELEMENT = "batch without any element with min_inliers inliers"
@@ -55,16 +58,12 @@ RESUMABLE_CHANGES = {"epochs", "early_stopping_patience", "num_workers", "torch_
 METRIC_FIELDS = (
     "epoch",
     "train_loss",
-    "train_pose_loss",
-    "train_keypoint_loss",
-    "train_descriptor_loss",
+    *(f"train_{term}_loss" for term in TERMS),
     "train_ok_fraction",
     "train_steps",
     "train_skipped_batches",
     "val_loss",
-    "val_pose_loss",
-    "val_keypoint_loss",
-    "val_descriptor_loss",
+    *(f"val_{term}_loss" for term in TERMS),
     "val_ok_fraction",
     "val_match_accuracy",
     "val_rmse_x_m",
@@ -207,59 +206,33 @@ class Trainer:
             return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.state["epoch"]]
 
     # --- one batch -----------------------------------------------------------------------------------------------
-    def _losses(self, result: dict, T_gt: torch.Tensor, with_pose: bool, score_failures: bool) -> dict:
-        """Per-element pose and keypoint losses and the batch loss (see the module docstring)."""
-        loss_config = self.config.loss
-        planar = loss_config.pose == "planar"
-        weights = loss_config.planar_weights if planar else loss_config.full_weights
-        ok = result["ok"]
-        pose = pose_loss(result["T_est"], T_gt, weights, planar=planar)
-        keypoint = keypoint_loss(result["points_matched"], result["points_expected"], result["inliers"])
-        ok_float = ok.to(pose.dtype)
-        n_ok = ok_float.sum()
-        keypoint_mean = (keypoint * ok_float).sum() / n_ok.clamp(min=1.0)
-        if score_failures:
-            pose_mean = pose.mean()
-        else:
-            pose_mean = (pose * ok_float).sum() / n_ok.clamp(min=1.0)
-        total = loss_config.keypoint_weight * keypoint_mean + (pose_mean if with_pose else 0.0)
-        descriptor_mean = torch.zeros_like(keypoint_mean)
-        if loss_config.descriptor_weight > 0:
-            descriptor = descriptor_loss(
-                result["descriptors_source"],
-                result["descriptors_expected"],
-                result["descriptors_target"],
-                result["keypoints_target"],
-                result["uv_expected"],
-                result["visible"],
-                loss_config.descriptor_temperature,
-                loss_config.descriptor_exclusion_px,
-            )
-            has_visible = result["visible"].any(dim=1).to(descriptor.dtype)
-            descriptor_mean = (descriptor * has_visible).sum() / has_visible.sum().clamp(min=1.0)
-            total = total + loss_config.descriptor_weight * descriptor_mean
+    def _losses(self, result, T_gt: torch.Tensor, with_pose: bool, score_failures: bool) -> LossTerms:
+        return compute_losses(result, T_gt, self.config.loss, with_pose, score_failures)
+
+    def _augmented(self, batch: dict) -> dict:
+        """The batch with each image photometrically augmented on its own (`config.augment`; geometry unchanged)."""
+        if not self.config.augment.enabled:
+            return batch
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))  # from the epoch's seed
         return {
-            "total": total,
-            "pose": pose_mean,
-            "keypoint": keypoint_mean,
-            "descriptor": descriptor_mean,
-            "n_ok": n_ok,
-            "pose_per_element": pose,
+            **batch,
+            "image_source": augment_images(batch["image_source"], generator, self.config.augment),
+            "image_target": augment_images(batch["image_target"], generator, self.config.augment),
         }
 
     def _train_step(self, batch: dict, with_pose: bool) -> dict:
-        result = self.pipeline(batch)
+        result = self.pipeline(self._augmented(batch))
         losses = self._losses(result, batch["T_target_source"], with_pose, score_failures=False)
-        n_few = int((~result["ok"]).sum())
+        n_few = int((~result.ok).sum())
         if n_few:
             self.skipped[REASON_FEW_INLIERS] += n_few
         reason = None
-        if losses["n_ok"] == 0:
+        if losses.n_ok == 0:
             reason = REASON_NO_ELEMENT
-        elif not bool(torch.isfinite(losses["total"])):
+        elif not bool(torch.isfinite(losses.total)):
             reason = REASON_NONFINITE_LOSS
         # every rank runs backward through the anchor (a zero tied to all outputs) so DDP's gradient sync completes
-        loss = result["anchor"] if reason else losses["total"] + result["anchor"]
+        loss = result.anchor if reason else losses.total + result.anchor
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if reason is None:
@@ -274,8 +247,8 @@ class Trainer:
         if reason:
             self.skipped[reason] += 1
         return {
-            **{k: float(losses[k].detach()) for k in ("total", "pose", "keypoint", "descriptor")},
-            "n_ok": float(losses["n_ok"]),
+            **losses.values(),
+            "n_ok": float(losses.n_ok),
             "size": len(batch["index"]),
             "skipped": reason is not None,
         }
@@ -285,43 +258,27 @@ class Trainer:
         self.network.train()
         self.train_loader.sampler.set_epoch(epoch)
         torch.manual_seed(self.config.seed + 7919 * epoch + self.context.rank)
-        sums = torch.zeros(7, dtype=torch.float64)  # total, pose, keypoint, descriptor (weighted by ok), n_ok, n, steps
-        skipped_batches = 0
+        # loss terms weighted by the elements they averaged over (n_ok), so the epoch mean is per element
+        sums = RunningSums(("total", *TERMS, "n_ok", "n", "steps", "skipped_batches"))
         progress = tqdm(
             self.train_loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not self.context.is_main
         )
         for batch in progress:
             step = self._train_step(_to_device(batch, self.context.device), with_pose)
             self.samples_seen += step["size"]
-            skipped_batches += int(step["skipped"])
-            if not step["skipped"]:
-                sums += torch.tensor(
-                    [
-                        step["total"] * step["n_ok"],
-                        step["pose"] * step["n_ok"],
-                        step["keypoint"] * step["n_ok"],
-                        step["descriptor"] * step["n_ok"],
-                        step["n_ok"],
-                        step["size"],
-                        1.0,
-                    ],
-                    dtype=torch.float64,
-                )
+            sums.add(n=step["size"])
+            if step["skipped"]:
+                sums.add(skipped_batches=1)
             else:
-                sums[5] += step["size"]
+                sums.add(steps=1, n_ok=step["n_ok"], **{k: step[k] * step["n_ok"] for k in ("total", *TERMS)})
             progress.set_postfix(loss=f"{step['total']:.4g}", ok=f"{int(step['n_ok'])}/{step['size']}")
-        sums = all_reduce_sum(
-            torch.cat([sums, torch.tensor([float(skipped_batches)], dtype=torch.float64)]), self.context
-        )
-        n_ok = max(float(sums[4]), 1.0)
+        sums = sums.reduced(self.context)
         return {
-            "train_loss": float(sums[0]) / n_ok,
-            "train_pose_loss": float(sums[1]) / n_ok,
-            "train_keypoint_loss": float(sums[2]) / n_ok,
-            "train_descriptor_loss": float(sums[3]) / n_ok,
-            "train_ok_fraction": float(sums[4]) / max(float(sums[5]), 1.0),
-            "train_steps": int(sums[6]),
-            "train_skipped_batches": int(sums[7]),
+            "train_loss": sums.ratio("total", "n_ok"),
+            **{f"train_{term}_loss": sums.ratio(term, "n_ok") for term in TERMS},
+            "train_ok_fraction": sums.ratio("n_ok", "n"),
+            "train_steps": int(sums["steps"]),
+            "train_skipped_batches": int(sums["skipped_batches"]),
         }
 
     @torch.no_grad()
@@ -329,52 +286,56 @@ class Trainer:
         """Validation metrics over the fixed validation subset (all ranks, reduced; rank 0's BatchNorm statistics)."""
         broadcast_buffers(self.network, self.context)
         self.network.eval()
-        # pose, keypoint*n_ok, n_ok, n, sq x, sq y, sq heading, n_ok, descriptor*n, correct matches, visible keypoints
-        sums = torch.zeros(11, dtype=torch.float64)
+        # pose: over every element (failures count); keypoint: over ok elements; the others: per element
+        sums = RunningSums(
+            ("pose", "keypoint", "descriptor", "repeatability", "score", "n_ok", "n", "sq_x", "sq_y", "sq_heading")
+            + ("correct_matches", "visible")
+        )
         for batch in tqdm(
             self.validation_loader, desc="validation", unit="batch", leave=False, disable=not self.context.is_main
         ):
             batch = _to_device(batch, self.context.device)
             result = self.validation_pipeline(batch)
             losses = self._losses(result, batch["T_target_source"], with_pose=True, score_failures=True)
-            ok = result["ok"]
-            xi = pose_error(result["T_est"], batch["T_target_source"])[ok].double()
+            xi = pose_error(result.T_est, batch["T_target_source"])[result.ok].double()
             n = len(batch["index"])
-            sums += torch.tensor(
-                [
-                    float(losses["pose_per_element"].sum()),
-                    float(losses["keypoint"]) * float(losses["n_ok"]),
-                    float(losses["n_ok"]),
-                    n,
-                    float((xi[:, 0] ** 2).sum()),
-                    float((xi[:, 1] ** 2).sum()),
-                    float((torch.rad2deg(xi[:, 5]) ** 2).sum()),
-                    float(ok.sum()),
-                    float(losses["descriptor"]) * n,
-                    *nearest_match_hits(
-                        result["descriptors_source"],
-                        result["descriptors_target"],
-                        result["keypoints_target"],
-                        result["uv_expected"],
-                        result["visible"],
-                        self.config.loss.descriptor_exclusion_px,
-                    ),
-                ],
-                dtype=torch.float64,
+            correct = nearest_match_correct(
+                result.descriptors_source,
+                result.descriptors_target,
+                result.keypoints_target,
+                result.uv_expected,
+                self.config.loss.descriptor_exclusion_px,
             )
-        sums = all_reduce_sum(sums, self.context)
-        n, n_ok = max(float(sums[3]), 1.0), float(sums[2])
-        pose_mean, keypoint_mean = float(sums[0]) / n, float(sums[1]) / max(n_ok, 1.0)
-        descriptor_mean = float(sums[8]) / n
-        rmse = [float(np.sqrt(float(sums[i]) / n_ok)) if n_ok else float("nan") for i in (4, 5, 6)]
+            sums.add(
+                pose=float(losses.pose_per_element.sum()),
+                keypoint=float(losses.keypoint) * float(losses.n_ok),
+                n_ok=float(losses.n_ok),
+                n=n,
+                sq_x=float((xi[:, 0] ** 2).sum()),
+                sq_y=float((xi[:, 1] ** 2).sum()),
+                sq_heading=float((torch.rad2deg(xi[:, 5]) ** 2).sum()),
+                correct_matches=float((correct & result.visible).sum()),
+                visible=float(result.visible.sum()),
+                **{term: float(getattr(losses, term)) * n for term in ("descriptor", "repeatability", "score")},
+            )
+        sums = sums.reduced(self.context)
+        n_ok = sums["n_ok"]
+        rmse = [float(np.sqrt(sums[k] / n_ok)) if n_ok else float("nan") for k in ("sq_x", "sq_y", "sq_heading")]
+        terms = {
+            "pose": sums.ratio("pose", "n"),
+            "keypoint": sums.ratio("keypoint", "n_ok"),
+            **{term: sums.ratio(term, "n") for term in ("descriptor", "repeatability", "score")},
+        }
         loss = self.config.loss
         return {
-            "val_loss": pose_mean + loss.keypoint_weight * keypoint_mean + loss.descriptor_weight * descriptor_mean,
-            "val_pose_loss": pose_mean,
-            "val_keypoint_loss": keypoint_mean,
-            "val_descriptor_loss": descriptor_mean,
-            "val_ok_fraction": n_ok / n,
-            "val_match_accuracy": float(sums[9]) / max(float(sums[10]), 1.0),
+            "val_loss": loss.pose_scale * terms["pose"]
+            + loss.keypoint_weight * terms["keypoint"]
+            + loss.descriptor_weight * terms["descriptor"]
+            + loss.repeatability_weight * terms["repeatability"]
+            + loss.score_weight * terms["score"],
+            **{f"val_{term}_loss": value for term, value in terms.items()},
+            "val_ok_fraction": sums.ratio("n_ok", "n"),
+            "val_match_accuracy": sums.ratio("correct_matches", "visible"),
             "val_rmse_x_m": rmse[0],
             "val_rmse_y_m": rmse[1],
             "val_rmse_heading_deg": rmse[2],
