@@ -128,6 +128,12 @@ def test_fine_tuning_starts_from_the_given_weights_with_the_descriptor_loss(data
             SINGLE,
             base / "checkpoints" / "last.pt",
         )
+    shared = tiny_config(epochs=1, model={"m": 4, "shared_decoder": True})
+    other = Trainer(dataset_dir, tmp_path / "shared", shared, False, SINGLE, base / "checkpoints" / "last.pt")
+    assert all(torch.equal(a, b) for a, b in zip(other.network.encoder.parameters(), base_weights.encoder.parameters()))
+    assert other.init_from["fresh_parameters"] and all(
+        k.startswith("heads.") for k in other.init_from["fresh_parameters"]
+    )
     with pytest.raises(FileNotFoundError, match="--init"):
         Trainer(dataset_dir, tmp_path / "missing", tiny_config(), False, SINGLE, tmp_path / "nope.pt")
     with pytest.raises(ValueError, match="--resume"):

@@ -173,17 +173,23 @@ class Trainer:
                 f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)"
             )
         network, state = load_checkpoint(path)  # ModelContractError (a ValueError) names an unreadable file
-        if dict(network.conf) != dict(self.network.conf):
+        if network.conf["m"] != self.network.conf["m"]:
             raise ValueError(
                 f"--init: {path} holds a network {dict(network.conf)}, but the config builds "
-                f"{dict(self.network.conf)}; set `model:` in the config to match"
+                f"{dict(self.network.conf)}; set `model:` in the config to match (at least the same m)"
             )
-        self.network.load_state_dict(network.state_dict())
+        # same width m: every tensor of the same name and shape is taken (all of them for the same architecture;
+        # the encoder, which gives the descriptors, when only the decoders or the cell differ)
+        own = self.network.state_dict()
+        taken = {k: v for k, v in network.state_dict().items() if k in own and own[k].shape == v.shape}
+        self.network.load_state_dict(taken, strict=False)
         return {
             "path": str(path),
             "epoch": int(state.get("epoch", -1)),
             "data_hash": state.get("data_hash"),
             "weights_sha256": weights_sha256(self.network),
+            "model_config": dict(network.conf),
+            "fresh_parameters": sorted({k.rsplit(".", 2)[0] for k in own if k not in taken}),
         }
 
     def _loader(self, split: str, samples: int) -> DataLoader:
