@@ -15,7 +15,7 @@ import yaml
 
 from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
-from dlvf_ros.ros.processes import python_module_command, start_ros_process
+from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))

@@ -81,7 +81,7 @@ def _bag_frames(path: Path):
 
 
 def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
-    from dlvf_ros.features.backends import shipped_model_path
+    from dlvf_ros.package_share import shipped_model_path
 
     if model is not None:
         return model, f"{model}"

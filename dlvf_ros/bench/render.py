@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from dlvf_ros import fileio
-from dlvf_ros.sim.cli import parse_size
+from dlvf_ros.sim.sim_cli import parse_size
 
 FLOORS_PAIRS_PER_S = {(512, 384): 8.0, (320, 240): 14.0}
 
