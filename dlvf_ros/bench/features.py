@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.features.backends import OrbBackend, SiftBackend
-from dlvf_ros.features.export import export_feature_net, load_feature_model, onnx_model_bytes
+from dlvf_ros.features.export import export_feature_net, onnx_model_bytes
+from dlvf_ros.features.model_file import load_feature_model
 from dlvf_ros.features.keypoints import soft_argmax_keypoints
 from dlvf_ros.features.sampling import dense_descriptors, normalize_descriptors, sample_map, sample_scores
 from dlvf_ros.features.unet import FeatureNet
