@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sim": ("dlvf_ros.sim.cli", "render a synthetic teach-and-repeat world (UTIAS layout + rosbag2 bags)"),
+    "sim": ("dlvf_ros.sim.sim_cli", "render a synthetic teach-and-repeat world (UTIAS layout + rosbag2 bags)"),
     "dataset": ("dlvf_ros.training.dataset_cli", "build cross-run training pairs and the disparity cache"),
     "train": ("dlvf_ros.training.train_cli", "train the feature network (single process or torchrun DDP)"),
     "test": ("dlvf_ros.training.test_cli", "localize later runs against earlier ones; RMSE, success, plots"),
     "export": ("dlvf_ros.features.export_cli", "export a checkpoint to a TorchScript model with metadata"),
     "teach": ("dlvf_ros.localization.teach_cli", "build a map store from a teach bag"),
     "map": ("dlvf_ros.localization.map_cli", "inspect, verify or re-extract a map store"),
-    "replay": ("dlvf_ros.ros.replay_cli", "play a bag through the real nodes and record their outputs"),
-    "evaluate": ("dlvf_ros.evaluation.cli", "errors of recorded localization against ground truth; plots"),
-    "bench": ("dlvf_ros.bench.cli", "benchmarks: render, features, localize (table + JSON)"),
-    "demo": ("dlvf_ros.demo", "the day-to-night teach-and-repeat demo on a synthetic world"),
+    "replay": ("dlvf_ros.replay.replay_cli", "play a bag through the real nodes and record their outputs"),
+    "evaluate": ("dlvf_ros.evaluation.evaluate_cli", "errors of recorded localization against ground truth; plots"),
+    "bench": ("dlvf_ros.bench.bench_cli", "benchmarks: render, features, localize (table + JSON)"),
+    "demo": ("dlvf_ros.demo_cli", "the day-to-night teach-and-repeat demo on a synthetic world"),
 }
 
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv or os.environ.get("DLVF_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere, also after a sub-command's own sub-command
+    # library modules log their progress and warnings (`logging.getLogger(__name__)`); commands print their results
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
         prog="dlvf", description="Long-term visual teach and repeat with learned features."
     )

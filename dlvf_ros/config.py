@@ -2,6 +2,10 @@
 
 Usage: `cfg = load_config(TrainConfig, "config/train.yaml")` or `from_dict(TrainConfig, {...}, source="...")`.
 Unknown keys and wrong types raise `ConfigError` naming the file and the key path.
+
+Settings a user tunes (the node parameters) are declared with `setting(default, "description", (low, high))`: the
+description and inclusive range live in the field's metadata, beside the default, and the ROS parameter descriptors
+and config/*.yaml are generated from them (`dlvf_ros.ros.node_parameters`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,32 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration file or mapping does not fit its dataclass."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    description: str = "",
+    limits: tuple[float, float] | None = None,
+    *,
+    none_value: bool | int | float | str | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field with its documentation: `description` (with units), inclusive `limits` (low, high) of a
+    number, and for an optional field the `none_value` that stands for None where None cannot be written (a ROS
+    parameter). Stored in the field's metadata under "description", "range" and "none_value"."""
+    metadata: dict[str, Any] = {"description": description}
+    if limits is not None:
+        metadata["range"] = tuple(limits)
+    if none_value is not None:
+        metadata["none_value"] = none_value
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def setting_with_default(config_cls: type, name: str, default: Any) -> Any:
+    """Field `name` of the dataclass `config_cls` (a `setting`) with another default, for a subclass: the
+    description and range stay the base class's."""
+    base = next(f for f in dataclasses.fields(config_cls) if f.name == name)
+    return dataclasses.field(default=default, metadata=base.metadata)
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:

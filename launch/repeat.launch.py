@@ -3,8 +3,8 @@
     ros2 launch dlvf_ros repeat.launch.py map:=/data/maps/site_a model:=/data/models/dlvf.pt
 
 Arguments: use_sim_time, params_file (localizer_node parameters, default the package's config/localizer_node.yaml),
-namespace, model (exported feature model; empty: the backend the map was built with, classical only), map (the
-teach map store). Outputs /localization/pose, map -> odom on /tf, /localization/path and /diagnostics.
+namespace, model (the exported feature model a learned map was built with; empty: the one shipped with the package),
+map (the teach map store). Outputs /localization/pose, map -> odom on /tf, /localization/path and /diagnostics.
 """
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments

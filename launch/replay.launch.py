@@ -12,16 +12,19 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from dlvf_ros.data.bag_format import BagTopics
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments
 from launch import LaunchDescription
 
+# the bag's stereo, odometry and ground-truth topics (the names `dlvf sim --bags` writes), remapped into the namespace
+_TOPICS = BagTopics()
 BAG_TOPICS = (
-    "/stereo/left/image_raw",
-    "/stereo/right/image_raw",
-    "/stereo/left/camera_info",
-    "/stereo/right/camera_info",
-    "/odom",
-    "/ground_truth/pose",
+    _TOPICS.left_image,
+    _TOPICS.right_image,
+    _TOPICS.left_info,
+    _TOPICS.right_info,
+    _TOPICS.odom,
+    _TOPICS.ground_truth,
 )
 
 

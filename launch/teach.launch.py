@@ -4,8 +4,8 @@
     ros2 launch dlvf_ros teach.launch.py map:=/data/maps/site_a params_file:=/my/teach.yaml namespace:=robot1
 
 Arguments: use_sim_time (bag replay with /clock), params_file (teach_node parameters, default the package's
-config/teach_node.yaml), namespace, model (exported feature model; empty = the `backend` parameter's classical
-features), map (output map store directory). Ctrl-C finalises the map.
+config/teach_node.yaml), namespace, model (exported feature model for the learned backend; empty: the one shipped
+with the package), map (output map store directory). Ctrl-C finalises the map.
 """
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments
@@ -18,7 +18,7 @@ def generate_launch_description() -> LaunchDescription:
             *node_arguments(
                 "teach_node",
                 map_description="map store directory to create",
-                model_description="exported feature model (.pt); empty: classical",
+                model_description="exported feature model (.pt); empty: the shipped one",
             ),
             node_action("teach_node"),
         ]

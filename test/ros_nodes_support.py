@@ -267,8 +267,8 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
     import rclpy.executors
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from dlvf_ros.ros.processes import python_module_command, start_ros_process
-    from dlvf_ros.ros.replay_cli import bag_summary
+    from dlvf_ros.replay.processes import python_module_command, start_ros_process
+    from dlvf_ros.replay.replay_cli import bag_summary
 
     n_frames = bag_summary(bag)["topics"]["/stereo/left/image_raw"]
     node = start_ros_process(
@@ -293,7 +293,7 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
     try:
         node.wait_ready(timeout_s=60.0, subscribes=["/stereo/left/image_raw"], node=watcher)
         player = start_ros_process(
-            python_module_command("dlvf_ros.ros.bag_player", str(bag), "--wait-for", "/stereo/left/image_raw"),
+            python_module_command("dlvf_ros.replay.bag_player", str(bag), "--wait-for", "/stereo/left/image_raw"),
             log_dir=log_dir,
         )
         with player:

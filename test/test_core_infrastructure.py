@@ -123,11 +123,11 @@ def test_cli_help_lists_commands_and_rejects_unknown():
 
 
 def test_core_never_imports_rclpy():
-    """Everything outside dlvf_ros.ros must import without rclpy (nodes are thin wiring over the core)."""
+    """Everything outside dlvf_ros.ros (nodes) and dlvf_ros.replay (bag player, recorder) must import without rclpy."""
     code = (
         "import sys, importlib, pkgutil, dlvf_ros\n"
         "for m in pkgutil.walk_packages(dlvf_ros.__path__, 'dlvf_ros.'):\n"
-        "    if not m.name.startswith('dlvf_ros.ros'):\n"
+        "    if not m.name.startswith(('dlvf_ros.ros', 'dlvf_ros.replay')):\n"
         "        importlib.import_module(m.name)\n"
         "bad = [n for n in sys.modules if n.startswith('rclpy')]\n"
         "assert not bad, bad\n"

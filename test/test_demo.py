@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from dlvf_ros import demo
+from dlvf_ros import demo_cli
 from dlvf_ros.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_config_file_equals_the_defaults():
-    assert load_config(demo.DemoConfig, ROOT / "config" / "demo.yaml") == demo.DemoConfig()
+    assert load_config(demo_cli.DemoConfig, ROOT / "config" / "demo.yaml") == demo_cli.DemoConfig()
 
 
 @pytest.mark.parametrize(
@@ -24,14 +24,14 @@ def test_config_is_validated(tmp_path, data, message):
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=message):
-        load_config(demo.DemoConfig, path)
+        load_config(demo_cli.DemoConfig, path)
 
 
 def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"weights")
-    config = demo.DemoConfig(lightings=["dusk", "night"], backends=["learned", "orb"])
-    steps, replays = demo.plan(config, tmp_path, model)
+    config = demo_cli.DemoConfig(lightings=["dusk", "night"], backends=["learned", "orb"])
+    steps, replays = demo_cli.plan(config, tmp_path, model)
     names = [step.name for step in steps]
     assert names == [
         "render world",
@@ -48,25 +48,25 @@ def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
     assert "--model" in steps[1].argv and "--model" not in steps[4].argv  # classical maps need no model
     # a different model changes the learned steps' keys, not the classical ones
     model.write_bytes(b"other weights")
-    steps_after, _ = demo.plan(config, tmp_path, model)
+    steps_after, _ = demo_cli.plan(config, tmp_path, model)
     changed = [a.name for a, b in zip(steps, steps_after) if a.key != b.key]
     assert changed == ["teach learned", "replay learned dusk", "replay learned night"]
 
 
 def test_step_is_cached_only_with_its_marker_and_key(tmp_path):
     marker = tmp_path / "out" / "done.json"
-    step = demo.Step("x", ["--help"], "key1", marker, tmp_path / "logs")
+    step = demo_cli.Step("x", ["--help"], "key1", marker, tmp_path / "logs")
     assert not step.cached()
     marker.parent.mkdir()
     marker.write_text("{}")
     assert not step.cached()  # the output without the key of the inputs that made it
     step.key_file.write_text("key1")
     assert step.cached()
-    assert not demo.Step("x", ["--help"], "key2", marker, tmp_path / "logs").cached()
+    assert not demo_cli.Step("x", ["--help"], "key2", marker, tmp_path / "logs").cached()
 
 
 def test_failed_step_reports_its_log(tmp_path):
-    step = demo.Step("bad step", ["sim", "--out"], "k", tmp_path / "never", tmp_path / "logs")
+    step = demo_cli.Step("bad step", ["sim", "--out"], "k", tmp_path / "never", tmp_path / "logs")
     with pytest.raises(SystemExit, match="bad step.*failed"):
         step.run()
     assert step.log.is_file()
@@ -83,8 +83,8 @@ def test_table_has_a_row_per_lighting_and_backend():
         "heading_deg": {"median_abs": 0.4},
         "latency_ms_median": 140.0,
     }
-    config = demo.DemoConfig(lightings=["night"], backends=["learned", "orb"])
-    text = demo.table(config, {"learned": {"night": row}, "orb": {"night": dict(row, success_rate=0.1)}})
+    config = demo_cli.DemoConfig(lightings=["night"], backends=["learned", "orb"])
+    text = demo_cli.table(config, {"learned": {"night": row}, "orb": {"night": dict(row, success_rate=0.1)}})
     lines = text.splitlines()
     assert len(lines) == 4 and "97.5%" in lines[2] and lines[2].startswith("night") and "10.0%" in lines[3]
     assert " 39/40" in lines[2]
@@ -93,14 +93,14 @@ def test_table_has_a_row_per_lighting_and_backend():
 def test_code_changes_invalidate_the_cached_steps_behind_them(tmp_path, monkeypatch):
     model = tmp_path / "model.pt"
     model.write_bytes(b"weights")
-    config = demo.DemoConfig(lightings=["night"], backends=["orb"])
-    before = {step.name: step.key for step in demo.plan(config, tmp_path, model)[0]}
-    assert demo.source_fingerprint("localization") == demo.source_fingerprint("localization")
-    assert demo.source_fingerprint("localization") != demo.source_fingerprint("sim")
-    real = demo.source_fingerprint
+    config = demo_cli.DemoConfig(lightings=["night"], backends=["orb"])
+    before = {step.name: step.key for step in demo_cli.plan(config, tmp_path, model)[0]}
+    assert demo_cli.source_fingerprint("localization") == demo_cli.source_fingerprint("localization")
+    assert demo_cli.source_fingerprint("localization") != demo_cli.source_fingerprint("sim")
+    real = demo_cli.source_fingerprint
     monkeypatch.setattr(
-        demo, "source_fingerprint", lambda *names: real(*names) + ("x" if "localization" in names else "")
+        demo_cli, "source_fingerprint", lambda *names: real(*names) + ("x" if "localization" in names else "")
     )
-    after = {step.name: step.key for step in demo.plan(config, tmp_path, model)[0]}
+    after = {step.name: step.key for step in demo_cli.plan(config, tmp_path, model)[0]}
     assert after["render world"] == before["render world"]
     assert after["teach orb"] != before["teach orb"] and after["replay orb night"] != before["replay orb night"]

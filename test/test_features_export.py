@@ -1,18 +1,19 @@
-"""TorchScript export: eager equivalence, metadata round trip, contract checks, extract(), `dlvf export`."""
+"""TorchScript export: eager equivalence, metadata round trip, contract checks (a training checkpoint and a hung
+forward refused), extract(), the training checkpoint record, `dlvf export`."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from dlvf_ros.cli import main as dlvf_main
-from dlvf_ros.features.export import (
-    ModelContractError,
-    export_feature_net,
-    load_feature_model,
-    read_metadata,
-)
+from dlvf_ros.features.backends import Features
+from dlvf_ros.features.checkpoint import CheckpointError, TrainingCheckpoint
+from dlvf_ros.features.export import export_feature_net
+from dlvf_ros.features.model_file import ModelContractError, check_contract, load_feature_model, read_metadata
 from dlvf_ros.features.unet import FeatureNet
 
 torch.set_num_threads(2)
@@ -72,8 +73,7 @@ def test_extract_maps_keypoints_back_to_original_pixels(model_path):
     doubled = model.extract(np.repeat(np.repeat(image, 2, axis=0), 2, axis=1))
     assert np.allclose(doubled.keypoints, (native.keypoints + 0.5) * 2 - 0.5, atol=1e-4)
     assert np.allclose(doubled.descriptors, native.descriptors, atol=1e-5)
-    keypoints, descriptors, scores = native  # tuple-unpackable, as the learned backend uses it
-    assert np.array_equal(scores, native.scores)
+    assert isinstance(native, Features)  # the one features type, which the learned backend returns as it is
     with pytest.raises(ValueError, match="uint8"):
         model.extract(image.astype(np.float32))
 
@@ -98,6 +98,49 @@ def test_corrupt_and_foreign_files_are_refused(model_path, tmp_path):
     torch.jit.save(torch.jit.load(str(model_path)), str(no_metadata))
     with pytest.raises(ModelContractError, match="metadata.json"):
         load_feature_model(no_metadata)
+
+
+def test_a_training_checkpoint_is_refused_naming_dlvf_export(net, tmp_path):
+    checkpoint = tmp_path / "last.pt"
+    TrainingCheckpoint(model=net.state_dict(), model_config=dict(net.conf), config={}).save(checkpoint)
+    with pytest.raises(ModelContractError, match=r"last.pt is a training checkpoint.*`dlvf export --checkpoint"):
+        load_feature_model(checkpoint)
+
+
+def test_a_forward_that_does_not_return_fails_the_check_within_its_time_limit(model_path):
+    release = threading.Event()
+
+    class Hanging:  # stands for a scripted module whose forward never returns (a Python one can be released)
+        dense = None
+
+        def __call__(self, image):
+            release.wait(30.0)
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(ModelContractError, match=r"did not return within 0.5 s"):
+            check_contract(Hanging(), read_metadata(model_path), model_path, timeout_s=0.5)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10.0
+
+
+def test_training_checkpoint_round_trip_and_refusals(net, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    written = TrainingCheckpoint(
+        model=net.state_dict(), model_config=dict(net.conf), config={"model": {"m": 4}}, epoch=3, image_size=[48, 32]
+    )
+    written.save(path)
+    read = TrainingCheckpoint.load(path)
+    assert read.epoch == 3 and read.input_size == (32, 48) and read.model_config == dict(net.conf)
+    image = torch.rand(1, 3, *SIZE)
+    with torch.no_grad():
+        assert torch.equal(read.network()({"image": image})["descriptors"], net({"image": image})["descriptors"])
+    torch.save({"model": net.state_dict(), "epochs": 3}, path)
+    with pytest.raises(CheckpointError, match=r"unknown key\(s\) \['epochs'\]"):
+        TrainingCheckpoint.load(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        TrainingCheckpoint.load(tmp_path / "missing.pt")
 
 
 class WrongShapes(torch.nn.Module):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dlvf_ros.replay.processes import python_module_command, start_ros_process
 from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
-from dlvf_ros.ros.processes import python_module_command, start_ros_process
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -117,9 +117,7 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
 def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
     in_yaml = yaml_parameters(ROOT / "config" / f"{node_name}.yaml", node_name)
     declared = {spec.name: spec.default for spec in module.parameter_specs()}
-    assert set(in_yaml) == set(declared), (
-        f"run `python -m dlvf_ros.ros.write_parameter_files`: {set(in_yaml) ^ set(declared)}"
-    )
+    assert set(in_yaml) == set(declared), f"run `python tools/write_parameter_files.py`: {set(in_yaml) ^ set(declared)}"
     for name, default in declared.items():
         assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
 
@@ -128,7 +126,9 @@ def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
 def test_every_parameter_has_a_description_and_numbers_a_range(node_name, module):
     for spec in module.parameter_specs():
         descriptor = spec.descriptor()
-        assert not descriptor.description.startswith(UNDOCUMENTED), f"add a Doc for {spec.name} to {node_name}.py"
+        assert not descriptor.description.startswith(UNDOCUMENTED), (
+            f"{node_name}.{spec.name}: declare the field with dlvf_ros.config.setting(default, description, range)"
+        )
         assert len(descriptor.description) > 10, spec.name
         if isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool):
             assert descriptor.floating_point_range or descriptor.integer_range, f"{node_name}.{spec.name} has no range"

@@ -50,3 +50,23 @@ def test_dockerfile_passes_hadolint():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_share_files_come_from_the_ament_index_when_installed_else_the_source_checkout(tmp_path, monkeypatch):
+    from dlvf_ros import package_share
+
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    assert package_share.package_share_directory() == ROOT  # this checkout, not the virtual environment
+    assert package_share.shipped_model_path() == next((ROOT / "models").glob("*.pt"))
+
+    prefix = tmp_path / "install"  # what colcon (or pip into a prefix) installs from setup.py's data_files
+    (prefix / package_share.INDEX_MARKER).parent.mkdir(parents=True)
+    (prefix / package_share.INDEX_MARKER).write_text("")
+    (prefix / "share" / "dlvf_ros" / "models").mkdir(parents=True)
+    (prefix / "share" / "dlvf_ros" / "models" / "installed.pt").write_bytes(b"")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    assert package_share.package_share_directory() == prefix / "share" / "dlvf_ros"
+    assert package_share.shipped_model_path() == prefix / "share" / "dlvf_ros" / "models" / "installed.pt"
+    monkeypatch.delenv("AMENT_PREFIX_PATH")
+    monkeypatch.setattr(sys, "prefix", str(prefix))  # `pip install .` into a virtual environment: the marker is there
+    assert package_share.package_share_directory() == prefix / "share" / "dlvf_ros"

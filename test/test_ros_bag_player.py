@@ -1,6 +1,6 @@
 """Process-level: bag_player plays a stereo bag over DDS to a real rclpy subscriber in another process.
 
-Also exercises dlvf_ros.ros.processes (start, readiness, stop) and tf2_msgs built by tools/build_tf2_msgs.sh.
+Also exercises dlvf_ros.replay.processes (start, readiness, stop) and tf2_msgs built by tools/build_tf2_msgs.sh.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from run_frames import Frame
 from dlvf_ros.data.bags import typestore_for, write_run_bag
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.ros.processes import RosProcessError, format_parameter, ros_arguments, start_ros_process
+from dlvf_ros.replay.processes import RosProcessError, format_parameter, ros_arguments, start_ros_process
 
 pytestmark = pytest.mark.ros
 
@@ -31,7 +31,7 @@ N_FRAMES, PERIOD_NS, T0_NS, RATE = 8, 100_000_000, 5_000_000_000_000, 2.0
 
 def bag_player_command() -> list[str]:
     script = Path(sys.executable).with_name("bag_player")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "dlvf_ros.ros.bag_player"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "dlvf_ros.replay.bag_player"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dlvf_ros.geometry import transforms
-from dlvf_ros.ros.processes import python_module_command, start_ros_process
+from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture

@@ -1,5 +1,5 @@
-"""Node building blocks without DDS: parameter tables from config dataclasses and reading them at start-up, the
-odometry buffer and its message input, the stereo input watchdog's explanations and decoding errors."""
+"""Node building blocks without DDS: parameters from config dataclasses and reading them at start-up, the worker
+mailbox, the odometry buffer and its message input, the stereo input watchdog's explanations and decoding errors."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
+from dlvf_ros.ros.node_base import FrameWorker
 from dlvf_ros.ros.node_main import StartupError
 from dlvf_ros.ros.node_parameters import (
-    Doc,
     ParameterError,
     ParameterSpec,
     config_from_parameters,
-    prefixed_docs,
+    node_parameter_specs,
+    parameter_file_text,
     read_node_configs,
     specs_from_config,
     yaml_parameters,
@@ -28,55 +30,54 @@ from dlvf_ros.ros.odometry_buffer import OdometryBuffer, OdometryLookupError, ad
 
 @dataclass
 class _Inner:
-    gain: float = 0.5
-    mode: str = "a"
+    gain: float = setting(0.5, "gain", (0.0, 1.0))
+    mode: str = setting("a", "mode")
 
 
 @dataclass
 class _Outer:
-    count: int = 3
+    count: int = setting(3, "how many", (1, 10))
     inner: _Inner = field(default_factory=lambda: _Inner(gain=0.25))
-    start: int | None = None
+    start: int | None = setting(None, "first id", (-1, 100), none_value=-1)
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError(f"count must be >= 1, got {self.count}")
 
 
-DOCS = {
-    "p.count": Doc("how many", 1, 10),
-    "p.inner.gain": Doc("gain", 0.0, 1.0),
-    "p.inner.mode": Doc("mode"),
-    "p.start": Doc("first id", -1, 100, none_value=-1),
-}
+@dataclass
+class _Bare:
+    """A config whose fields lack descriptions (a knob added without one)."""
+
+    mode: str = "a"
+    start: int | None = None
 
 
 def test_specs_follow_the_instance_defaults_nested_names_and_none_values():
-    specs = {s.name: s for s in specs_from_config(_Outer(), DOCS, "p.")}
+    specs = {s.name: s for s in specs_from_config(_Outer(), "p.")}
     assert specs["p.inner.gain"].default == 0.25  # the instance's value, not _Inner's class default
     assert specs["p.start"].default == -1 and "-1: none" in specs["p.start"].description
     descriptor = specs["p.inner.gain"].descriptor()
     assert descriptor.read_only and descriptor.floating_point_range[0].to_value == 1.0
+    assert descriptor.description == "gain"
     assert specs["p.count"].descriptor().integer_range[0].from_value == 1
     assert not specs["p.inner.mode"].descriptor().integer_range
 
 
 def test_config_from_parameters_rebuilds_and_validates():
     values = {"p.count": 5, "p.inner.gain": 0.75, "p.inner.mode": "b", "p.start": -1, "other": 1}
-    config = config_from_parameters(_Outer, values, DOCS, "p.")
+    config = config_from_parameters(_Outer, values, "p.")
     assert config == _Outer(5, _Inner(0.75, "b"), None)
-    assert config_from_parameters(_Outer, {**values, "p.start": 7}, DOCS, "p.").start == 7
+    assert config_from_parameters(_Outer, {**values, "p.start": 7}, "p.").start == 7
     with pytest.raises(ParameterError, match="count must be >= 1"):
-        config_from_parameters(_Outer, {**values, "p.count": 0}, DOCS, "p.")
+        config_from_parameters(_Outer, {**values, "p.count": 0}, "p.")
 
 
 def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
-    specs = {
-        s.name: s for s in specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.inner.mode"}, "p.")
-    }
-    assert specs["p.inner.mode"].description == "undocumented: _Inner.mode" and specs["p.inner.mode"].default == "a"
-    with pytest.raises(ParameterError, match="p.start"):
-        specs_from_config(_Outer(), {k: v for k, v in DOCS.items() if k != "p.start"}, "p.")
+    with pytest.raises(ParameterError, match="p.start"):  # None without a none_value has no parameter type
+        specs_from_config(_Bare(), "p.")
+    specs = {s.name: s for s in specs_from_config(_Bare(start=4), "p.")}
+    assert specs["p.mode"].description == "undocumented: _Bare.mode" and specs["p.mode"].default == "a"
     with pytest.raises(ValueError, match="outside"):
         ParameterSpec("x", 5, "five", 0, 1)
 
@@ -84,7 +85,7 @@ def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
 def test_read_node_configs_declares_builds_each_config_and_names_the_params_file():
     @dataclass
     class _Node:
-        name: str = "x"
+        name: str = setting("x", "a name")
 
     class FakeNode:
         def __init__(self, overrides):
@@ -96,19 +97,52 @@ def test_read_node_configs_declares_builds_each_config_and_names_the_params_file
         def get_parameter(self, name):
             return SimpleNamespace(value=self.declared[name])
 
-    node_docs = {"name": Doc("a name")}
-    specs = specs_from_config(_Node(), node_docs) + specs_from_config(_Outer(), DOCS, "p.")
+    configs = [(_Node, ""), (_Outer, "p.")]
+    specs = node_parameter_specs(configs)
     node = FakeNode({"p.count": 4})
-    node_config, outer = read_node_configs(node, "some_node", specs, [(_Node, node_docs, ""), (_Outer, DOCS, "p.")])
+    node_config, outer = read_node_configs(node, "some_node", configs)
     assert node_config == _Node() and outer == _Outer(4, _Inner(0.25, "a"), None)
     assert set(node.declared) == {spec.name for spec in specs}
     with pytest.raises(StartupError, match=r"some_node: bad parameter: .*count must be >= 1.*config/some_node.yaml"):
-        read_node_configs(FakeNode({"p.count": 0}), "some_node", specs, [(_Outer, DOCS, "p.")])
+        read_node_configs(FakeNode({"p.count": 0}), "some_node", [(_Outer, "p.")])
 
 
-def test_prefixed_docs_puts_every_name_under_the_prefix():
-    docs = {"a": Doc("first"), "b.c": Doc("second", 0, 1)}
-    assert prefixed_docs("x.y.", docs) == {"x.y.a": Doc("first"), "x.y.b.c": Doc("second", 0, 1)}
+def test_parameter_file_holds_every_default_with_its_description(tmp_path):
+    specs = node_parameter_specs([(_Outer, "p.")])
+    text = parameter_file_text("some_node", specs, "a header\nover two lines")
+    assert text.startswith("# a header\n# over two lines\n")
+    assert "    p:\n      # how many [1, 10]\n      count: 3\n" in text
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    assert yaml_parameters(path, "some_node") == {spec.name: spec.default for spec in specs}
+
+
+def test_frame_worker_one_slot_mailbox_keeps_the_newest_and_stops_without_draining():
+    release, processed = threading.Event(), []
+    worker = FrameWorker("w", 1, lambda item: (release.wait(5.0), processed.append(item)), drain_on_stop=False)
+    worker.start()
+    assert not worker.put(1)
+    deadline = time.monotonic() + 5.0
+    while worker._items and time.monotonic() < deadline:  # the worker takes item 1 and blocks on it
+        time.sleep(0.01)
+    assert not worker.put(2) and worker.put(3)  # 2 is stale once 3 arrives
+    threading.Timer(0.2, release.set).start()
+    assert worker.stop(timeout_s=5.0) == 1  # 3 was still in the mailbox: abandoned
+    assert processed == [1]
+
+
+def test_frame_worker_queue_drops_the_oldest_and_drains_on_stop():
+    release, processed = threading.Event(), []
+    worker = FrameWorker("w", 2, lambda item: (release.wait(5.0), processed.append(item)), drain_on_stop=True)
+    worker.start()
+    worker.put(1)
+    deadline = time.monotonic() + 5.0
+    while worker._items and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [worker.put(i) for i in (2, 3, 4)] == [False, False, True]  # 2 dropped: the queue holds 3, 4
+    release.set()
+    assert worker.stop(timeout_s=5.0) == 0
+    assert processed == [1, 3, 4]
 
 
 def test_yaml_parameters_flattens_nested_names(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.map_store import MapStore
-from dlvf_ros.ros.processes import python_module_command, start_ros_process
+from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from ros_nodes_support import StereoClient, wall_rig, wall_run, wall_texture
@@ -47,6 +48,18 @@ def _start(map_path, log_dir, **parameters):
     return process
 
 
+@contextlib.contextmanager
+def _teach_node(map_path, log_dir, rig, **parameters):
+    """A started teach_node and a client; both stopped on exit."""
+    process = _start(map_path, log_dir, **parameters)
+    client = StereoClient(rig)
+    try:
+        yield process, client
+    finally:
+        process.stop()
+        client.close()
+
+
 def _teach(client, frames, count):
     for frame in frames[:count]:
         T_odom_vehicle = transforms.invert(T_WORLD_ODOM) @ frame.T_world_vehicle
@@ -71,15 +84,10 @@ def _connect_and_teach(client, frames, count):
 def test_teach_node_builds_a_map_and_finalises_it_on_sigint(teach_frames, tmp_path):
     rig, frames = teach_frames
     map_path = tmp_path / "map"
-    process = _start(map_path, tmp_path)
-    client = StereoClient(rig)
-    try:
+    with _teach_node(map_path, tmp_path, rig) as (process, client):
         _connect_and_teach(client, frames, len(frames))
         client.wait_for(lambda: client.paths and len(client.paths[-1].poses) == 5, 30.0, "5 keyframes on the path")
         assert process.stop(timeout_s=30.0) == 0, process.log_text()
-    finally:
-        process.stop()
-        client.close()
     assert "5 keyframes" in process.log_text()
     store = MapStore.open(map_path)
     assert len(store) == 5 and store.manifest["backend"] == "orb"
@@ -94,9 +102,7 @@ def test_teach_node_builds_a_map_and_finalises_it_on_sigint(teach_frames, tmp_pa
 
 def test_an_image_without_odometry_at_its_stamp_is_skipped_not_given_older_odometry(teach_frames, tmp_path):
     rig, frames = teach_frames
-    process = _start(tmp_path / "map", tmp_path, odometry_wait_s=0.2)
-    client = StereoClient(rig)
-    try:
+    with _teach_node(tmp_path / "map", tmp_path, rig, odometry_wait_s=0.2) as (process, client):
         _connect_and_teach(client, frames, 1)
         client.publish_stereo(frames[1].stamp_ns, frames[1].left, frames[1].right)  # its odometry never comes
         client.wait_for(
@@ -105,34 +111,24 @@ def test_an_image_without_odometry_at_its_stamp_is_skipped_not_given_older_odome
             "a diagnostic refusing the 0.2 s old odometry",
         )
         assert process.stop(timeout_s=30.0) == 0, process.log_text()
-    finally:
-        process.stop()
-        client.close()
     assert "1 keyframes from 1 frames" in process.log_text()
 
 
 def test_killed_teach_node_leaves_a_loadable_map(teach_frames, tmp_path):
     rig, frames = teach_frames
     map_path = tmp_path / "map"
-    process = _start(map_path, tmp_path)
-    client = StereoClient(rig)
-    try:
+    with _teach_node(map_path, tmp_path, rig) as (process, client):
         _connect_and_teach(client, frames, 10)  # 3 keyframes at 0, 1 and 2 m
         client.wait_for(lambda: client.paths and len(client.paths[-1].poses) >= 3, 30.0, "3 keyframes")
         process._signal_group(signal.SIGKILL)
         assert process.wait(timeout_s=10.0) == -signal.SIGKILL
-    finally:
-        process.stop()
-        client.close()
     store = MapStore.open(map_path)
     assert len(store) >= 3
 
 
 def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teach_frames, tmp_path):
     rig, frames = teach_frames
-    process = _start(tmp_path / "map", tmp_path, base_frame="chassis")
-    client = StereoClient(rig)
-    try:
+    with _teach_node(tmp_path / "map", tmp_path, rig, base_frame="chassis") as (process, client):
         client.wait_matched()
         client.publish_static_camera()  # base_link -> camera, but the node wants chassis -> camera
         _teach(client, frames, 2)
@@ -142,9 +138,6 @@ def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teac
             "a diagnostic naming the missing transform",
         )
         assert process.alive()
-    finally:
-        process.stop()
-        client.close()
 
 
 def test_existing_map_is_refused_at_start_up(tmp_path):

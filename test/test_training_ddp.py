@@ -11,7 +11,7 @@ import torch
 import yaml
 from test_training_dataset import write_plane_world
 
-from dlvf_ros.features.export import load_checkpoint
+from dlvf_ros.features.checkpoint import TrainingCheckpoint
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import build_dataset
@@ -82,12 +82,13 @@ def test_torchrun_two_ranks_hold_identical_weights_after_a_step(tmp_path):
     assert [r["samples_seen"] for r in reports] == [1, 1]  # the 2 samples were split, not duplicated
     assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
     torch.manual_seed(0)
-    initial, _ = load_checkpoint(run_dir / "checkpoints" / "initial.pt")
-    final, checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    initial = TrainingCheckpoint.load(run_dir / "checkpoints" / "initial.pt").network()
+    checkpoint = TrainingCheckpoint.load(run_dir / "checkpoints" / "last.pt")
+    final = checkpoint.network()
     assert weights_sha256(final) == reports[0]["weights_sha256"]  # rank 0 wrote what both ranks hold
     # the optimizer step (not only BatchNorm statistics) changed the parameters
     changed = [not torch.equal(a, b) for a, b in zip(initial.parameters(), final.parameters())]
     assert sum(changed) > len(changed) // 2
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["world_size"] == 2 and checkpoint["epoch"] == 0
+    assert summary["world_size"] == 2 and checkpoint.epoch == 0
     assert int(summary["final_epoch"]["train_steps"]) == 2  # one step on each rank

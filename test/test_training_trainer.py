@@ -8,7 +8,7 @@ import torch
 from test_training_dataset import write_plane_world
 
 from dlvf_ros.config import ConfigError, from_dict
-from dlvf_ros.features.export import load_checkpoint
+from dlvf_ros.features.checkpoint import TrainingCheckpoint
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, SplitConfig, TrainConfig
 from dlvf_ros.training.dataset import build_dataset
@@ -77,8 +77,8 @@ def test_training_writes_outputs_and_resumes_exactly(dataset_dir, tmp_path):
     Trainer(dataset_dir, tmp_path / "resumed", tiny_config(epochs=1), False, SINGLE).run()
     resumed = Trainer(dataset_dir, tmp_path / "resumed", tiny_config(epochs=2), True, SINGLE)
     assert resumed.run()["epochs_completed"] == 2
-    final_straight, _ = load_checkpoint(run / "checkpoints" / "last.pt")
-    final_resumed, _ = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    final_straight = TrainingCheckpoint.load(run / "checkpoints" / "last.pt").network()
+    final_resumed = TrainingCheckpoint.load(tmp_path / "resumed" / "checkpoints" / "last.pt").network()
     assert weights_sha256(final_resumed) == weights_sha256(final_straight)
     assert len((tmp_path / "resumed" / "metrics.csv").read_text().splitlines()) == 3
 
@@ -109,10 +109,10 @@ def test_skipped_batches_are_counted_with_their_reason_and_early_stopping(datase
 def test_fine_tuning_starts_from_the_given_weights_with_the_descriptor_loss(dataset_dir, tmp_path):
     base = tmp_path / "base"
     Trainer(dataset_dir, base, tiny_config(epochs=1), False, SINGLE).run()
-    base_weights, _ = load_checkpoint(base / "checkpoints" / "last.pt")
+    base_weights = TrainingCheckpoint.load(base / "checkpoints" / "last.pt").network()
     config = tiny_config(epochs=1, loss={"pose_from_epoch": 0, "descriptor_weight": 1.0})
     summary = Trainer(dataset_dir, tmp_path / "tuned", config, False, SINGLE, base / "checkpoints" / "last.pt").run()
-    initial, _ = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "initial.pt")
+    initial = TrainingCheckpoint.load(tmp_path / "tuned" / "checkpoints" / "initial.pt").network()
     assert weights_sha256(initial) == weights_sha256(base_weights) == summary["init_from"]["weights_sha256"]
     epoch = summary["final_epoch"]
     assert float(epoch["train_descriptor_loss"]) > 0 and float(epoch["val_descriptor_loss"]) > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import platform
 import statistics
 import tempfile
@@ -35,10 +36,13 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.features.backends import OrbBackend, SiftBackend
-from dlvf_ros.features.export import export_feature_net, load_feature_model, onnx_model_bytes
+from dlvf_ros.features.export import export_feature_net, onnx_model_bytes
 from dlvf_ros.features.keypoints import soft_argmax_keypoints
+from dlvf_ros.features.model_file import load_feature_model
 from dlvf_ros.features.sampling import dense_descriptors, normalize_descriptors, sample_map, sample_scores
 from dlvf_ros.features.unet import FeatureNet
+
+log = logging.getLogger(__name__)
 
 REFERENCE = "reference-style (dense map)"
 FLOOR_CANDIDATE, FLOOR_SIZE, FLOOR_RATIO = "TorchScript export", (384, 512), 0.5
@@ -353,8 +357,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.json:
         fileio.atomic_write_text(args.json, json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        log.info("wrote %s", args.json)
     if args.plot:
         save_plot(extraction, args.plot)
-        print(f"wrote {args.plot}")
+        log.info("wrote %s", args.plot)
     return 0 if floor is None or floor["met"] else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import tempfile
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
+
+log = logging.getLogger(__name__)
 
 FLOOR_HZ = 5.0
 STAGES = ("features", "stereo", "matching", "ransac")
@@ -81,7 +84,7 @@ def _bag_frames(path: Path):
 
 
 def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
-    from dlvf_ros.features.backends import shipped_model_path
+    from dlvf_ros.package_share import shipped_model_path
 
     if model is not None:
         return model, f"{model}"
@@ -151,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("dlvf bench localize: give both --teach-bag and --repeat-bag, or neither (renders frames)")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    print(f"rendering frames ({args.width}x{args.height}) ..." if args.teach_bag is None else "reading bags ...")
     if args.teach_bag is None:
+        log.info("rendering frames (%dx%d) ...", args.width, args.height)
         rig, teach, repeat = _rendered_frames(args.width, args.height, args.frames + args.warmup)
     else:
+        log.info("reading bags ...")
         rig, teach = _bag_frames(args.teach_bag)
         _, repeat = _bag_frames(args.repeat_bag)
         repeat = repeat[: args.frames + args.warmup]
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             model = None
             if name == "learned":
                 model, model_note = _learned_model(args.model, rig, workdir)
-            print(f"benchmarking {name} ...")
+            log.info("benchmarking %s ...", name)
             results.append(_bench_backend(name, model, rig, teach, repeat, args.warmup, workdir))
 
     references = [r for r in results if r["backend"] in ("learned", "orb")] or results[:1]
@@ -219,5 +223,5 @@ def run(args: argparse.Namespace) -> int:
             "results": results,
         }
         fileio.atomic_write_text(args.json, json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
+        log.info("wrote %s", args.json)
     return 0 if floor_ok else 1

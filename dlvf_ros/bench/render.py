@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 
 from dlvf_ros import fileio
-from dlvf_ros.sim.cli import parse_size
+from dlvf_ros.sim.sim_cli import parse_size
+
+log = logging.getLogger(__name__)
 
 FLOORS_PAIRS_PER_S = {(512, 384): 8.0, (320, 240): 14.0}
 
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 row["floor_pairs_per_s"] = floor
                 row["ratio_to_floor"] = None if floor is None else row["pairs_per_s"] / floor
                 rows.append(row)
-                print(f"  {row['size']} {lighting.name}: {row['pairs_per_s']:.1f} pairs/s", flush=True)
+                log.info("%s %s: %.1f pairs/s", row["size"], lighting.name, row["pairs_per_s"])
 
     load = os.getloadavg()
     print(f"\n{'size':<9} {'lighting':<9} {'pairs/s':>8} {'median ms':>10} {'cpu ms':>8} {'floor':>6} {'ratio':>6}")
@@ -124,5 +127,5 @@ def run(args: argparse.Namespace) -> int:
             "machine": platform.machine(),
         }
         fileio.atomic_write_text(args.json, json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        log.info("wrote %s", args.json)
     return 1 if missed else 0

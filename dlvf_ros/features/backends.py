@@ -155,7 +155,7 @@ class SiftBackend(_OpenCvBackend):
 
 
 class LearnedBackend(FeatureBackend):
-    """The exported feature network (TorchScript with metadata, see `dlvf_ros.features.export`); ZNCC descriptors."""
+    """The exported feature network (TorchScript with metadata, `dlvf_ros.features.model_file`); ZNCC descriptors."""
 
     name = "learned"
     descriptor_metric = "zncc"
@@ -167,7 +167,7 @@ class LearnedBackend(FeatureBackend):
                 f"learned backend: model file {model_path} does not exist; pass --model PATH to an exported model "
                 "(`dlvf export`) or use --backend orb|sift"
             )
-        from dlvf_ros.features.export import load_feature_model
+        from dlvf_ros.features.model_file import load_feature_model
 
         self.model_path = model_path
         self.model_sha256 = fileio.sha256_file(model_path)
@@ -175,10 +175,7 @@ class LearnedBackend(FeatureBackend):
         self.metadata = dict(self._model.metadata)
 
     def extract(self, image_rgb: np.ndarray) -> Features:
-        keypoints, descriptors, scores = self._model.extract(check_image_rgb(image_rgb))
-        return Features(
-            np.asarray(keypoints, np.float32), np.asarray(descriptors, np.float32), np.asarray(scores, np.float32)
-        )
+        return self._model.extract(image_rgb)
 
     @property
     def descriptor_size(self) -> int:
@@ -194,15 +191,6 @@ class LearnedBackend(FeatureBackend):
             "model_file": self.model_path.name,
             "metadata": self.metadata,
         }
-
-
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
-
-
-def shipped_model_path() -> Path | None:
-    """The model shipped in the repository's models/ folder, if there is exactly one `*.pt` there."""
-    models = sorted(SHIPPED_MODEL_DIR.glob("*.pt"))
-    return models[0] if len(models) == 1 else None
 
 
 def make_backend(name: str, model_path: str | Path | None = None) -> FeatureBackend:

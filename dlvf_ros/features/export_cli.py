@@ -1,6 +1,6 @@
 """`dlvf export --checkpoint CKPT --out model.pt [--height H --width W] [--dataset DIR]`: checkpoint -> TorchScript.
 
-The model follows the contract in `dlvf_ros.features.export` and embeds metadata.json (architecture, m, descriptor
+The model follows the contract in `dlvf_ros.features.model_file` and embeds metadata.json (architecture, m, descriptor
 size, input size, training config, data hash, checkpoint SHA-256). The written file is re-loaded through
 `load_feature_model` before the command reports success.
 """
@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from dlvf_ros import fileio
-from dlvf_ros.features.export import ModelContractError, export_feature_net, load_checkpoint, load_feature_model
+from dlvf_ros.features.checkpoint import CheckpointError, TrainingCheckpoint
+from dlvf_ros.features.export import export_feature_net
+from dlvf_ros.features.model_file import ModelContractError, load_feature_model
 
 DEFAULT_INPUT_SIZE = (384, 512)  # (H, W) of the UTIAS Bumblebee images
 
@@ -70,41 +72,42 @@ def training_data_summary(dataset_dir: Path, data_hash: str | None) -> dict:
     }
 
 
-def input_size_for(checkpoint: dict, height: int | None, width: int | None) -> tuple[int, int]:
-    """(H, W): the command line, else the checkpoint's training size ("image_size" = [width, height], as
-    `dlvf train` writes it), else 384 x 512."""
+def input_size_for(checkpoint: TrainingCheckpoint, height: int | None, width: int | None) -> tuple[int, int]:
+    """(H, W): the command line, else the checkpoint's training size, else 384 x 512."""
     if (height is None) != (width is None):
         raise ValueError("dlvf export: give both --height and --width, or neither")
     if height is not None:
         return int(height), int(width)
-    trained = checkpoint.get("image_size")
-    if trained is not None:
-        if len(trained) != 2:
-            raise ModelContractError(f"checkpoint image_size must be [width, height], found {trained!r}")
-        return int(trained[1]), int(trained[0])
-    return DEFAULT_INPUT_SIZE
+    return checkpoint.input_size or DEFAULT_INPUT_SIZE
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
-        net, checkpoint = load_checkpoint(args.checkpoint)
+        checkpoint = TrainingCheckpoint.load(args.checkpoint)
+        net = checkpoint.network()
         input_size = input_size_for(checkpoint, args.height, args.width)
-        source = {"checkpoint": args.checkpoint.name, "checkpoint_sha256": fileio.sha256_file(args.checkpoint)}
-        provenance = ("epoch", "best_val", "image_size", "rig", "init_from")
-        source.update({key: checkpoint[key] for key in provenance if key in checkpoint})
-        training_data = training_data_summary(args.dataset, checkpoint.get("data_hash")) if args.dataset else None
+        source = {
+            "checkpoint": args.checkpoint.name,
+            "checkpoint_sha256": fileio.sha256_file(args.checkpoint),
+            "epoch": checkpoint.epoch,
+            "best_val": checkpoint.best_val,
+            "image_size": checkpoint.image_size,
+            "rig": checkpoint.rig,
+            "init_from": checkpoint.init_from,
+        }
+        training_data = training_data_summary(args.dataset, checkpoint.data_hash) if args.dataset else None
         metadata = export_feature_net(
             net,
             args.out,
             input_size,
-            training_config=checkpoint.get("config"),
-            data_hash=checkpoint.get("data_hash"),
+            training_config=checkpoint.config,
+            data_hash=checkpoint.data_hash,
             source=source,
             training_data=training_data,
         )
         load_feature_model(args.out, expected_input_size=input_size)
-    except (ModelContractError, ValueError) as exc:
+    except (CheckpointError, ModelContractError, ValueError) as exc:
         print(f"dlvf export: {exc}", file=sys.stderr)
         return 1
     print(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dlvf_ros.config import setting
 from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
 
 
@@ -28,15 +29,22 @@ from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
 class RansacConfig:
     """RANSAC settings (see the module docstring for the choice of defaults)."""
 
-    iterations: int = 512  # hypotheses in total, at most
-    hypotheses_per_round: int = 128  # hypotheses fitted and scored together; early stop is checked between rounds
-    sample_size: int = 6  # points per minimal sample (3 is the true minimum; 6 averages stereo noise)
-    inlier_threshold_m: float = 4.0  # 3-D distance |T p_src - p_tgt| below which a match is an inlier (m)
-    early_stop_inlier_ratio: float = 0.6  # stop once this fraction of usable matches are inliers
-    min_inliers: int = 6  # fewer inliers than this is a failure
-    weighted_sampling: bool = True  # draw samples with probability proportional to the match weights
-    refinement_steps: int = 2  # weighted-SVD refits on the inliers (inliers re-evaluated after each)
-    seed: int = 0  # seed of the sampling generator when none is passed
+    iterations: int = setting(512, "RANSAC hypotheses in total, at most", (1, 1_000_000))
+    hypotheses_per_round: int = setting(
+        128, "RANSAC hypotheses fitted and scored together; early stop is checked between rounds", (1, 100_000)
+    )
+    # 3 is the true minimum; 6 averages stereo noise
+    sample_size: int = setting(6, "points per RANSAC minimal sample", (3, 1000))
+    inlier_threshold_m: float = setting(
+        4.0, "3-D distance |T p_src - p_tgt| (m) under which a match is an inlier", (0.001, 100.0)
+    )
+    early_stop_inlier_ratio: float = setting(
+        0.6, "stop RANSAC once this fraction of the usable matches are inliers", (0.01, 1.0)
+    )
+    min_inliers: int = setting(6, "fewer RANSAC inliers than this is no fix", (3, 100_000))
+    weighted_sampling: bool = setting(True, "draw RANSAC samples in proportion to the match weights")
+    refinement_steps: int = setting(2, "weighted-SVD refits on the inliers (inliers re-evaluated after each)", (0, 100))
+    seed: int = setting(0, "seed of the RANSAC sampler when none is passed", (0, 2**31 - 1))
 
     def __post_init__(self) -> None:
         if self.sample_size < 3:

@@ -13,22 +13,25 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from dlvf_ros.config import setting
+
 
 @dataclass
 class SgbmConfig:
-    """OpenCV StereoSGBM parameters; the defaults are the reference method's (method.md)."""
+    """OpenCV StereoSGBM parameters; the defaults are those of the reference implementation (Gridseth and Barfoot)."""
 
-    min_disparity: int = 0
-    num_disparities: int = 48  # search range (px); a multiple of 16
-    block_size: int = 5
-    p1: int = 200
-    p2: int = 800
-    disp12_max_diff: int = -1  # left-right check off, as in the reference (OpenCV default)
-    uniqueness_ratio: int = 20
-    speckle_window_size: int = 200
-    speckle_range: int = 1
-    pre_filter_cap: int = 30
-    mode: Literal["sgbm", "hh", "sgbm_3way"] = "sgbm"
+    min_disparity: int = setting(0, "SGBM minimum disparity (px)", (-1024, 1024))
+    num_disparities: int = setting(48, "SGBM disparity search range (px, a multiple of 16)", (16, 1024))
+    block_size: int = setting(5, "SGBM block size (odd, px)", (1, 51))
+    p1: int = setting(200, "SGBM smoothness penalty P1", (0, 100_000))
+    p2: int = setting(800, "SGBM smoothness penalty P2 (> P1)", (0, 100_000))
+    # left-right check off by default, as in the reference (OpenCV default)
+    disp12_max_diff: int = setting(-1, "SGBM left-right check tolerance (px; -1: off)", (-1, 1024))
+    uniqueness_ratio: int = setting(20, "SGBM uniqueness ratio (%)", (0, 100))
+    speckle_window_size: int = setting(200, "SGBM speckle filter window (px; 0: off)", (0, 10_000))
+    speckle_range: int = setting(1, "SGBM speckle filter disparity range", (0, 1024))
+    pre_filter_cap: int = setting(30, "SGBM pre-filter cap", (1, 63))
+    mode: Literal["sgbm", "hh", "sgbm_3way"] = setting("sgbm", "SGBM mode: sgbm, hh or sgbm_3way")
 
     def __post_init__(self) -> None:
         if self.num_disparities <= 0 or self.num_disparities % 16 != 0:

@@ -19,17 +19,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlvf_ros.config import setting
+
 
 @dataclass
 class CovarianceConfig:
     """Covariance floors (1-sigma) and random-walk growth rates (variance per metre driven and per second)."""
 
-    min_sigma_m: float = 0.02
-    min_sigma_rad: float = 0.002
-    growth_m2_per_m: float = 0.0025
-    growth_rad2_per_m: float = 0.0001
-    growth_m2_per_s: float = 0.0001
-    growth_rad2_per_s: float = 0.000004
+    min_sigma_m: float = setting(0.02, "floor of the position standard deviation (m)", (0.0, 100.0))
+    min_sigma_rad: float = setting(0.002, "floor of the rotation standard deviation (rad)", (0.0, 3.2))
+    growth_m2_per_m: float = setting(
+        0.0025, "position variance added per metre driven without a fix (m^2/m)", (0.0, 100.0)
+    )
+    growth_rad2_per_m: float = setting(
+        0.0001, "rotation variance added per metre driven without a fix (rad^2/m)", (0.0, 100.0)
+    )
+    growth_m2_per_s: float = setting(0.0001, "position variance added per second without a fix (m^2/s)", (0.0, 100.0))
+    growth_rad2_per_s: float = setting(
+        0.000004, "rotation variance added per second without a fix (rad^2/s)", (0.0, 100.0)
+    )
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from dlvf_ros.config import setting
+
 
 class HealthState(str, enum.Enum):  # noqa: UP042 (str() must stay the member name)
     LOCALIZED = "LOCALIZED"
@@ -26,11 +28,13 @@ class HealthState(str, enum.Enum):  # noqa: UP042 (str() must stay the member na
 class HealthConfig:
     """Thresholds of the health state machine (inlier counts, frame counts, metres)."""
 
-    good_inliers: int = 40
-    frames_to_degrade: int = 3
-    frames_to_recover: int = 3
-    frames_to_lose: int = 10
-    max_dead_reckoning_m: float = 10.0
+    good_inliers: int = setting(40, "inliers for a frame to count as good", (1, 1_000_000))
+    frames_to_degrade: int = setting(3, "non-good frames in a row: LOCALIZED -> DEGRADED", (1, 100_000))
+    frames_to_recover: int = setting(3, "good frames in a row: DEGRADED -> LOCALIZED", (1, 100_000))
+    frames_to_lose: int = setting(10, "frames without a fix in a row: -> LOST", (1, 100_000))
+    max_dead_reckoning_m: float = setting(
+        10.0, "metres on odometry alone since the last fix: -> LOST", (0.001, 100_000.0)
+    )
 
     def __post_init__(self) -> None:
         for name in ("good_inliers", "frames_to_degrade", "frames_to_recover", "frames_to_lose"):

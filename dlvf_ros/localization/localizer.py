@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from dlvf_ros.config import setting
 from dlvf_ros.features.backends import make_backend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.ransac import RansacConfig, ransac_rigid
@@ -63,9 +64,11 @@ class LocalizerConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     covariance: CovarianceConfig = field(default_factory=CovarianceConfig)
-    min_matches: int = 12  # a candidate keyframe needs this many descriptor matches to go through RANSAC
-    initial_keyframe_id: int | None = None  # start-up: search around this keyframe instead of the whole map
-    # (falls back to the whole map after health.frames_to_lose frames without a fix)
+    min_matches: int = setting(12, "descriptor matches a candidate keyframe needs to go through RANSAC", (3, 1_000_000))
+    # falls back to the whole map after health.frames_to_lose frames without a fix
+    initial_keyframe_id: int | None = setting(
+        None, "start-up: search around this keyframe instead of the whole map", (-1, 100_000_000), none_value=-1
+    )
 
     def __post_init__(self) -> None:
         if self.min_matches < self.ransac.min_inliers:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 
@@ -22,15 +23,23 @@ from dlvf_ros.geometry.camera import StereoRig
 class RefineConfig:
     """Gauss-Newton stereo reprojection refinement (pixels)."""
 
-    iterations: int = 10
-    initial_threshold_px: float = 32.0  # inlier gate of the second iteration (the first uses the RANSAC inliers),
-    inlier_threshold_px: float = 2.0  # shrinking geometrically to this final gate on the (u, v, d) residual norm
-    huber_px: float = 1.0
-    min_sigma_px: float = 0.3  # floor of the residual standard deviation used for the covariance
-    # scale residuals by the match weights (descriptor quality x scores). Off by default: the pixel noise model is
-    # the same for every match, and classical detector responses are no confidence (ORB: 5-8 cm instead of 0.2 m
-    # errors on the simulator); RANSAC samples by the weights either way.
-    weight_by_scores: bool = False
+    iterations: int = setting(10, "Gauss-Newton iterations of the stereo reprojection refinement", (2, 1000))
+    # the first iteration uses the RANSAC inliers; the gate shrinks geometrically from the second to the last
+    initial_threshold_px: float = setting(
+        32.0, "refinement inlier gate (px) of the second iteration, shrinking to inlier_threshold_px", (0.01, 10_000.0)
+    )
+    inlier_threshold_px: float = setting(
+        2.0, "final refinement inlier gate (px) on the (u, v, d) residual norm", (0.01, 1000.0)
+    )
+    huber_px: float = setting(1.0, "Huber loss width (px) of the refinement", (0.01, 1000.0))
+    min_sigma_px: float = setting(
+        0.3, "floor of the residual standard deviation (px) used for the covariance", (0.001, 100.0)
+    )
+    # Off by default: the pixel noise model is the same for every match, and classical detector responses are no
+    # confidence (ORB: 5-8 cm instead of 0.2 m errors on the simulator); RANSAC samples by the weights either way.
+    weight_by_scores: bool = setting(
+        False, "scale refinement residuals by the match weights (descriptor quality x scores)"
+    )
 
     def __post_init__(self) -> None:
         if self.iterations < 2 or not (self.inlier_threshold_px > 0 and self.huber_px > 0 and self.min_sigma_px > 0):

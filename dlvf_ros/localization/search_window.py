@@ -11,17 +11,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlvf_ros.config import setting
+
 
 @dataclass
 class WindowConfig:
     """Search window (metres) and how many keyframes go through matching / RANSAC."""
 
-    radius_m: float = 3.0  # around the expected position right after a fix
-    growth_per_m: float = 0.2  # extra radius per metre driven on odometry since the last fix
-    degraded_factor: float = 2.0  # radius multiplier while DEGRADED
-    max_radius_m: float = 30.0
-    max_candidates: int = 3  # nearest keyframes matched while tracking: the local submap (the first is its reference)
-    global_ransac_candidates: int = 5  # in a global search, keyframes with the most matches tried as submap references
+    radius_m: float = setting(3.0, "search radius (m) around the expected position right after a fix", (0.01, 10_000.0))
+    growth_per_m: float = setting(
+        0.2, "extra search radius (m) per metre driven on odometry since the last fix", (0.0, 100.0)
+    )
+    degraded_factor: float = setting(2.0, "search radius multiplier while DEGRADED", (1.0, 100.0))
+    max_radius_m: float = setting(30.0, "largest search radius (m)", (0.01, 100_000.0))
+    max_candidates: int = setting(
+        3, "nearest keyframes matched while tracking: the local submap (the first is its reference)", (1, 10_000)
+    )
+    global_ransac_candidates: int = setting(
+        5, "global search: keyframes with the most matches tried as submap references", (1, 10_000)
+    )
 
     def __post_init__(self) -> None:
         if not (self.radius_m > 0 and self.max_radius_m >= self.radius_m):

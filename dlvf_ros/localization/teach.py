@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlvf_ros.config import setting
 from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
@@ -37,10 +38,12 @@ class FrameRejected(ValueError):
 class TeachConfig:
     """Keyframe spacing (m, deg), the minimum stereo points per keyframe, image storage and SGBM settings."""
 
-    keyframe_distance_m: float = 1.0
-    keyframe_angle_deg: float = 10.0
-    min_valid_points: int = 20
-    store_images: bool = True  # needed by `dlvf map reextract`
+    keyframe_distance_m: float = setting(1.0, "odometry distance (m) between keyframes", (0.001, 1000.0))
+    keyframe_angle_deg: float = setting(10.0, "odometry rotation (deg) between keyframes", (0.001, 360.0))
+    min_valid_points: int = setting(
+        20, "a frame with fewer stereo points is skipped, the next one tried", (3, 1_000_000)
+    )
+    store_images: bool = setting(True, "store the keyframe stereo images (needed by `dlvf map reextract`)")
     sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
 
     def __post_init__(self) -> None:

@@ -15,10 +15,11 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.config import load_config
-from dlvf_ros.features.backends import BACKEND_NAMES, make_backend, shipped_model_path
+from dlvf_ros.features.backends import BACKEND_NAMES, make_backend
 from dlvf_ros.features.xfeat_backend import XFeatMissingError
 from dlvf_ros.localization.map_store import check_new_map_path
 from dlvf_ros.localization.teach import FrameRejected, TeachConfig, Teacher
+from dlvf_ros.package_share import shipped_model_path
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, default_backend: str | None = "learned") -> None:

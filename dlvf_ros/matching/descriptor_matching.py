@@ -13,15 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlvf_ros.config import setting
+
 
 @dataclass
 class MatchingConfig:
     """Thresholds per metric."""
 
-    zncc_min: float = 0.5
-    cosine_min: float = 0.5
-    hamming_max: int = 64
-    lowe_ratio: float = 0.8
+    zncc_min: float = setting(0.5, "learned features: lowest ZNCC of a descriptor match", (-1.0, 1.0))
+    cosine_min: float = setting(0.5, "XFeat: lowest cosine similarity of a descriptor match", (-1.0, 1.0))
+    hamming_max: int = setting(64, "ORB: largest Hamming distance (bits) of a descriptor match", (0, 256))
+    lowe_ratio: float = setting(0.8, "SIFT: Lowe ratio test threshold", (0.01, 1.0))
 
     def __post_init__(self) -> None:
         for name in ("zncc_min", "cosine_min"):

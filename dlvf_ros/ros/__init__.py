@@ -1,1 +1,3 @@
-"""ROS 2 wiring: nodes, message conversions, bag player. The only sub-package that imports rclpy."""
+"""ROS 2 runtime: the nodes (teach_node, localizer_node) and their wiring (parameters, stereo input, odometry,
+message conversions, launch arguments). With `dlvf_ros.replay` (offline tools), the only sub-packages that import
+rclpy."""

@@ -16,7 +16,7 @@ The equivalents below behave like the real Python packages:
   with depth 1, transient local, and like rclcpp's (and newer tf2_ros') it re-publishes every static transform sent
   so far, keyed by child frame, so one latched message carries them all.
 - `CvBridge` converts with `dlvf_ros.ros.conversions` (numpy by encoding table).
-launch_testing has no equivalent here: process-level tests start nodes with `dlvf_ros.ros.processes` instead.
+launch_testing has no equivalent here: process-level tests start nodes with `dlvf_ros.replay.processes` instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """What launch/*.launch.py share: the node's launch arguments and the node action that passes them on.
 
-Every launch file declares `use_sim_time`, `params_file` (default: the package's config/<node>.yaml), `namespace`,
-`model` and `map` (`COMMON_ARGUMENTS`), and starts its node (teach_node or localizer_node) with the parameter file
-plus `use_sim_time`, `map_path` and `model` from those arguments. `launch` and `launch_ros` are imported inside the
-functions: they exist on a robot with ROS 2 installed, not in the pip environment (test/test_launch_files.py reads
-this module there).
+Every launch file declares `use_sim_time`, `params_file` (default: config/<node>.yaml of the package share directory,
+found by `dlvf_ros.package_share`), `namespace`, `model` and `map` (`COMMON_ARGUMENTS`), and starts its node
+(teach_node or localizer_node) with the parameter file plus `use_sim_time`, `map_path` and `model` from those
+arguments (an empty `model`: the shipped model, for the learned backend). `launch` and `launch_ros` are imported
+inside the functions: they exist on a robot with ROS 2 installed, not in the pip environment (test/test_launch_files.py
+reads this module there).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ def node_arguments(
 ) -> list:
     """DeclareLaunchArgument actions of `COMMON_ARGUMENTS` for `node_name` (only `map` has no default)."""
     from launch.actions import DeclareLaunchArgument
-    from launch.substitutions import PathJoinSubstitution
-    from launch_ros.substitutions import FindPackageShare
 
-    default_params = PathJoinSubstitution([FindPackageShare("dlvf_ros"), "config", f"{node_name}.yaml"])
+    from dlvf_ros.package_share import package_share_directory
+
+    default_params = str(package_share_directory() / "config" / f"{node_name}.yaml")
     return [
         DeclareLaunchArgument("use_sim_time", default_value=use_sim_time, description=use_sim_time_description),
         DeclareLaunchArgument("params_file", default_value=default_params, description=f"{node_name} parameter file"),

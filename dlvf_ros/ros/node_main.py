@@ -1,7 +1,7 @@
 """The process entry shared by the nodes: init without rclpy's signal handlers, own SIGINT/SIGTERM flag, spin loop.
 
 rclpy's default SIGINT handling races with `take_message` during shutdown (about 2 exits in 15 returned 1 here);
-a flag set by our own handler and a `spin_once` loop exit cleanly every time (see docs/ros2-on-pip.md). A node
+a flag set by our own handler and a `spin_once` loop exit cleanly every time. A node
 whose start-up fails with `StartupError` logs one FATAL line naming the problem and the process exits with 1.
 """
 
@@ -56,8 +56,9 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
 
 def make_node_backend(node_name: str, backend: str, model: str, torch_threads: int):
     """The feature backend of a node; an empty `model` with the learned backend means the shipped model."""
-    from dlvf_ros.features.backends import make_backend, shipped_model_path
+    from dlvf_ros.features.backends import make_backend
     from dlvf_ros.features.xfeat_backend import XFeatMissingError
+    from dlvf_ros.package_share import package_share_directory, shipped_model_path
 
     model_path = model or None
     if backend == "learned" and model_path is None:
@@ -65,7 +66,7 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
         if model_path is None:
             raise StartupError(
                 f"{node_name}: the learned backend needs -p model:=PATH (no single *.pt shipped in "
-                "models/); or set backend to orb or sift"
+                f"{package_share_directory() / 'models'}); or set backend to orb or sift"
             )
     try:
         feature_backend = make_backend(backend, model_path)

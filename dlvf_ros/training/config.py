@@ -1,6 +1,6 @@
 """Typed configs of the three training stages: `dlvf dataset`, `dlvf train`, `dlvf test`.
 
-Defaults are the reference method's values (docs method.md) unless noted; YAML copies live in config/.
+Defaults are the reference method's values (Gridseth and Barfoot, RA-L 2022) unless noted; YAML copies live in config/.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import torch
 from dlvf_ros.data.utias import UtiasDataset
 from dlvf_ros.evaluation.metrics import statistics
 from dlvf_ros.features.backends import FeatureBackend, Features, LearnedBackend, check_image_rgb
-from dlvf_ros.features.export import load_checkpoint
+from dlvf_ros.features.checkpoint import TrainingCheckpoint
 from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
@@ -88,9 +88,9 @@ def load_backend(model: str | Path | None) -> tuple[FeatureBackend, tuple[int, i
     if _is_exported_model(path):
         backend = LearnedBackend(path)
         return backend, (int(backend.metadata["input_width"]), int(backend.metadata["input_height"]))
-    network, checkpoint = load_checkpoint(path)
-    size = tuple(checkpoint["image_size"]) if "image_size" in checkpoint else None
-    return NetworkBackend(network, {"checkpoint": str(path), "epoch": checkpoint.get("epoch")}), size
+    checkpoint = TrainingCheckpoint.load(path)
+    size = tuple(checkpoint.image_size) if checkpoint.image_size is not None else None
+    return NetworkBackend(checkpoint.network(), {"checkpoint": str(path), "epoch": checkpoint.epoch}), size
 
 
 @dataclass

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.config import ConfigError, from_dict, save_config, to_dict
-from dlvf_ros.features.export import load_checkpoint
+from dlvf_ros.features.checkpoint import TrainingCheckpoint
 from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.training.augment import augment_images
 from dlvf_ros.training.config import TrainConfig
@@ -172,7 +172,8 @@ class Trainer:
             raise FileNotFoundError(
                 f"--init: {path} does not exist; pass a training checkpoint (RUN/checkpoints/last.pt)"
             )
-        network, state = load_checkpoint(path)  # ModelContractError (a ValueError) names an unreadable file
+        state = TrainingCheckpoint.load(path)  # CheckpointError (a ValueError) names an unreadable file
+        network = state.network()
         if network.conf["m"] != self.network.conf["m"]:
             raise ValueError(
                 f"--init: {path} holds a network {dict(network.conf)}, but the config builds "
@@ -185,8 +186,8 @@ class Trainer:
         self.network.load_state_dict(taken, strict=False)
         return {
             "path": str(path),
-            "epoch": int(state.get("epoch", -1)),
-            "data_hash": state.get("data_hash"),
+            "epoch": state.epoch,
+            "data_hash": state.data_hash,
             "weights_sha256": weights_sha256(self.network),
             "model_config": dict(network.conf),
             "fresh_parameters": sorted({k.rsplit(".", 2)[0] for k in own if k not in taken}),

@@ -1,19 +1,21 @@
-"""Regenerate config/teach_node.yaml and config/localizer_node.yaml from the nodes' parameter tables.
+"""Regenerate config/teach_node.yaml and config/localizer_node.yaml from the nodes' config dataclasses.
 
-    python -m dlvf_ros.ros.write_parameter_files
+    python tools/write_parameter_files.py      (from the repository root, with dlvf_ros importable: `make venv`)
 
-Run it after a default changes in a config dataclass; test/test_launch_files.py fails until the files match.
+Run it after a setting is added or its default, description or range changes; test/test_launch_files.py fails until
+the files match.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from dlvf_ros import fileio
 from dlvf_ros.ros import localizer_node, teach_node
 from dlvf_ros.ros.node_parameters import parameter_file_text
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 NODES = {
     "teach_node": (
         teach_node,
@@ -31,14 +33,15 @@ def main() -> int:
     for name, (module, sources) in NODES.items():
         header = (
             f"{name} parameters. `ros2 param describe /{name} NAME` gives each one's description and range.\n"
-            f"Defaults from {sources};\n"
-            "regenerate with `python -m dlvf_ros.ros.write_parameter_files`."
+            f"Defaults, descriptions and [ranges] from {sources};\n"
+            "regenerate with `python tools/write_parameter_files.py`."
         )
         path = CONFIG_DIR / f"{name}.yaml"
         fileio.atomic_write_text(path, parameter_file_text(name, module.parameter_specs(), header))
-        print(f"wrote {path}")
+        logging.info("wrote %s", path)
     return 0
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     raise SystemExit(main())

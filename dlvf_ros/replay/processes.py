@@ -1,7 +1,7 @@
 """Run a ROS 2 node (console script or `python -m module`) as its own process: start, wait until ready, stop.
 
 Each child gets its own process group (so a stop reaches everything it started), the `--ros-args` for remaps and
-parameters, and the caller's environment (tests and `dlvf replay` apply dlvf_ros.ros.environment first, so children
+parameters, and the caller's environment (tests and `dlvf replay` apply dlvf_ros.replay.environment first, so children
 share the machine-local DDS settings). Its stdout and stderr go to one log file, quoted in every error.
 Readiness = the node is visible in the ROS graph and named topics have its publisher / subscription.
 Stop = SIGINT to the group, SIGKILL after a timeout. rclpy is imported only inside the readiness check.

@@ -153,7 +153,7 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
             world_key,
             backend,
             model_hash if backend == "learned" else None,
-            source_fingerprint("features", "geometry", "matching", "localization", "ros"),
+            source_fingerprint("features", "geometry", "matching", "localization", "ros", "replay"),
         )
         steps.append(
             Step(
@@ -272,7 +272,7 @@ def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlvf_ros.features.backends import shipped_model_path
+    from dlvf_ros.package_share import shipped_model_path
 
     config = load_config(DemoConfig, args.config)
     model = args.model or shipped_model_path()

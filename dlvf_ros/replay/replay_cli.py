@@ -1,7 +1,7 @@
 """`dlvf replay --bag BAG --map MAP [--model M] --out DIR`: play a bag through the real localizer_node and record it.
 
 Processes: localizer_node (own process, use_sim_time) and bag_player (own process, plays the bag with /clock);
-this process records the node's poses and diagnostics (`dlvf_ros.ros.recorder`) into DIR, with a progress bar over
+this process records the node's poses and diagnostics (`dlvf_ros.replay.recorder`) into DIR, with a progress bar over
 the bag's stereo frames. Everything runs on a machine-local ROS graph (shared-memory transport, own domain id).
 The node's parameters are written to DIR/localizer_params.yaml (the base file with map, model and sim time set)
 and DIR/replay.json is written last: a directory without it is an interrupted replay.
@@ -22,21 +22,18 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.evaluation import records
+from dlvf_ros.package_share import package_share_directory
 
 NODE_NAME = "localizer_node"
 LEFT_IMAGE_TOPIC = "/stereo/left/image_raw"
 
 
 def default_params_file() -> Path:
-    """config/localizer_node.yaml of a source checkout, else of the installed package share."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "config" / "localizer_node.yaml",
-        Path(sys.prefix) / "share" / "dlvf_ros" / "config" / "localizer_node.yaml",
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no localizer_node.yaml in {[str(c) for c in candidates]}; pass --params-file")
+    """config/localizer_node.yaml of the package share directory (installed) or the source checkout."""
+    path = package_share_directory() / "config" / f"{NODE_NAME}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}; pass --params-file")
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = bag_summary(args.bag)
         store = MapStore.open(args.map)
+        base_params_file = args.params_file or default_params_file()
     except (FileNotFoundError, MapStoreError) as exc:
         raise SystemExit(f"dlvf replay: {exc}") from exc
     n_frames = summary["topics"].get(LEFT_IMAGE_TOPIC, 0)
@@ -134,12 +132,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["model"] = str(args.model.resolve())
     if args.backend is not None:
         overrides["backend"] = args.backend
-    params_file = write_node_parameters(
-        args.params_file or default_params_file(), args.out / "localizer_params.yaml", overrides
-    )
+    params_file = write_node_parameters(base_params_file, args.out / "localizer_params.yaml", overrides)
     lighting = args.lighting or find_lighting(args.bag.resolve()) or "unknown"
 
-    from dlvf_ros.ros.environment import apply_isolated_ros_environment
+    from dlvf_ros.replay.environment import apply_isolated_ros_environment
 
     apply_isolated_ros_environment()
     started = time.monotonic()
@@ -177,8 +173,8 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from dlvf_ros.ros.processes import RosProcessError, python_module_command, start_ros_process
-    from dlvf_ros.ros.recorder import OutputRecorder
+    from dlvf_ros.replay.processes import RosProcessError, python_module_command, start_ros_process
+    from dlvf_ros.replay.recorder import OutputRecorder
 
     log_dir = args.out / "logs"
     context = rclpy.Context()
@@ -202,7 +198,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
         )
         player = start_ros_process(
             python_module_command(
-                "dlvf_ros.ros.bag_player", str(args.bag), "--rate", str(args.rate), "--wait-for", LEFT_IMAGE_TOPIC
+                "dlvf_ros.replay.bag_player", str(args.bag), "--rate", str(args.rate), "--wait-for", LEFT_IMAGE_TOPIC
             ),
             log_dir=log_dir,
         )

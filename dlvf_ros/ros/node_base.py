@@ -1,0 +1,269 @@
+"""The skeleton teach_node and localizer_node share: settings, stereo input, worker thread, odometry, diagnostics.
+
+`StereoNode` declares the node's parameters from its config dataclasses (`StereoNodeConfig` and a core config under
+a prefix), buffers odometry from `odom`, publishes the taught path (`localization/path`, latched) and /diagnostics,
+and after `start_input` feeds every synchronised stereo set (`StereoSet`) through a bounded mailbox (`FrameWorker`)
+to a worker thread that calls the node's `_process`. A periodic summary status (steady clock, so it keeps running
+when a bag's /clock stops) carries the node's counters and the input watchdog's warning. A node implements
+`_process`, `_frame_failed` and `_summary`.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry, Path
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from dlvf_ros.config import setting
+from dlvf_ros.ros import conversions
+from dlvf_ros.ros.compat import describe as describe_compat
+from dlvf_ros.ros.node_parameters import read_node_configs
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, add_odometry_message
+from dlvf_ros.ros.stereo_input import StereoInput, create_watchdog_timer
+
+LATCHED_QOS = QoSProfile(
+    depth=1,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+)
+
+
+@dataclass
+class StereoNodeConfig:
+    """Node-level settings of both nodes (a node's own come after these; the core's are under a prefix)."""
+
+    map_path: str = setting(
+        "",
+        "map store directory (required): teach_node creates it, localizer_node reads it (`dlvf teach` also writes one)",
+    )
+    backend: str = setting("learned", "feature backend: learned (needs model), orb, sift or xfeat (optional extra)")
+    model: str = setting(
+        "",
+        "exported feature model (.pt) for the learned backend (localizing: the one the map was built with); "
+        "empty: the one shipped with the package (models/)",
+    )
+    queue_size: int = setting(10, "messages kept per stereo input while waiting for a synchronised set", (1, 1000))
+    slop_s: float = setting(
+        0.02, "largest stamp difference (s) within a synchronised left/right image + camera_info set", (0.0, 10.0)
+    )
+    no_input_warning_s: float = setting(
+        3.0, "warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)", (0.1, 3600.0)
+    )
+    diagnostics_period_s: float = setting(1.0, "period (s) of the summary status on /diagnostics", (0.05, 3600.0))
+    odometry_horizon_s: float = setting(10.0, "odometry history kept for lookups at image stamps (s)", (0.1, 3600.0))
+    odometry_max_gap_s: float = setting(
+        0.5, "largest gap (s) between odometry samples to interpolate across", (0.001, 60.0)
+    )
+    odometry_max_hold_s: float = setting(
+        0.25, "an image up to this much (s) newer than the newest odometry uses that odometry", (0.0, 60.0)
+    )
+    odometry_wait_s: float = setting(
+        0.2, "wait up to this long (s, wall clock) for odometry at or after an image's stamp", (0.0, 10.0)
+    )
+    map_frame: str = setting("map", "frame of the teach map (REP 105 map; the teach pass's odometry frame)")
+    base_frame: str = setting(
+        "base_link", "vehicle frame (REP 105 base_link; teach_node reads the camera extrinsic under it on /tf_static)"
+    )
+    torch_threads: int = setting(2, "CPU threads for the learned and xfeat backends (torch.set_num_threads)", (1, 256))
+
+
+@dataclass
+class StereoSet:
+    """One synchronised stereo set as received, and when it arrived (time.monotonic, s)."""
+
+    left: Image
+    right: Image
+    left_info: CameraInfo
+    right_info: CameraInfo
+    received_monotonic: float
+
+    @property
+    def stamp_ns(self) -> int:
+        """Image stamp (ns)."""
+        return conversions.stamp_to_ns(self.left.header.stamp)
+
+
+class FrameWorker:
+    """A worker thread fed through a bounded mailbox; `capacity` 1 is a one-slot mailbox holding only the newest item.
+
+    `put` never blocks: when the mailbox is full its oldest item is dropped. `stop` ends the thread after the item in
+    progress, first working off the mailbox if `drain_on_stop`.
+    """
+
+    def __init__(self, name: str, capacity: int, process: Callable[[Any], None], drain_on_stop: bool) -> None:
+        if capacity < 1:
+            raise ValueError(f"FrameWorker: capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._process = process
+        self._drain_on_stop = drain_on_stop
+        self._items: deque = deque()
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, item: Any) -> bool:
+        """Queue `item`; True when the oldest queued item was dropped to make room."""
+        with self._cv:
+            self._items.append(item)
+            dropped = len(self._items) > self.capacity
+            if dropped:
+                self._items.popleft()
+            self._cv.notify()
+        return dropped
+
+    def stop(self, timeout_s: float) -> int:
+        """Stop the thread (waiting up to `timeout_s`); returns the number of queued items left unprocessed."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join(timeout=timeout_s)
+        with self._cv:
+            abandoned = len(self._items)
+            self._items.clear()
+        return abandoned
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._items and not self._stopping:
+                    self._cv.wait()
+                if self._stopping and not (self._drain_on_stop and self._items):
+                    return
+                item = self._items.popleft()
+            self._process(item)
+
+
+class StereoNode(Node, abc.ABC):
+    """Base of the stereo nodes (see the module docstring). `configs`: (config class, parameter prefix) pairs, the
+    first a `StereoNodeConfig` (-> `self.cfg`), the second the core's (-> `self.core_config`)."""
+
+    SUMMARY_STATUS = "summary"  # status names on /diagnostics: "<node name>: <kind>"
+    PROBLEM_STATUS = "input"
+    DROPPED_KEY = "frames_dropped"  # summary key of the sets dropped from the mailbox
+
+    def __init__(self, node_name: str, configs: Sequence[tuple[type, str]]) -> None:
+        super().__init__(node_name)
+        self.cfg, self.core_config = read_node_configs(self, node_name, configs)
+        self._stats_lock = threading.Lock()
+        self.frames_received = 0
+        self.frames_processed = 0
+        self.frames_dropped = 0
+        self.last_error = ""
+        self.odometry = self.make_odometry_buffer()
+        self.path_pub = self.create_publisher(Path, "localization/path", LATCHED_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Odometry, "odom", self._on_odometry, 50)
+
+    def make_odometry_buffer(self) -> OdometryBuffer:
+        """A pose buffer with the node's odometry horizon, largest gap and hold."""
+        return OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s, self.cfg.odometry_max_hold_s)
+
+    def start_input(self, mailbox_capacity: int, drain_on_stop: bool, warn_on_drop: bool) -> None:
+        """Subscribe the stereo input, start the summary timer and the worker (call last in the node's __init__)."""
+        self.get_logger().info(describe_compat())
+        self._warn_on_drop = warn_on_drop
+        self._worker = FrameWorker(f"{self.get_name()}_worker", mailbox_capacity, self._process_safely, drain_on_stop)
+        self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
+        create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
+        self._worker.start()
+
+    # ---- what a node implements -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _process(self, frames: StereoSet) -> None:
+        """Handle one stereo set (worker thread)."""
+
+    @abc.abstractmethod
+    def _frame_failed(self, frames: StereoSet, error: str) -> None:
+        """Account for and report a stereo set that could not be handled."""
+
+    @abc.abstractmethod
+    def _summary(self) -> tuple[str, dict]:
+        """(message, values) of the periodic summary when the input is fine; called holding the stats lock."""
+
+    # ---- executor thread ------------------------------------------------------------------------------------
+    def _on_odometry(self, msg: Odometry) -> None:
+        try:
+            add_odometry_message(self.odometry, msg)
+        except ValueError as exc:
+            self._report_problem(str(exc))
+
+    def _on_stereo(self, left: Image, right: Image, left_info: CameraInfo, right_info: CameraInfo) -> None:
+        dropped = self._worker.put(StereoSet(left, right, left_info, right_info, time.monotonic()))
+        with self._stats_lock:
+            self.frames_received += 1
+            self.frames_dropped += dropped
+            dropped_total = self.frames_dropped
+        if dropped and self._warn_on_drop:
+            self.get_logger().warning(
+                f"worker behind: dropped the oldest queued frame ({dropped_total} so far)", throttle_duration_sec=5.0
+            )
+
+    def _on_diagnostics_timer(self) -> None:
+        silent_s, warning = self.stereo.watchdog(self.cfg.no_input_warning_s, self.get_logger())
+        with self._stats_lock:
+            message, values = self._summary()
+            values.update(
+                {
+                    "frames_received": self.frames_received,
+                    "frames_processed": self.frames_processed,
+                    self.DROPPED_KEY: self.frames_dropped,
+                    "last_error": self.last_error,
+                    "seconds_since_stereo": f"{silent_s:.1f}",
+                }
+            )
+        level = DiagnosticStatus.OK
+        if warning is not None:
+            level, message = DiagnosticStatus.WARN, warning
+        self._publish_status(self.SUMMARY_STATUS, level, message, values)
+
+    # ---- worker thread --------------------------------------------------------------------------------------
+    def _process_safely(self, frames: StereoSet) -> None:
+        try:
+            self._process(frames)
+        except Exception as exc:
+            self.get_logger().error(f"internal error on a frame:\n{traceback.format_exc()}")
+            self._frame_failed(
+                frames, f"frame at {frames.stamp_ns * 1e-9:.3f} s failed: internal error {type(exc).__name__}: {exc}"
+            )
+
+    # ---- outputs --------------------------------------------------------------------------------------------
+    def _report_problem(self, error: str) -> None:
+        """Log `error` (throttled) and publish it as an ERROR status; it becomes the summary's last_error."""
+        with self._stats_lock:
+            self.last_error = error
+        self.get_logger().error(error, throttle_duration_sec=5.0)
+        self._publish_status(self.PROBLEM_STATUS, DiagnosticStatus.ERROR, error, {"last_error": error})
+
+    def _publish_status(self, kind: str, level: bytes, message: str, values: dict, stamp: Any = None) -> None:
+        """One DiagnosticStatus "<node name>: <kind>" on /diagnostics, stamped `stamp` (default: now)."""
+        array = DiagnosticArray()
+        array.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        array.status = [
+            DiagnosticStatus(
+                level=level,
+                name=f"{self.get_name()}: {kind}",
+                message=message,
+                hardware_id=self.get_name(),
+                values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
+            )
+        ]
+        self.diagnostics_pub.publish(array)
+
+    def close(self) -> None:
+        """Stop the worker (the frame in progress finishes first; up to 10 s)."""
+        self._worker.stop(timeout_s=10.0)
