@@ -1,4 +1,5 @@
-"""Contact sheet: the same places (rows) under each run's lighting (columns), as one labelled PNG."""
+"""Contact sheets as labelled PNGs: the same places (rows) under each run's lighting (columns), or one view of
+several styles (rows) under several lightings (columns)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
-from dlvf_ros.sim.trajectory import Trajectory
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.sim.config import RenderConfig, WorldConfig
+from dlvf_ros.sim.lighting import lighting_preset
+from dlvf_ros.sim.trajectory import Trajectory, pose_on_path
 
 
 def place_arc_lengths(path_length_m: float, places: int) -> np.ndarray:
@@ -63,3 +67,36 @@ def write_contact_sheet(
     path = Path(path)
     fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title))
     return path
+
+
+def style_views(
+    specs: list[str],
+    seed: int,
+    lightings: list[str],
+    rig: StereoRig,
+    world_config: WorldConfig,
+    render_config: RenderConfig | None = None,
+    s_m: float = 6.0,
+) -> tuple[list[list[np.ndarray]], list]:
+    """(images[row][column], worlds): the left image `s_m` along the taught path of world `seed` in each style spec
+    (rows) under each lighting (columns), the vehicle moving at 1 m/s (motion blur where the camera has it)."""
+    import dataclasses
+
+    from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.world import generate_world
+
+    rows, worlds = [], []
+    for spec in specs:
+        world = generate_world(seed, dataclasses.replace(world_config, style=spec))
+        worlds.append(world)
+        T_world_vehicle = pose_on_path(world, s_m)
+        with StereoRenderer(world, rig, render_config) as renderer:
+            rows.append(
+                [
+                    renderer.render(
+                        T_world_vehicle, lighting_preset(name), noise_seed=1, motion_vehicle=([1.0, 0, 0], [0, 0, 0])
+                    ).left
+                    for name in lightings
+                ]
+            )
+    return rows, worlds
