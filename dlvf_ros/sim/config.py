@@ -31,7 +31,7 @@ class WorldConfig:
     bushes_per_100m: float = 110.0
     trees_per_100m: float = 80.0
     far_trees_per_100m: float = 80.0  # sparse tree line far from the trail (skyline)
-    tufts_per_100m: float = 260.0
+    tufts_per_100m: float = 200.0
     stumps_per_100m: float = 25.0
     logs_per_100m: float = 14.0
     man_made_per_100m: float = 12.0  # posts; fences, barrels and walls are fewer (world.MAN_MADE)

@@ -396,8 +396,8 @@ def slab_rock(rng: np.random.Generator, x: float, y: float, ground_z: float, siz
 
 
 def tuft(rng: np.random.Generator, x: float, y: float, ground_z: float, size_m: float, detail: int = 2) -> Mesh:
-    """A grass tuft `size_m` tall: 4, 7 or 11 thin leaning blades (by `detail`), drawn from both sides."""
-    blades = (4, 7, 11)[detail]
+    """A grass tuft `size_m` tall: 3, 5 or 8 thin leaning blades (by `detail`), drawn from both sides."""
+    blades = (3, 5, 8)[detail]
     angles = rng.uniform(0, 2 * np.pi, blades)
     lean = rng.uniform(0.15, 0.6, blades) * size_m
     height = size_m * rng.uniform(0.6, 1.0, blades)

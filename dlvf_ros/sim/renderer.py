@@ -33,9 +33,10 @@ SHADOW_PATH_MARGIN_M = 45.0  # the shadow map covers the trail's bounding box pl
 OBJECT_TILE_M = {2: 1.1, 3: 0.9, 4: 0.8, 6: 1.2, 7: 0.5}  # material layer -> tile size (m) on objects
 METERING_CELLS = 24  # auto-exposure reads a grid of about this many cells across the short side
 NEAREST_GROUND_M = 1.3  # the ground at the bottom of the image (camera 1 m up, pitched down 19 deg)
-MOTION_BLUR_PX_PER_TAP = 2.0  # one radiance sample per 2 pixels of motion during the exposure (at most 8)
+MOTION_BLUR_PX_PER_TAP = 3.0  # radiance samples along the motion during the exposure: one per 3 px, 2 to 4
 GLARE_COS_OFF_AXIS = np.cos(np.deg2rad(75.0))  # the sun's halo and flare are drawn when it is this close to the view
-VEIL_UNIFORM = 0.02  # uniform veiling glare: this fraction of the sun's irradiance times the camera's `veil`
+SUN_BEHIND_OBJECTS_GLARE = 0.3  # a sun hidden behind trees or a crest still veils the image (bright sky around it)
+VEIL_UNIFORM = 0.03  # uniform veiling glare: this fraction of the sun's irradiance times the camera's `veil`
 SUN_AZIMUTH_STEP_DEG = 5.0  # a sun that follows the direction of travel moves in steps (the shadow map is redrawn)
 
 _CONTEXT: moderngl.Context | None = None
@@ -424,7 +425,8 @@ class StereoRenderer:
         return meter(grid @ np.array([0.2126, 0.7152, 0.0722], np.float32), self.camera.metering)
 
     def _sun_in_camera(self, lighting: Lighting, T_world_camera: np.ndarray, depth: np.ndarray) -> tuple:
-        """(unit sun direction in the optical frame, its visibility 0..1 from the sky pixels around its image)."""
+        """(unit sun direction in the optical frame, its visibility from the sky pixels around its image, at least
+        SUN_BEHIND_OBJECTS_GLARE)."""
         sun = T_world_camera[:3, :3].T @ np.asarray(lighting.sun_direction_world)
         if sun[2] <= 0.0:
             return sun, 1.0
@@ -435,7 +437,7 @@ class StereoRenderer:
         if not (0 <= ui < self.rig.width and 0 <= vi < self.rig.height):
             return sun, 1.0
         window = depth[max(vi - r, 0) : vi + r + 1, max(ui - r, 0) : ui + r + 1]
-        return sun, float(np.isinf(window).mean())
+        return sun, max(float(np.isinf(window).mean()), SUN_BEHIND_OBJECTS_GLARE)
 
     def _camera_pass(
         self,
@@ -500,7 +502,7 @@ class StereoRenderer:
         rotation = transforms.rotation_angle(T_start_now[:3, :3]) * self.rig.f
         corner_px = max(self.rig.f, 0.5 * np.hypot(self.rig.width, self.rig.height))
         flow_px = rotation + np.linalg.norm(T_start_now[:3, 3]) * corner_px / NEAREST_GROUND_M
-        taps = int(min(max(np.ceil(flow_px / MOTION_BLUR_PX_PER_TAP), 2), 8)) if flow_px > 1.0 else 0
+        taps = int(min(max(np.ceil(flow_px / MOTION_BLUR_PX_PER_TAP), 2), 4)) if flow_px > 1.0 else 0
         return taps, T_start_now
 
     def render(

@@ -204,9 +204,20 @@ def _style_sheet(args: argparse.Namespace, config: SimConfig, rig: StereoRig, li
     args.out.mkdir(parents=True, exist_ok=True)
     specs = [style.spec for style in covering_styles()]
     images, worlds = style_views(specs, args.seed, lightings, rig, config.world, config.render)
-    labels = ["\n".join(f"{f}={m}" for f, m in world.style.to_dict().items()) for world in worlds]
+    lines = (
+        ("ground", "trail"),
+        ("rocks", "trees", "undergrowth"),
+        ("man_made", "terrain", "sky"),
+        ("camera", "headlights"),
+    )
+    labels = ["\n".join(" ".join(getattr(w.style, f) for f in line) for line in lines) for w in worlds]
     path = write_contact_sheet(
-        args.out / "style_sheet.png", images, labels, lightings, f"world {args.seed} in styles using every member"
+        args.out / "style_sheet.png",
+        images,
+        labels,
+        lightings,
+        f"world {args.seed} in styles that together use every member",
+        label_width_in=1.9,
     )
     print(f"dlvf sim: {len(specs)} styles x {len(lightings)} lightings in {path}")
     return 0

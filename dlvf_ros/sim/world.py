@@ -49,8 +49,8 @@ class Terrain:
 TERRAINS: dict[str, Terrain] = {
     "flat_open": Terrain(0.15, 0.35, 0.8, 0.8, 1.3),
     "rolling_open": Terrain(1.0, 1.0, 1.0, 1.0, 1.0),
-    "rolling_forest": Terrain(1.0, 1.6, 1.5, 1.1, 0.55),
-    "hilly_forest": Terrain(2.4, 1.4, 1.3, 1.0, 0.6),
+    "rolling_forest": Terrain(1.0, 1.45, 1.4, 1.0, 0.55),
+    "hilly_forest": Terrain(2.4, 1.3, 1.25, 1.0, 0.6),
     "sunken_cut": Terrain(0.8, 0.6, 1.0, 1.0, 1.0, (1.2, 2.6)),
 }
 ROCK_SHAPES = {"rounded": meshes.rock, "angular": meshes.angular_rock, "slabs": meshes.slab_rock}

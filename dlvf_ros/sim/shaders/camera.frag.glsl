@@ -65,9 +65,11 @@ vec3 gathered_radiance(vec2 uv, ivec2 pixel) {
     across = coc * (((pixel.x + pixel.y) & 1) == 0 ? vec2(0.7071, 0.7071) : vec2(0.7071, -0.7071));
     taps = max(taps, 2);
 #endif
+    // samples along the flow at a per-pixel random phase: noise instead of ghost copies of edges
+    float phase = float(pcg3d(uvec3(pixel, 0x5u)).x >> 8u) / 16777216.0;
     vec3 sum = vec3(0.0);
     for (int k = 0; k < taps; ++k) {
-        vec2 pos = uv + flow * ((float(k) + 0.5) / float(taps)) + ((k & 1) == 0 ? across : -across);
+        vec2 pos = uv + flow * ((float(k) + phase) / float(taps)) + ((k & 1) == 0 ? across : -across);
         sum += textureLod(u_radiance, (pos + 0.5) / u_size, 0.0).rgb;
     }
     return sum / float(taps);
@@ -81,7 +83,7 @@ vec3 gathered_radiance(vec2 uv, ivec2 pixel) {
 vec3 sun_glare(vec2 uv) {
     vec3 ray = normalize(vec3((uv - u_intrinsics.yz) / u_intrinsics.x, 1.0));
     float angle2 = 2.0 * (1.0 - dot(ray, u_sun_camera));  // squared angle to the sun (rad^2, exact when small)
-    vec3 glare = u_veil * u_sun_rgb * (0.5 / (1.0 + angle2 / 0.0004) + 0.12 / (1.0 + angle2 / 0.0225));
+    vec3 glare = u_veil * u_sun_rgb * (0.8 / (1.0 + angle2 / 0.0006) + 0.3 / (1.0 + angle2 / 0.03));
     if (u_flare > 0.0 && u_sun_camera.z > 0.2) {
         vec2 sun = project(u_sun_camera);
         vec2 centre = 0.5 * u_size;

@@ -92,9 +92,11 @@ vec3 albedo(inout vec3 n) {
         vec3 c = texture(u_materials, vec3(v_world.xy / u_tile_m[0], 0.0), -0.7).rgb;
         c *= mix(vec3(1.0), u_patch_tint, u_patch_tint_amount * splat.g);
 #if SCENE_PATCH
-        vec2 q = mat2(0.6, 0.8, -0.8, 0.6) * v_world.xy;
-        vec3 patch = texture(u_materials, vec3(q / u_tile_m[5], 5.0), -0.7).rgb;
-        c = mix(c, patch, u_patch_amount * smoothstep(0.4, 0.7, splat.g));
+        float patch_weight = u_patch_amount * smoothstep(0.4, 0.7, splat.g);
+        if (patch_weight > 0.0) {
+            vec2 q = mat2(0.6, 0.8, -0.8, 0.6) * v_world.xy;
+            c = mix(c, texture(u_materials, vec3(q / u_tile_m[5], 5.0), -0.7).rgb, patch_weight);
+        }
 #endif
         if (splat.r > 0.004) {
             c = mix(c, trail_albedo(n), splat.r);
