@@ -1,4 +1,5 @@
-"""`dlvf sim` writes a UTIAS-layout dataset, bags and a contact sheet; `dlvf bench render` prints and writes JSON."""
+"""`dlvf sim` writes a UTIAS-layout dataset (with the world's style in its metadata), bags and a contact sheet;
+`dlvf bench render` prints and writes JSON."""
 
 import json
 
@@ -9,6 +10,7 @@ import yaml
 from dlvf_ros import cli
 from dlvf_ros.config import to_dict
 from dlvf_ros.sim import SimConfig, WorldConfig
+from dlvf_ros.sim.style import draw_style
 
 SMALL_WORLD = WorldConfig(
     path_length_m=4.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
@@ -73,7 +75,10 @@ def test_sim_writes_the_utias_layout(dataset):
     vertex = (1, data.pose_ids(1)[2])
     closest, T_teach_repeat = data.closest_vertex(vertex, 0)
     assert np.linalg.norm(T_teach_repeat[:3, 3]) < 1.0
-    assert (out / "sim_config.yaml").is_file()
+    # the world's style (drawn from the seed) is recorded with the settings and in every run's info
+    settings = yaml.safe_load((out / "sim_config.yaml").read_text())
+    assert settings["style"] == draw_style(9).to_dict() and settings["world"]["style"] == "drawn"
+    assert all(data.run_info(run_id).extra["style"] == settings["style"] for run_id in (0, 1, 2))
 
 
 def test_sim_writes_bags_and_a_contact_sheet(dataset):
@@ -100,6 +105,8 @@ def test_sim_refuses_to_overwrite_and_bad_arguments(dataset, small_config, capsy
         cli.main(
             ["sim", "--out", str(out.parent / "other"), "--lightings", "noon,teatime", "--config", str(small_config)]
         )
+    with pytest.raises(SystemExit, match="unknown ground 'lava'"):
+        cli.main(["sim", "--out", str(out.parent / "other"), "--style", "ground=lava", "--config", str(small_config)])
     with pytest.raises(SystemExit, match="aspect ratio"):
         cli.main(["sim", "--out", str(out.parent / "other"), "--size", "100x100", "--config", str(small_config)])
     with pytest.raises(SystemExit):  # argparse: malformed size

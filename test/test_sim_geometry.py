@@ -1,4 +1,5 @@
-"""Rendered depth and stereo geometry are exact: pixel centres, back-projection onto the terrain, left/right."""
+"""Rendered depth and stereo geometry are exact: pixel centres, back-projection onto the terrain (in several styles:
+crowned trails, a cutting, cameras with motion blur and defocus), left/right."""
 
 import numpy as np
 import pytest
@@ -27,11 +28,23 @@ def back_project(depth_m, rig, T_world_camera):
     return transforms.transform_points(T_world_camera, points_camera), u, v
 
 
-@pytest.fixture(scope="module")
-def bare_world():
+NO_CLUTTER = {
+    f"{kind}_per_100m": 0.0 for kind in ("rocks", "bushes", "trees", "far_trees", "tufts", "stumps", "logs", "man_made")
+}
+BARE_STYLES = [
+    "classic",
+    "drawn",
+    # a crowned paved trail in a cutting, seen by a camera that blurs (motion and defocus) and compresses
+    "terrain=sunken_cut,trail=paved,camera=cheap_cmos",
+    # a crowned gravel trail with ruts, the held-out camera
+    "terrain=rolling_forest,trail=gravel,camera=rolling_industrial",
+]
+
+
+@pytest.fixture(scope="module", params=BARE_STYLES)
+def bare_world(request):
     """Terrain only: every pixel with a depth sees the heightfield."""
-    no_clutter = {"rocks_per_100m": 0.0, "bushes_per_100m": 0.0, "trees_per_100m": 0.0, "far_trees_per_100m": 0.0}
-    return generate_world(11, WorldConfig(**SMALL, **no_clutter))
+    return generate_world(11, WorldConfig(**SMALL, **NO_CLUTTER, style=request.param))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +69,10 @@ def test_back_projected_depth_lies_on_the_terrain_surface(bare_world):
     with StereoRenderer(bare_world, RIG, RenderConfig(sensor_noise=False)) as renderer:
         for s_m, lateral_m in ((2.0, 0.0), (11.0, 0.6)):
             T_world_vehicle = pose_on_path(bare_world, s_m, lateral_m)
-            images = renderer.render(T_world_vehicle, lighting_preset("noon"))
+            # moving at 1 m/s at dusk: long exposures blur the colour image, never the depth
+            images = renderer.render(
+                T_world_vehicle, lighting_preset("dusk"), motion_vehicle=([1.0, 0, 0], [0, 0, 0.1])
+            )
             depth = images.depth_left_m
             assert depth.dtype == np.float32 and depth.shape == (RIG.height, RIG.width)
             assert np.isinf(depth[0]).any(), "the top row should see some sky"

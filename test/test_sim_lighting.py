@@ -1,4 +1,5 @@
-"""Time-of-day lighting: sun and presets, night dark but for the headlights, hard shadows at noon."""
+"""Time-of-day lighting: sun and presets, night dark but for the headlights, hard shadows at noon (in the classic
+style, whose camera exposes from the lighting alone), sky members, a sun that follows the direction of travel."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ SMALL = WorldConfig(
     splat_texel_m=0.2,
     trees_per_100m=160.0,
     bushes_per_100m=200.0,
+    style="classic",
 )
 
 
@@ -44,7 +46,7 @@ def test_sun_follows_the_hour_and_presets_parse():
     assert morning.sun_direction_world[0] > 0 > evening.sun_direction_world[0]  # east in the morning, west later
     assert noon.shadow_strength == 1.0 and lighting_preset("overcast").shadow_strength == 0.0
     assert not noon.headlights_on and night.headlights_on and lighting_preset("dusk").headlights_on
-    assert set(PRESETS) == {"noon", "morning", "evening", "overcast", "dusk", "night"}
+    assert set(PRESETS) == {"noon", "morning", "evening", "overcast", "dusk", "night", "glare"}
     assert lighting_preset("14.5").hour == 14.5 and lighting_preset(3).headlights_on
     with pytest.raises(ValueError, match="unknown lighting"):
         lighting_preset("midnightish")

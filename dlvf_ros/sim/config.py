@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dlvf_ros.sim.style import parse_style
+
 
 @dataclass
 class WorldConfig:
-    """Procedural terrain, trail and clutter. Lengths in metres."""
+    """Procedural terrain, trail and clutter in a style. Lengths in metres.
 
+    `style`: a spec for `style.parse_style`, resolved with the world seed: ``drawn`` (the seed's own style, never a
+    held-out member), ``held_out_test``, a preset (``classic``: the look before styles, ``demo``) and/or
+    ``family=member`` overrides. Densities are the full densities; the style's members scale them."""
+
+    style: str = "drawn"
     path_length_m: float = 100.0  # taught path length; the trail continues before and after it
     path_lead_in_m: float = 20.0  # trail behind the start of the taught path
     path_lead_out_m: float = 60.0  # trail beyond its end (so the camera sees a trail ahead at the last frame)
@@ -17,13 +24,17 @@ class WorldConfig:
     grid_step_m: float = 1.0  # terrain mesh resolution
     chunk_size_m: float = 24.0  # culling granularity of the terrain and objects
     terrain_relief_m: float = 4.0  # amplitude of the rolling hills
-    trail_width_m: float = 2.4  # dirt trail width
+    trail_width_m: float = 2.4  # trail width (the trail member scales it)
     splat_texel_m: float = 0.1  # resolution of the trail / grass-variation map
     # clutter per 100 m of trail (the trail is path_lead_in_m + path_length_m + path_lead_out_m long)
     rocks_per_100m: float = 220.0
     bushes_per_100m: float = 110.0
     trees_per_100m: float = 80.0
     far_trees_per_100m: float = 80.0  # sparse tree line far from the trail (skyline)
+    tufts_per_100m: float = 200.0
+    stumps_per_100m: float = 25.0
+    logs_per_100m: float = 14.0
+    man_made_per_100m: float = 12.0  # posts; fences, barrels and walls are fewer (world.MAN_MADE)
     detail_distance_m: float = 55.0  # small rocks and bushes are not drawn beyond this range
     lod_distances_m: tuple[float, float] = (20.0, 50.0)  # chunks beyond these ranges get coarser clutter meshes
     rock_clearance_m: float = 1.7  # from the trail centreline; repeat runs stay within ~0.75 m of it
@@ -44,6 +55,7 @@ class WorldConfig:
             )
         if self.texture_size < 64 or self.texture_size & (self.texture_size - 1):
             raise ValueError(f"WorldConfig: texture_size must be a power of two >= 64, got {self.texture_size}")
+        parse_style(self.style, 0)  # raises a clear error for an unknown base, family or member
 
 
 @dataclass

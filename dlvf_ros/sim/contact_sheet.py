@@ -1,4 +1,5 @@
-"""Contact sheet: the same places (rows) under each run's lighting (columns), as one labelled PNG."""
+"""Contact sheets as labelled PNGs: the same places (rows) under each run's lighting (columns), or one view of
+several styles (rows) under several lightings (columns)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
-from dlvf_ros.sim.trajectory import Trajectory
+from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.sim.config import RenderConfig, WorldConfig
+from dlvf_ros.sim.lighting import lighting_preset
+from dlvf_ros.sim.trajectory import Trajectory, pose_on_path
 
 
 def place_arc_lengths(path_length_m: float, places: int) -> np.ndarray:
@@ -24,9 +28,14 @@ def nearest_frames(trajectory: Trajectory, place_s_m: np.ndarray) -> list[int]:
 
 
 def contact_sheet_png(
-    images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str], title: str
+    images: list[list[np.ndarray]],
+    row_labels: list[str],
+    column_labels: list[str],
+    title: str,
+    label_width_in: float = 0.0,
 ) -> bytes:
-    """PNG bytes of a grid: images[row][column] (H, W, 3) uint8 RGB, labelled rows and columns."""
+    """PNG bytes of a grid: images[row][column] (H, W, 3) uint8 RGB, labelled rows and columns. Row labels run
+    vertically, or horizontally in a column `label_width_in` inches wide when that is given (long labels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,8 +45,9 @@ def contact_sheet_png(
     if len(row_labels) != rows or len(column_labels) != cols or any(len(r) != cols for r in images):
         raise ValueError("contact sheet: images must be rows x columns with one label per row and per column")
     h, w = images[0][0].shape[:2]
-    cell_w = 2.6
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_w * cols + 0.6, cell_w * h / w * rows + 0.8), squeeze=False)
+    cell_w = min(max(w / 110.0, 1.4), 2.6)  # inches at 110 dpi: about the images' own size, within limits
+    size = (cell_w * cols + 0.6 + label_width_in, cell_w * h / w * rows + 0.8)
+    fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r][c]
@@ -46,9 +56,11 @@ def contact_sheet_png(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(column_labels[c], fontsize=9)
-            if c == 0:
+            if c == 0 and label_width_in:
+                ax.set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+            elif c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=9)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=10, wrap=True)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -57,9 +69,47 @@ def contact_sheet_png(
 
 
 def write_contact_sheet(
-    path: str | Path, images: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str], title: str
+    path: str | Path,
+    images: list[list[np.ndarray]],
+    row_labels: list[str],
+    column_labels: list[str],
+    title: str,
+    label_width_in: float = 0.0,
 ) -> Path:
-    """Write the contact sheet atomically; returns the path."""
+    """Write the contact sheet atomically (see `contact_sheet_png`); returns the path."""
     path = Path(path)
-    fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title))
+    fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title, label_width_in))
     return path
+
+
+def style_views(
+    specs: list[str],
+    seed: int,
+    lightings: list[str],
+    rig: StereoRig,
+    world_config: WorldConfig,
+    render_config: RenderConfig | None = None,
+    s_m: float = 6.0,
+) -> tuple[list[list[np.ndarray]], list]:
+    """(images[row][column], worlds): the left image `s_m` along the taught path of world `seed` in each style spec
+    (rows) under each lighting (columns), the vehicle moving at 1 m/s (motion blur where the camera has it)."""
+    import dataclasses
+
+    from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.world import generate_world
+
+    rows, worlds = [], []
+    for spec in specs:
+        world = generate_world(seed, dataclasses.replace(world_config, style=spec))
+        worlds.append(world)
+        T_world_vehicle = pose_on_path(world, s_m)
+        with StereoRenderer(world, rig, render_config) as renderer:
+            rows.append(
+                [
+                    renderer.render(
+                        T_world_vehicle, lighting_preset(name), noise_seed=1, motion_vehicle=([1.0, 0, 0], [0, 0, 0])
+                    ).left
+                    for name in lightings
+                ]
+            )
+    return rows, worlds

@@ -1,8 +1,11 @@
 """`dlvf sim --out DIR --seed S`: render a synthetic teach-and-repeat world to the UTIAS layout (and bags).
 
 Run 0 is the teach run (under --teach-lighting); run i >= 1 repeats the path under the i-th of --lightings.
-Writes DIR/run_XXXXXX/... (UTIAS layout, dlvf_ros.data.utias.UtiasWriter), DIR/bags/run_XXXXXX (one rosbag2 bag
-per run with --bags), DIR/sim_config.yaml (the settings used) and DIR/contact_sheet.png (places x lightings).
+The world's style (style.py) is drawn from the seed unless --style names it; it is printed, written to
+DIR/sim_config.yaml (with the settings used) and to every run's run_info.yaml. Writes DIR/run_XXXXXX/... (UTIAS
+layout, dlvf_ros.data.utias.UtiasWriter), DIR/bags/run_XXXXXX (one rosbag2 bag per run with --bags) and
+DIR/contact_sheet.png (places x lightings). `--style-sheet` instead renders one view of each of the styles that
+together use every member of every family, under each of --lightings, to DIR/style_sheet.png.
 """
 
 from __future__ import annotations
@@ -38,11 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument(
         "--lightings",
-        default="noon,morning,evening,overcast,dusk,night",
-        help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, "
-        "night) or hours 0-24; one repeat run each (default: all presets)",
+        default="noon,morning,evening,overcast,dusk,night,glare",
+        help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, night, "
+        "glare) or hours 0-24, optionally NAME@AZ (sun azimuth AZ deg clockwise from the direction of travel); "
+        "one repeat run each (default: all presets)",
     )
     parser.add_argument("--teach-lighting", default="noon", help="lighting of the teach run (default noon)")
+    parser.add_argument(
+        "--style",
+        default=None,
+        help="world style: drawn (the seed's own, never held out), held_out_test, classic (the look before "
+        "styles), demo, and/or family=member overrides, e.g. ground=snow,camera=cheap_cmos; or a YAML file of "
+        "family: member (default: the config's world.style, drawn)",
+    )
+    parser.add_argument(
+        "--style-sheet",
+        action="store_true",
+        help="render OUT/style_sheet.png (every member of every family, under each of --lightings) instead of runs",
+    )
     parser.add_argument("--path-length", type=float, default=None, help="taught path length, m (default: config)")
     parser.add_argument("--spacing", type=float, default=None, help="teach frame spacing, m (default: config)")
     parser.add_argument(
@@ -80,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from dlvf_ros.sim.frames import render_run
     from dlvf_ros.sim.lighting import lighting_preset
     from dlvf_ros.sim.renderer import StereoRenderer
+    from dlvf_ros.sim.style import style_spec_from_yaml
     from dlvf_ros.sim.trajectory import repeat_trajectory, teach_trajectory
     from dlvf_ros.sim.world import generate_world
 
@@ -91,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
             config.world = dataclasses.replace(config.world, path_length_m=args.path_length)
         if args.spacing is not None:
             config.trajectory = dataclasses.replace(config.trajectory, spacing_m=args.spacing)
+        if args.style is not None:
+            spec = style_spec_from_yaml(args.style) if args.style.endswith((".yaml", ".yml")) else args.style
+            config.world = dataclasses.replace(config.world, style=spec)
         rig = StereoRig().scaled(*args.size)
         teach_lighting = lighting_preset(args.teach_lighting)
         names = [n.strip() for n in args.lightings.split(",") if n.strip()]
@@ -99,8 +119,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"dlvf sim: {exc}") from None
 
     out = args.out
+    if args.style_sheet:
+        return _style_sheet(args, config, rig, names)
     _prepare_output(out, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    world = generate_world(args.seed, config.world, progress=True)
+    style = world.style.to_dict()
+    print(f"dlvf sim: world {args.seed} style {world.style.spec}")
+    if world.style.held_out_members:
+        print(f"  held-out members (never for training): {world.style.held_out_members}")
     fileio.atomic_write_text(
         out / "sim_config.yaml",
         yaml.safe_dump(
@@ -109,13 +136,13 @@ def run(args: argparse.Namespace) -> int:
                 "size": list(args.size),
                 "teach_lighting": args.teach_lighting,
                 "lightings": names,
+                "style": style,
                 **to_dict(config),
             },
             sort_keys=False,
         ),
     )
 
-    world = generate_world(args.seed, config.world, progress=True)
     runs = [(teach_trajectory(world, config.trajectory, config.odometry, teach_lighting.hour), teach_lighting)]
     for run_id, lighting in enumerate(repeat_lightings, start=1):
         runs.append((repeat_trajectory(world, run_id, config.trajectory, config.odometry, lighting.hour), lighting))
@@ -132,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "kind": "teach" if trajectory.run_id == 0 else "repeat",
                 "cloud_cover": lighting.cloud_cover,
+                "style": style,
             }
             with writer.add_run(trajectory.run_id, info) as run_writer:
 
@@ -165,4 +193,31 @@ def run(args: argparse.Namespace) -> int:
     offsets = [float(np.abs(t.lateral_offset_m).max()) for t, _ in runs[1:]]
     if offsets:
         print(f"  repeat runs: max lateral offset {max(offsets):.2f} m")
+    return 0
+
+
+def _style_sheet(args: argparse.Namespace, config: SimConfig, rig: StereoRig, lightings: list[str]) -> int:
+    """`--style-sheet`: one view per covering style (style.covering_styles) and lighting, as OUT/style_sheet.png."""
+    from dlvf_ros.sim.contact_sheet import style_views, write_contact_sheet
+    from dlvf_ros.sim.style import covering_styles
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    specs = [style.spec for style in covering_styles()]
+    images, worlds = style_views(specs, args.seed, lightings, rig, config.world, config.render)
+    lines = (
+        ("ground", "trail"),
+        ("rocks", "trees", "undergrowth"),
+        ("man_made", "terrain", "sky"),
+        ("camera", "headlights"),
+    )
+    labels = ["\n".join(" ".join(getattr(w.style, f) for f in line) for line in lines) for w in worlds]
+    path = write_contact_sheet(
+        args.out / "style_sheet.png",
+        images,
+        labels,
+        lightings,
+        f"world {args.seed} in styles that together use every member",
+        label_width_in=1.9,
+    )
+    print(f"dlvf sim: {len(specs)} styles x {len(lightings)} lightings in {path}")
     return 0

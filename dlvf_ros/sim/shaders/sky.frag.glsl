@@ -1,4 +1,4 @@
-// Sky radiance along the pixel's ray: zenith/horizon gradient, sun disc and glow, procedural clouds.
+// Sky radiance along the pixel's ray: zenith/horizon gradient, sun disc and glow, procedural clouds (linear RGB).
 uniform mat3 u_R_world_camera;   // rotation of the optical frame in the world (z up)
 uniform vec3 u_intrinsics;       // f, cu, cv (pixels, pixel centres at integers)
 uniform vec3 u_sun_dir;
@@ -34,6 +34,6 @@ void main() {
     float cover = smoothstep(0.62 - 0.5 * u_cloud_cover, 0.9 - 0.3 * u_cloud_cover, c) * smoothstep(0.0, 0.12, dir.z);
     vec3 cloud = u_horizon_rgb * 1.15 + u_sun_rgb * 0.12 * (0.5 + 0.5 * cos_sun) * (1.0 - u_cloud_cover);
     sky = mix(sky, cloud * (0.75 + 0.35 * c), cover * (0.85 - 0.35 * u_cloud_cover));
-    out_color = vec4(camera_response(sky), 1.0);
+    out_color = vec4(sky, 1.0);
     out_depth = 0.0;  // no surface: the reader turns 0 into inf
 }
