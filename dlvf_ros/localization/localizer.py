@@ -227,8 +227,9 @@ class Localizer:
                 best, best_refined = submap, refined
         timings["ransac"] = 1000 * (time.perf_counter() - t0)
 
-        fix, refused, innovation_m2, T_keyframe_vehicle = None, "", float("nan"), None
+        fix, refused, innovation_m2, T_keyframe_vehicle, support = None, "", float("nan"), None, {}
         if best is not None:
+            support = best.inliers_per_keyframe(best_refined.inliers)
             T_keyframe_vehicle = self.estimator.vehicle_pose(best_refined)
             T_map_vehicle = self.map.entries[best.reference].T_map_keyframe @ T_keyframe_vehicle
             found = _Fix(
@@ -243,9 +244,7 @@ class Localizer:
                 ),
                 self._odometer_m,
             )
-            refused = self.path.refusal(T_map_vehicle, best.members) or submap_refusal(
-                best.inliers_per_keyframe(best_refined.inliers), self.config.gate
-            )
+            refused = self.path.refusal(T_map_vehicle, best.members) or submap_refusal(support, self.config.gate)
             if not refused:
                 tracking = predicted is not None and search == "window"
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking)
@@ -286,7 +285,7 @@ class Localizer:
             distance_since_fix_m=self._distance_since_fix_m,
             timings_ms=timings,
             fix_refused=refused,
-            inliers_per_keyframe=best.inliers_per_keyframe(best_refined.inliers) if best is not None else {},
+            inliers_per_keyframe=support,
             innovation_mahalanobis2=innovation_m2,
         )
 
