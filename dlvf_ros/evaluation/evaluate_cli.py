@@ -168,11 +168,12 @@ def _per_frame(args, map_path: Path, inputs, truths, criteria) -> list[evaluate.
     """The per-frame mode on every replay's bag (see the module docstring)."""
     from dlvf_ros.data.bags import read_stereo_bag
     from dlvf_ros.evaluation.per_frame import evaluate_bag_per_frame
-    from dlvf_ros.features.backends import make_backend, shipped_model_path
+    from dlvf_ros.features.backends import make_backend
     from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
     from dlvf_ros.localization.localizer import LocalizerConfig
     from dlvf_ros.localization.map_store import MapStore
     from dlvf_ros.localization.per_frame import PerFrameLocalizer
+    from dlvf_ros.package_share import shipped_model_path
 
     store = MapStore.open(map_path)
     models = {args.model} if args.model else {r.manifest.get("model") or None for r, _, _ in inputs}
