@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("dlvf_ros.sim.sim_cli", "render a synthetic teach-and-repeat world (UTIAS layout + rosbag2 bags)"),
     "dataset": ("dlvf_ros.training.dataset_cli", "build cross-run training pairs and the disparity cache"),
     "train": ("dlvf_ros.training.train_cli", "train the feature network (single process or torchrun DDP)"),
-    "test": ("dlvf_ros.training.test_cli", "localize later runs against earlier ones; RMSE, success, plots"),
+    "test": ("dlvf_ros.evaluation.per_frame_cli", "per-frame mode: later runs against earlier ones; success, plots"),
     "export": ("dlvf_ros.features.export_cli", "export a checkpoint to a TorchScript model with metadata"),
     "teach": ("dlvf_ros.localization.teach_cli", "build a map store from a teach bag"),
     "map": ("dlvf_ros.localization.map_cli", "inspect, verify or re-extract a map store"),

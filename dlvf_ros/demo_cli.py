@@ -5,7 +5,9 @@ key of its inputs so a second run reuses what is still valid:
 1. `dlvf sim --bags`: one world that no training run saw; a noon teach run and one repeat run per lighting.
 2. `dlvf teach --bag`: one teach map per feature backend from the noon bag.
 3. `dlvf replay`: every repeat bag through the real `localizer_node` process over DDS, with /clock.
-4. `dlvf evaluate`: errors against ground truth; then one table and one plot across backends and lightings.
+4. `dlvf evaluate --per-frame`: errors against ground truth through the nodes, and the per-frame mode on the same
+   bags beside it; then one table and one plot across backends and lightings: success, strict success, the wrong-fix
+   rate (published poses outside the success bounds: the safety figure), inliers, errors, latency.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.config import load_config, to_dict
+from dlvf_ros.evaluation.metrics import STRICT, SUCCESS, SuccessCriteria
 
 BACKENDS = ("learned", "orb", "sift", "xfeat")
 
@@ -38,8 +41,7 @@ class DemoConfig:
     spacing_m: float = 0.5
     backends: list[str] = field(default_factory=lambda: list(BACKENDS))
     replay_rate: float = 2.0
-    max_translation_error_m: float = 0.5
-    max_heading_error_deg: float = 5.0
+    success: SuccessCriteria = field(default_factory=lambda: SUCCESS)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.backends) - set(BACKENDS))
@@ -201,45 +203,58 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
                 )
             )
             replays[backend].append(out)
+        replay_keys = [step.key for step in steps[-len(config.lightings) :]]
+        steps.append(_evaluate_step(config, work, backend, model, replays[backend], replay_keys))
     return steps, replays
 
 
-def evaluate(config: DemoConfig, work: Path, replays: dict[str, list[Path]]) -> dict[str, dict]:
-    """`dlvf evaluate` per backend -> {backend: summary by lighting}."""
-    results = {}
-    for backend, dirs in replays.items():
-        out = work / "evaluation" / backend
-        argv = [
-            "evaluate",
-            "--out",
-            str(out),
-            "--max-translation-error-m",
-            str(config.max_translation_error_m),
-            "--max-heading-error-deg",
-            str(config.max_heading_error_deg),
-        ]
-        for replay in dirs:
-            argv += ["--replay", str(replay)]
-        run_logged(f"evaluate {backend}", argv, work / "logs" / f"evaluate_{backend}.log", out / "summary.json")
-        results[backend] = json.loads((out / "summary.json").read_text())["by_lighting"]
-    return results
+def _evaluate_step(
+    config: DemoConfig, work: Path, backend: str, model: Path | None, replays: list[Path], replay_keys: list[str]
+) -> Step:
+    """`dlvf evaluate --per-frame` of one backend's replays, cached on them and on the scoring code."""
+    out = work / "evaluation" / backend
+    argv = [
+        "evaluate",
+        "--out",
+        str(out),
+        "--max-translation-error-m",
+        str(config.success.max_translation_error_m),
+        "--max-heading-error-deg",
+        str(config.success.max_heading_error_deg),
+        "--min-inliers",
+        str(config.success.min_inliers),
+        "--per-frame",
+        *(["--model", str(model)] if backend == "learned" else []),
+    ]
+    for replay in replays:
+        argv += ["--replay", str(replay)]
+    key = _key(replay_keys, to_dict(config.success), source_fingerprint("evaluation", "localization"))
+    return Step(f"evaluate {backend}", argv, key, out / "summary.json", work / "logs")
 
 
 def table(config: DemoConfig, results: dict[str, dict]) -> str:
-    """Text table: one row per lighting and backend."""
+    """Text table: one row per lighting and backend; `results[backend]` is its `dlvf evaluate` summary.json."""
     header = (
-        f"{'lighting':<10} {'backend':<8} {'success':>8} {'frames':>8} {'inliers':>8} "
-        f"{'lateral m':>10} {'heading deg':>12} {'latency ms':>11}"
+        f"{'lighting':<10} {'backend':<8} {'success':>8} {'strict':>7} {'wrong fixes':>12} {'frames':>8} "
+        f"{'inliers':>8} {'lateral m':>10} {'heading deg':>12} {'latency ms':>11} {'per-frame':>10} {'strict':>7}"
     )
     lines = [header, "-" * len(header)]
     for lighting in config.lightings:
         for i, backend in enumerate(config.backends):
-            s = results[backend][lighting]
+            s = results[backend]["by_lighting"][lighting]
+            per_frame = results[backend].get("per_frame", {}).get("by_lighting", {}).get(lighting)
+            wrong = f"{100 * s['wrong_fix_rate']:.1f}% {s['wrong_fixes']:>2d}" if s["fixes_with_ground_truth"] else "-"
+            per_frame_columns = (
+                f"{100 * per_frame['success_rate']:>9.1f}% {100 * per_frame['strict_success_rate']:>6.1f}%"
+                if per_frame
+                else f"{'-':>10} {'-':>7}"
+            )
             lines.append(
                 f"{lighting if i == 0 else '':<10} {backend:<8} {100 * s['success_rate']:>7.1f}% "
+                f"{100 * s['strict_success_rate']:>6.1f}% {wrong:>12} "
                 f"{s['frames']:>3d}/{s['images']:<4d} {s['inliers_median']:>8.0f} "
                 f"{s['lateral_m']['median_abs']:>10.3f} {s['heading_deg']['median_abs']:>12.2f} "
-                f"{s['latency_ms_median']:>11.0f}"
+                f"{s['latency_ms_median']:>11.0f} {per_frame_columns}"
             )
     return "\n".join(lines)
 
@@ -256,7 +271,7 @@ def plot(config: DemoConfig, results: dict[str, dict], path: Path) -> None:
     width = 0.8 / len(config.backends)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for i, backend in enumerate(config.backends):
-        rows = [results[backend][lighting] for lighting in config.lightings]
+        rows = [results[backend]["by_lighting"][lighting] for lighting in config.lightings]
         axes[0].bar(x + i * width, [100 * r["success_rate"] for r in rows], width, label=backend)
         axes[1].bar(x + i * width, [r["inliers_median"] for r in rows], width, label=backend)
     for ax, title in zip(axes, ("success rate (%)", "median RANSAC inliers")):
@@ -280,14 +295,14 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("dlvf demo: no model; pass --model PATH or ship exactly one *.pt in models/")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    steps, replays = plan(config, work, Path(model).resolve() if model else None)
+    steps, _ = plan(config, work, Path(model).resolve() if model else None)
     started = time.perf_counter()
     with tqdm(steps, desc="demo", unit="step") as progress:
         for step in progress:
             progress.set_postfix_str(step.name)
             if args.fresh or not step.cached():
                 step.run()
-    results = evaluate(config, work, replays)
+    results = {b: json.loads((work / "evaluation" / b / "summary.json").read_text()) for b in config.backends}
     report = table(config, results)
     plot(config, results, work / "demo.png")
     summary = {
@@ -298,8 +313,9 @@ def run(args: argparse.Namespace) -> int:
     }
     fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
     print(
-        f"\nTaught at {config.teach_lighting} on world {config.world_seed}; "
-        f"success = localized within {config.max_translation_error_m} m and {config.max_heading_error_deg} deg."
+        f"\nTaught at {config.teach_lighting} on world {config.world_seed}; success = localized "
+        f"{config.success.describe()}, strict {STRICT.describe()}; wrong fixes = published poses outside the success "
+        "bounds (% of published, count); per-frame = each frame against its nearest keyframe, no odometry."
     )
     print(report)
     print(f"\nplots: {work / 'demo.png'}, per backend: {work / 'evaluation'}; summary: {work / 'demo_summary.json'}")

@@ -38,19 +38,24 @@ def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
         "teach learned",
         "replay learned dusk",
         "replay learned night",
+        "evaluate learned",
         "teach orb",
         "replay orb dusk",
         "replay orb night",
+        "evaluate orb",
     ]
     assert replays["orb"] == [tmp_path / "replays" / "orb" / "dusk", tmp_path / "replays" / "orb" / "night"]
     replay_night = steps[3].argv
     assert replay_night[replay_night.index("--bag") + 1].endswith("run_000002")  # run 2 is the second repeat
-    assert "--model" in steps[1].argv and "--model" not in steps[4].argv  # classical maps need no model
+    assert "--model" in steps[1].argv and "--model" not in steps[5].argv  # classical maps need no model
     # a different model changes the learned steps' keys, not the classical ones
     model.write_bytes(b"other weights")
     steps_after, _ = demo_cli.plan(config, tmp_path, model)
     changed = [a.name for a, b in zip(steps, steps_after) if a.key != b.key]
-    assert changed == ["teach learned", "replay learned dusk", "replay learned night"]
+    assert changed == ["teach learned", "replay learned dusk", "replay learned night", "evaluate learned"]
+    evaluate_learned = steps[4].argv
+    assert "--per-frame" in evaluate_learned and evaluate_learned[evaluate_learned.index("--model") + 1] == str(model)
+    assert evaluate_learned[evaluate_learned.index("--max-translation-error-m") + 1] == "0.25"
 
 
 def test_step_is_cached_only_with_its_marker_and_key(tmp_path):
@@ -76,6 +81,10 @@ def test_table_has_a_row_per_lighting_and_backend():
     stats = {"median_abs": 0.05}
     row = {
         "success_rate": 0.975,
+        "strict_success_rate": 0.9,
+        "wrong_fix_rate": 0.0,
+        "wrong_fixes": 0,
+        "fixes_with_ground_truth": 39,
         "frames": 39,
         "images": 40,
         "inliers_median": 120.0,
@@ -83,11 +92,20 @@ def test_table_has_a_row_per_lighting_and_backend():
         "heading_deg": {"median_abs": 0.4},
         "latency_ms_median": 140.0,
     }
+    orb = dict(row, success_rate=0.1, wrong_fix_rate=0.25, wrong_fixes=1, fixes_with_ground_truth=4)
     config = demo_cli.DemoConfig(lightings=["night"], backends=["learned", "orb"])
-    text = demo_cli.table(config, {"learned": {"night": row}, "orb": {"night": dict(row, success_rate=0.1)}})
+    results = {
+        "learned": {
+            "by_lighting": {"night": row},
+            "per_frame": {"by_lighting": {"night": dict(row, success_rate=1.0)}},
+        },
+        "orb": {"by_lighting": {"night": orb}},
+    }
+    text = demo_cli.table(config, results)
     lines = text.splitlines()
     assert len(lines) == 4 and "97.5%" in lines[2] and lines[2].startswith("night") and "10.0%" in lines[3]
-    assert " 39/40" in lines[2]
+    assert " 39/40" in lines[2] and "0.0%  0" in lines[2] and "25.0%  1" in lines[3]  # wrong fixes, count
+    assert lines[2].split()[-2:] == ["100.0%", "90.0%"] and lines[3].rstrip().endswith("-")  # per frame
 
 
 def test_code_changes_invalidate_the_cached_steps_behind_them(tmp_path, monkeypatch):

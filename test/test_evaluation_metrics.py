@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from dlvf_ros.evaluation import evaluate, metrics, plots, records, tum
+from dlvf_ros.evaluation import evaluate, metrics, plots, records, report, tum
 from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.interpolation import interpolate_poses
+from dlvf_ros.localization.frame_record import FrameRecord
 
 S = 1_000_000_000
 
@@ -23,7 +25,7 @@ def test_interpolate_poses_linear_translation_and_slerp():
         ]
     )
     query = np.array([S, 2 * S, 5 * S, -1, 11 * S])
-    out, valid = metrics.interpolate_poses(stamps, T, query, max_gap_ns=3 * S)
+    out, valid = interpolate_poses(stamps, T, query, max_gap_ns=3 * S)
     assert valid.tolist() == [True, True, False, False, False]  # 2 s..10 s gap is over 3 s; outside the span
     np.testing.assert_allclose(out[0][:3, 3], [1, 2, 0])
     assert transforms.yaw_of(out[0]) == pytest.approx(np.pi / 4)
@@ -61,6 +63,43 @@ def test_bad_shapes_and_nan_are_rejected():
         metrics.pose_errors(np.full((1, 4, 4), np.nan), np.eye(4)[None])
     with pytest.raises(ValueError, match="max_heading_error_deg"):
         metrics.SuccessCriteria(max_heading_error_deg=0)
+    with pytest.raises(ValueError, match="min_inliers"):
+        metrics.SuccessCriteria(min_inliers=-1)
+
+
+def test_success_criteria_presets_and_wrong_fixes():
+    assert metrics.SuccessCriteria() == metrics.SUCCESS
+    assert (metrics.SUCCESS.max_translation_error_m, metrics.SUCCESS.max_heading_error_deg) == (0.25, 2.0)
+    assert (metrics.STRICT.max_translation_error_m, metrics.STRICT.max_heading_error_deg) == (0.10, 0.5)
+    errors = {
+        "translation_m": np.array([0.05, 0.2, 0.3, 0.05, np.nan, 0.05]),
+        "heading_deg": np.array([0.1, -1.0, 0.0, 2.5, np.nan, 0.1]),
+    }
+    localized = np.array([True, True, True, True, False, True])
+    inliers = np.array([50, 50, 50, 50, 0, 9])
+    success = metrics.success_mask(errors, localized, inliers, metrics.SUCCESS)
+    assert success.tolist() == [True, True, False, False, False, False]  # the last has 9 < 10 inliers
+    assert metrics.success_mask(errors, localized, inliers, metrics.STRICT).tolist() == [True] + [False] * 5
+    # a wrong fix: localized outside the error bounds, whatever its inliers
+    assert metrics.wrong_fix_mask(errors, localized, metrics.SUCCESS).tolist() == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_frame_record_round_trips_through_status_values():
+    record = FrameRecord(123, "DEGRADED", 42, 87.25, 7, "")
+    values = record.to_dict()
+    assert all(isinstance(v, str) for v in values.values())
+    assert FrameRecord.from_dict(values) == FrameRecord(123, "DEGRADED", 42, 87.2, 7, "")  # latency to 0.1 ms
+    lost = FrameRecord.from_dict({**FrameRecord(5, "LOST").to_dict(), "fixed": "False"})
+    assert lost.keyframe_id == -1 and lost.inliers == 0 and np.isnan(lost.latency_ms)
+    with pytest.raises(ValueError, match="frame_stamp_ns"):
+        FrameRecord.from_dict({"state": "LOST"})
 
 
 def test_read_jsonl_tolerates_only_a_truncated_last_line(tmp_path):
@@ -86,14 +125,7 @@ def _write_replay(directory, frames):
                 "level": 0,
                 "message": state,
                 "hardware_id": "",
-                "values": {
-                    records.FRAME_STAMP_KEY: str(stamp_ns),
-                    records.FRAME_STATE_KEY: state,
-                    records.FRAME_INLIERS_KEY: str(inliers),
-                    records.FRAME_LATENCY_KEY: str(latency_ms),
-                    records.FRAME_KEYFRAME_KEY: "",
-                    records.FRAME_ERROR_KEY: "",
-                },
+                "values": FrameRecord(stamp_ns, state, inliers, latency_ms).to_dict(),
             }
         )
     diagnostics.write(
@@ -132,10 +164,16 @@ def test_evaluate_replay_counts_success_and_statistics(tmp_path):
     run = evaluate.evaluate_replay(replay, truth, n_images=12, criteria=criteria, lighting="noon")
     assert run.localized.tolist() == [True, True, True, True, False, True]
     assert run.success.tolist() == [True, True, True, False, False, True]
+    assert run.strict_success.tolist() == [True, True, False, False, False, True]  # within 0.1 m
+    assert run.wrong_fix.tolist() == [False, False, False, True, False, False]  # 0.8 m off
     np.testing.assert_allclose(run.errors["along_track_m"][[0, 1, 2, 3, 5]], [0, 0.1, -0.2, 0.8, 0.05], atol=1e-9)
     np.testing.assert_allclose(run.errors["lateral_m"][[0, 1, 2, 3, 5]], 0, atol=1e-9)
     summary = evaluate.summarize([run])
     assert summary["success_rate"] == pytest.approx(4 / 6)
+    assert summary["strict_success_rate"] == pytest.approx(3 / 6)
+    assert summary["wrong_fix_rate"] == pytest.approx(1 / 5) and summary["wrong_fixes"] == 1
+    table = report.summary_table({"noon": {report.NODES: summary, report.PER_FRAME: summary}})
+    assert "20.0% (1/5)" in table and "per frame" in table and "66.7%" in table
     assert summary["processed_fraction"] == pytest.approx(0.5)
     assert summary["along_track_m"]["max_abs"] == pytest.approx(0.8)
     assert summary["inliers_median"] == pytest.approx(102.5)

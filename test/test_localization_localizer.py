@@ -93,6 +93,14 @@ def odom(T_map_vehicle):
     return transforms.invert(T_MAP_ODOM) @ T_map_vehicle
 
 
+def confirmed(localizer, stamp_ns, frame, T_odom_vehicle):
+    """Start-up: the first pose is held back until the next frame's pose agrees with it; here the same frame again
+    (no motion), 1 ns later. Returns the second frame's result."""
+    held = localizer.localize(stamp_ns, frame, T_odom_vehicle)
+    assert not held.fixed and "held back" in held.fix_refused and held.T_map_vehicle is None, held.fix_refused
+    return localizer.localize(stamp_ns + 1, frame, T_odom_vehicle)
+
+
 def pose_error(T_a, T_b):
     delta = transforms.invert(T_a) @ T_b
     return np.linalg.norm(delta[:3, 3]), np.rad2deg(transforms.rotation_angle(delta[:3, :3]))
@@ -119,12 +127,15 @@ def test_recovers_lateral_offset_and_heading_from_start_up(map_path, world):
     localizer = make_localizer(map_path)
     rng = np.random.default_rng(2)
     states = []
-    for k in range(5):
+    for k in range(6):
         T_true = transforms.from_xyz_rpy(8.3 + 0.4 * k, 0.5, 0.02, yaw=np.deg2rad(4.0))
         frame = observe(world, T_true, rng, noise_px=0.3, outliers=150)
         result = localizer.localize(k * 10**8, frame, odom(T_true))
+        if k == 0:  # start-up: held back until the next frame, 0.4 m further on odometry, agrees
+            assert not result.fixed and result.state == HealthState.LOST and "held back" in result.fix_refused
+            continue
         states.append(result.state)
-        assert result.fixed
+        assert result.fixed and result.fix_refused == "" and result.innovation_mahalanobis2 < 16
         t_err, r_err = pose_error(result.T_map_vehicle, T_true)
         assert t_err < 0.05 and r_err < 0.3, (t_err, r_err)
         assert result.keyframe_id in (4, 5)
@@ -133,7 +144,7 @@ def test_recovers_lateral_offset_and_heading_from_start_up(map_path, world):
         assert result.num_inliers >= 100
         assert result.covariance.shape == (6, 6) and np.all(np.linalg.eigvalsh(result.covariance) > 0)
         assert set(result.timings_ms) >= {"matching", "ransac", "localize_total"}
-    assert states[0] == HealthState.DEGRADED  # first fix after start-up (LOST)
+    assert states[0] == HealthState.DEGRADED  # first published fix after start-up (LOST)
     assert states[-1] == HealthState.LOCALIZED
     assert localizer.localize(10**9, observe(world, T_true, rng), odom(T_true)).search == "window"
 
@@ -142,7 +153,7 @@ def test_first_search_is_global_then_a_window_that_grows_without_fixes(map_path,
     localizer = make_localizer(map_path, window={"radius_m": 3.0, "growth_per_m": 0.5, "max_candidates": 2})
     rng = np.random.default_rng(3)
     T_true = transforms.from_xyz_rpy(10.0, 0.3, 0.0)
-    first = localizer.localize(0, observe(world, T_true, rng), odom(T_true))
+    first = confirmed(localizer, 0, observe(world, T_true, rng), odom(T_true))
     assert first.search == "global" and first.candidates == list(range(NUM_KEYFRAMES)) and first.fixed
     empty = StereoFeatures(
         Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros(0, np.float32)),
@@ -168,7 +179,7 @@ def test_start_up_around_an_initial_keyframe(map_path, world):
     localizer = make_localizer(map_path, initial_keyframe_id=7, window={"max_candidates": 3})
     rng = np.random.default_rng(4)
     T_true = transforms.from_xyz_rpy(14.2, -0.4, 0.0)
-    result = localizer.localize(0, observe(world, T_true, rng), odom(T_true))
+    result = confirmed(localizer, 0, observe(world, T_true, rng), odom(T_true))
     assert result.search == "window" and 7 in result.candidates and result.fixed
     assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
 
@@ -180,7 +191,7 @@ def test_covariance_grows_when_inliers_are_few(map_path, world):
     for max_points in (400, 25):  # low floors so the fit's own covariance shows
         localizer = make_localizer(map_path, covariance={"min_sigma_m": 0.001, "min_sigma_rad": 0.0001})
         frame = observe(world, T_true, rng, max_points=max_points, noise_px=0.5)
-        result = localizer.localize(0, frame, odom(T_true))
+        result = confirmed(localizer, 0, frame, odom(T_true))
         assert result.fixed
         traces.append(np.trace(result.covariance[:3, :3]))
     assert traces[1] > 3 * traces[0]
@@ -191,9 +202,9 @@ def test_wrong_or_missing_matches_do_not_fix(map_path, world):
     rng = np.random.default_rng(6)
     T_true = transforms.from_xyz_rpy(6.0, 0.0, 0.0)
     frame = observe(world, T_true, rng, bit_flips=8)  # descriptors 8 bits off: still matched (<= 64)
-    assert localizer.localize(0, frame, odom(T_true)).fixed
+    assert confirmed(localizer, 0, frame, odom(T_true)).fixed
     scrambled = observe(make_world(seed=99), T_true, rng)  # another world: no true matches
-    result = localizer.localize(1, scrambled, odom(T_true))
+    result = localizer.localize(2, scrambled, odom(T_true))
     assert not result.fixed and result.num_inliers == 0
     assert result.T_map_vehicle is not None  # dead-reckoned
 
@@ -203,7 +214,7 @@ def test_bad_inputs_raise_and_leave_the_state_alone(map_path, world):
     rng = np.random.default_rng(7)
     T_true = transforms.from_xyz_rpy(6.0, 0.0, 0.0)
     frame = observe(world, T_true, rng)
-    assert localizer.localize(10, frame, odom(T_true)).fixed
+    assert confirmed(localizer, 9, frame, odom(T_true)).fixed
     bad = odom(T_true).copy()
     bad[0, 3] = np.nan
     with pytest.raises(ValueError, match="T_odom_vehicle"):
@@ -262,6 +273,70 @@ def test_same_place_false_matches_are_outvoted_by_the_submap(tmp_path, world):
     frame = with_patch(observe(world, T_map_vehicle, rng, max_points=60))
     for max_candidates, expect_right in ((1, False), (3, True)):
         localizer = make_localizer(tmp_path / "trail", initial_keyframe_id=4, window={"max_candidates": max_candidates})
-        result = localizer.localize(0, frame, odom(T_map_vehicle))
+        result = confirmed(localizer, 0, frame, odom(T_map_vehicle))
         translation_error, _ = pose_error(result.T_map_vehicle, T_map_vehicle)
         assert result.fixed and (translation_error < 0.1) == expect_right, (max_candidates, translation_error)
+
+
+def test_a_fix_that_disagrees_with_odometry_is_refused_by_the_innovation_gate(map_path, world):
+    """Tracking at 8 m. The next frame's features are those of the view 2 m further on (a wrong keyframe's place,
+    as a self-similar trail can make it look), while odometry has moved 0.4 m: the pose lies inside the search
+    window (3 m), 1.6 m from the prediction with centimetre covariances. No fix; the dead-reckoned pose is kept, and
+    the next frame that agrees with odometry is published again."""
+    localizer = make_localizer(map_path)
+    rng = np.random.default_rng(8)
+    T_start = transforms.from_xyz_rpy(8.0, 0.2, 0.0)
+    assert confirmed(localizer, 0, observe(world, T_start, rng), odom(T_start)).fixed
+    T_true = transforms.from_xyz_rpy(8.4, 0.2, 0.0)
+    wrong_view = observe(world, transforms.from_xyz_rpy(10.0, 0.2, 0.0), rng)
+    result = localizer.localize(10**8, wrong_view, odom(T_true))
+    assert result.search == "window" and result.search_radius_m > 1.6
+    assert not result.fixed and "disagrees with the odometry prediction by 1.60 m" in result.fix_refused
+    assert result.innovation_mahalanobis2 > localizer.config.gate.max_mahalanobis2
+    assert result.num_inliers == 0 and result.keyframe_id is None
+    assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05  # dead-reckoned
+    T_next = transforms.from_xyz_rpy(8.8, 0.2, 0.0, yaw=0.01)
+    result = localizer.localize(2 * 10**8, observe(world, T_next, rng, noise_px=0.3), odom(T_next))
+    assert result.fixed and pose_error(result.T_map_vehicle, T_next)[0] < 0.05
+
+
+def test_start_up_poses_that_disagree_are_not_published_until_two_agree(map_path, world):
+    """No prediction at start-up: a pose is published only once the next frame's pose agrees with it through
+    odometry. Here the second frame shows the view of 4 m further on while odometry moved 0.4 m."""
+    localizer = make_localizer(map_path)
+    rng = np.random.default_rng(9)
+    poses = [transforms.from_xyz_rpy(6.0 + 0.4 * k, -0.3, 0.0) for k in range(3)]
+    views = [poses[0], transforms.from_xyz_rpy(10.4, -0.3, 0.0), poses[2]]
+    results = [
+        localizer.localize(k * 10**8, observe(world, view, rng), odom(pose))
+        for k, (pose, view) in enumerate(zip(poses, views))
+    ]
+    assert [r.fixed for r in results] == [False, False, False]
+    assert "held back" in results[0].fix_refused
+    assert "disagrees with the previous frame's unconfirmed pose by 4.00 m" in results[1].fix_refused
+    assert "disagrees" in results[2].fix_refused  # the wrong view is no confirmation either
+    T_true = transforms.from_xyz_rpy(7.2, -0.3, 0.0)
+    result = localizer.localize(3 * 10**8, observe(world, T_true, rng), odom(T_true))
+    assert result.fixed and result.search == "global" and pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+
+
+def test_per_frame_mode_localizes_against_the_given_keyframe_without_state(map_path, world):
+    """The per-frame mode runs the localizer's matching, RANSAC and refinement against one keyframe."""
+    from dlvf_ros.localization.per_frame import PerFrameLocalizer
+
+    store = MapStore.open(map_path)
+    localizer = PerFrameLocalizer(StereoFrontend(OrbBackend(), RIG), LocalizerConfig())
+    rng = np.random.default_rng(10)
+    T_map_vehicle = transforms.from_xyz_rpy(8.6, 0.4, 0.0, yaw=np.deg2rad(3.0))
+    frame = observe(world, T_map_vehicle, rng, noise_px=0.3, outliers=100)
+    keyframe = store.keyframe(4)
+    keyframe_features = StereoFeatures(keyframe.features, keyframe.points_camera, keyframe.valid)
+    for _ in range(2):  # no state: the same answer twice
+        result = localizer.localize(frame, keyframe_features)
+        assert result.num_inliers >= 100 and result.num_matches >= result.num_inliers
+        t_err, r_err = pose_error(keyframe_pose(4) @ result.T_keyframe_vehicle, T_map_vehicle)
+        assert t_err < 0.05 and r_err < 0.3
+        assert result.covariance.shape == (6, 6) and np.all(np.linalg.eigvalsh(result.covariance) > 0)
+    other_world = observe(make_world(seed=99), T_map_vehicle, rng)
+    result = localizer.localize(other_world, keyframe_features)
+    assert result.T_keyframe_vehicle is None and result.covariance is None and result.num_inliers == 0

@@ -62,7 +62,7 @@ def test_too_few_inliers_report_an_infinite_covariance():
 
 
 def test_pixel_gates_scale_to_image_pixels():
-    from dlvf_ros.localization.localizer import scaled_refine_config
+    from dlvf_ros.localization.refine import scaled_refine_config
 
     base = RefineConfig()
     scaled = scaled_refine_config(base, 1.6)

@@ -1,6 +1,6 @@
 """End to end on the simulator: teach at noon from a bag (`dlvf teach`), `dlvf map info|verify|reextract`, and
 repeat runs 0.5 m beside the path with a 3 deg heading offset, at noon and at 17:00 (lower sun, other shadows),
-compared to ground truth.
+compared to ground truth; a map cut after half the path gives no fix past its end.
 Frames: 512 x 384 (the calibrated size), shadows off to keep the rendering cheap."""
 
 import zlib
@@ -20,6 +20,7 @@ from dlvf_ros.localization.map_store import MapMismatchError, MapStore
 pytestmark = pytest.mark.slow  # ~25 s: renders 19 stereo pairs and runs three backends (four with XFeat)
 
 RIG = StereoRig()
+BEYOND_S = (5.7, 6.5, 7.3, 8.1, 8.9, 9.7)  # repeat positions along the path (m) past the half-path map's end
 T_WORLD_ODOM_REPEAT = transforms.from_xyz_rpy(5.0, -3.0, 0.2, yaw=0.7)  # repeat odometry starts elsewhere
 
 
@@ -49,11 +50,18 @@ def frames():
             return result
 
         out["teach"] = run("teach", [pose_on_path(world, s) for s in np.arange(0.0, 10.01, 0.8)], "noon", np.eye(4))
-        repeat_poses = [pose_on_path(world, s, 0.5, np.deg2rad(3.0)) for s in (3.3, 4.1, 4.9)]
+        # the first repeat frame's pose is held back until the second confirms it (start-up)
+        repeat_poses = [pose_on_path(world, s, 0.5, np.deg2rad(3.0)) for s in (2.5, 3.3, 4.1, 4.9)]
         # 17:00, not the 19:00 "evening" preset: ORB keeps 69-86 inliers at 17:00 here, while at 19:00 it sat at the
         # 10-inlier threshold and passed or failed with the renderer's float details (llvmpipe differs between CPUs)
         for lighting in ("noon", "17"):
             out[lighting] = run(lighting, repeat_poses, lighting, T_WORLD_ODOM_REPEAT)
+        # the noon repeat driven on past the half-path map's last keyframe (s = 4.8 m)
+        beyond = [pose_on_path(world, s, 0.5, np.deg2rad(3.0)) for s in BEYOND_S]
+        out["beyond"] = [
+            Frame(f.pose_id, f.stamp_ns + 4 * 800_000_000, f.left, f.right, f.T_world_vehicle, f.T_odom_vehicle)
+            for f in run("beyond", beyond, "noon", T_WORLD_ODOM_REPEAT)
+        ]
     return out
 
 
@@ -104,6 +112,34 @@ def test_repeat_at_noon_and_in_the_afternoon_recovers_the_offset(orb_map, frames
         assert fixes >= (3 if lighting == "noon" else 2), lighting
 
 
+def test_a_map_cut_after_half_the_path_gives_no_fix_past_its_end(frames, tmp_path):
+    """Teach killed half-way: keyframes up to s = 4.8 m (every 1.6 m). Driving on past the end, a fix may lie at
+    most one keyframe spacing beyond the last keyframe; frames farther on get no fix, whether the localizer was
+    tracking into them or starts there."""
+    from dlvf_ros.features.backends import OrbBackend
+    from dlvf_ros.localization.teach import Teacher
+
+    teacher = Teacher.create(tmp_path / "half_map", OrbBackend(), RIG)
+    for frame in frames["teach"][:7]:  # s = 0 .. 4.8 m
+        teacher.add_frame(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle, frame.T_world_vehicle)
+    store = MapStore.open(tmp_path / "half_map")
+    assert len(store) == 4
+    # one keyframe spacing (1.6 m) past the last keyframe, plus the 0.3 m a fix may be off
+    end_reach_m = 1.6 + 0.3
+    for run in (frames["noon"] + frames["beyond"], frames["beyond"]):  # tracking into the gap; starting in it
+        localizer = Localizer.from_map(tmp_path / "half_map")
+        published = []
+        for frame in run:
+            result = localizer.process(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle)
+            past_end_m = (transforms.invert(store.entries[-1].T_map_keyframe) @ frame.T_world_vehicle)[0, 3]
+            if result.fixed:
+                published.append(past_end_m)
+                assert errors(result.T_map_vehicle, frame.T_world_vehicle)[0] < 0.3, past_end_m
+            assert not (result.fixed and past_end_m > end_reach_m), (past_end_m, result.health_reason)
+        assert len(published) >= (3 if run[0] is frames["noon"][0] else 0)
+        assert max(published, default=0.0) <= end_reach_m
+
+
 def test_reextract_with_sift_then_localize(orb_map, frames, tmp_path):
     sift_map = tmp_path / "sift_map"
     assert cli.main(["map", "reextract", str(orb_map), "--backend", "sift", "--out", str(sift_map)]) == 0
@@ -111,8 +147,8 @@ def test_reextract_with_sift_then_localize(orb_map, frames, tmp_path):
     assert store.manifest["backend"] == "sift" and len(store) == 7
     np.testing.assert_array_equal(store.positions_m, MapStore.open(orb_map).positions_m)
     localizer = Localizer.from_map(sift_map)
-    frame = frames["noon"][1]
-    result = localizer.process(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle)
+    for frame in frames["noon"][1:3]:  # the first pose is held back until the next frame confirms it
+        result = localizer.process(frame.stamp_ns, frame.left, frame.right, frame.T_odom_vehicle)
     assert result.fixed and errors(result.T_map_vehicle, frame.T_world_vehicle)[0] < 0.3
     with pytest.raises(MapMismatchError, match="'backend': 'orb'.*'backend': 'sift'.*reextract"):
         MapStore.open(orb_map).check_compatible(SiftBackend())

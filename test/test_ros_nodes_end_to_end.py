@@ -1,12 +1,15 @@
 """End to end over real DDS on the package's own synthetic world: `dlvf sim --bags` renders a noon teach run and an
 evening repeat run (0.5 m-0.75 m aside, other speed, drifting odometry); teach_node builds the map from the teach
-bag; `dlvf replay` plays the evening bag with /clock through localizer_node; `dlvf evaluate` scores it.
+bag; `dlvf replay` plays the evening bag with /clock through localizer_node; `dlvf evaluate` scores it; its
+per-frame mode on the bag agrees frame by frame with `dlvf test` on the same world.
 
 Backend: ORB, so the test needs no trained model (the shipped learned model is exercised by `dlvf demo` and
-test_training_learns.py). Measured on this world: 88 % success, median |lateral| 0.03-0.06 m. Thresholds: success
-rate >= 0.7 (localized within 0.5 m and 5 deg), median |lateral| < 0.15 m, median |along-track| < 0.25 m, median
-|heading| < 1 deg, 95th percentile |lateral| < 0.6 m. Medians, not RMSE: the first frame's whole-map search can pick
-a wrong keyframe (seen once: 1.8 m), which the success rate already counts.
+test_training_learns.py). Measured on this world: 88-92 % success within 0.5 m and 5 deg (the first frame is held
+back until the second confirms it), 68 % within the default 0.25 m and 2 deg (ORB's lateral error reaches 0.2-0.4 m
+near the path's end), median |lateral| 0.03-0.06 m. Thresholds: success rate >= 0.7 (within 0.5 m and 5 deg),
+median |lateral| < 0.15 m, median |along-track| < 0.25 m, median |heading| < 1 deg, 95th percentile |lateral|
+< 0.6 m. Medians, not RMSE: a start-up search could once pick a wrong keyframe (seen once: 1.8 m; now held back
+until the next frame agrees), which the success rate already counts.
 """
 
 from __future__ import annotations
@@ -104,8 +107,9 @@ def test_replay_records_the_node_outputs(recorded):
 def test_evaluate_reports_errors_under_thresholds(recorded):
     root, _, bag, map_path, out, n_frames = recorded
     evaluation = root / "evaluation"
+    bounds = ("--max-translation-error-m", "0.5", "--max-heading-error-deg", "5")  # what the thresholds are for
     result = _dlvf(
-        "evaluate", "--replay", str(out), "--bag", str(bag), "--map", str(map_path), "--out", str(evaluation)
+        "evaluate", "--replay", str(out), "--bag", str(bag), "--map", str(map_path), "--out", str(evaluation), *bounds
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "success" in result.stdout and REPEAT_LIGHTING in result.stdout
@@ -135,3 +139,76 @@ def test_evaluate_names_bad_inputs(recorded, tmp_path):
     assert result.returncode != 0 and "did not finish" in result.stderr
     result = _dlvf("evaluate", "--replay", str(out), "--bag", str(bag), "--bag", str(bag), "--out", str(tmp_path))
     assert result.returncode != 0 and "one --bag per --replay" in result.stderr
+
+
+def test_per_frame_modes_of_dlvf_test_and_dlvf_evaluate_agree(recorded, tmp_path):
+    """The same evening frames against the same noon frames: `dlvf test` (the world's UTIAS layout: images, pose
+    graph) and `dlvf evaluate --per-frame` (the bag against a map with a keyframe at every teach frame) give the same
+    success, strict success, wrong fixes and inliers for every frame."""
+    import csv
+
+    import yaml
+
+    root, world, bag, _, out, n_frames = recorded
+    (tmp_path / "teach.yaml").write_text(yaml.safe_dump({"keyframe_distance_m": 0.1}))
+    dense_map = tmp_path / "dense_map"
+    result = _dlvf(
+        "teach",
+        "--bag",
+        str(world / "bags" / "run_000000"),
+        "--out",
+        str(dense_map),
+        "--backend",
+        "orb",
+        "--config",
+        str(tmp_path / "teach.yaml"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    evaluation = tmp_path / "evaluation"
+    result = _dlvf(
+        "evaluate",
+        "--replay",
+        str(out),
+        "--bag",
+        str(bag),
+        "--map",
+        str(dense_map),
+        "--out",
+        str(evaluation),
+        "--per-frame",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "per frame" in result.stdout and "nodes" in result.stdout
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"sgbm": {"num_disparities": 96}}))  # the localizer's SGBM
+    tested = tmp_path / "test"
+    result = _dlvf(
+        "test",
+        "--data",
+        str(world),
+        "--backend",
+        "orb",
+        "--runs",
+        "0",
+        "1",
+        "--out",
+        str(tested),
+        "--config",
+        str(tmp_path / "test.yaml"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    with open(evaluation / "frames_recording_per_frame.csv") as handle:
+        by_evaluate = {int(row["stamp_ns"]): row for row in csv.DictReader(handle)}
+    with open(tested / "frames.csv") as handle:
+        by_test = {int(row["stamp_ns"]): row for row in csv.DictReader(handle)}
+    assert len(by_test) == len(by_evaluate) == n_frames
+    assert by_test.keys() == by_evaluate.keys()
+    for stamp, row in by_test.items():
+        other = by_evaluate[stamp]
+        for key in ("localized", "success", "strict", "wrong_fix", "inliers"):
+            assert row[key] == other[key], (stamp, key, row, other)
+    per_frame = json.loads((evaluation / "summary.json").read_text())["per_frame"]["overall"]
+    summary = json.loads((tested / "test_results.json").read_text())["summary"]
+    for key in ("frames", "success_rate", "strict_success_rate", "wrong_fixes", "inliers_median"):
+        assert summary[key] == per_frame[key], key
+    assert summary["success_rate"] >= 0.3  # ORB at evening: a meaningful share of frames to agree on

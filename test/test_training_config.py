@@ -6,12 +6,12 @@ import pytest
 import yaml
 
 from dlvf_ros.config import ConfigError, from_dict, load_config, to_dict
-from dlvf_ros.training.config import DatasetConfig, TestConfig, TrainConfig
+from dlvf_ros.training.config import DatasetConfig, PerFrameConfig, TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
-@pytest.mark.parametrize("name, cls", [("dataset", DatasetConfig), ("train", TrainConfig), ("test", TestConfig)])
+@pytest.mark.parametrize("name, cls", [("dataset", DatasetConfig), ("train", TrainConfig), ("test", PerFrameConfig)])
 def test_yaml_files_equal_the_defaults(name, cls):
     assert load_config(cls, CONFIG_DIR / f"{name}.yaml") == cls()
     assert yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text()) == to_dict(cls())
@@ -42,7 +42,7 @@ def test_reference_defaults():
         (TrainConfig, {"loss": {"planar_weights": [1, 2]}}, "planar_weights"),
         (TrainConfig, {"learning_rate": 0}, "learning_rate"),
         (TrainConfig, {"lr": 0.1}, "unknown key"),
-        (TestConfig, {"image_width": 320}, "both"),
+        (PerFrameConfig, {"image_width": 320}, "both"),
     ],
 )
 def test_bad_values_are_refused(cls, data, message):

@@ -1,10 +1,15 @@
-"""`dlvf evaluate --replay DIR [--replay DIR ...] [--bag BAG ...] --map MAP --out DIR`: errors against ground truth.
+"""`dlvf evaluate --replay DIR [--replay DIR ...] [--bag BAG ...] --map MAP --out DIR [--per-frame]`: errors
+against ground truth.
 
-For each recorded replay (`dlvf replay`): the bag's /ground_truth/pose (world frame) is compared with the recorded
-poses through the map keyframes' ground truth (see `dlvf_ros.evaluation.metrics`). Writes to --out:
-summary.json (criteria, pooled, per lighting, per run), frames_<run>.csv (per-frame results), PNG plots (errors,
-inliers and latency over time, per lighting, trajectories) and TUM trajectories (tum/<run>_estimate.tum,
-tum/<run>_ground_truth.tum, map frame) for evo; and prints a table.
+Through the nodes: for each recorded replay (`dlvf replay`), the bag's /ground_truth/pose (world frame) is compared
+with the recorded poses through the map keyframes' ground truth (see `dlvf_ros.evaluation.metrics`).
+With --per-frame, the per-frame mode beside it: every image of the same bag against its ground-truth-nearest map
+keyframe (`dlvf_ros.evaluation.per_frame`; the map's backend, --model for a learned map), no odometry, no submap.
+Each protocol reports success, strict success (`metrics.STRICT`), median inliers and the wrong-fix rate.
+Writes to --out: summary.json (criteria, pooled, per lighting, per run; "per_frame" likewise), frames_<run>.csv
+(per-frame results; frames_<run>_per_frame.csv), PNG plots (errors, inliers and latency over time, per lighting,
+trajectories) and TUM trajectories (tum/<run>_estimate.tum, tum/<run>_ground_truth.tum, map frame) for evo; and
+prints a table.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
-from dlvf_ros.evaluation import evaluate, metrics, plots, records, tum
+from dlvf_ros.config import to_dict
+from dlvf_ros.evaluation import evaluate, metrics, plots, records, report, tum
 
 LEFT_IMAGE_TOPIC = "/stereo/left/image_raw"
 GROUND_TRUTH_TOPIC = "/ground_truth/pose"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = metrics.SuccessCriteria()
+    defaults = metrics.SUCCESS
     parser.add_argument("--replay", required=True, type=Path, action="append", help="replay directory (repeatable)")
     parser.add_argument(
         "--bag",
@@ -52,10 +58,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"success bound on the heading error (default {defaults.max_heading_error_deg} deg)",
     )
     parser.add_argument(
+        "--min-inliers",
+        type=int,
+        default=defaults.min_inliers,
+        help=f"success needs at least this many inliers (default {defaults.min_inliers})",
+    )
+    parser.add_argument(
         "--max-ground-truth-gap-s",
         type=float,
-        default=defaults.max_ground_truth_gap_s,
-        help="largest ground-truth sample gap to interpolate across (s)",
+        default=0.25,
+        help="largest ground-truth sample gap to interpolate across (s, default 0.25)",
+    )
+    parser.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="also run the per-frame mode on the same bags (every image against its nearest keyframe)",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="--per-frame on a learned map: its exported model (default: the replay's, else the shipped one)",
     )
 
 
@@ -104,13 +127,17 @@ def _frames_csv(run: evaluate.RunEvaluation) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     keys = list(run.errors)
-    writer.writerow(["stamp_ns", "localized", "success", "state", "inliers", "latency_ms", *keys])
+    writer.writerow(
+        ["stamp_ns", "localized", "success", "strict", "wrong_fix", "state", "inliers", "latency_ms", *keys]
+    )
     for i in range(len(run.stamp_ns)):
         writer.writerow(
             [
                 int(run.stamp_ns[i]),
                 int(run.localized[i]),
                 int(run.success[i]),
+                int(run.strict_success[i]),
+                int(run.wrong_fix[i]),
                 run.state[i],
                 int(run.inliers[i]),
                 f"{run.latency_ms[i]:.1f}",
@@ -118,21 +145,6 @@ def _frames_csv(run: evaluate.RunEvaluation) -> str:
             ]
         )
     return buffer.getvalue()
-
-
-def _table(summaries: dict[str, dict]) -> str:
-    header = (
-        f"{'run / lighting':<28} {'frames':>6} {'success':>8} {'along RMSE':>11} {'lateral RMSE':>13} "
-        f"{'heading RMSE':>13} {'inliers':>8} {'latency':>9}"
-    )
-    lines = [header, "-" * len(header)]
-    for label, s in summaries.items():
-        lines.append(
-            f"{label:<28} {s['frames']:>6d} {s['success_rate']:>8.1%} {s['along_track_m']['rmse']:>9.3f} m "
-            f"{s['lateral_m']['rmse']:>11.3f} m {s['heading_deg']['rmse']:>9.2f} deg {s['inliers_median']:>8.0f} "
-            f"{s['latency_ms_median']:>6.0f} ms"
-        )
-    return "\n".join(lines)
 
 
 def _resolve_inputs(args: argparse.Namespace) -> list[tuple[records.Replay, Path, str]]:
@@ -152,11 +164,80 @@ def _resolve_inputs(args: argparse.Namespace) -> list[tuple[records.Replay, Path
     return inputs
 
 
+def _per_frame(args, map_path: Path, inputs, truths, criteria) -> list[evaluate.RunEvaluation]:
+    """The per-frame mode on every replay's bag (see the module docstring)."""
+    from dlvf_ros.data.bags import read_stereo_bag
+    from dlvf_ros.evaluation.per_frame import evaluate_bag_per_frame
+    from dlvf_ros.features.backends import make_backend
+    from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
+    from dlvf_ros.localization.localizer import LocalizerConfig
+    from dlvf_ros.localization.map_store import MapStore
+    from dlvf_ros.localization.per_frame import PerFrameLocalizer
+    from dlvf_ros.package_share import shipped_model_path
+
+    store = MapStore.open(map_path)
+    models = {args.model} if args.model else {r.manifest.get("model") or None for r, _, _ in inputs}
+    if len(models) != 1:
+        raise ValueError(f"the replays used different models {sorted(map(str, models))}; pass --model")
+    model, backend = models.pop(), store.manifest["backend"]
+    if backend != "learned":
+        model = None
+    elif model is None:
+        model = shipped_model_path()
+        if model is None:
+            raise ValueError(f"map {map_path} is a learned map: pass --model (no single shipped model in models/)")
+    config = LocalizerConfig()
+    localizer = PerFrameLocalizer(StereoFrontend(make_backend(backend, model), store.rig, config.sgbm), config)
+    store.check_compatible(localizer.frontend.backend, store.rig)
+
+    def keyframe(keyframe_id: int) -> StereoFeatures:
+        k = store.keyframe(keyframe_id)
+        return StereoFeatures(k.features, k.points_camera, k.valid)
+
+    runs = []
+    for (_, bag, lighting), (name, truth, n_images) in zip(inputs, truths):
+        _, frames = read_stereo_bag(bag)
+        runs.append(
+            evaluate_bag_per_frame(
+                ((f.stamp_ns, f.left, f.right) for f in frames),
+                truth,
+                keyframe,
+                localizer,
+                criteria,
+                args.max_ground_truth_gap_s,
+                n_images,
+                name,
+                lighting,
+            )
+        )
+    return runs
+
+
+def _summaries(runs: list[evaluate.RunEvaluation]) -> dict:
+    return {
+        "overall": evaluate.summarize(runs),
+        "by_lighting": evaluate.summarize_by_lighting(runs),
+        "runs": {run.name: evaluate.summarize([run]) for run in runs},
+    }
+
+
+def _write_run(out: Path, run: evaluate.RunEvaluation, suffix: str) -> None:
+    fileio.atomic_write_text(out / f"frames_{run.name}{suffix}.csv", _frames_csv(run))
+    tum.write_tum(
+        out / "tum" / f"{run.name}{suffix}_estimate.tum",
+        run.stamp_ns[run.localized],
+        run.T_map_vehicle_est[run.localized],
+    )
+    tum.write_tum(
+        out / "tum" / f"{run.name}{suffix}_ground_truth.tum",
+        run.stamp_ns[run.has_ground_truth],
+        run.T_map_vehicle_gt[run.has_ground_truth],
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        criteria = metrics.SuccessCriteria(
-            args.max_translation_error_m, args.max_heading_error_deg, args.max_ground_truth_gap_s
-        )
+        criteria = metrics.SuccessCriteria(args.max_translation_error_m, args.max_heading_error_deg, args.min_inliers)
         inputs = _resolve_inputs(args)
         map_paths = {args.map} if args.map else {Path(r.manifest.get("map", "")) for r, _, _ in inputs}
         if len(map_paths) != 1:
@@ -164,8 +245,9 @@ def run(args: argparse.Namespace) -> int:
                 f"dlvf evaluate: the replays use different maps {sorted(map(str, map_paths))}; "
                 "evaluate them separately or pass --map"
             )
-        T_map_keyframe, T_world_keyframe = map_ground_truth(map_paths.pop())
-        runs, names = [], set()
+        map_path = map_paths.pop()
+        T_map_keyframe, T_world_keyframe = map_ground_truth(map_path)
+        runs, truths, names = [], [], set()
         for replay, bag, lighting in inputs:
             stamps, T_world_vehicle, n_images = read_bag_ground_truth(bag)
             name = replay.path.resolve().name
@@ -173,42 +255,48 @@ def run(args: argparse.Namespace) -> int:
                 name += "_"
             names.add(name)
             truth = evaluate.GroundTruth(stamps, T_world_vehicle, T_map_keyframe, T_world_keyframe)
-            runs.append(evaluate.evaluate_replay(replay, truth, n_images, criteria, name=name, lighting=lighting))
+            truths.append((name, truth, n_images))
+            runs.append(
+                evaluate.evaluate_replay(
+                    replay, truth, n_images, criteria, args.max_ground_truth_gap_s, name=name, lighting=lighting
+                )
+            )
+        per_frame = _per_frame(args, map_path, inputs, truths, criteria) if args.per_frame else []
     except (records.ReplayRecordError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"dlvf evaluate: {exc}") from exc
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    by_lighting = evaluate.summarize_by_lighting(runs)
-    per_run = {run.name: evaluate.summarize([run]) for run in runs}
     summary = {
-        "criteria": vars(criteria),
-        "overall": evaluate.summarize(runs),
-        "by_lighting": by_lighting,
-        "runs": per_run,
+        "criteria": {"success": to_dict(criteria), "strict": to_dict(metrics.STRICT)},
+        "max_ground_truth_gap_s": args.max_ground_truth_gap_s,
+        **_summaries(runs),
     }
+    if per_frame:
+        summary["per_frame"] = _summaries(per_frame)
     fileio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     for run in runs:
-        fileio.atomic_write_text(out / f"frames_{run.name}.csv", _frames_csv(run))
-        tum.write_tum(
-            out / "tum" / f"{run.name}_estimate.tum", run.stamp_ns[run.localized], run.T_map_vehicle_est[run.localized]
-        )
-        tum.write_tum(
-            out / "tum" / f"{run.name}_ground_truth.tum",
-            run.stamp_ns[run.has_ground_truth],
-            run.T_map_vehicle_gt[run.has_ground_truth],
-        )
+        _write_run(out, run, "")
+    for run in per_frame:
+        _write_run(out, run, "_per_frame")
     plots.plot_errors(runs, out / "errors.png", criteria.max_translation_error_m, criteria.max_heading_error_deg)
     plots.plot_inliers_latency(runs, out / "inliers_latency.png")
-    plots.plot_per_lighting(by_lighting, out / "per_lighting.png")
+    plots.plot_per_lighting(summary["by_lighting"], out / "per_lighting.png")
     plots.plot_trajectories(runs, out / "trajectories.png")
-    rows = {f"{r.name} ({r.lighting})": per_run[r.name] for r in runs}
+
+    def protocols(key: str, sub: str | None = None) -> dict[str, dict]:
+        row = {report.NODES: summary[key] if sub is None else summary[key][sub]}
+        if per_frame:
+            row[report.PER_FRAME] = summary["per_frame"][key] if sub is None else summary["per_frame"][key][sub]
+        return row
+
+    rows = {f"{r.name} ({r.lighting})": protocols("runs", r.name) for r in runs}
     if len(runs) > 1:
-        rows.update({f"lighting {k}": v for k, v in by_lighting.items()})
-        rows["all"] = summary["overall"]
-    print(_table(rows))
+        rows.update({f"lighting {k}": protocols("by_lighting", k) for k in summary["by_lighting"]})
+        rows["all"] = protocols("overall")
+    print(report.summary_table(rows))
     print(
-        f"dlvf evaluate: success = localized within {criteria.max_translation_error_m} m and "
-        f"{criteria.max_heading_error_deg} deg; results in {out}"
+        f"dlvf evaluate: success {criteria.describe()}, strict {metrics.STRICT.describe()}; wrong fixes: published "
+        f"poses outside the success bounds; results in {out}"
     )
     return 0

@@ -1,4 +1,5 @@
-"""PNG figures of evaluated replays (matplotlib, Agg backend): errors, inliers and latency over time, per lighting."""
+"""PNG figures of evaluated runs (matplotlib, Agg backend): errors, inliers and latency over time, per lighting; the
+per-frame results of `dlvf test`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 
 from dlvf_ros import fileio
 from dlvf_ros.evaluation.evaluate import RunEvaluation
+from dlvf_ros.evaluation.metrics import SuccessCriteria
 
 
 def _save(fig, path: str | Path) -> None:
@@ -116,5 +119,47 @@ def plot_trajectories(runs: list[RunEvaluation], path: str | Path) -> None:
     ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_per_frame_results(
+    per_run_pair: dict[str, dict],
+    runs: list[RunEvaluation],
+    criteria: SuccessCriteria,
+    path: str | Path,
+    title: str = "",
+) -> None:
+    """`dlvf test`: success per run pair, inliers per lighting, and planar against heading error per frame."""
+    fig, (success, inliers, errors) = plt.subplots(1, 3, figsize=(15, 4))
+    success.bar(list(per_run_pair), [100 * v["success_rate"] for v in per_run_pair.values()], color="tab:green")
+    success.set_ylim(0, 100)
+    success.set_ylabel("success (%)")
+    success.set_xlabel("live run -> map run")
+    frames = sum(len(run.stamp_ns) for run in runs)
+    rate = np.concatenate([run.success for run in runs]).mean()
+    success.set_title(f"success {100 * rate:.1f} % of {frames} frames")
+    lightings = sorted({run.lighting for run in runs})
+    inliers.boxplot(
+        [np.concatenate([run.inliers for run in runs if run.lighting == name]) for name in lightings],
+        tick_labels=lightings,
+    )
+    inliers.set_ylabel("RANSAC inliers")
+    inliers.set_xlabel("lighting of the live run")
+    inliers.set_title("inliers per lighting")
+    localized = np.concatenate([run.localized for run in runs])
+    good = np.concatenate([run.success for run in runs])[localized]
+    planar = np.concatenate([run.errors["translation_m"] for run in runs])[localized]
+    heading = np.abs(np.concatenate([run.errors["heading_deg"] for run in runs])[localized])
+    errors.scatter(planar, heading, c=np.where(good, "tab:green", "tab:red"), s=12)
+    errors.axvline(criteria.max_translation_error_m, ls="--", c="grey", lw=0.8)
+    errors.axhline(criteria.max_heading_error_deg, ls="--", c="grey", lw=0.8)
+    errors.set_xscale("symlog", linthresh=0.1)
+    errors.set_yscale("symlog", linthresh=1.0)
+    errors.set_xlabel("planar error (m)")
+    errors.set_ylabel("|heading error| (deg)")
+    errors.set_title(f"localized frames ({int(localized.sum())}); green = success")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)

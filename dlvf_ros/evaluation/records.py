@@ -5,8 +5,9 @@
                        covariance (36, row-major, x y z roll pitch yaw), received_ns (wall clock)
     diagnostics.jsonl  one DiagnosticStatus per line: stamp_ns, name, level, message, hardware_id, values {key: str}
 
-The localizer publishes one status per processed stereo frame; its values use the FRAME_* keys below, so a frame's
-state, inliers and latency can be read back from the recording. A replay without replay.json was interrupted.
+The localizer publishes one status per processed stereo frame, a `dlvf_ros.localization.frame_record.FrameRecord`,
+so a frame's state, inliers and latency can be read back from the recording. A replay without replay.json was
+interrupted.
 """
 
 from __future__ import annotations
@@ -18,17 +19,11 @@ from typing import IO
 
 import numpy as np
 
+from dlvf_ros.localization.frame_record import FRAME_STAMP_KEY, FrameRecord
+
 MANIFEST_FILE = "replay.json"
 POSES_FILE = "poses.jsonl"
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
-
-# Keys of the per-frame DiagnosticStatus values published by localizer_node.
-FRAME_STAMP_KEY = "frame_stamp_ns"
-FRAME_STATE_KEY = "state"
-FRAME_INLIERS_KEY = "inliers"
-FRAME_LATENCY_KEY = "latency_ms"
-FRAME_KEYFRAME_KEY = "keyframe_id"
-FRAME_ERROR_KEY = "last_error"
 
 
 class ReplayRecordError(ValueError):
@@ -106,11 +101,6 @@ class Replay:
     other_statuses: list[dict] = field(default_factory=list)
 
 
-def _number(values: dict, key: str, kind: type, default: float | int) -> float | int:
-    text = values.get(key, "")
-    return default if text in ("", None) else kind(text)
-
-
 def _frames_from_statuses(statuses: list[dict]) -> tuple[FrameDiagnostics, list[dict]]:
     rows, others = [], []
     for status in statuses:
@@ -119,18 +109,12 @@ def _frames_from_statuses(statuses: list[dict]) -> tuple[FrameDiagnostics, list[
             others.append(status)
             continue
         try:
-            rows.append(
-                (
-                    int(values[FRAME_STAMP_KEY]),
-                    str(values.get(FRAME_STATE_KEY, "")),
-                    _number(values, FRAME_INLIERS_KEY, int, 0),
-                    _number(values, FRAME_LATENCY_KEY, float, float("nan")),
-                    _number(values, FRAME_KEYFRAME_KEY, int, -1),
-                    str(values.get(FRAME_ERROR_KEY, "")),
-                )
-            )
+            record = FrameRecord.from_dict(values)
         except ValueError as exc:
             raise ReplayRecordError(f"per-frame diagnostic with malformed values {values}: {exc}") from exc
+        rows.append(
+            (record.stamp_ns, record.state, record.inliers, record.latency_ms, record.keyframe_id, record.error)
+        )
     rows.sort(key=lambda row: row[0])
     columns = list(zip(*rows)) if rows else [[] for _ in range(6)]
     frames = FrameDiagnostics(

@@ -160,3 +160,13 @@ def is_rigid(T: np.ndarray, tol: float = 1e-6) -> bool:
         and abs(det - 1.0) < tol
         and np.all(np.abs(T[3] - _LAST_ROW) <= tol + 1e-5 * _LAST_ROW)
     )
+
+
+def check_stack(name: str, T: np.ndarray) -> np.ndarray:
+    """`T` as a finite (N, 4, 4) float64 stack of transforms; ValueError naming `name` otherwise."""
+    T = np.asarray(T, dtype=np.float64)
+    if T.ndim != 3 or T.shape[1:] != (4, 4):
+        raise ValueError(f"{name}: expected a (N, 4, 4) stack of transforms, got shape {T.shape}")
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f"{name}: contains NaN or infinite entries")
+    return T

@@ -1,6 +1,7 @@
 """Pose covariance of a localization fix, and its growth while driving on odometry alone.
 
-Model (documented here once; the localizer only calls these functions):
+Model (documented here once; the localizer only calls these functions). The published covariance must cover the
+fix's actual error, because a path tracker trusts it:
 1. Fit: the stereo reprojection refinement (`refine.py`) gives Sigma_xi = sigma^2 (J^T J)^-1 over its inliers for a
    left perturbation xi = (rho, phi) of T_cur_keyframe, sigma being the inlier residual RMS in pixels (floored).
    Few inliers, or inliers bunched together or far away, give a large covariance by themselves.
@@ -9,7 +10,10 @@ Model (documented here once; the localizer only calls these functions):
    the fixed map axes (rx, ry, rz): delta_t = rho - [t]x phi.
 3. Floor: the diagonal is at least (`min_sigma_m`^2 x3, `min_sigma_rad`^2 x3): stereo errors are correlated, so
    the 1/N shrinkage of (1) is never trusted below it.
-4. Age: a pose held or dead-reckoned since the last fix gains variance linearly (a random walk) in the distance
+4. Disagreement: a fix that passed the innovation gate (`fix_gate.py`) adds the outer product of its planar
+   innovation nu = (x, y, heading) against the odometry prediction to the (x, y, rz) block: where vision and odometry
+   disagree by 10 cm, neither is trusted to better than 10 cm.
+5. Age: a pose held or dead-reckoned since the last fix gains variance linearly (a random walk) in the distance
    driven (`growth_m2_per_m`, `growth_rad2_per_m`) and in the time elapsed (`growth_m2_per_s`, `growth_rad2_per_s`).
 """
 
@@ -45,6 +49,9 @@ class CovarianceConfig:
                 raise ValueError(f"CovarianceConfig.{name} must be finite and non-negative, got {value}")
 
 
+PLANAR_INDEX = (0, 1, 5)  # x, y and rz (heading) in the ROS covariance order (x, y, z, rx, ry, rz)
+
+
 def skew(v: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 
@@ -69,6 +76,24 @@ def to_ros_covariance(sigma_xi: np.ndarray, T_map_vehicle: np.ndarray, config: C
     diagonal = np.diag(sigma).copy()
     sigma[np.diag_indices(6)] = np.maximum(diagonal, floor)
     return sigma
+
+
+def fix_covariance(
+    sigma_xi: np.ndarray, T_ref_vehicle: np.ndarray, T_vehicle_camera: np.ndarray, config: CovarianceConfig
+) -> np.ndarray:
+    """ROS covariance of a fix T_ref_vehicle (reference frame: the map, or a keyframe's vehicle frame) from the
+    refinement's Sigma_xi of T_cur_keyframe (steps 1-3 of the module docstring)."""
+    # xi perturbs T_cur_keyframe on the left, i.e. the current camera: map it with Ad(T_ref_camera)
+    Ad = adjoint(T_ref_vehicle @ T_vehicle_camera)
+    return to_ros_covariance(Ad @ sigma_xi @ Ad.T, T_ref_vehicle, config)
+
+
+def with_disagreement(covariance: np.ndarray, planar_innovation: np.ndarray) -> np.ndarray:
+    """`covariance` (ROS order) plus the outer product of the planar innovation (x m, y m, heading rad) on its
+    (x, y, rz) block (step 4 of the module docstring)."""
+    added = np.zeros((6, 6))
+    added[np.ix_(PLANAR_INDEX, PLANAR_INDEX)] = np.outer(planar_innovation, planar_innovation)
+    return covariance + added
 
 
 def grow(sigma: np.ndarray, distance_m: float, age_s: float, config: CovarianceConfig) -> np.ndarray:

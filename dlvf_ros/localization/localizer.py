@@ -3,20 +3,23 @@
 Per frame: features and stereo 3-D points (`StereoFrontend`) -> candidate teach keyframes (`search_window`: around
 the last fix propagated by odometry; the whole map at start-up or when LOST) -> descriptor matching against each
 candidate -> the matches of a *local submap* (a reference keyframe and its neighbours, their points moved into the
-reference's left optical frame with the teach poses) go together through RANSAC with score-weighted sampling and
-weighted-SVD refinement (3-D to 3-D) -> Gauss-Newton on the stereo reprojection error (`refine`) -> T_keyframe_vehicle
-relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6 covariance
-(`covariance`), and the health state machine (`health`) is updated. Tracking uses one submap (the window, its
-nearest keyframe the reference); a global search tries the `global_ransac_candidates` keyframes with the most
-matches, each with its neighbours, and keeps the one with the most inliers.
+reference's left optical frame with the teach poses) go together through RANSAC and the stereo reprojection
+refinement (`keyframe_pose`, the steps the per-frame mode shares) -> T_keyframe_vehicle relative to the reference
+and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6 covariance (`covariance`). Tracking uses one
+submap (the window, its nearest keyframe the reference); a global search tries the `global_ransac_candidates`
+keyframes with the most matches, each with its neighbours, and keeps the one with the most inliers.
 
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
 one-keyframe RANSAC accepts. Against several keyframes those false matches contradict each other (each implies its
 own keyframe's pose), while true matches to every keyframe agree on one pose.
 
-A fix farther from the odometry prediction than the search radius is rejected. A frame without a fix reports the
-dead-reckoned pose (last fix + odometry) with a grown covariance.
+A pose found so is published as a fix only when it passes `fix_gate`: it lies on the taught path (not beyond its
+ends, near the keyframes it was matched against), more than one keyframe of its submap supports it, and it agrees
+with the odometry prediction (Mahalanobis innovation gate) or, at start-up and after LOST, has many inliers and
+agrees with the next frame's pose (confirmation). A frame without a fix reports the
+dead-reckoned pose (last fix + odometry) with a grown covariance, and `fix_refused` says why a pose was held back.
+The health state machine (`health`) is updated with every frame.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
@@ -24,32 +27,38 @@ state changes, so the localizer keeps working on the next good frame.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from dlvf_ros.config import setting
 from dlvf_ros.features.backends import make_backend
 from dlvf_ros.geometry import transforms
-from dlvf_ros.geometry.ransac import RansacConfig, ransac_rigid
+from dlvf_ros.geometry.ransac import RansacConfig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.localization.covariance import CovarianceConfig, adjoint, grow, to_ros_covariance
+from dlvf_ros.localization.covariance import CovarianceConfig, fix_covariance, grow, with_disagreement
+from dlvf_ros.localization.fix_gate import (
+    FixGateConfig,
+    TaughtPath,
+    mahalanobis2,
+    planar_innovation,
+    submap_refusal,
+)
 from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend, full_resolution_sgbm
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
+from dlvf_ros.localization.keyframe_pose import Correspondences, PoseEstimator, match_keyframe
 from dlvf_ros.localization.map_store import MapStore
-from dlvf_ros.localization.refine import RefineConfig, RefineResult, refine_stereo_pose, stereo_measurements
+from dlvf_ros.localization.refine import RefineConfig
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
-from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors
+from dlvf_ros.matching.descriptor_matching import MatchingConfig
 
 
-def _default_ransac() -> RansacConfig:
-    # RANSAC only seeds the stereo reprojection refinement. 0.5 m 3-D tolerance: at 1 m a "standing on the keyframe"
-    # pose keeps the true matches of a frame up to 1 m away as inliers. Minimal 3-point samples, 512 hypotheses: a
-    # submap of 3 keyframes brings more outliers than one keyframe (6-point samples: 0.3^6 per draw).
+def localizer_ransac() -> RansacConfig:
+    """The localizer's RANSAC, which only seeds the stereo reprojection refinement. 0.5 m 3-D tolerance: at 1 m a
+    "standing on the keyframe" pose keeps the true matches of a frame up to 1 m away as inliers. Minimal 3-point
+    samples, 512 hypotheses: a submap of 3 keyframes brings more outliers than one keyframe (6-point samples: 0.3^6
+    per draw)."""
     return RansacConfig(iterations=512, sample_size=3, inlier_threshold_m=0.5, min_inliers=10)
 
 
@@ -59,11 +68,12 @@ class LocalizerConfig:
 
     sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
-    ransac: RansacConfig = field(default_factory=_default_ransac)
+    ransac: RansacConfig = field(default_factory=localizer_ransac)
     refine: RefineConfig = field(default_factory=RefineConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     covariance: CovarianceConfig = field(default_factory=CovarianceConfig)
+    gate: FixGateConfig = field(default_factory=FixGateConfig)
     min_matches: int = setting(12, "descriptor matches a candidate keyframe needs to go through RANSAC", (3, 1_000_000))
     # falls back to the whole map after health.frames_to_lose frames without a fix
     initial_keyframe_id: int | None = setting(
@@ -92,7 +102,7 @@ class LocalizationResult:
     covariance: np.ndarray | None  # 6x6, ROS order (x, y, z, rx, ry, rz), map frame, m^2 / rad^2
     keyframe_id: int | None  # matched keyframe (None without a fix)
     T_keyframe_vehicle: np.ndarray | None
-    num_inliers: int
+    num_inliers: int  # of the published fix (0 without one)
     num_matches: int
     search: str  # "window" or "global"
     search_radius_m: float | None
@@ -101,6 +111,9 @@ class LocalizationResult:
     # ms per stage: features, stereo (SGBM + triangulation), matching, ransac (RANSAC + reprojection refinement),
     # localize_total (everything after the front end)
     timings_ms: dict[str, float]
+    fix_refused: str = ""  # why a pose that matching found was not published ("" when published or none found)
+    inliers_per_keyframe: dict[int, int] = field(default_factory=dict)  # of the pose found, by submap keyframe
+    innovation_mahalanobis2: float = float("nan")  # of the gated pose against its prediction (NaN: not gated)
 
 
 @dataclass
@@ -108,15 +121,23 @@ class _Fix:
     T_map_vehicle: np.ndarray
     T_odom_vehicle: np.ndarray
     stamp_ns: int
-    covariance: np.ndarray
+    covariance: np.ndarray  # ROS order, map frame
+    odometer_m: float  # distance driven since start-up when it was taken
+
+    def predicted(self, T_odom_vehicle: np.ndarray) -> np.ndarray:
+        """This fix propagated by odometry to a vehicle at T_odom_vehicle."""
+        return self.T_map_vehicle @ transforms.invert(self.T_odom_vehicle) @ T_odom_vehicle
 
 
 @dataclass
-class _Candidate:
-    keyframe_id: int  # the reference keyframe
-    src: np.ndarray  # current frame points (left optical, m)
-    tgt: np.ndarray  # map points in the reference keyframe's left optical frame (m)
-    weights: np.ndarray
+class _Submap:
+    reference: int  # keyframe whose left optical frame the target points are in
+    members: list[int]
+    matches: Correspondences
+    keyframe_of_match: np.ndarray  # (N,) the member keyframe of each match
+
+    def inliers_per_keyframe(self, inliers: np.ndarray) -> dict[int, int]:
+        return {k: int(np.sum(inliers & (self.keyframe_of_match == k))) for k in self.members}
 
 
 class Localizer:
@@ -135,8 +156,13 @@ class Localizer:
                 f"(ids 0..{len(map_store) - 1})"
             )
         self.health = HealthMonitor(self.config.health)
-        self._T_vehicle_camera = map_store.rig.T_vehicle_camera
-        self._refine = scaled_refine_config(self.config.refine, frontend.backend.keypoint_scale(map_store.rig.width))
+        self.path = TaughtPath(np.stack([e.T_map_keyframe for e in map_store.entries]), self.config.gate)
+        self.estimator = PoseEstimator(
+            map_store.rig,
+            self.config.ransac,
+            self.config.refine,
+            frontend.backend.keypoint_scale(map_store.rig.width),
+        )
         self.reset()
 
     @classmethod
@@ -151,10 +177,15 @@ class Localizer:
         """Forget the last fix: the next frame searches as at start-up."""
         self.health.reset()
         self._fix: _Fix | None = None
+        self._unconfirmed: _Fix | None = None  # start-up / LOST: a pose waiting for the next frame to confirm it
         self._last_T_odom_vehicle: np.ndarray | None = None
         self._last_stamp_ns: int | None = None
-        self._distance_since_fix_m = 0.0
+        self._odometer_m = 0.0
         self._frames_without_fix = 0
+
+    @property
+    def _distance_since_fix_m(self) -> float:
+        return self._odometer_m - (self._fix.odometer_m if self._fix is not None else 0.0)
 
     def process(
         self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray, T_odom_vehicle: np.ndarray
@@ -171,54 +202,61 @@ class Localizer:
         start = time.perf_counter()
         if self._last_T_odom_vehicle is not None:
             step = transforms.invert(self._last_T_odom_vehicle) @ T_odom_vehicle
-            self._distance_since_fix_m += float(np.linalg.norm(step[:3, 3]))
+            self._odometer_m += float(np.linalg.norm(step[:3, 3]))
         self._last_T_odom_vehicle = T_odom_vehicle
         self._last_stamp_ns = int(stamp_ns)
 
-        predicted = self._predicted_T_map_vehicle(T_odom_vehicle)
+        predicted = self._fix.predicted(T_odom_vehicle) if self._fix is not None else None
         search, radius, centre, candidates = self._candidates(predicted)
         current = frame.subset_valid()
         timings = dict(frame.timings_ms)
         t0 = time.perf_counter()
         per_keyframe = {int(k): self._match(current, int(k)) for k in candidates}
-        matched = [
+        submaps = [
             self._submap(reference, members, per_keyframe)
             for reference, members in self._submaps(search, candidates, per_keyframe)
         ]
-        matched = [m for m in matched if len(m.weights) >= self.config.min_matches]
+        submaps = [s for s in submaps if len(s.matches) >= self.config.min_matches]
         timings["matching"] = 1000 * (time.perf_counter() - t0)
 
         t0 = time.perf_counter()
         best, best_refined = None, None
-        with _torch_threads(1):  # tiny batched problems: a thread pool costs more than it gives
-            for candidate in matched:
-                refined = self._estimate(candidate)
-                if refined is not None and (best_refined is None or refined.num_inliers > best_refined.num_inliers):
-                    best, best_refined = candidate, refined
+        for submap in submaps:
+            refined = self.estimator.estimate(submap.matches)
+            if refined is not None and (best_refined is None or refined.num_inliers > best_refined.num_inliers):
+                best, best_refined = submap, refined
         timings["ransac"] = 1000 * (time.perf_counter() - t0)
 
-        fix_pose, T_keyframe_vehicle = None, None
+        fix, refused, innovation_m2, T_keyframe_vehicle, support = None, "", float("nan"), None, {}
         if best is not None:
-            T_keyframe_vehicle = (
-                self._T_vehicle_camera
-                @ transforms.invert(best_refined.T_cur_keyframe)
-                @ transforms.invert(self._T_vehicle_camera)
+            support = best.inliers_per_keyframe(best_refined.inliers)
+            T_keyframe_vehicle = self.estimator.vehicle_pose(best_refined)
+            T_map_vehicle = self.map.entries[best.reference].T_map_keyframe @ T_keyframe_vehicle
+            found = _Fix(
+                T_map_vehicle,
+                T_odom_vehicle,
+                int(stamp_ns),
+                fix_covariance(
+                    best_refined.covariance,
+                    T_map_vehicle,
+                    self.map.rig.T_vehicle_camera,
+                    self.config.covariance,
+                ),
+                self._odometer_m,
             )
-            fix_pose = self.map.entries[best.keyframe_id].T_map_keyframe @ T_keyframe_vehicle
-            if search == "window" and np.linalg.norm(fix_pose[:2, 3] - centre[:2]) > radius:
-                fix_pose = None  # inconsistent with odometry: a wrong keyframe won
+            refused = self.path.refusal(T_map_vehicle, best.members) or submap_refusal(support, self.config.gate)
+            if not refused:
+                tracking = predicted is not None and search == "window"
+                fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking)
 
-        fixed = fix_pose is not None
+        fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
         num_inliers = best_refined.num_inliers if fixed else 0
+        if fixed:
+            self._fix, self._unconfirmed = fix, None
         state = self.health.update(fixed, num_inliers, self._distance_since_fix_m)
         if fixed:
-            # xi perturbs T_cur_keyframe on the left, i.e. the current camera: map it with Ad(T_map_camera)
-            Ad = adjoint(fix_pose @ self._T_vehicle_camera)
-            covariance = to_ros_covariance(Ad @ best_refined.covariance @ Ad.T, fix_pose, self.config.covariance)
-            self._fix = _Fix(fix_pose, T_odom_vehicle, int(stamp_ns), covariance)
-            self._distance_since_fix_m = 0.0
-            T_map_vehicle = fix_pose
+            T_map_vehicle, covariance = fix.T_map_vehicle, fix.covariance
         elif self._fix is not None:
             T_map_vehicle = predicted
             covariance = grow(
@@ -237,16 +275,59 @@ class Localizer:
             health_reason=self.health.reason,
             T_map_vehicle=T_map_vehicle,
             covariance=covariance,
-            keyframe_id=best.keyframe_id if fixed else None,
+            keyframe_id=best.reference if fixed else None,
             T_keyframe_vehicle=T_keyframe_vehicle if fixed else None,
             num_inliers=num_inliers,
-            num_matches=len(best.weights) if fixed else max((len(m.weights) for m in matched), default=0),
+            num_matches=len(best.matches) if fixed else max((len(s.matches) for s in submaps), default=0),
             search=search,
             search_radius_m=radius,
             candidates=[int(c) for c in candidates],
             distance_since_fix_m=self._distance_since_fix_m,
             timings_ms=timings,
+            fix_refused=refused,
+            inliers_per_keyframe=support,
+            innovation_mahalanobis2=innovation_m2,
         )
+
+    def _gate(self, found: _Fix, num_inliers: int, tracking: bool) -> tuple[_Fix | None, str, float]:
+        """(the fix to publish or None, why not, squared Mahalanobis innovation) for a pose on the taught path.
+
+        Tracking: gated against the last fix propagated by odometry. Otherwise (start-up, LOST) the pose needs
+        `gate.min_inliers_without_prediction` inliers and is gated against the previous frame's unconfirmed pose
+        propagated by odometry; the first such pose is held back.
+        """
+        cfg = self.config
+        reference = self._fix if tracking else self._unconfirmed
+        if not tracking:
+            if num_inliers < cfg.gate.min_inliers_without_prediction:
+                return (
+                    None,
+                    f"{num_inliers} inliers; without a prediction (start-up or LOST) a pose needs "
+                    f"{cfg.gate.min_inliers_without_prediction}",
+                    np.nan,
+                )
+            self._unconfirmed = found
+        if reference is None:
+            return None, "held back until the next frame's pose confirms it (start-up or LOST: no prediction)", np.nan
+        predicted = reference.predicted(found.T_odom_vehicle)
+        covariance_predicted = grow(
+            reference.covariance,
+            found.odometer_m - reference.odometer_m,
+            (found.stamp_ns - reference.stamp_ns) * 1e-9,
+            cfg.covariance,
+        )
+        innovation = planar_innovation(predicted, found.T_map_vehicle)
+        distance2 = mahalanobis2(innovation, covariance_predicted, found.covariance)
+        if distance2 > cfg.gate.max_mahalanobis2:
+            what = "the odometry prediction" if tracking else "the previous frame's unconfirmed pose"
+            return (
+                None,
+                f"disagrees with {what} by {np.hypot(*innovation[:2]):.2f} m, {np.degrees(innovation[2]):.1f} deg "
+                f"(squared Mahalanobis distance {distance2:.1f} > {cfg.gate.max_mahalanobis2})",
+                distance2,
+            )
+        found.covariance = with_disagreement(found.covariance, innovation)
+        return found, "", distance2
 
     def _check_inputs(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
         if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, (int, np.integer)):
@@ -261,11 +342,6 @@ class Localizer:
                 "Localizer: T_odom_vehicle must be a finite rigid 4x4 transform (got NaN/inf or a "
                 "non-orthonormal rotation); check the odometry source"
             )
-
-    def _predicted_T_map_vehicle(self, T_odom_vehicle: np.ndarray) -> np.ndarray | None:
-        if self._fix is None:
-            return None
-        return self._fix.T_map_vehicle @ transforms.invert(self._fix.T_odom_vehicle) @ T_odom_vehicle
 
     def _candidates(self, predicted: np.ndarray | None) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
         """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids)."""
@@ -284,7 +360,7 @@ class Localizer:
         return "window", radius, centre, keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates)
 
     def _submaps(
-        self, search: str, candidates: np.ndarray, per_keyframe: dict[int, _Candidate]
+        self, search: str, candidates: np.ndarray, per_keyframe: dict[int, Correspondences]
     ) -> list[tuple[int, list[int]]]:
         """(reference keyframe, member keyframes) of each submap to try (see the module docstring)."""
         if len(candidates) == 0:
@@ -292,77 +368,37 @@ class Localizer:
         if search == "window":
             return [(int(candidates[0]), [int(k) for k in candidates])]
         cfg = self.config.window
-        ranked = sorted(per_keyframe, key=lambda k: -len(per_keyframe[k].weights))[: cfg.global_ransac_candidates]
+        ranked = sorted(per_keyframe, key=lambda k: -len(per_keyframe[k]))[: cfg.global_ransac_candidates]
         positions = self.map.positions_m
         return [
             (k, [int(m) for m in keyframes_in_window(positions, positions[k], cfg.radius_m, cfg.max_candidates)])
             for k in ranked
         ]
 
-    def _submap(self, reference: int, members: list[int], per_keyframe: dict[int, _Candidate]) -> _Candidate:
+    def _submap(self, reference: int, members: list[int], per_keyframe: dict[int, Correspondences]) -> _Submap:
         """The members' matches together, map points moved into the reference keyframe's left optical frame."""
-        T_camera_vehicle = transforms.invert(self._T_vehicle_camera)
+        T_vehicle_camera = self.map.rig.T_vehicle_camera
+        T_camera_vehicle = transforms.invert(T_vehicle_camera)
         T_reference_map = transforms.invert(self.map.entries[reference].T_map_keyframe)
-        src, tgt, weights = [], [], []
+        parts = []
         for member in members:
             matches = per_keyframe[member]
             T_refcam_membercam = (
-                T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe @ self._T_vehicle_camera
+                T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe @ T_vehicle_camera
             )
-            src.append(matches.src)
-            tgt.append(transforms.transform_points(T_refcam_membercam, matches.tgt))
-            weights.append(matches.weights)
-        return _Candidate(reference, np.concatenate(src), np.concatenate(tgt), np.concatenate(weights))
+            parts.append(
+                Correspondences(
+                    matches.src, transforms.transform_points(T_refcam_membercam, matches.tgt), matches.weights
+                )
+            )
+        keyframe_of_match = np.concatenate([np.full(len(per_keyframe[m]), m) for m in members])
+        return _Submap(reference, members, Correspondences.concatenate(parts), keyframe_of_match)
 
-    def _match(self, current: StereoFeatures, keyframe_id: int) -> _Candidate:
+    def _match(self, current: StereoFeatures, keyframe_id: int) -> Correspondences:
         keyframe = self.map.keyframe(keyframe_id)
-        valid = keyframe.valid
-        matches = match_descriptors(
-            current.features.descriptors, keyframe.descriptors[valid], self.map.descriptor_metric, self.config.matching
+        return match_keyframe(
+            current,
+            StereoFeatures(keyframe.features, keyframe.points_camera, keyframe.valid),
+            self.map.descriptor_metric,
+            self.config.matching,
         )
-        weights = (
-            matches.quality * current.features.scores[matches.index_a] * keyframe.scores[valid][matches.index_b]
-        ).astype(np.float64)
-        return _Candidate(
-            keyframe_id,
-            current.points_camera[matches.index_a],
-            keyframe.points_camera[valid][matches.index_b],
-            np.maximum(weights, 1e-6),
-        )
-
-    def _estimate(self, candidate: _Candidate) -> RefineResult | None:
-        """RANSAC on 3-D points for a start, then stereo reprojection refinement; None if either fails."""
-        ransac = ransac_rigid(candidate.src, candidate.tgt, candidate.weights, self.config.ransac)
-        if not ransac.success:
-            return None
-        refined = refine_stereo_pose(
-            transforms.invert(ransac.T_tgt_src),
-            candidate.tgt,
-            stereo_measurements(self.map.rig, candidate.src),
-            candidate.weights if self.config.refine.weight_by_scores else np.ones(len(candidate.weights)),
-            ransac.inliers,
-            self.map.rig,
-            self._refine,
-        )
-        return refined if refined.num_inliers >= self.config.ransac.min_inliers else None
-
-
-def scaled_refine_config(config: RefineConfig, scale: float) -> RefineConfig:
-    """`config` with its pixel gates and noise floor multiplied by `scale` (keypoint pixels -> image pixels)."""
-    return dataclasses.replace(
-        config,
-        initial_threshold_px=config.initial_threshold_px * scale,
-        inlier_threshold_px=config.inlier_threshold_px * scale,
-        huber_px=config.huber_px * scale,
-        min_sigma_px=config.min_sigma_px * scale,
-    )
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

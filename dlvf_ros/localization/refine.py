@@ -10,6 +10,7 @@ The covariance is sigma^2 (J^T W J)^-1 with sigma the inlier residual RMS per co
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,17 @@ class RefineConfig:
             raise ValueError("RefineConfig: iterations must be >= 2 and the pixel thresholds positive")
         if self.initial_threshold_px < self.inlier_threshold_px:
             raise ValueError("RefineConfig: initial_threshold_px must be >= inlier_threshold_px")
+
+
+def scaled_refine_config(config: RefineConfig, scale: float) -> RefineConfig:
+    """`config` with its pixel gates and noise floor multiplied by `scale` (keypoint pixels -> image pixels)."""
+    return dataclasses.replace(
+        config,
+        initial_threshold_px=config.initial_threshold_px * scale,
+        inlier_threshold_px=config.inlier_threshold_px * scale,
+        huber_px=config.huber_px * scale,
+        min_sigma_px=config.min_sigma_px * scale,
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.node import Node
 
 from dlvf_ros.evaluation import records
+from dlvf_ros.localization.frame_record import FRAME_STAMP_KEY
 from dlvf_ros.ros import conversions
 
 
@@ -63,7 +64,7 @@ class OutputRecorder(Node):
                     "received_ns": time.time_ns(),
                 }
             )
-            if records.FRAME_STAMP_KEY in values:
+            if FRAME_STAMP_KEY in values:
                 self.frame_statuses += 1
                 self.last_frame_status_monotonic = time.monotonic()
             elif status.name.endswith(": summary"):

@@ -28,8 +28,8 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Path
 
 from dlvf_ros.config import setting
-from dlvf_ros.evaluation import records
 from dlvf_ros.geometry import transforms
+from dlvf_ros.localization import frame_record
 from dlvf_ros.localization.health import HealthState
 from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
 from dlvf_ros.ros import conversions
@@ -178,11 +178,11 @@ class LocalizerNode(StereoNode):
             level,
             f"{result.state.value}: {result.health_reason}",
             {
-                records.FRAME_STATE_KEY: result.state.value,
-                records.FRAME_INLIERS_KEY: result.num_inliers,
-                records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
-                records.FRAME_KEYFRAME_KEY: "" if result.keyframe_id is None else result.keyframe_id,
-                records.FRAME_ERROR_KEY: "",
+                frame_record.FRAME_STATE_KEY: result.state.value,
+                frame_record.FRAME_INLIERS_KEY: result.num_inliers,
+                frame_record.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
+                frame_record.FRAME_KEYFRAME_KEY: "" if result.keyframe_id is None else result.keyframe_id,
+                frame_record.FRAME_ERROR_KEY: "",
                 "fixed": result.fixed,
                 "matches": result.num_matches,
                 "search": result.search,
@@ -219,11 +219,11 @@ class LocalizerNode(StereoNode):
             DiagnosticStatus.ERROR,
             error,
             {
-                records.FRAME_STATE_KEY: self._state,
-                records.FRAME_INLIERS_KEY: 0,
-                records.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
-                records.FRAME_KEYFRAME_KEY: "",
-                records.FRAME_ERROR_KEY: error,
+                frame_record.FRAME_STATE_KEY: self._state,
+                frame_record.FRAME_INLIERS_KEY: 0,
+                frame_record.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
+                frame_record.FRAME_KEYFRAME_KEY: "",
+                frame_record.FRAME_ERROR_KEY: error,
                 "fixed": False,
             },
         )
@@ -257,7 +257,11 @@ class LocalizerNode(StereoNode):
 
     def _publish_frame_status(self, stamp_ns: int, level: bytes, message: str, values: dict) -> None:
         self._publish_status(
-            "frame", level, message, {records.FRAME_STAMP_KEY: stamp_ns, **values}, conversions.ns_to_stamp(stamp_ns)
+            "frame",
+            level,
+            message,
+            {frame_record.FRAME_STAMP_KEY: stamp_ns, **values},
+            conversions.ns_to_stamp(stamp_ns),
         )
 
 

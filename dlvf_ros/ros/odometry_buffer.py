@@ -11,8 +11,8 @@ from collections import deque
 
 import numpy as np
 
-from dlvf_ros.evaluation.metrics import interpolate_poses
 from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.interpolation import interpolate_poses
 from dlvf_ros.ros import conversions
 
 

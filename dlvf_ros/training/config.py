@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dlvf_ros.evaluation.metrics import SUCCESS, SuccessCriteria
 from dlvf_ros.geometry.ransac import RansacConfig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.localization.localizer import LocalizerConfig, localizer_ransac
+from dlvf_ros.localization.refine import RefineConfig
+from dlvf_ros.matching.descriptor_matching import MatchingConfig
 from dlvf_ros.training.augment import AugmentConfig
 
 
@@ -180,41 +184,44 @@ class TrainConfig:
 
 # --- test ----------------------------------------------------------------------------------------------------------
 @dataclass
-class TestConfig:
-    """Localize every frame of each later run against each earlier run (metrically closest vertex).
+class PerFrameConfig:
+    """`dlvf test`, the per-frame mode: which frames, at which image size, localized with which settings, scored how.
 
-    Matching: "soft" is the reference's test pipeline (sparse soft matching at `temperature`, weights 0.5 (ZNCC+1)
-    s_src s_tgt); "mutual" is mutual nearest neighbours with ZNCC >= `zncc_min`. Then RANSAC and weighted refinement.
-    A frame succeeds with >= `ransac.min_inliers` inliers and planar / heading errors within the bounds.
+    Each later run of `runs` is localized against each earlier one, every `frame_stride`-th vertex, against the
+    metrically closest vertex of the earlier run within `max_edges` pose-graph edges, by the localizer's own matching,
+    RANSAC and refinement: `matching`, `ransac`, `refine` and `min_matches` are `LocalizerConfig`'s settings of the
+    same names and defaults; `sgbm` is for the test image size (the reference's 48 disparities at 320 x 240).
+    `success` is the success criteria; strict success is always `evaluation.metrics.STRICT`.
     """
-
-    __test__ = False  # not a pytest test class
 
     runs: list[int] = field(default_factory=list)  # run ids to test; [] = the dataset's test split or all runs
     frame_stride: int = 1  # use every n-th vertex of a run
     max_edges: int = 8  # search radius (pose-graph edges) for the metrically closest vertex of the earlier run
     image_width: int | None = None  # network input size; None = the checkpoint's training size, else native
     image_height: int | None = None
-    matcher: Literal["soft", "mutual"] = "soft"
-    temperature: float = 0.01
-    zncc_min: float = 0.5
-    ransac: RansacConfig = field(default_factory=RansacConfig)  # its seed seeds the sampling of the whole test
-    max_translation_error_m: float = 0.5
-    max_heading_error_deg: float = 5.0
+    success: SuccessCriteria = field(default_factory=lambda: SUCCESS)
     sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    ransac: RansacConfig = field(default_factory=localizer_ransac)  # its seed seeds every frame's sampling
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    min_matches: int = 12
     torch_threads: int = 2
 
     def __post_init__(self) -> None:
         _check_positive(
-            "TestConfig",
+            "PerFrameConfig",
             frame_stride=self.frame_stride,
             max_edges=self.max_edges,
-            temperature=self.temperature,
-            max_translation_error_m=self.max_translation_error_m,
-            max_heading_error_deg=self.max_heading_error_deg,
             torch_threads=self.torch_threads,
         )
         if (self.image_width is None) != (self.image_height is None):
-            raise ValueError("TestConfig: set both image_width and image_height, or neither")
+            raise ValueError("PerFrameConfig: set both image_width and image_height, or neither")
         if self.image_width is not None:
-            _check_image_size("TestConfig", self.image_width, self.image_height)
+            _check_image_size("PerFrameConfig", self.image_width, self.image_height)
+        self.localizer_config()  # refuses min_matches below ransac.min_inliers
+
+    def localizer_config(self) -> LocalizerConfig:
+        """The `LocalizerConfig` of the per-frame mode (the fields it does not use keep their defaults)."""
+        return LocalizerConfig(
+            sgbm=self.sgbm, matching=self.matching, ransac=self.ransac, refine=self.refine, min_matches=self.min_matches
+        )

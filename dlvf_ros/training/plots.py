@@ -1,4 +1,4 @@
-"""Matplotlib (Agg) figures of training and test results, written atomically as PNG."""
+"""Matplotlib (Agg) figures of training results, written atomically as PNG."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -57,36 +56,4 @@ def plot_training_curve(rows: list[dict], path: str | Path, initial_val_loss: fl
     errors.set_xlabel("epoch")
     errors.legend()
     errors.set_title("validation pose errors")
-    _save(figure, path)
-
-
-def plot_test_results(summary: dict, frames: list[dict], path: str | Path, title: str = "") -> None:
-    """Success rate per run pair, inliers per lighting, and per-frame planar / heading errors."""
-    figure, (success, inliers, errors) = plt.subplots(1, 3, figsize=(15, 4))
-    pairs = summary["per_run_pair"]
-    success.bar(list(pairs), [100 * v["success_rate"] for v in pairs.values()], color="tab:green")
-    success.set_ylim(0, 100)
-    success.set_ylabel("success (%)")
-    success.set_xlabel("live run -> map run")
-    success.set_title(f"success {100 * summary['success_rate']:.1f} % of {summary['frames']} frames")
-    lightings = sorted({f["lighting"] for f in frames})
-    inliers.boxplot(
-        [[f["inliers"] for f in frames if f["lighting"] == name] for name in lightings], tick_labels=lightings
-    )
-    inliers.set_ylabel("RANSAC inliers")
-    inliers.set_xlabel("lighting of the live run")
-    inliers.set_title("inliers per lighting")
-    localized = [f for f in frames if f["localized"]]
-    if localized:
-        planar = [float(np.hypot(f["errors"]["x_m"], f["errors"]["y_m"])) for f in localized]
-        heading = [abs(f["errors"]["yaw_deg"]) for f in localized]
-        colours = ["tab:green" if f["success"] else "tab:red" for f in localized]
-        errors.scatter(planar, heading, c=colours, s=12)
-        errors.set_xscale("symlog", linthresh=0.1)
-        errors.set_yscale("symlog", linthresh=1.0)
-    errors.set_xlabel("planar error (m)")
-    errors.set_ylabel("|heading error| (deg)")
-    errors.set_title(f"localized frames ({len(localized)}); green = success")
-    if title:
-        figure.suptitle(title)
     _save(figure, path)

@@ -1,0 +1,74 @@
+"""A `dlvf train` checkpoint (or an untrained network) as a feature backend, for `dlvf test`.
+
+`load_backend` takes a training checkpoint (.pt, `features.checkpoint.TrainingCheckpoint`), an exported model (the
+runtime `LearnedBackend`), or None (an untrained default FeatureNet, seeded, for before/after comparisons).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlvf_ros.features.backends import FeatureBackend, Features, LearnedBackend, check_image_rgb
+from dlvf_ros.features.checkpoint import TrainingCheckpoint
+from dlvf_ros.features.unet import FeatureNet
+
+
+class NetworkBackend(FeatureBackend):
+    """A FeatureNet in memory (from a training checkpoint, or untrained) as a feature backend; ZNCC descriptors."""
+
+    name = "learned"
+    descriptor_metric = "zncc"
+
+    def __init__(self, network: FeatureNet, description: dict) -> None:
+        self.network = network.eval()
+        self.description = description
+
+    def extract(self, image_rgb: np.ndarray) -> Features:
+        image = (
+            torch.from_numpy(np.ascontiguousarray(check_image_rgb(image_rgb))).permute(2, 0, 1)[None].float() / 255.0
+        )
+        with torch.inference_mode():
+            out = self.network({"image": image})
+        return Features(
+            out["keypoints"][0].numpy().astype(np.float32),
+            out["descriptors"][0].numpy().astype(np.float32),
+            out["keypoint_scores"][0].numpy().astype(np.float32),
+        )
+
+    @property
+    def descriptor_size(self) -> int:
+        return self.network.descriptor_dim
+
+    def signature(self) -> dict:
+        return {"backend": self.name, **self.description}
+
+
+def _is_exported_model(path: Path) -> bool:
+    """True for a `dlvf export` TorchScript archive (it embeds extra/metadata.json); False for a checkpoint."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/extra/metadata.json") for name in archive.namelist())
+
+
+def load_backend(model: str | Path | None) -> tuple[FeatureBackend, tuple[int, int] | None]:
+    """Feature backend and its preferred (width, height): a `dlvf train` checkpoint (.pt), an exported model, or
+    None for an untrained default FeatureNet (seeded, for comparisons)."""
+    if model is None:
+        torch.manual_seed(0)
+        return NetworkBackend(FeatureNet(), {"model": "untrained FeatureNet (seed 0)"}), None
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--model {path} does not exist; pass a checkpoint (checkpoints/best.pt) or an exported model"
+        )
+    if _is_exported_model(path):
+        backend = LearnedBackend(path)
+        return backend, (int(backend.metadata["input_width"]), int(backend.metadata["input_height"]))
+    checkpoint = TrainingCheckpoint.load(path)
+    size = tuple(checkpoint.image_size) if checkpoint.image_size is not None else None
+    return NetworkBackend(checkpoint.network(), {"checkpoint": str(path), "epoch": checkpoint.epoch}), size
