@@ -48,9 +48,11 @@ from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descript
 
 def _default_ransac() -> RansacConfig:
     # RANSAC only seeds the stereo reprojection refinement. 0.5 m 3-D tolerance: at 1 m a "standing on the keyframe"
-    # pose keeps the true matches of a frame up to 1 m away as inliers. Minimal 3-point samples, 512 hypotheses: a
-    # submap of 3 keyframes brings more outliers than one keyframe (6-point samples: 0.3^6 per draw).
-    return RansacConfig(iterations=512, sample_size=3, inlier_threshold_m=0.5, min_inliers=10)
+    # pose keeps the true matches of a frame up to 1 m away as inliers. Minimal 3-point samples, up to 512
+    # hypotheses: a submap of 3 keyframes brings more outliers than one keyframe (6-point samples: 0.3^6 per draw).
+    # Adaptive stop at 99.99 %: at the learned model's ~45 % inliers one round of 128 is enough; the final poses
+    # equal those of all 512 (measured on the simulator's frames).
+    return RansacConfig(iterations=512, sample_size=3, inlier_threshold_m=0.5, min_inliers=10, confidence=0.9999)
 
 
 @dataclass
