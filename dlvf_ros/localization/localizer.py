@@ -36,9 +36,8 @@ from dlvf_ros.config import setting
 from dlvf_ros.features.backends import make_backend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.ransac import RansacConfig, ransac_rigid
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.localization.covariance import CovarianceConfig, adjoint, grow, to_ros_covariance
-from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend, full_resolution_sgbm
+from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoFrontend
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
 from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.localization.refine import RefineConfig, RefineResult, refine_stereo_pose, stereo_measurements
@@ -59,7 +58,7 @@ def _default_ransac() -> RansacConfig:
 class LocalizerConfig:
     """Every localizer knob with its default (mirrored by config/localizer_node.yaml)."""
 
-    sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
+    stereo: StereoConfig = field(default_factory=StereoConfig)  # its method must be the map's (teach's)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     ransac: RansacConfig = field(default_factory=_default_ransac)
     refine: RefineConfig = field(default_factory=RefineConfig)
@@ -100,8 +99,8 @@ class LocalizationResult:
     search_radius_m: float | None
     candidates: list[int]
     distance_since_fix_m: float
-    # ms per stage: features, stereo (SGBM + triangulation), matching, ransac (RANSAC + reprojection refinement),
-    # localize_total (everything after the front end)
+    # ms per stage: features, stereo (disparity at the keypoints + triangulation), matching, ransac (RANSAC +
+    # reprojection refinement), localize_total (everything after the front end)
     timings_ms: dict[str, float]
 
 
@@ -127,7 +126,7 @@ class Localizer:
     def __init__(self, map_store: MapStore, frontend: StereoFrontend, config: LocalizerConfig | None = None) -> None:
         if len(map_store) == 0:
             raise ValueError(f"Localizer: map {map_store.path} has no keyframes; teach a path first")
-        map_store.check_compatible(frontend.backend, frontend.rig)
+        map_store.check_compatible(frontend.backend, frontend.rig, frontend.stereo.method)
         self.map = map_store
         self.frontend = frontend
         self.config = config or LocalizerConfig()
@@ -146,7 +145,7 @@ class Localizer:
         """Open a map and build the backend it was taught with (`model_path` for a learned map)."""
         map_store = MapStore.open(map_path)
         config = config or LocalizerConfig()
-        frontend = StereoFrontend(make_backend(map_store.manifest["backend"], model_path), map_store.rig, config.sgbm)
+        frontend = StereoFrontend(make_backend(map_store.manifest["backend"], model_path), map_store.rig, config.stereo)
         return cls(map_store, frontend, config)
 
     def reset(self) -> None:
