@@ -28,7 +28,7 @@ from dlvf_ros.features.unet import FeatureNet
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.ransac import ransac_rigid
-from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
+from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoFrontend
 from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors
 from dlvf_ros.training.config import TestConfig
 from dlvf_ros.training.disparity_cache import resized_rgb
@@ -162,7 +162,8 @@ class RunEvaluator:
         self.dataset, self.config = dataset, config
         self.width, self.height = size
         self.rig: StereoRig = dataset.rig.scaled(self.width, self.height)
-        self.frontend = StereoFrontend(backend, self.rig, config.sgbm)
+        # the reference: dense SGBM at the test size, as training's disparities
+        self.frontend = StereoFrontend(backend, self.rig, StereoConfig(method="sgbm", sgbm=config.sgbm))
         self.features: dict[tuple[int, int], StereoFeatures] = {}
         self.extract_ms: list[float] = []
 
