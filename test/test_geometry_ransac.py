@@ -79,3 +79,29 @@ def test_bad_inputs_are_refused():
         ransac_rigid(np.zeros((5, 3)), np.zeros((5, 3)), -np.ones(5))
     with pytest.raises(ValueError, match="sample_size"):
         RansacConfig(sample_size=2)
+
+
+def test_adaptive_stop_draws_only_the_hypotheses_the_confidence_needs():
+    from dlvf_ros.geometry.ransac import _hypotheses_needed
+
+    # one all-inlier 3-point sample at inlier ratio 0.5 with 99 %: log(0.01) / log(1 - 0.125) = 34.5 draws
+    assert _hypotheses_needed(0.5, 3, 0.99) == pytest.approx(np.log(0.01) / np.log(0.875))
+    assert _hypotheses_needed(0.5, 3, 1.0) == np.inf and _hypotheses_needed(0.0, 3, 0.99) == np.inf
+    T_tgt_src, src, tgt, outliers = make_problem(outlier_ratio=0.45, seed=4)  # below the 60 % early stop
+    base = {"inlier_threshold_m": 0.5, "weighted_sampling": False}
+    exhaustive = ransac_rigid(src, tgt, config=RansacConfig(**base))
+    adaptive = ransac_rigid(src, tgt, config=RansacConfig(confidence=0.999, **base))
+    # 55 % inliers, 6-point samples: 0.55^6 = 2.8 %, 0.999 needs 245 draws: two rounds of 128 instead of four
+    assert exhaustive.hypotheses == 512 and adaptive.hypotheses == 256
+    for result in (exhaustive, adaptive):
+        error = transforms.invert(T_tgt_src) @ result.T_tgt_src
+        assert np.linalg.norm(error[:3, 3]) < 0.05 and (result.inliers & outliers).sum() <= 0.02 * outliers.sum()
+    with pytest.raises(ValueError, match="confidence"):
+        RansacConfig(confidence=0.0)
+
+
+def test_zero_weight_matches_are_never_sampled():
+    T_tgt_src, src, tgt, outliers = make_problem(n=200, outlier_ratio=0.5, seed=6)
+    weights = np.where(outliers, 0.0, 1.0)  # only the inliers may be drawn: every hypothesis is right
+    result = ransac_rigid(src, tgt, weights, RansacConfig(inlier_threshold_m=0.5, iterations=8, hypotheses_per_round=8))
+    assert result.success and result.num_inliers == (~outliers).sum() and not (result.inliers & outliers).any()

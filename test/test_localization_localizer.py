@@ -86,7 +86,7 @@ def map_path(tmp_path_factory, world):
 
 def make_localizer(map_path, **overrides):
     config = from_dict(LocalizerConfig, overrides, "test")
-    return Localizer(MapStore.open(map_path), StereoFrontend(OrbBackend(), RIG, config.sgbm), config)
+    return Localizer(MapStore.open(map_path), StereoFrontend(OrbBackend(), RIG, config.stereo), config)
 
 
 def odom(T_map_vehicle):

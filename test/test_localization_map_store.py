@@ -146,6 +146,25 @@ def test_mismatched_features_or_calibration_are_refused(tmp_path):
         store.check_compatible(OrbBackend(), other)
 
 
+def test_stereo_method_of_new_legacy_and_unrecorded_maps(tmp_path):
+    teach_parameters = {
+        "new": {"stereo": {"method": "keypoints", "refine_search_px": 2}},
+        "legacy": {"sgbm": {"num_disparities": 96}},  # taught before the method was recorded: dense SGBM
+        "unrecorded": None,  # not written by a teacher
+    }
+    for name, parameters in teach_parameters.items():
+        MapWriter.create(tmp_path / name, OrbBackend(), RIG, teach_parameters=parameters).add(synthetic_keyframe(0))
+    new, legacy, unrecorded = (MapStore.open(tmp_path / name) for name in teach_parameters)
+    assert new.stereo_parameters == {"method": "keypoints", "refine_search_px": 2}
+    assert legacy.stereo_parameters == {"method": "sgbm", "sgbm": {"num_disparities": 96}}
+    assert unrecorded.stereo_parameters is None
+    new.check_compatible(OrbBackend(), RIG, "keypoints")
+    legacy.check_compatible(OrbBackend(), RIG, "sgbm")
+    unrecorded.check_compatible(OrbBackend(), RIG, "sgbm_half_refined")
+    with pytest.raises(MapMismatchError, match="taught with stereo method 'sgbm', but the localizer uses 'keypoints'"):
+        legacy.check_compatible(OrbBackend(), RIG, "keypoints")
+
+
 WRITER_SCRIPT = """
 import sys
 sys.path.insert(0, {test_dir!r})

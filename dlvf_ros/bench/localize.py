@@ -1,12 +1,16 @@
-"""`dlvf bench localize`: end-to-end localization latency per stereo frame, feature backends side by side.
+"""`dlvf bench localize`: end-to-end localization latency per stereo frame, feature backends and stereo methods side
+by side.
 
-Per backend: teach a short map from rendered (or bagged) teach frames, then time `Localizer.process` on repeat
-frames 0.5 m beside the path: features + SGBM stereo + descriptor matching + RANSAC, on `--threads` CPU threads.
-Prints a table (median / p90 ms, Hz, per-stage medians, ratios to the learned model and to ORB) and writes JSON
+Per backend and stereo method (`--stereo`, see `localization.frontend`): teach a short map from rendered (or bagged)
+teach frames, then time `Localizer.process` on repeat frames 0.5 m beside the path: features + stereo + descriptor
+matching + RANSAC and refinement, on `--threads` CPU threads. The candidates are timed interleaved, frame by frame in
+a rotating order, so a change in the machine's load hits them all alike. Prints a table (median / p90 ms, Hz,
+per-stage medians, the ratios to the learned model and to ORB with the same stereo method and to the first stereo
+method with the same backend, and, on rendered frames, the median pose error against ground truth) and writes JSON
 (`--json`). XFeat is a row by default when its optional package is installed.
 The learned model is `--model`, else the one shipped in models/, else an untrained exported network of the default
-size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model must run
-at >= 5 Hz; below it the command exits 1.
+size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model with the
+first stereo method must run at >= 5 Hz; below it the command exits 1.
 """
 
 from __future__ import annotations
@@ -32,11 +36,17 @@ STAGES = ("features", "stereo", "matching", "ransac")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dlvf_ros.features import xfeat_backend
+    from dlvf_ros.localization.frontend import STEREO_METHODS, StereoConfig
 
     parser.add_argument(
         "--backends",
         default="learned,orb,sift" + (",xfeat" if xfeat_backend.is_installed() else ""),
         help="comma-separated backends to compare (default: learned,orb,sift and xfeat when installed)",
+    )
+    parser.add_argument(
+        "--stereo",
+        default=StereoConfig().method,
+        help=f"comma-separated stereo methods to compare ({', '.join(STEREO_METHODS)}; default: the default one)",
     )
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: shipped, else untrained)")
     parser.add_argument("--width", type=int, default=512, help="image width in pixels (rendered frames)")
@@ -69,7 +79,7 @@ def _rendered_frames(width: int, height: int, n_repeat: int):
         def frames(poses):
             for i, T in enumerate(poses):
                 images = renderer.render(T, noon, noise_seed=i)
-                yield i * 500_000_000, images.left, images.right, T
+                yield i * 500_000_000, images.left, images.right, T, T  # odometry = map = world here
 
         teach = list(frames([pose_on_path(world, s) for s in np.arange(0.0, length_m + 2.0, 1.0)]))
         repeat = list(frames([pose_on_path(world, 1.0 + spacing_m * k, 0.5, np.deg2rad(3.0)) for k in range(n_repeat)]))
@@ -80,7 +90,8 @@ def _bag_frames(path: Path):
     from dlvf_ros.data.bags import read_stereo_bag
 
     rig, frames = read_stereo_bag(path)
-    return rig, [(f.stamp_ns, f.left, f.right, f.T_odom_vehicle) for f in frames if f.T_odom_vehicle is not None]
+    # no ground truth in the map frame (the teach odometry frame) for a bag
+    return rig, [(f.stamp_ns, f.left, f.right, f.T_odom_vehicle, None) for f in frames if f.T_odom_vehicle is not None]
 
 
 def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
@@ -99,40 +110,84 @@ def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
     return path, "untrained exported FeatureNet (default size; same cost as a trained model)"
 
 
-def _bench_backend(name: str, model: Path | None, rig, teach, repeat, warmup: int, workdir: Path) -> dict:
-    from dlvf_ros.features.backends import make_backend
-    from dlvf_ros.localization.localizer import Localizer
+def _teach(backend, stereo: str, rig, teach, workdir: Path):
+    """A localizer for `backend` with stereo method `stereo` against a map taught from `teach`."""
+    from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
+    from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
+    from dlvf_ros.localization.map_store import MapStore
     from dlvf_ros.localization.teach import TeachConfig, Teacher
 
-    backend = make_backend(name, model)
-    teacher = Teacher.create(workdir / f"map_{name}", backend, rig, TeachConfig(store_images=False))
-    for stamp_ns, left, right, T_odom_vehicle in teach:
+    path = workdir / f"map_{backend.name}_{stereo}"
+    teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=StereoConfig(method=stereo)))
+    for stamp_ns, left, right, T_odom_vehicle, _ in teach:
         teacher.add_frame(stamp_ns, left, right, T_odom_vehicle)
-    localizer = Localizer.from_map(workdir / f"map_{name}", model)
-    totals, stages, fixed, inliers = [], {s: [] for s in STAGES}, 0, []
-    for k, (stamp_ns, left, right, T_odom_vehicle) in enumerate(repeat):
-        start = time.perf_counter()
-        result = localizer.process(stamp_ns, left, right, T_odom_vehicle)
-        elapsed_ms = 1000 * (time.perf_counter() - start)
-        if k < warmup:
-            continue
-        totals.append(elapsed_ms)
-        for stage in STAGES:
-            stages[stage].append(result.timings_ms.get(stage, 0.0))
-        fixed += int(result.fixed)
-        inliers.append(result.num_inliers)
-    totals = np.array(totals)
+    config = LocalizerConfig(stereo=StereoConfig(method=stereo))
+    return Localizer(MapStore.open(path), StereoFrontend(backend, rig, config.stereo), config), teacher.num_keyframes
+
+
+def _summary(backend: str, stereo: str, keyframes: int, records: list[dict]) -> dict:
+    totals = np.array([r["total_ms"] for r in records])
+    errors = [r["error"] for r in records if r["error"] is not None]
     return {
-        "backend": name,
-        "keyframes": teacher.num_keyframes,
-        "frames": len(totals),
-        "fixed": fixed,
-        "median_inliers": float(np.median(inliers)) if inliers else 0.0,
+        "backend": backend,
+        "stereo": stereo,
+        "keyframes": keyframes,
+        "frames": len(records),
+        "fixed": sum(r["fixed"] for r in records),
+        "median_inliers": float(np.median([r["inliers"] for r in records])),
+        # median error of the fixed frames against ground truth (None without ground truth or fixes)
+        "median_error_m": float(np.median([e[0] for e in errors])) if errors else None,
+        "median_error_deg": float(np.median([e[1] for e in errors])) if errors else None,
         "median_ms": float(np.median(totals)),
         "p90_ms": float(np.percentile(totals, 90)),
         "hz": float(1000.0 / np.median(totals)),
-        "stage_median_ms": {s: float(np.median(v)) for s, v in stages.items()},
+        "stage_median_ms": {s: float(np.median([r["stages"].get(s, 0.0) for r in records])) for s in STAGES},
     }
+
+
+def _bench(candidates: list[tuple[str, str]], model: Path | None, rig, teach, repeat, warmup: int, workdir: Path):
+    """Teach every (backend, stereo) candidate, then time them on each repeat frame in turn, in a rotating order."""
+    from dlvf_ros.features.backends import make_backend
+    from dlvf_ros.geometry import transforms
+
+    backends = {name: make_backend(name, model if name == "learned" else None) for name, _ in candidates}
+    localizers = {}
+    for name, stereo in candidates:
+        log.info("teaching %s / %s ...", name, stereo)
+        localizers[(name, stereo)] = _teach(backends[name], stereo, rig, teach, workdir)
+    records = {candidate: [] for candidate in candidates}
+    log.info("localizing ...")
+    for k, (stamp_ns, left, right, T_odom_vehicle, T_map_vehicle_true) in enumerate(repeat):
+        for candidate in candidates[k % len(candidates) :] + candidates[: k % len(candidates)]:
+            localizer = localizers[candidate][0]
+            start = time.perf_counter()
+            result = localizer.process(stamp_ns, left, right, T_odom_vehicle)
+            elapsed_ms = 1000 * (time.perf_counter() - start)
+            if k < warmup:
+                continue
+            error = None
+            if result.fixed and T_map_vehicle_true is not None:
+                delta = transforms.invert(T_map_vehicle_true) @ result.T_map_vehicle
+                error = (
+                    float(np.linalg.norm(delta[:3, 3])),
+                    float(np.rad2deg(transforms.rotation_angle(delta[:3, :3]))),
+                )
+            records[candidate].append(
+                {
+                    "total_ms": elapsed_ms,
+                    "stages": result.timings_ms,
+                    "fixed": int(result.fixed),
+                    "inliers": result.num_inliers,
+                    "error": error,
+                }
+            )
+    return [
+        _summary(name, stereo, localizers[(name, stereo)][1], records[(name, stereo)]) for name, stereo in candidates
+    ]
+
+
+def _format(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,8 +196,10 @@ def run(args: argparse.Namespace) -> int:
 
     from dlvf_ros.features import xfeat_backend
     from dlvf_ros.features.backends import BACKEND_NAMES
+    from dlvf_ros.localization.frontend import STEREO_METHODS
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    stereo_methods = [m.strip() for m in args.stereo.split(",") if m.strip()]
     if not backends or args.frames < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("dlvf bench localize: need at least one backend, --frames >= 1, --warmup >= 0, --threads >= 1")
     unknown = sorted(set(backends) - set(BACKEND_NAMES))
@@ -150,6 +207,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"dlvf bench localize: unknown backend(s) {unknown}; choose from {list(BACKEND_NAMES)}")
     if "xfeat" in backends and not xfeat_backend.is_installed():
         raise SystemExit(f"dlvf bench localize: {xfeat_backend.MISSING_EXTRA}")
+    unknown = sorted(set(stereo_methods) - set(STEREO_METHODS))
+    if not stereo_methods or unknown:
+        raise SystemExit(
+            f"dlvf bench localize: --stereo takes a comma-separated list of {', '.join(STEREO_METHODS)}; got {unknown}"
+        )
     if (args.teach_bag is None) != (args.repeat_bag is None):
         raise SystemExit("dlvf bench localize: give both --teach-bag and --repeat-bag, or neither (renders frames)")
     torch.set_num_threads(args.threads)
@@ -162,46 +224,54 @@ def run(args: argparse.Namespace) -> int:
         rig, teach = _bag_frames(args.teach_bag)
         _, repeat = _bag_frames(args.repeat_bag)
         repeat = repeat[: args.frames + args.warmup]
-    results, model_note = [], None
+    model, model_note = None, None
+    candidates = [(name, stereo) for stereo in stereo_methods for name in backends]
     with tempfile.TemporaryDirectory(prefix="dlvf_bench_localize_") as tmp:
         workdir = Path(tmp)
-        for name in backends:
-            model = None
-            if name == "learned":
-                model, model_note = _learned_model(args.model, rig, workdir)
-            log.info("benchmarking %s ...", name)
-            results.append(_bench_backend(name, model, rig, teach, repeat, args.warmup, workdir))
+        if "learned" in backends:
+            model, model_note = _learned_model(args.model, rig, workdir)
+        results = _bench(candidates, model, rig, teach, repeat, args.warmup, workdir)
 
-    references = [r for r in results if r["backend"] in ("learned", "orb")] or results[:1]
+    by_key = {(r["backend"], r["stereo"]): r for r in results}
+    reference_backends = [b for b in ("learned", "orb") if b in backends] or backends[:1]
+    reference_stereo = stereo_methods[0]
+    ratio_keys = [f"ratio_to_{b}" for b in reference_backends] + [f"ratio_to_{reference_stereo}"]
+    for r in results:
+        for backend in reference_backends:
+            r[f"ratio_to_{backend}"] = r["median_ms"] / by_key[(backend, r["stereo"])]["median_ms"]
+        r[f"ratio_to_{reference_stereo}"] = r["median_ms"] / by_key[(r["backend"], reference_stereo)]["median_ms"]
+    stereo_width = max(len(m) for m in stereo_methods + ["stereo"])
+    ratio_widths = [max(8, len(key) - len("ratio_to_") + 2) for key in ratio_keys]
     header = (
-        f"{'backend':>8} {'frames':>6} {'fixed':>5} {'inliers':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
+        f"{'backend':>8} {'stereo':>{stereo_width}} {'frames':>6} {'fixed':>5} {'inliers':>7} {'err m':>6} "
+        f"{'err deg':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
         + " ".join(f"{s:>9}" for s in STAGES)
-        + "".join(f" {'x ' + reference['backend']:>10}" for reference in references)
+        + "".join(f" {'x ' + key[len('ratio_to_') :]:>{w}}" for key, w in zip(ratio_keys, ratio_widths))
     )
     load = os.getloadavg()
     print(
         f"\nend-to-end localization per stereo frame, {rig.width}x{rig.height}, {args.threads} threads "
-        f"(per-stage columns: median ms); machine load average {load[0]:.1f} on {os.cpu_count()} CPUs "
-        "(other processes slow every column)"
+        f"(per-stage columns: median ms; x {' / x '.join(reference_backends)}: ratio to that backend with the same "
+        f"stereo, x {reference_stereo}: to {reference_stereo} with the same backend; err: median pose error of the "
+        f"fixes); machine load average {load[0]:.1f} on {os.cpu_count()} CPUs (other processes slow every column)"
     )
     print(header)
     for r in results:
-        for reference in references:
-            r["ratio_to_" + reference["backend"]] = r["median_ms"] / reference["median_ms"]
         print(
-            f"{r['backend']:>8} {r['frames']:>6} {r['fixed']:>5} {r['median_inliers']:>7.0f} {r['median_ms']:>9.1f} "
-            f"{r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
+            f"{r['backend']:>8} {r['stereo']:>{stereo_width}} {r['frames']:>6} {r['fixed']:>5} "
+            f"{r['median_inliers']:>7.0f} {_format(r['median_error_m'], 6, 3)} {_format(r['median_error_deg'], 7, 2)} "
+            f"{r['median_ms']:>9.1f} {r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
             + " ".join(f"{r['stage_median_ms'][s]:>9.1f}" for s in STAGES)
-            + "".join(f" {r['ratio_to_' + reference['backend']]:>10.2f}" for reference in references)
+            + "".join(f" {r[key]:>{w}.2f}" for key, w in zip(ratio_keys, ratio_widths))
         )
-    learned = next((r for r in results if r["backend"] == "learned"), None)
+    learned = by_key.get(("learned", reference_stereo))
     floor_ok = learned is None or learned["hz"] >= FLOOR_HZ
     if model_note:
         print(f"learned model: {model_note}")
     if learned is not None:
         print(
-            f"floor: learned {learned['hz']:.1f} Hz {'>=' if floor_ok else '<'} {FLOOR_HZ:.0f} Hz: "
-            f"{'OK' if floor_ok else 'BELOW FLOOR'}"
+            f"floor: learned ({reference_stereo}) {learned['hz']:.1f} Hz {'>=' if floor_ok else '<'} "
+            f"{FLOOR_HZ:.0f} Hz: {'OK' if floor_ok else 'BELOW FLOOR'}"
         )
     if args.json is not None:
         report = {
@@ -210,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
             "height": rig.height,
             "threads": args.threads,
             "warmup_frames": args.warmup,
+            "stereo_methods": stereo_methods,
             "learned_model": model_note,
             "floor_hz": FLOOR_HZ,
             "floor_ok": floor_ok,

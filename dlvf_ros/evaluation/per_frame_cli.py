@@ -113,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         size = model_size or (dataset.rig.width, dataset.rig.height)
     runs = choose_runs(args, config, dataset)
     torch.set_num_threads(config.torch_threads)
-    frontend = StereoFrontend(backend, dataset.rig.scaled(*size), config.sgbm)
-    localizer = PerFrameLocalizer(frontend, config.localizer_config())
+    # the reference: dense SGBM at the test size, as training's disparities
+    localizer_config = config.localizer_config()
+    frontend = StereoFrontend(backend, dataset.rig.scaled(*size), localizer_config.stereo)
+    localizer = PerFrameLocalizer(frontend, localizer_config)
     cache: dict[tuple[int, int], StereoFeatures] = {}
 
     def features(vertex: tuple[int, int]) -> StereoFeatures:

@@ -1,17 +1,20 @@
 """RANSAC for a rigid 3-D transform between matched point sets, with hypotheses evaluated in vectorised batches.
 
 Each round draws `hypotheses_per_round` minimal samples at once (optionally with probability proportional to the
-match weights), fits all of them with one batched weighted SVD, and scores all of them against all points with one
-tensor expression (no Python loop over points or hypotheses). Rounds stop early once the best hypothesis explains
-`early_stop_inlier_ratio` of the points. The winner is refined by weighted SVD on its inliers (inliers re-evaluated
-after each refinement). Points in metres; the tolerance is a 3-D distance in the target frame.
+match weights: inverse-CDF draws, a sample that repeats a point is dropped), fits all of them with one batched
+weighted SVD, and scores all of them against all points with one batched float32 product (no Python loop over points
+or hypotheses). Rounds stop early once the best hypothesis explains `early_stop_inlier_ratio` of the points, or
+once, with probability `confidence`, a sample of only inliers of the best hypothesis would have been drawn
+(the standard adaptive stop: hypotheses >= log(1 - confidence) / log(1 - w^s), w the inliers' share of the sampling
+weight, s the sample size). The winner is refined by weighted SVD on its inliers (inliers re-evaluated after each
+refinement). Points in metres; the tolerance is a 3-D distance in the target frame.
 
 Defaults: the reference uses 15 iterations of 6-point samples, a 4 m tolerance and a 60 % early stop. Its 15 samples
 find an all-inlier 6-point sample with probability 1 - (1 - r^6)^15: 21 % at an inlier ratio r = 0.5, 1 % at r = 0.3.
-Vectorised hypotheses cost ~50 us each at N = 768 on 2 CPU threads (512 in ~26 ms, a tenth of one network forward),
-so the default draws up to 512: 99.9 % at r = 0.5, 88 % at r = 0.4, 31 % at r = 0.3 with uniform sampling, and
+Vectorised hypotheses cost ~20-30 us each at N = 300-1200 on one CPU thread (512 in 10-15 ms of CPU time), so the
+default draws up to 512: 99.9 % at r = 0.5, 88 % at r = 0.4, 31 % at r = 0.3 with uniform sampling, and
 score-weighted sampling raises the effective ratio. The 6-point sample, 4 m tolerance and 60 % early stop
-are kept from the reference.
+are kept from the reference; the adaptive stop is off by default (the localizer turns it on).
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ class RansacConfig:
     early_stop_inlier_ratio: float = setting(
         0.6, "stop RANSAC once this fraction of the usable matches are inliers", (0.01, 1.0)
     )
+    # adaptive stop (see the module docstring); 1.0: off, draw up to `iterations`
+    confidence: float = setting(
+        1.0,
+        "stop RANSAC once a sample of only the best hypothesis' inliers was drawn with this probability (1: off)",
+        (0.5, 1.0),
+    )
     min_inliers: int = setting(6, "fewer RANSAC inliers than this is no fix", (3, 100_000))
     weighted_sampling: bool = setting(True, "draw RANSAC samples in proportion to the match weights")
     refinement_steps: int = setting(2, "weighted-SVD refits on the inliers (inliers re-evaluated after each)", (0, 100))
@@ -57,6 +66,8 @@ class RansacConfig:
             raise ValueError(
                 f"RansacConfig: early_stop_inlier_ratio must be in (0, 1], got {self.early_stop_inlier_ratio}"
             )
+        if not 0 < self.confidence <= 1:
+            raise ValueError(f"RansacConfig: confidence must be in (0, 1], got {self.confidence}")
         if self.min_inliers < 3 or self.refinement_steps < 0:
             raise ValueError("RansacConfig: min_inliers must be >= 3 and refinement_steps >= 0")
 
@@ -83,11 +94,23 @@ def _as_tensor(array, name: str, shape_tail: tuple) -> torch.Tensor:
 
 
 def _inliers(
-    T: torch.Tensor, points_src: torch.Tensor, points_tgt: torch.Tensor, usable: torch.Tensor, threshold: float
+    T: torch.Tensor, src_t: torch.Tensor, tgt_t: torch.Tensor, usable: torch.Tensor, threshold: float
 ) -> torch.Tensor:
-    """T [K, 4, 4] -> [K, N] inlier masks (usable points within `threshold` metres after the transform)."""
-    predicted = points_src @ T[:, :3, :3].transpose(1, 2) + T[:, :3, 3].unsqueeze(1)  # [K, N, 3]
-    return (torch.linalg.vector_norm(predicted - points_tgt, dim=-1) < threshold) & usable
+    """T [K, 4, 4], points as float32 [3, N] -> [K, N] inlier masks (usable points within `threshold` metres after
+    the transform). float32 is ample: metres against a decimetre-scale tolerance."""
+    T32 = T.to(torch.float32)
+    residual = torch.baddbmm(T32[:, :3, 3:] - tgt_t, T32[:, :3, :3], src_t.expand(len(T), 3, -1))  # [K, 3, N]
+    return (residual.square_().sum(dim=1) < threshold * threshold) & usable
+
+
+def _hypotheses_needed(inlier_weight_share: float, sample_size: int, confidence: float) -> float:
+    """Samples to draw one of only inliers with probability `confidence` (inf when off or hopeless)."""
+    all_inliers = inlier_weight_share**sample_size
+    if confidence >= 1.0 or all_inliers <= 0.0:
+        return float("inf")
+    if all_inliers >= 1.0:
+        return 1.0
+    return float(np.log(1.0 - confidence) / np.log1p(-all_inliers))
 
 
 def ransac_rigid(
@@ -125,29 +148,37 @@ def ransac_rigid(
     if generator is None:
         generator = torch.Generator().manual_seed(config.seed)
     sampling_weights = torch.where(usable, w if config.weighted_sampling else torch.ones_like(w), 0.0)
+    total_weight = float(sampling_weights.sum())
+    cdf = torch.cumsum(sampling_weights, dim=0) / total_weight
+    last_sampled = int(torch.nonzero(sampling_weights).max())  # a draw rounding past the end lands here
+    src_t, tgt_t = src.T.to(torch.float32).contiguous(), tgt.T.to(torch.float32).contiguous()
     best_T, best_mask, best_count, tried = None, None, -1, 0
     while tried < config.iterations:
         k = min(config.hypotheses_per_round, config.iterations - tried)
-        index = torch.multinomial(
-            sampling_weights.expand(k, n), config.sample_size, replacement=False, generator=generator
-        )
+        draws = torch.rand(k, config.sample_size, generator=generator, dtype=torch.float64)
+        index = torch.searchsorted(cdf, draws, right=True).clamp_max(last_sampled)  # never a zero-weight point
+        ordered = index.sort(dim=1).values
+        distinct = (ordered[:, 1:] != ordered[:, :-1]).all(dim=1)  # a repeated point: no minimal sample
         T = weighted_svd(src[index], tgt[index], torch.ones(k, config.sample_size, dtype=torch.float64))
-        masks = _inliers(T, src, tgt, usable, config.inlier_threshold_m)
-        counts = masks.sum(dim=1)
+        masks = _inliers(T, src_t, tgt_t, usable, config.inlier_threshold_m)
+        counts = torch.where(distinct, masks.sum(dim=1), -1)
         tried += k
         best = int(torch.argmax(counts))
         if int(counts[best]) > best_count:
             best_T, best_mask, best_count = T[best], masks[best], int(counts[best])
         if best_count >= config.early_stop_inlier_ratio * n_usable:
             break
+        inlier_share = float(sampling_weights[best_mask].sum()) / total_weight if best_mask is not None else 0.0
+        if tried >= _hypotheses_needed(inlier_share, config.sample_size, config.confidence):
+            break
     if best_count < config.min_inliers:
-        return RansacResult(np.eye(4), np.zeros(n, dtype=bool), best_count, tried, False)
+        return RansacResult(np.eye(4), np.zeros(n, dtype=bool), max(best_count, 0), tried, False)
     for _ in range(config.refinement_steps):
         refit_weights = torch.where(best_mask, w, 0.0)[None]
         if int(effective_point_count(refit_weights)[0]) < 3:
             break
         T_refined = weighted_svd(src[None], tgt[None], refit_weights)
-        new_mask = _inliers(T_refined, src, tgt, usable, config.inlier_threshold_m)[0]
+        new_mask = _inliers(T_refined, src_t, tgt_t, usable, config.inlier_threshold_m)[0]
         if int(new_mask.sum()) < config.min_inliers:
             break
         converged = torch.equal(new_mask, best_mask)

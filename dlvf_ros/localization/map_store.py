@@ -317,6 +317,17 @@ class MapStore:
         return self.manifest["descriptor_metric"]
 
     @property
+    def stereo_parameters(self) -> dict | None:
+        """The teach stereo settings (`StereoConfig` as a dict), None if unrecorded (a map not written by a teacher).
+
+        Maps taught before the stereo method was recorded (teach_parameters.sgbm only) used dense SGBM.
+        """
+        teach = self.manifest.get("teach_parameters", {})
+        if "stereo" in teach:
+            return dict(teach["stereo"])
+        return {"method": "sgbm", "sgbm": dict(teach["sgbm"])} if "sgbm" in teach else None
+
+    @property
     def has_images(self) -> bool:
         return bool(self.entries) and all(e.images for e in self.entries)
 
@@ -420,8 +431,10 @@ class MapStore:
         )
         return left, right
 
-    def check_compatible(self, backend: FeatureBackend, rig: StereoRig | None = None) -> None:
-        """Raise MapMismatchError unless `backend` (and `rig`, if given) match what the map was built with."""
+    def check_compatible(
+        self, backend: FeatureBackend, rig: StereoRig | None = None, stereo_method: str | None = None
+    ) -> None:
+        """Raise MapMismatchError unless `backend` (and `rig`, `stereo_method` if given) match the map's."""
         built = _signature_identity(self.manifest["backend_signature"])
         used = _signature_identity(backend.signature())
         if built != used:
@@ -439,6 +452,12 @@ class MapStore:
                 f"map {self.path} was built with calibration {self.rig.to_dict()}, but the camera "
                 f"now reports {rig.to_dict()}; re-teach with this camera, or fix the "
                 "calibration / CameraInfo"
+            )
+        taught_stereo = (self.stereo_parameters or {}).get("method")
+        if None not in (stereo_method, taught_stereo) and stereo_method != taught_stereo:
+            raise MapMismatchError(
+                f"map {self.path} was taught with stereo method {taught_stereo!r}, but the localizer uses "
+                f"{stereo_method!r}; set the localizer's stereo.method to {taught_stereo!r}, or re-teach the map"
             )
 
 

@@ -1,5 +1,6 @@
 """Rewrite a map into a new one: re-extract its features with another backend from its stored keyframe images, or
-upgrade a schema-1 map to the current schema (poses, stamps and images are kept; the old map is checked first).
+upgrade a schema-1 map to the current schema (poses, stamps, images and stereo settings are kept; the old map is
+checked first).
 
 The new map is built in a staging folder and renamed into place at the end (`fileio.replacing_directory`), so a
 failure or a kill leaves the old map (or `--out`) as it was.
@@ -14,8 +15,7 @@ from tqdm import tqdm
 from dlvf_ros import fileio
 from dlvf_ros.config import from_dict
 from dlvf_ros.features.backends import FeatureBackend
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.localization.frontend import StereoFrontend
+from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
 from dlvf_ros.localization.map_format import Keyframe, MapStoreError
 from dlvf_ros.localization.map_store import MapStore, MapWriter, check_new_map_path, read_schema_1
 
@@ -33,12 +33,12 @@ def reextract(
     if not replace:
         check_new_map_path(out, overwrite=False)
     teach_parameters = dict(source.manifest.get("teach_parameters", {}))
-    sgbm = from_dict(SgbmConfig, teach_parameters.get("sgbm", {}), f"{source.path} teach_parameters.sgbm")
+    stereo = from_dict(StereoConfig, source.stereo_parameters or {}, f"{source.path} teach_parameters.stereo")
     teach_parameters["reextracted_from"] = {
         "backend_signature": source.manifest["backend_signature"],
         "created_utc": source.manifest["created_utc"],
     }
-    frontend = StereoFrontend(backend, source.rig, sgbm)
+    frontend = StereoFrontend(backend, source.rig, stereo)
     with fileio.replacing_directory(out) as staged:
         writer = MapWriter.create(staged, backend, source.rig, teach_parameters)
         for entry in tqdm(source.entries, desc="reextract", unit="keyframe", disable=not progress):

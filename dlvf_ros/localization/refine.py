@@ -77,23 +77,30 @@ def stereo_measurements(rig: StereoRig, points_camera: np.ndarray) -> np.ndarray
     return np.column_stack([uv, disparity])
 
 
-def _residuals_and_jacobians(T: np.ndarray, points: np.ndarray, measured: np.ndarray, rig: StereoRig):
+def _residuals(T: np.ndarray, points: np.ndarray, measured: np.ndarray, rig: StereoRig):
+    """Predicted minus measured (u, v, d) (N, 3) px, the points in the current frame (N, 3) m, in front (N,)."""
     p = transforms.transform_points(T, points)
     z = np.maximum(p[:, 2], 1e-6)
-    fb = rig.f * rig.baseline
-    predicted = np.column_stack([rig.f * p[:, 0] / z + rig.cu, rig.f * p[:, 1] / z + rig.cv, fb / z])
-    dh_dp = np.zeros((len(p), 3, 3))
-    dh_dp[:, 0, 0] = dh_dp[:, 1, 1] = rig.f / z
-    dh_dp[:, 0, 2] = -rig.f * p[:, 0] / z**2
-    dh_dp[:, 1, 2] = -rig.f * p[:, 1] / z**2
-    dh_dp[:, 2, 2] = -fb / z**2
-    dp_dxi = np.zeros((len(p), 3, 6))  # [I, -[p]x]
-    dp_dxi[:, :, :3] = np.eye(3)
-    dp_dxi[:, 0, 4], dp_dxi[:, 0, 5] = p[:, 2], -p[:, 1]
-    dp_dxi[:, 1, 3], dp_dxi[:, 1, 5] = -p[:, 2], p[:, 0]
-    dp_dxi[:, 2, 3], dp_dxi[:, 2, 4] = p[:, 1], -p[:, 0]
-    in_front = p[:, 2] > 0.1
-    return predicted - measured, dh_dp @ dp_dxi, in_front
+    predicted = np.column_stack([rig.f * p[:, 0] / z + rig.cu, rig.f * p[:, 1] / z + rig.cv, rig.f * rig.baseline / z])
+    return predicted - measured, p, p[:, 2] > 0.1
+
+
+def _jacobians(p: np.ndarray, rig: StereoRig) -> np.ndarray:
+    """d(u, v, d) / d xi (N, 3, 6) at current-frame points p (N, 3), xi = (rho, phi) perturbing on the left.
+
+    The product of d(u, v, d) / dp = [[f/z, 0, -f x/z^2], [0, f/z, -f y/z^2], [0, 0, -f b/z^2]] and
+    dp / dxi = [I, -[p]x], written out.
+    """
+    x, y, z = p[:, 0], p[:, 1], np.maximum(p[:, 2], 1e-6)
+    a, c = rig.f / z, -rig.f * rig.baseline / z**2
+    bx, by = -a * x / z, -a * y / z
+    J = np.zeros((len(p), 3, 6))
+    J[:, 0, 0] = J[:, 1, 1] = a
+    J[:, 0, 2], J[:, 1, 2], J[:, 2, 2] = bx, by, c
+    J[:, 0, 3], J[:, 0, 4], J[:, 0, 5] = bx * y, a * z - bx * x, -a * y
+    J[:, 1, 3], J[:, 1, 4], J[:, 1, 5] = by * y - a * z, -by * x, a * x
+    J[:, 2, 3], J[:, 2, 4] = c * y, -c * x
+    return J
 
 
 def refine_stereo_pose(
@@ -115,24 +122,24 @@ def refine_stereo_pose(
     weights = np.asarray(weights, np.float64)
     gates = np.geomspace(config.initial_threshold_px, config.inlier_threshold_px, config.iterations - 1)
     for iteration in range(config.iterations):
-        residuals, J, in_front = _residuals_and_jacobians(T, points_keyframe, measured_cur, rig)
+        residuals, p, in_front = _residuals(T, points_keyframe, measured_cur, rig)
         norms = np.linalg.norm(residuals, axis=1)
         inliers = in_front & (initial_inliers if iteration == 0 else norms < gates[iteration - 1])
         if inliers.sum() < 3:
             break
         robust = np.where(norms <= config.huber_px, 1.0, config.huber_px / np.maximum(norms, 1e-12))
-        w = (weights * robust * inliers)[:, None, None]
-        H = np.sum(np.swapaxes(J, 1, 2) @ (w * J), axis=0)
-        g = np.sum(np.swapaxes(J, 1, 2) @ (w * residuals[:, :, None]), axis=0)[:, 0]
+        J = _jacobians(p[inliers], rig).reshape(-1, 6)  # the inliers' (u, v, d) rows; outliers weigh nothing
+        weighted_J = J * np.repeat(weights[inliers] * robust[inliers], 3)[:, None]
+        H = weighted_J.T @ J
+        g = weighted_J.T @ residuals[inliers].reshape(-1)
         step = -np.linalg.solve(H + 1e-9 * np.eye(6), g)
         T = transforms.make_transform(transforms.so3_exp(step[3:]), step[:3]) @ T
-    residuals, J, in_front = _residuals_and_jacobians(T, points_keyframe, measured_cur, rig)
+    residuals, p, in_front = _residuals(T, points_keyframe, measured_cur, rig)
     inliers = in_front & (np.linalg.norm(residuals, axis=1) < config.inlier_threshold_px)
     count = int(inliers.sum())
     if count < 3:
         return RefineResult(T, inliers, count, float("inf"), np.full((6, 6), np.inf))
     rms = float(np.sqrt(np.mean(residuals[inliers] ** 2)))
     sigma2 = max(rms, config.min_sigma_px) ** 2
-    J_in = J[inliers]
-    information = np.sum(np.swapaxes(J_in, 1, 2) @ J_in, axis=0) / sigma2
-    return RefineResult(T, inliers, count, rms, np.linalg.pinv(information))
+    J = _jacobians(p[inliers], rig).reshape(-1, 6)
+    return RefineResult(T, inliers, count, rms, np.linalg.pinv(J.T @ J / sigma2))

@@ -20,8 +20,7 @@ from dlvf_ros.config import setting
 from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.localization.frontend import StereoFrontend, full_resolution_sgbm
+from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
 from dlvf_ros.localization.map_format import RIGID_TOLERANCE, Keyframe
 from dlvf_ros.localization.map_store import MapWriter
 
@@ -36,7 +35,7 @@ class FrameRejected(ValueError):
 
 @dataclass
 class TeachConfig:
-    """Keyframe spacing (m, deg), the minimum stereo points per keyframe, image storage and SGBM settings."""
+    """Keyframe spacing (m, deg), the minimum stereo points per keyframe, image storage and stereo settings."""
 
     keyframe_distance_m: float = setting(1.0, "odometry distance (m) between keyframes", (0.001, 1000.0))
     keyframe_angle_deg: float = setting(10.0, "odometry rotation (deg) between keyframes", (0.001, 360.0))
@@ -44,7 +43,7 @@ class TeachConfig:
         20, "a frame with fewer stereo points is skipped, the next one tried", (3, 1_000_000)
     )
     store_images: bool = setting(True, "store the keyframe stereo images (needed by `dlvf map reextract`)")
-    sgbm: SgbmConfig = field(default_factory=full_resolution_sgbm)
+    stereo: StereoConfig = field(default_factory=StereoConfig)  # recorded in the manifest; repeat must use the same
 
     def __post_init__(self) -> None:
         if not (self.keyframe_distance_m > 0 and self.keyframe_angle_deg > 0):
@@ -96,7 +95,7 @@ class Teacher:
         """A teacher writing a new map at `out`."""
         config = config or TeachConfig()
         writer = MapWriter.create(out, backend, rig, teach_parameters=asdict(config), overwrite=overwrite)
-        return cls(writer, StereoFrontend(backend, rig, config.sgbm), config)
+        return cls(writer, StereoFrontend(backend, rig, config.stereo), config)
 
     @property
     def num_keyframes(self) -> int:

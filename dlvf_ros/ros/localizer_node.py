@@ -201,7 +201,7 @@ class LocalizerNode(StereoNode):
             )
         from dlvf_ros.localization.frontend import StereoFrontend
 
-        frontend = StereoFrontend(self.backend, rig, self.localizer_config.sgbm)
+        frontend = StereoFrontend(self.backend, rig, self.localizer_config.stereo)
         self._localizer = Localizer(self.map, frontend, self.localizer_config)
         self._rig = rig
         return self._localizer

@@ -11,6 +11,7 @@ from typing import Literal
 from dlvf_ros.evaluation.metrics import SUCCESS, SuccessCriteria
 from dlvf_ros.geometry.ransac import RansacConfig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig
+from dlvf_ros.localization.frontend import StereoConfig
 from dlvf_ros.localization.localizer import LocalizerConfig, localizer_ransac
 from dlvf_ros.localization.refine import RefineConfig
 from dlvf_ros.matching.descriptor_matching import MatchingConfig
@@ -223,5 +224,9 @@ class PerFrameConfig:
     def localizer_config(self) -> LocalizerConfig:
         """The `LocalizerConfig` of the per-frame mode (the fields it does not use keep their defaults)."""
         return LocalizerConfig(
-            sgbm=self.sgbm, matching=self.matching, ransac=self.ransac, refine=self.refine, min_matches=self.min_matches
+            stereo=StereoConfig(method="sgbm", sgbm=self.sgbm),
+            matching=self.matching,
+            ransac=self.ransac,
+            refine=self.refine,
+            min_matches=self.min_matches,
         )
