@@ -23,15 +23,17 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from nav_msgs.msg import Path
+from nav_msgs.msg import Odometry, Path
 
+from dlvf_ros import tracker_client
 from dlvf_ros.config import setting
 from dlvf_ros.evaluation import records
 from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.health import HealthState
 from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
+from dlvf_ros.localization.path_tracking import TaughtPath
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import tf2_ros
 from dlvf_ros.ros.node_base import StereoNode, StereoNodeConfig, StereoSet
@@ -39,6 +41,7 @@ from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import ParameterSpec, node_parameter_specs
 from dlvf_ros.ros.odometry_buffer import OdometryLookupError
 from dlvf_ros.ros.stereo_input import StereoInputError, decode_stereo
+from dlvf_ros.ros.tracker_output import tracking_messages
 
 NODE_NAME = "localizer_node"
 
@@ -90,8 +93,17 @@ class LocalizerNode(StereoNode):
         self._T_map_odom: np.ndarray | None = None
         self._localizer: Localizer | None = None
         self._rig = None
+        self._taught_path = TaughtPath(np.stack([entry.T_map_keyframe for entry in self.map.entries]))
+        self._vertex_id: int | None = None
+        self._previous_odometry: tuple[int, np.ndarray] | None = None
 
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, "localization/pose", 10)
+        self.vertex_odometry_pub = self.create_publisher(
+            Odometry, tracker_client.VERTEX_ODOMETRY_TOPIC, tracker_client.QUEUE_DEPTH
+        )
+        self.tracking_status_pub = self.create_publisher(
+            DiagnosticArray, tracker_client.TRACKING_STATUS_TOPIC, tracker_client.QUEUE_DEPTH
+        )
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self) if self.cfg.publish_tf else None
         self._publish_path()
         # one-slot mailbox: an unprocessed older set is dropped as stale, never queued
@@ -162,6 +174,7 @@ class LocalizerNode(StereoNode):
             self._T_map_odom = result.T_map_vehicle @ transforms.invert(T_odom_vehicle)
         if result.T_map_vehicle is not None:
             self._broadcast_tf(stamp_ns, result.T_map_vehicle)
+        self._publish_tracking(stamp_ns, result, T_odom_vehicle)
         with self._stats_lock:
             self.frames_processed += 1
             self._latencies_ms.append(latency_ms)
@@ -190,6 +203,30 @@ class LocalizerNode(StereoNode):
             },
         )
 
+    def _publish_tracking(self, stamp_ns: int, result, T_odom_vehicle: np.ndarray) -> None:
+        """The path-tracker output of a localized frame (`dlvf_ros.tracker_client` describes it)."""
+        position = None
+        if result.T_map_vehicle is not None:
+            near = result.keyframe_id if result.fixed else self._vertex_id
+            position = self._taught_path.locate(result.T_map_vehicle, result.covariance, near)
+            self._vertex_id = position.vertex_id
+        velocity = None
+        if self._previous_odometry is not None and stamp_ns > self._previous_odometry[0]:
+            previous_ns, T_previous = self._previous_odometry
+            velocity = transforms.body_twist(T_previous, T_odom_vehicle, (stamp_ns - previous_ns) * 1e-9)
+        self._previous_odometry = (stamp_ns, T_odom_vehicle)
+        self._send_tracking(
+            stamp_ns, result.state, result.health_reason, result.fixed, result.num_inliers, position, velocity
+        )
+
+    def _send_tracking(self, stamp_ns, state, reason, fixed, inliers, position, velocity) -> None:
+        odometry, status = tracking_messages(
+            stamp_ns, state, reason, fixed, inliers, position, velocity, self.cfg.base_frame, self.get_name()
+        )
+        if odometry is not None:
+            self.vertex_odometry_pub.publish(odometry)
+        self.tracking_status_pub.publish(status)
+
     def _localizer_for(self, rig) -> Localizer:
         """The localizer for this calibration (built on the first frame; a calibration change is an input error)."""
         if self._localizer is not None and rig.matches(self._rig):
@@ -214,6 +251,7 @@ class LocalizerNode(StereoNode):
             self.last_error = error
             self._last_inliers = 0
         self.get_logger().error(error, throttle_duration_sec=5.0)
+        self._send_tracking(stamp_ns, HealthState(self._state), error, False, 0, None, None)
         self._publish_frame_status(
             stamp_ns,
             DiagnosticStatus.ERROR,
