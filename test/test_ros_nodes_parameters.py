@@ -242,7 +242,7 @@ def test_watchdog_explains_missing_and_unsynchronised_inputs():
 
     for index in (0, 1, 3):  # no left camera_info
         stereo._subscribers[index].signalMessage(msg(1000))
-    assert stereo.explain_silence().startswith("missing left camera_info")
+    assert stereo.explain_silence().startswith("missing left camera_info (stereo/left/camera_info)")
     stereo._subscribers[2].signalMessage(msg(50_000_000))  # 50 ms after the others
     assert "never within slop 0.010 s" in stereo.explain_silence()
     assert "0.050 s" in stereo.explain_silence()
@@ -267,3 +267,16 @@ def test_watchdog_warns_after_the_silence_and_logs_once_per_silence():
     assert stereo.watchdog(3.0, logger)[1] is None
     stereo._last_sync_monotonic -= 10.0
     assert stereo.watchdog(3.0, logger)[1] is not None and len(warnings) == 2
+
+
+def test_unknown_parameters_name_the_closest_declared_one():
+    from dlvf_ros.ros.node_parameters import unknown_parameters
+
+    declared = ["localizer.ransac.iterations", "teach.keyframe_distance_m", "map_path"]
+    given = ["map_path", "localizer.ransac.iteratons", "teach.keyframe_distanse_m", "zzz", "qos_overrides./x.depth"]
+    assert unknown_parameters(given, declared) == [
+        "localizer.ransac.iteratons (did you mean localizer.ransac.iterations?)",
+        "teach.keyframe_distanse_m (did you mean teach.keyframe_distance_m?)",
+        "zzz",
+    ]
+    assert unknown_parameters(declared, declared) == []

@@ -12,6 +12,7 @@ range and the file to fix.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -140,13 +141,30 @@ def config_from_parameters(config_cls: type, values: dict[str, Any], prefix: str
         raise ParameterError(str(exc)) from exc
 
 
+def unknown_parameters(given: Sequence[str], declared: Sequence[str]) -> list[str]:
+    """The `given` names (params file, `-p`) not in `declared`, each as "name (did you mean closest?)" when a
+    declared name is close. rclpy keeps such overrides unused and says nothing."""
+    described = []
+    for name in sorted(set(given) - set(declared)):
+        if name.startswith("qos_overrides."):  # rclpy's QoS override parameters, read by publishers that opt in
+            continue
+        closest = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+        described.append(f"{name} (did you mean {closest[0]}?)" if closest else name)
+    return described
+
+
 def read_node_configs(node: Any, node_name: str, configs: Sequence[tuple[type, str]]) -> list[Any]:
     """Declare the parameters of `configs` ((config class, prefix) pairs) on `node`, then build each config.
 
-    A bad value is a `StartupError` naming the parameter and the params file (config/<node_name>.yaml) to fix.
+    A bad value, or a parameter the node does not have (a misspelt name in a params file), is a `StartupError`
+    naming the parameter (and the closest known one) and the params file (config/<node_name>.yaml) to fix.
     """
     try:
         values = declare_parameters(node, node_parameter_specs(configs))
+        given = list(getattr(node, "_parameter_overrides", {}))  # rclpy: the values from files and the command line
+        unknown = unknown_parameters(given, [*values, *(n for n in given if node.has_parameter(n))])
+        if unknown:
+            raise ParameterError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
         return [config_from_parameters(config_cls, values, prefix) for config_cls, prefix in configs]
     except ParameterError as exc:
         raise StartupError(

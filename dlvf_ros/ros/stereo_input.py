@@ -53,10 +53,12 @@ class StereoInput:
         self._silence_reported = False
         self.synchronised_sets = 0
         self._subscribers = []
+        self.topics = []  # as resolved (namespace, remappings), for the explanations
         for index, (topic, msg_type) in enumerate(zip(TOPICS, (Image, Image, CameraInfo, CameraInfo))):
             subscriber = message_filters.Subscriber(node, msg_type, topic, qos_profile=qos_profile_sensor_data)
             subscriber.registerCallback(self._count, index)
             self._subscribers.append(subscriber)
+            self.topics.append(getattr(subscriber.sub, "topic_name", topic))
         self._sync = message_filters.ApproximateTimeSynchronizer(self._subscribers, queue_size, slop_s)
         self._on_frame = on_frame
         self._sync.registerCallback(self._synchronised)
@@ -94,9 +96,9 @@ class StereoInput:
         with self._lock:
             counts = list(self._counts_since_sync)
             latest = list(self._latest_stamp_ns)
-        missing = [name for name, count in zip(INPUT_NAMES, counts) if count == 0]
+        missing = [f"{name} ({topic})" for name, topic, count in zip(INPUT_NAMES, self.topics, counts) if count == 0]
         if len(missing) == 4:
-            return "no stereo input at all (no image or camera_info message)"
+            return f"no stereo input at all (no image or camera_info message on {', '.join(self.topics)})"
         if missing:
             received = ", ".join(f"{name} {count}" for name, count in zip(INPUT_NAMES, counts) if count)
             return f"missing {', '.join(missing)} (received {received}); check the topic names and remappings"
