@@ -101,6 +101,7 @@ class LocalizationResult:
     # ms per stage: features, stereo (SGBM + triangulation), matching, ransac (RANSAC + reprojection refinement),
     # localize_total (everything after the front end)
     timings_ms: dict[str, float]
+    inlier_points_camera: np.ndarray | None = None  # (N, 3) the fix's inlier points in the left optical frame (m)
 
 
 @dataclass
@@ -155,6 +156,32 @@ class Localizer:
         self._last_stamp_ns: int | None = None
         self._distance_since_fix_m = 0.0
         self._frames_without_fix = 0
+        self._start_up_window = True  # initial_keyframe_id applies
+        self._seed: tuple[np.ndarray, float] | None = None
+
+    def relocalize(self) -> None:
+        """Forget the last fix and search the whole map from the next frame on (initial_keyframe_id ignored)."""
+        self.reset()
+        self._start_up_window = False
+
+    def seed(self, T_map_vehicle: np.ndarray, covariance: np.ndarray) -> None:
+        """Forget the last fix and search around `T_map_vehicle` (an initial pose, e.g. /initialpose) from the next
+        frame on: within 3 sigma of its planar position (6x6 ROS covariance, m^2), at least `window.radius_m`. It is
+        a search hint, never a fix; after `health.frames_to_lose` frames without a fix the whole map is searched."""
+        if not transforms.is_rigid(np.asarray(T_map_vehicle, dtype=np.float64), tol=1e-4):
+            raise ValueError("Localizer.seed: T_map_vehicle must be a finite rigid 4x4 transform")
+        sigma_m = float(np.sqrt(max(covariance[0][0], covariance[1][1], 0.0)))
+        if not np.isfinite(sigma_m):
+            raise ValueError("Localizer.seed: the covariance must be finite")
+        radius = min(max(3.0 * sigma_m, self.config.window.radius_m), self.config.window.max_radius_m)
+        self.reset()
+        self._seed = (np.asarray(T_map_vehicle, dtype=np.float64), radius)
+
+    def update_config(self, config: LocalizerConfig) -> None:
+        """Use `config` from the next frame on (between frames; the front end's `sgbm` stays as built)."""
+        self.config = config
+        self.health.config = config.health
+        self._refine = scaled_refine_config(config.refine, self.frontend.backend.keypoint_scale(self.map.rig.width))
 
     def process(
         self, stamp_ns: int, left_rgb: np.ndarray, right_rgb: np.ndarray, T_odom_vehicle: np.ndarray
@@ -246,6 +273,7 @@ class Localizer:
             candidates=[int(c) for c in candidates],
             distance_since_fix_m=self._distance_since_fix_m,
             timings_ms=timings,
+            inlier_points_camera=best.src[best_refined.inliers] if fixed else None,
         )
 
     def _check_inputs(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
@@ -270,8 +298,22 @@ class Localizer:
     def _candidates(self, predicted: np.ndarray | None) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
         """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids)."""
         cfg = self.config.window
+        if (
+            self._fix is None
+            and self._seed is not None
+            and self._frames_without_fix < self.config.health.frames_to_lose
+        ):
+            T_seed, radius = self._seed
+            centre = T_seed[:3, 3]
+            return (
+                "window",
+                radius,
+                centre,
+                keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates),
+            )
         start_up_window = (
             self._fix is None
+            and self._start_up_window
             and self.config.initial_keyframe_id is not None
             and self._frames_without_fix < self.config.health.frames_to_lose
         )
