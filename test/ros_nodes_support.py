@@ -156,8 +156,8 @@ class StereoClient:
         self.executor.add_node(self.node)
         node = self.node
         self.pub = {
-            "left": node.create_publisher(Image, "/stereo/left/image_raw", 10),
-            "right": node.create_publisher(Image, "/stereo/right/image_raw", 10),
+            "left": node.create_publisher(Image, "/stereo/left/image_rect", 10),
+            "right": node.create_publisher(Image, "/stereo/right/image_rect", 10),
             "left_info": node.create_publisher(CameraInfo, "/stereo/left/camera_info", 10),
             "right_info": node.create_publisher(CameraInfo, "/stereo/right/camera_info", 10),
             "odom": node.create_publisher(Odometry, "/odom", 50),
@@ -269,11 +269,13 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
 
     from dlvf_ros.replay.processes import python_module_command, start_ros_process
     from dlvf_ros.replay.replay_cli import bag_summary
+    from dlvf_ros.ros.stereo_input import bag_remappings
 
     n_frames = bag_summary(bag)["topics"]["/stereo/left/image_raw"]
     node = start_ros_process(
         python_module_command("dlvf_ros.ros.teach_node"),
         node_name="teach_node",
+        remap=bag_remappings(),
         parameters={"map_path": str(map_path), "use_sim_time": True, **parameters},
         log_dir=log_dir,
     )

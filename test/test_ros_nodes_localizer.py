@@ -47,7 +47,7 @@ def node(world, tmp_path_factory):
         log_dir=tmp_path_factory.mktemp("logs"),
     )
     with process:
-        process.wait_ready(timeout_s=60.0, publishes=["/localization/pose"], subscribes=["/stereo/left/image_raw"])
+        process.wait_ready(timeout_s=60.0, publishes=["/localization/pose"], subscribes=["/stereo/left/image_rect"])
         yield process
 
 

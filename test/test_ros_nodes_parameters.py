@@ -181,13 +181,16 @@ def test_odometry_messages_are_added_or_refused_naming_the_stamp():
     from dlvf_ros.ros import conversions
 
     buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
-    add_odometry_message(buffer, conversions.matrix_to_odometry(_T(1.0), 1_500_000_000))
+    add_odometry_message(buffer, conversions.matrix_to_odometry(_T(1.0), 1_500_000_000), "odom", "base_link")
     assert len(buffer) == 1
     np.testing.assert_allclose(buffer.lookup(1_500_000_000), _T(1.0), atol=1e-12)
     bad = conversions.matrix_to_odometry(_T(2.0), 1_600_000_000)
     bad.pose.pose.position.x = float("nan")
     with pytest.raises(ValueError, match=r"odometry message at 1\.600 s ignored: invalid translation"):
-        add_odometry_message(buffer, bad)
+        add_odometry_message(buffer, bad, "odom", "base_link")
+    other = conversions.matrix_to_odometry(_T(2.0), 1_600_000_000, frame_id="world", child_frame_id="base_link")
+    with pytest.raises(ValueError, match=r"it is 'world' -> 'base_link', expected 'odom' -> 'base_link'"):
+        add_odometry_message(buffer, other, "odom", "base_link")
     assert len(buffer) == 1
 
 
@@ -237,8 +240,13 @@ def test_watchdog_explains_missing_and_unsynchronised_inputs():
     assert len(subscriptions) == 4
     assert "no stereo input at all" in stereo.explain_silence()
 
-    def msg(stamp_ns):
-        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=stamp_ns)))
+    def msg(stamp_ns):  # real stamps: the real message_filters reads them with rclpy.time.Time.from_msg
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import CameraInfo
+
+        info = CameraInfo()
+        info.header.stamp = Time(sec=0, nanosec=stamp_ns)
+        return info
 
     for index in (0, 1, 3):  # no left camera_info
         stereo._subscribers[index].signalMessage(msg(1000))

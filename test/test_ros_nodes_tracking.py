@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 
 from dlvf_ros import tracker_client
+from dlvf_ros.data.bag_format import BagTopics
 from dlvf_ros.data.bags import write_run_bag
 from dlvf_ros.evaluation.metrics import SuccessCriteria
 from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.localization.path_tracking import TaughtPath
 from dlvf_ros.replay.processes import python_module_command, start_ros_process
+from dlvf_ros.ros.stereo_input import bag_remappings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture
@@ -29,7 +31,8 @@ from run_frames import Frame
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 NODE = "localizer_node"
-LEFT_IMAGE = "/stereo/left/image_raw"
+LEFT_IMAGE = "/stereo/left/image_rect"
+BAG = BagTopics()
 TEACH_START_NS = 1_000_000_000_000
 REPEAT_START_NS = 2_000_000_000_000
 REPEAT_PERIOD_S = 0.5
@@ -91,7 +94,8 @@ def test_a_tracker_reads_vertex_relative_output_from_a_replayed_bag(world, node,
     tracker.attach(client.node)
     client.spin(1.0)  # discovery of the tracker subscriptions
     player = start_ros_process(
-        python_module_command("dlvf_ros.replay.bag_player", str(bag), "--no-clock", "--wait-for", LEFT_IMAGE),
+        python_module_command("dlvf_ros.replay.bag_player", str(bag), "--no-clock", "--wait-for", BAG.left_image),
+        remap={bag_topic: "/" + node_topic for node_topic, bag_topic in bag_remappings().items()},
         log_dir=tmp_path,
     )
     with player:

@@ -183,6 +183,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
 
     from dlvf_ros.replay.processes import RosProcessError, python_module_command, start_ros_process
     from dlvf_ros.replay.recorder import OutputRecorder
+    from dlvf_ros.ros.stereo_input import bag_remappings
 
     log_dir = args.out / "logs"
     context = rclpy.Context()
@@ -193,6 +194,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
     node = start_ros_process(
         python_module_command("dlvf_ros.ros.localizer_node"),
         node_name=NODE_NAME,
+        remap=bag_remappings(),
         params_file=params_file,
         log_dir=log_dir,
     )
