@@ -32,6 +32,7 @@ setup(
             "dlvf = dlvf_ros.cli:main",
             "teach_node = dlvf_ros.ros.teach_node:main",
             "localizer_node = dlvf_ros.ros.localizer_node:main",
+            "managed_localizer_node = dlvf_ros.ros.managed_localizer_node:main",
             "bag_player = dlvf_ros.replay.bag_player:main",
         ],
     },

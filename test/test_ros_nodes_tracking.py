@@ -260,3 +260,27 @@ def test_a_backwards_time_jump_resets_and_the_node_keeps_localizing(world, node,
     assert update.status.fixed and update.status.state == "DEGRADED"
     assert _search_of(client, stamp - 50 * 10**9) == "global"
     assert "time jumped back" in node.log_text()
+
+
+def _set_parameter(client, name: str, value) -> tuple[bool, str]:
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    caller = client.node.create_client(SetParameters, f"/{NODE}/set_parameters")
+    assert caller.wait_for_service(timeout_sec=10.0)
+    future = caller.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    client.wait_for(future.done, 10.0, f"the answer to setting {name}")
+    (result,) = future.result().results
+    return result.successful, result.reason
+
+
+def test_run_time_parameters_are_validated_and_take_effect_on_the_next_frame(world, node, client, tracker):
+    assert _set_parameter(client, "map_path", "/elsewhere")[0] is False  # read-only: read once at start-up
+    assert _set_parameter(client, "localizer.health.frames_to_lose", 0)[0] is False  # out of its range
+    ok, reason = _set_parameter(client, "localizer.ransac.min_inliers", 20)  # above min_matches 12
+    assert not ok and "min_matches" in reason, reason
+    assert _set_parameter(client, "localizer.min_matches", 100_000) == (True, "")
+    stamp = tracker.latest.stamp_ns + 10**9
+    assert not _send(client, tracker, world, 2.5, stamp).status.fixed  # no candidate has 100000 matches
+    assert _set_parameter(client, "localizer.min_matches", 12) == (True, "")
+    assert _send(client, tracker, world, 2.6, stamp + 10**8).status.fixed

@@ -184,7 +184,7 @@ class LocalizerNode(StereoNode):
         self.marker_pub = self.create_publisher(Marker, "localization/health_marker", 10)
         self.match_image_pub = self.create_publisher(Image, "localization/match_image", 2)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self) if self.cfg.publish_tf else None
-        self._services = [
+        self._control_services = [
             self.create_service(Trigger, "~/reset", self._on_reset),
             self.create_service(Trigger, "~/relocalize", self._on_relocalize),
         ]
@@ -221,7 +221,7 @@ class LocalizerNode(StereoNode):
             self.destroy_publisher(publisher)
         if self.tf_broadcaster is not None:
             self.destroy_publisher(self.tf_broadcaster.pub_tf)
-        for service in self._services:
+        for service in self._control_services:
             self.destroy_service(service)
         self.destroy_subscription(self._initial_pose_subscription)
         self.map = self._localizer = None
