@@ -137,7 +137,7 @@ class StereoClient:
     """An rclpy node in the test process: publishes stereo, camera_info, odometry, ground truth, /tf_static;
     records the nodes' pose, tf, path and diagnostics outputs."""
 
-    def __init__(self, rig: StereoRig, name: str = "dlvf_test_client") -> None:
+    def __init__(self, rig: StereoRig, name: str = "dlvf_test_client", namespace: str = "") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
@@ -150,6 +150,7 @@ class StereoClient:
         from dlvf_ros.ros.compat import StaticTransformBroadcaster
 
         self.rig = rig
+        ns = "/" + namespace.strip("/") if namespace else ""  # the nodes' namespace (/tf, /diagnostics are global)
         self.context = rclpy.Context()
         rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.context)
@@ -157,23 +158,23 @@ class StereoClient:
         self.executor.add_node(self.node)
         node = self.node
         self.pub = {
-            "left": node.create_publisher(Image, "/stereo/left/image_rect", 10),
-            "right": node.create_publisher(Image, "/stereo/right/image_rect", 10),
-            "left_info": node.create_publisher(CameraInfo, "/stereo/left/camera_info", 10),
-            "right_info": node.create_publisher(CameraInfo, "/stereo/right/camera_info", 10),
-            "odom": node.create_publisher(Odometry, "/odom", 50),
-            "ground_truth": node.create_publisher(PoseStamped, "/ground_truth/pose", 50),
+            "left": node.create_publisher(Image, ns + "/stereo/left/image_rect", 10),
+            "right": node.create_publisher(Image, ns + "/stereo/right/image_rect", 10),
+            "left_info": node.create_publisher(CameraInfo, ns + "/stereo/left/camera_info", 10),
+            "right_info": node.create_publisher(CameraInfo, ns + "/stereo/right/camera_info", 10),
+            "odom": node.create_publisher(Odometry, ns + "/odom", 50),
+            "ground_truth": node.create_publisher(PoseStamped, ns + "/ground_truth/pose", 50),
         }
         self.static_broadcaster = StaticTransformBroadcaster(node)
         self.poses: list = []
         self.tf: list = []
         self.paths: list = []
         self.statuses: list = []
-        node.create_subscription(PoseWithCovarianceStamped, "/localization/pose", self.poses.append, 10)
+        node.create_subscription(PoseWithCovarianceStamped, ns + "/localization/pose", self.poses.append, 10)
         node.create_subscription(TFMessage, "/tf", lambda m: self.tf.extend(m.transforms), 100)
         node.create_subscription(
             Path,
-            "/localization/path",
+            ns + "/localization/path",
             self.paths.append,
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
         )

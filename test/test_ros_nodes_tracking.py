@@ -284,3 +284,10 @@ def test_run_time_parameters_are_validated_and_take_effect_on_the_next_frame(wor
     assert not _send(client, tracker, world, 2.5, stamp).status.fixed  # no candidate has 100000 matches
     assert _set_parameter(client, "localizer.min_matches", 12) == (True, "")
     assert _send(client, tracker, world, 2.6, stamp + 10**8).status.fixed
+
+
+def test_the_node_runs_the_message_filters_this_environment_has(node):
+    from dlvf_ros.ros import compat
+
+    implementation = "installed" if compat.HAVE_REAL_MESSAGE_FILTERS else "dlvf_ros.ros.compat"
+    assert f"message_filters: {implementation}" in node.log_text(), node.log_text()
