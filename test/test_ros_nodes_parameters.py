@@ -288,3 +288,27 @@ def test_unknown_parameters_name_the_closest_declared_one():
         "zzz",
     ]
     assert unknown_parameters(declared, declared) == []
+
+
+def test_odometry_from_tf_takes_only_the_odom_to_base_link_transform():
+    from tf2_msgs.msg import TFMessage
+
+    from dlvf_ros.ros import conversions
+    from dlvf_ros.ros.odometry_buffer import add_tf_message
+
+    buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
+    message = TFMessage(
+        transforms=[
+            conversions.matrix_to_transform_stamped(_T(5.0), 1_000_000_000, "map", "odom"),  # not odometry
+            conversions.matrix_to_transform_stamped(_T(1.0), 1_000_000_000, "odom", "base_link"),
+            conversions.matrix_to_transform_stamped(_T(9.0), 1_000_000_000, "base_link", "camera"),
+        ]
+    )
+    add_tf_message(buffer, message, "odom", "base_link")
+    assert len(buffer) == 1
+    np.testing.assert_allclose(buffer.lookup(1_000_000_000), _T(1.0), atol=1e-12)
+    bad = conversions.matrix_to_transform_stamped(_T(2.0), 1_100_000_000, "/odom", "base_link")
+    bad.transform.rotation.w = float("nan")
+    with pytest.raises(ValueError, match=r"/tf odom -> base_link at 1\.100 s ignored"):
+        add_tf_message(buffer, TFMessage(transforms=[bad]), "odom", "base_link")
+    assert len(buffer) == 1
