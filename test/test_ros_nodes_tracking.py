@@ -291,3 +291,55 @@ def test_the_node_runs_the_message_filters_this_environment_has(node):
 
     implementation = "installed" if compat.HAVE_REAL_MESSAGE_FILTERS else "dlvf_ros.ros.compat"
     assert f"message_filters: {implementation}" in node.log_text(), node.log_text()
+
+
+def test_a_best_effort_odometry_publisher_is_heard(client):
+    from nav_msgs.msg import Odometry
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    best_effort = client.node.create_publisher(
+        Odometry, "/odom", QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    )
+    client.wait_for(lambda: best_effort.get_subscription_count() > 0, 10.0, "the node's odom subscription to match")
+    client.node.destroy_publisher(best_effort)
+
+
+def test_odometry_can_come_from_tf(world, tmp_path):
+    """odometry_source tf: an EKF's odom -> base_link on /tf instead of nav_msgs/Odometry (own namespace)."""
+    from dlvf_ros.ros import conversions
+    from dlvf_ros.ros.compat import TransformBroadcaster
+
+    rig, map_path, repeat, _ = world
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name=NODE,
+        remap={"__ns": "/tf_odometry"},
+        parameters={"map_path": str(map_path), "odometry_source": "tf"},
+        log_dir=tmp_path,
+    )
+    with process:
+        client = StereoClient(rig, name="dlvf_tf_odometry_client", namespace="tf_odometry")
+        try:
+            updates: list = []
+            tracker_client.TrackerClient(on_update=updates.append).attach(client.node, namespace="/tf_odometry")
+            broadcaster = TransformBroadcaster(client.node)
+            client.wait_for(
+                lambda: (
+                    all(p.get_subscription_count() > 0 for k, p in client.pub.items() if k in ("left", "left_info"))
+                    and broadcaster.pub_tf.get_subscription_count() > 0
+                ),
+                60.0,
+                "the node's stereo and /tf subscriptions",
+            )
+            frame = repeat[3]
+            T_odom_vehicle = transforms.invert(T_MAP_ODOM) @ frame.T_world_vehicle
+            for offset_ns in (-50_000_000, 50_000_000):
+                stamp = frame.stamp_ns + offset_ns
+                broadcaster.sendTransform(
+                    conversions.matrix_to_transform_stamped(T_odom_vehicle, stamp, "odom", "base_link")
+                )
+            client.publish_stereo(frame.stamp_ns, frame.left, frame.right)
+            client.wait_for(lambda: updates, 60.0, "a tracking update")
+            assert updates[-1].status.fixed, updates[-1].status.reason
+        finally:
+            client.close()
