@@ -9,14 +9,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dlvf-installed
 LOCK := requirements/requirements.lock
 NO_DEPS := requirements/requirements-no-deps.in
+# real upstream ROS 2 pure-Python packages as wheels (launch, launch_ros, launch_testing, message_filters, ...) for the
+# tests, beside the checkout where this workplace provides them (README there); on a robot the apt packages are used
+ROS2_WHEELS := ../shared/ros2-wheels
 
 .PHONY: venv demo test lint format lock bench clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): $(LOCK) setup.py setup.cfg package.xml tools/build_tf2_msgs.sh
+$(STAMP): $(LOCK) setup.py setup.cfg package.xml tools/build_tf2_msgs.sh $(wildcard $(ROS2_WHEELS)/*.whl)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	if compgen -G "$(ROS2_WHEELS)/*.whl" > /dev/null; then \
+		$(BIN)/python -m pip install --quiet --no-deps $(ROS2_WHEELS)/*.whl; fi
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	bash tools/build_tf2_msgs.sh $(VENV)
 	touch $(STAMP)

@@ -5,10 +5,12 @@
 
 Arguments: use_sim_time (bag replay with /clock), params_file (teach_node parameters, default the package's
 config/teach_node.yaml), namespace, model (exported feature model for the learned backend; empty: the one shipped
-with the package), map (output map store directory). Ctrl-C finalises the map.
+with the package), map (output map store directory), rviz (start RViz2), and the input topics left_image, right_image,
+left_info, right_info (rectified stereo and its CameraInfo, default stereo/{left,right}/{image_rect,camera_info})
+and odom, e.g. left_image:=/camera/left/image_rect. Ctrl-C finalises the map.
 """
 
-from dlvf_ros.ros.launch_arguments import node_action, node_arguments
+from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action
 from launch import LaunchDescription
 
 
@@ -21,5 +23,6 @@ def generate_launch_description() -> LaunchDescription:
                 model_description="exported feature model (.pt); empty: the shipped one",
             ),
             node_action("teach_node"),
+            rviz_action(),
         ]
     )

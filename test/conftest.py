@@ -1,10 +1,30 @@
-"""Test session setup: every ROS 2 process started by the tests stays on this machine (SHM transport, own domain)."""
+"""Test session setup: every ROS 2 process started by the tests stays on this machine (SHM transport, own domain);
+the session header says which implementation of message_filters, tf2_ros and cv_bridge the nodes use (the real
+packages where installed, e.g. from ../shared/ros2-wheels by `make venv`; else dlvf_ros.ros.compat) and whether the
+launch_testing tests run."""
+
+import os
+import sys
 
 from dlvf_ros.replay.environment import apply_isolated_ros_environment
 
 apply_isolated_ros_environment()
+# the ament index of this environment (launch's frontends, launch_ros' package lookups), as a sourced install has it
+os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
 
 import pytest  # noqa: E402 - the isolated ROS environment is applied before anything else is imported
+
+
+def pytest_report_header(config):
+    import importlib.util
+
+    from dlvf_ros.ros import compat
+
+    launch_testing = importlib.util.find_spec("launch_testing") is not None
+    return [
+        f"ROS 2 Python packages used by the nodes: {compat.describe()}",
+        "launch_testing: " + ("installed (launch file tests run)" if launch_testing else "not installed (skipped)"),
+    ]
 
 
 @pytest.fixture

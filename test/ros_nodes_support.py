@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -136,7 +137,7 @@ class StereoClient:
     """An rclpy node in the test process: publishes stereo, camera_info, odometry, ground truth, /tf_static;
     records the nodes' pose, tf, path and diagnostics outputs."""
 
-    def __init__(self, rig: StereoRig, name: str = "dlvf_test_client") -> None:
+    def __init__(self, rig: StereoRig, name: str = "dlvf_test_client", namespace: str = "") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
@@ -149,6 +150,7 @@ class StereoClient:
         from dlvf_ros.ros.compat import StaticTransformBroadcaster
 
         self.rig = rig
+        ns = "/" + namespace.strip("/") if namespace else ""  # the nodes' namespace (/tf, /diagnostics are global)
         self.context = rclpy.Context()
         rclpy.init(context=self.context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.context)
@@ -156,23 +158,23 @@ class StereoClient:
         self.executor.add_node(self.node)
         node = self.node
         self.pub = {
-            "left": node.create_publisher(Image, "/stereo/left/image_raw", 10),
-            "right": node.create_publisher(Image, "/stereo/right/image_raw", 10),
-            "left_info": node.create_publisher(CameraInfo, "/stereo/left/camera_info", 10),
-            "right_info": node.create_publisher(CameraInfo, "/stereo/right/camera_info", 10),
-            "odom": node.create_publisher(Odometry, "/odom", 50),
-            "ground_truth": node.create_publisher(PoseStamped, "/ground_truth/pose", 50),
+            "left": node.create_publisher(Image, ns + "/stereo/left/image_rect", 10),
+            "right": node.create_publisher(Image, ns + "/stereo/right/image_rect", 10),
+            "left_info": node.create_publisher(CameraInfo, ns + "/stereo/left/camera_info", 10),
+            "right_info": node.create_publisher(CameraInfo, ns + "/stereo/right/camera_info", 10),
+            "odom": node.create_publisher(Odometry, ns + "/odom", 50),
+            "ground_truth": node.create_publisher(PoseStamped, ns + "/ground_truth/pose", 50),
         }
         self.static_broadcaster = StaticTransformBroadcaster(node)
         self.poses: list = []
         self.tf: list = []
         self.paths: list = []
         self.statuses: list = []
-        node.create_subscription(PoseWithCovarianceStamped, "/localization/pose", self.poses.append, 10)
+        node.create_subscription(PoseWithCovarianceStamped, ns + "/localization/pose", self.poses.append, 10)
         node.create_subscription(TFMessage, "/tf", lambda m: self.tf.extend(m.transforms), 100)
         node.create_subscription(
             Path,
-            "/localization/path",
+            ns + "/localization/path",
             self.paths.append,
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
         )
@@ -269,11 +271,13 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
 
     from dlvf_ros.replay.processes import python_module_command, start_ros_process
     from dlvf_ros.replay.replay_cli import bag_summary
+    from dlvf_ros.ros.stereo_input import bag_remappings
 
     n_frames = bag_summary(bag)["topics"]["/stereo/left/image_raw"]
     node = start_ros_process(
         python_module_command("dlvf_ros.ros.teach_node"),
         node_name="teach_node",
+        remap=bag_remappings(),
         parameters={"map_path": str(map_path), "use_sim_time": True, **parameters},
         log_dir=log_dir,
     )
@@ -316,3 +320,73 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
         executor.shutdown()
         watcher.destroy_node()
         rclpy.shutdown(context=context)
+
+
+_INSTALLED: dict[str, Path] = {}
+EXECUTABLES = ("localizer_node", "managed_localizer_node", "teach_node", "bag_player", "dlvf")
+
+
+def installed_prefix() -> Path:
+    """This checkout installed the way a robot gets it: `pip install .` (not editable) of a copy of the sources into
+    a fresh prefix, plus `lib/dlvf_ros/<executable>` links to pip's `bin/` scripts, where colcon's install (setup.cfg's
+    install_scripts) puts them and launch_ros' `Node(package="dlvf_ros")` looks. Once per test session (~10 s).
+
+    Run with `installed_environment(prefix)`: the installed code, not the checkout, is imported then."""
+    if "prefix" not in _INSTALLED:
+        import shutil
+        import subprocess
+        import sys
+        import tempfile
+
+        root = Path(__file__).resolve().parents[1]
+        work = Path(tempfile.mkdtemp(prefix="dlvf-installed-"))
+        source = work / "source"
+        source.mkdir()
+        for name in ("package.xml", "setup.py", "setup.cfg"):
+            shutil.copy2(root / name, source / name)
+        for name in ("resource", "dlvf_ros", "launch", "config"):
+            shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        (source / "models").mkdir()
+        for model in (root / "models").glob("*.pt"):
+            shutil.copy2(model, source / "models" / model.name)
+        prefix = work / "install"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-cache-dir"]
+            + ["--ignore-installed"]  # never uninstall the environment's own (editable) dlvf_ros
+            + ["--prefix", str(prefix), str(source)],
+            check=True,
+            capture_output=True,
+        )
+        shutil.rmtree(source)  # nothing of the sources is left to import from
+        (prefix / "lib" / "dlvf_ros").mkdir(parents=True, exist_ok=True)
+        for executable in EXECUTABLES:
+            (prefix / "lib" / "dlvf_ros" / executable).symlink_to(Path("..") / ".." / "bin" / executable)
+        _INSTALLED["prefix"] = prefix
+    return _INSTALLED["prefix"]
+
+
+def installed_environment(prefix: Path) -> dict[str, str]:
+    """Variables that make a child process import dlvf_ros from `prefix` and find its share files through the ament
+    index (AMENT_PREFIX_PATH), like a sourced colcon install."""
+    import os
+    import sys
+
+    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    ament = os.pathsep.join([str(prefix), *[p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]])
+    return {"PYTHONPATH": str(site), "AMENT_PREFIX_PATH": ament}
+
+
+def build_learned_wall_map(path: Path) -> Path:
+    """A 3-keyframe map of the wall world taught with the shipped learned model (models/*.pt)."""
+    from dlvf_ros.features.backends import make_backend
+    from dlvf_ros.localization.teach import TeachConfig, Teacher
+    from dlvf_ros.package_share import shipped_model_path
+
+    rig = wall_rig()
+    frames = wall_run(wall_texture(), rig, np.arange(0.0, 2.01, 1.0), 0.0, 10**12, wall_distance_m=4.0)
+    teacher = Teacher.create(
+        path, make_backend("learned", shipped_model_path()), rig, TeachConfig(keyframe_distance_m=1.0)
+    )
+    for frame in frames:
+        teacher.add_frame(frame.stamp_ns, frame.left, frame.right, frame.T_world_vehicle, frame.T_world_vehicle)
+    return path

@@ -20,7 +20,13 @@ from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 SHARED_MODULE = ROOT / "dlvf_ros" / "ros" / "launch_arguments.py"
-COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map"}
+COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map", "rviz"} | {
+    "left_image",
+    "right_image",
+    "left_info",
+    "right_info",
+    "odom",
+}
 NODE_PARAMETERS = {
     "teach_node": {spec.name for spec in teach_node.parameter_specs()},
     "localizer_node": {spec.name for spec in localizer_node.parameter_specs()},
@@ -69,6 +75,8 @@ def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_
     for keyword in ("executable", "name"):
         assert isinstance(_keyword(node, keyword), ast.Name) and _keyword(node, keyword).id == "node_name"
     assert _parameter_names(node) == {"use_sim_time", "map_path", "model"}
+    remapped = {ast.literal_eval(element.elts[1].args[0]) for element in _keyword(node, "remappings").elts}
+    assert remapped == set(launch_arguments.INPUT_TOPICS), "every input topic argument remaps the node's input"
 
 
 def test_the_three_launch_files_exist():
@@ -170,4 +178,21 @@ def test_launch_description_builds(path):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     nodes = [e for e in description.entities if isinstance(e, Node)]
-    assert {n.node_executable for n in nodes} <= _console_scripts()
+    ours = [n for n in nodes if n.node_package == "dlvf_ros"]
+    assert ours and {n.node_executable for n in ours} <= _console_scripts()
+    assert {(n.node_package, n.node_executable) for n in nodes if n not in ours} == {("rviz2", "rviz2")}
+
+
+def test_rviz_config_shows_the_node_outputs_and_is_installed():
+    config = yaml.safe_load((ROOT / "config" / "dlvf.rviz").read_text())
+    manager = config["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "map"
+    topics = {d["Topic"]["Value"] for d in manager["Displays"] if "Topic" in d}
+    assert topics == {
+        "localization/path",
+        "localization/pose",
+        "localization/health_marker",
+        "localization/match_image",
+    }
+    assert {d["Class"] for d in manager["Displays"]} >= {"rviz_default_plugins/TF", "rviz_default_plugins/Image"}
+    assert 'glob("config/*.rviz")' in (ROOT / "setup.py").read_text()

@@ -188,3 +188,19 @@ def test_tf2_msgs_build_is_idempotent_quiet_and_has_the_real_type_hash():
     description = json.loads((share / "msg" / "TFMessage.json").read_text())
     (built,) = [h["hash_string"] for h in description["type_hashes"] if h["type_name"] == "tf2_msgs/msg/TFMessage"]
     assert built == typestore_for("kilted").hash_rihs01("tf2_msgs/msg/TFMessage")
+
+
+def test_message_types_are_checked_before_anything_is_imported(monkeypatch):
+    from dlvf_ros.data.bag_format import installed_interface_packages
+    from dlvf_ros.replay.bag_player import BagPlayerError, message_class
+
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    installed = installed_interface_packages()
+    with pytest.raises(BagPlayerError, match=r"bag b, topic /x: message type this/msg/Foo is not from an installed"):
+        message_class("this/msg/Foo", installed, "bag b, topic /x")
+    assert "this" not in sys.modules  # `import this` would have run the module
+    with pytest.raises(BagPlayerError, match="not of the form package/msg/Name"):
+        message_class("os/../Foo", installed, "bag b, topic /x")
+    from sensor_msgs.msg import Image
+
+    assert message_class("sensor_msgs/msg/Image", installed, "bag b, topic /x") is Image

@@ -76,14 +76,18 @@ def test_queue_size_drops_oldest_stamp():
     assert out == [("L20", "R20")]
 
 
-def test_same_stamp_replaces_and_zero_slop_matches_exact_stamps():
-    (left, right), out = _sync(slop=0.0)
+def test_same_stamp_replaces_and_the_spread_must_be_strictly_below_slop():
+    (left, right), out = _sync(slop=0.001)
     left.signalMessage(_msg(50 * MS, "L50a"))
     left.signalMessage(_msg(50 * MS, "L50b"))
-    right.signalMessage(_msg(50 * MS + 1, "R50+1ns"))
+    right.signalMessage(_msg(51 * MS, "R51"))  # spread == slop: not matched (message_filters: spread < slop)
     assert out == []
     right.signalMessage(_msg(50 * MS, "R50"))
     assert out == [("L50b", "R50")]
+    (left, right), out = _sync(slop=0.0)  # never matches, even identical stamps
+    left.signalMessage(_msg(50 * MS, "L50"))
+    right.signalMessage(_msg(50 * MS, "R50"))
+    assert out == []
 
 
 def test_three_inputs_need_total_spread_within_slop():
@@ -237,3 +241,36 @@ def test_subscriber_filter_over_dds_feeds_the_synchronizer():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("message_filters") is None, reason="the real message_filters is not here")
+def test_the_stand_in_synchronizer_matches_the_real_one():
+    """The same arrivals (real builtin_interfaces stamps) through compat's and the real ApproximateTimeSynchronizer."""
+    import message_filters
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+
+    def arrivals(implementation, slop, sequence):
+        sources = [implementation.SimpleFilter() for _ in range(3)]
+        sync = implementation.ApproximateTimeSynchronizer(sources, 4, slop)
+        out = []
+        sync.registerCallback(lambda *msgs: out.append(tuple(m.header.frame_id for m in msgs)))
+        for index, stamp_ms in sequence:
+            msg = Image()
+            msg.header.stamp = Time(sec=stamp_ms // 1000, nanosec=(stamp_ms % 1000) * MS)
+            msg.header.frame_id = f"{index}@{stamp_ms}"
+            sources[index].signalMessage(msg)
+        return out
+
+    rng = np.random.default_rng(3)
+    sequences = [[(0, 1000), (1, 1010), (2, 1020), (2, 1005), (0, 2000), (1, 2000), (2, 2000)]]
+    for _ in range(30):  # random arrivals: three inputs, stamps jittered around 100 ms frames, some late
+        sequence = [
+            (int(i), int(1000 + 100 * f + rng.integers(-12, 13))) for f in range(12) for i in rng.permutation(3)
+        ]
+        sequences.append(
+            [sequence[j] for j in np.argsort(np.arange(len(sequence)) + rng.integers(0, 5, len(sequence)))]
+        )
+    for slop in (0.0, 0.01, 0.02, 0.05):
+        for sequence in sequences:
+            assert arrivals(compat, slop, sequence) == arrivals(message_filters, slop, sequence), (slop, sequence)

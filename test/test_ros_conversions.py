@@ -115,7 +115,6 @@ def _broken(field_changes: dict, right_side: bool = True):
     [
         ((cv.rig_to_camera_infos(StereoRig())[0], None), "missing the right one"),
         (_broken({"p": np.zeros(12)}), "right CameraInfo is uncalibrated"),
-        (_broken({"d": [0.1, 0.0, 0.0, 0.0, 0.0]}, right_side=False), "non-zero distortion.*must be rectified"),
         (_broken({"p": np.array([388.0, 0, 253.5, -93.0, 0, 390.0, 196.8, 0, 0, 0, 1, 0])}), "fx 388.0 != fy 390.0"),
         (_broken({"p": StereoRig().projection_matrix(right=False).reshape(12)}), r"right P\[0,3\] = -f \* baseline"),
         (_broken({"width": 640}), "sizes differ"),
@@ -124,6 +123,20 @@ def _broken(field_changes: dict, right_side: bool = True):
 def test_invalid_camera_infos(pair, message):
     with pytest.raises(ValueError, match=message):
         cv.camera_infos_to_rig(*pair, np.eye(4))
+
+
+def test_rectified_camera_info_with_the_raw_distortion_uses_p():
+    """stereo_image_proc's image_rect comes with the camera's raw D (and K) and the rectified P: P is the model."""
+    from dlvf_ros.ros.stereo_input import distortion_note
+
+    rig = StereoRig()
+    left, right = cv.rig_to_camera_infos(rig)
+    assert distortion_note(left) is None
+    for info in (left, right):
+        info.d = [0.1, -0.05, 0.001, 0.0, 0.0]
+        info.k = [400.0, 0, 250.0, 0, 400.0, 190.0, 0, 0, 1]  # raw intrinsics: ignored
+    assert cv.camera_infos_to_rig(left, right, rig.T_vehicle_camera).matches(rig)
+    assert "using P" in distortion_note(left) and "rectified" in distortion_note(left)
 
 
 def test_poses_transforms_and_odometry_round_trip():

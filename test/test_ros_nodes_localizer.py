@@ -47,7 +47,7 @@ def node(world, tmp_path_factory):
         log_dir=tmp_path_factory.mktemp("logs"),
     )
     with process:
-        process.wait_ready(timeout_s=60.0, publishes=["/localization/pose"], subscribes=["/stereo/left/image_raw"])
+        process.wait_ready(timeout_s=60.0, publishes=["/localization/pose"], subscribes=["/stereo/left/image_rect"])
         yield process
 
 
@@ -127,7 +127,7 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
     [
         ("encoding", "yuv422"),
         ("size", "differ in size"),
-        ("missing_info", "missing left camera_info"),
+        ("missing_info", "missing left camera_info (/stereo/left/camera_info)"),
         ("unsynchronised", "never within slop"),
         ("nan_odometry", "odometry message"),
     ],
@@ -196,3 +196,51 @@ def test_startup_errors_are_fatal_with_a_clear_message(world, tmp_path, paramete
     with process:
         assert process.wait(timeout_s=60.0) == 1
     assert expected in process.log_text(), process.log_text()
+
+
+def test_a_misspelt_parameter_in_a_params_file_is_refused_naming_the_closest(world, tmp_path):
+    _, map_path, _ = world
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(
+        f"/**/localizer_fatal:\n  ros__parameters:\n    map_path: {map_path}\n"
+        "    localizer:\n      ransac:\n        iteratons: 100\n"
+    )
+    process = start_ros_process(
+        python_module_command("dlvf_ros.ros.localizer_node"),
+        node_name="localizer_fatal",
+        params_file=params_file,
+        log_dir=tmp_path,
+    )
+    with process:
+        assert process.wait(timeout_s=60.0) == 1
+    assert "unknown parameter localizer.ransac.iteratons (did you mean localizer.ransac.iterations?)" in (
+        process.log_text()
+    ), process.log_text()
+
+
+def test_replay_without_camera_info_exits_non_zero_naming_the_missing_topic(world, tmp_path):
+    import subprocess
+
+    from dlvf_ros.data.bag_format import BagTopics
+    from dlvf_ros.data.bags import write_run_bag
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from run_frames import Frame
+
+    rig, map_path, repeat = world
+    frames = [Frame(i, f.stamp_ns, f.left, f.right, f.T_world_vehicle, f.T_world_vehicle) for i, f in enumerate(repeat)]
+    elsewhere = BagTopics(left_info="/elsewhere/left/camera_info", right_info="/elsewhere/right/camera_info")
+    bag = write_run_bag(tmp_path / "bag", frames, rig, topics=elsewhere)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "/**/localizer_node:\n  ros__parameters:\n    no_input_warning_s: 1.0\n    diagnostics_period_s: 0.25\n"
+    )
+    out = tmp_path / "recording"
+    command = ["replay", "--bag", str(bag), "--map", str(map_path), "--out", str(out), "--params-file", str(params)]
+    result = subprocess.run(
+        [sys.executable, "-m", "dlvf_ros.cli", *command, "--drain-s", "2"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("dlvf replay: error:")]
+    assert "published no pose" in line and "missing left camera_info (/stereo/left/camera_info)" in line, line
+    assert (out / "replay.json").is_file()  # the recording is complete: nothing lost

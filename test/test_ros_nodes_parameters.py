@@ -181,13 +181,16 @@ def test_odometry_messages_are_added_or_refused_naming_the_stamp():
     from dlvf_ros.ros import conversions
 
     buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
-    add_odometry_message(buffer, conversions.matrix_to_odometry(_T(1.0), 1_500_000_000))
+    add_odometry_message(buffer, conversions.matrix_to_odometry(_T(1.0), 1_500_000_000), "odom", "base_link")
     assert len(buffer) == 1
     np.testing.assert_allclose(buffer.lookup(1_500_000_000), _T(1.0), atol=1e-12)
     bad = conversions.matrix_to_odometry(_T(2.0), 1_600_000_000)
     bad.pose.pose.position.x = float("nan")
     with pytest.raises(ValueError, match=r"odometry message at 1\.600 s ignored: invalid translation"):
-        add_odometry_message(buffer, bad)
+        add_odometry_message(buffer, bad, "odom", "base_link")
+    other = conversions.matrix_to_odometry(_T(2.0), 1_600_000_000, frame_id="world", child_frame_id="base_link")
+    with pytest.raises(ValueError, match=r"it is 'world' -> 'base_link', expected 'odom' -> 'base_link'"):
+        add_odometry_message(buffer, other, "odom", "base_link")
     assert len(buffer) == 1
 
 
@@ -237,12 +240,17 @@ def test_watchdog_explains_missing_and_unsynchronised_inputs():
     assert len(subscriptions) == 4
     assert "no stereo input at all" in stereo.explain_silence()
 
-    def msg(stamp_ns):
-        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=stamp_ns)))
+    def msg(stamp_ns):  # real stamps: the real message_filters reads them with rclpy.time.Time.from_msg
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import CameraInfo
+
+        info = CameraInfo()
+        info.header.stamp = Time(sec=0, nanosec=stamp_ns)
+        return info
 
     for index in (0, 1, 3):  # no left camera_info
         stereo._subscribers[index].signalMessage(msg(1000))
-    assert stereo.explain_silence().startswith("missing left camera_info")
+    assert stereo.explain_silence().startswith("missing left camera_info (stereo/left/camera_info)")
     stereo._subscribers[2].signalMessage(msg(50_000_000))  # 50 ms after the others
     assert "never within slop 0.010 s" in stereo.explain_silence()
     assert "0.050 s" in stereo.explain_silence()
@@ -267,3 +275,40 @@ def test_watchdog_warns_after_the_silence_and_logs_once_per_silence():
     assert stereo.watchdog(3.0, logger)[1] is None
     stereo._last_sync_monotonic -= 10.0
     assert stereo.watchdog(3.0, logger)[1] is not None and len(warnings) == 2
+
+
+def test_unknown_parameters_name_the_closest_declared_one():
+    from dlvf_ros.ros.node_parameters import unknown_parameters
+
+    declared = ["localizer.ransac.iterations", "teach.keyframe_distance_m", "map_path"]
+    given = ["map_path", "localizer.ransac.iteratons", "teach.keyframe_distanse_m", "zzz", "qos_overrides./x.depth"]
+    assert unknown_parameters(given, declared) == [
+        "localizer.ransac.iteratons (did you mean localizer.ransac.iterations?)",
+        "teach.keyframe_distanse_m (did you mean teach.keyframe_distance_m?)",
+        "zzz",
+    ]
+    assert unknown_parameters(declared, declared) == []
+
+
+def test_odometry_from_tf_takes_only_the_odom_to_base_link_transform():
+    from tf2_msgs.msg import TFMessage
+
+    from dlvf_ros.ros import conversions
+    from dlvf_ros.ros.odometry_buffer import add_tf_message
+
+    buffer = OdometryBuffer(horizon_s=5.0, max_gap_s=0.5, max_hold_s=0.1)
+    message = TFMessage(
+        transforms=[
+            conversions.matrix_to_transform_stamped(_T(5.0), 1_000_000_000, "map", "odom"),  # not odometry
+            conversions.matrix_to_transform_stamped(_T(1.0), 1_000_000_000, "odom", "base_link"),
+            conversions.matrix_to_transform_stamped(_T(9.0), 1_000_000_000, "base_link", "camera"),
+        ]
+    )
+    add_tf_message(buffer, message, "odom", "base_link")
+    assert len(buffer) == 1
+    np.testing.assert_allclose(buffer.lookup(1_000_000_000), _T(1.0), atol=1e-12)
+    bad = conversions.matrix_to_transform_stamped(_T(2.0), 1_100_000_000, "/odom", "base_link")
+    bad.transform.rotation.w = float("nan")
+    with pytest.raises(ValueError, match=r"/tf odom -> base_link at 1\.100 s ignored"):
+        add_tf_message(buffer, TFMessage(transforms=[bad]), "odom", "base_link")
+    assert len(buffer) == 1

@@ -44,7 +44,7 @@ def _start(map_path, log_dir, **parameters):
         },
         log_dir=log_dir,
     )
-    process.wait_ready(timeout_s=60.0, publishes=["/localization/path"], subscribes=["/stereo/left/image_raw"])
+    process.wait_ready(timeout_s=60.0, publishes=["/localization/path"], subscribes=["/stereo/left/image_rect"])
     return process
 
 

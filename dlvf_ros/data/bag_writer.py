@@ -20,6 +20,7 @@ from dlvf_ros.data import msg_codec
 from dlvf_ros.data.bag_format import STORAGES, BagTopics, typestore_for
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.geometry.transforms import body_twist
 
 # 1-sigma wheel-odometry noise reported in the Odometry covariances
 ODOM_POSITION_SIGMA_M = 0.02  # plus ODOM_POSITION_SIGMA_PER_M for each metre travelled
@@ -118,13 +119,6 @@ class _MessageFactory:
                 covariance=np.diag(np.square(twist_sigma)).reshape(36),
             ),
         )
-
-
-def body_twist(T_odom_a: np.ndarray, T_odom_b: np.ndarray, dt_s: float) -> np.ndarray:
-    """(vx, vy, vz, wx, wy, wz) in the vehicle frame (m/s, rad/s) moving from pose a to pose b in `dt_s` seconds."""
-    if dt_s <= 0:
-        raise ValueError(f"body_twist: time step must be positive, got {dt_s} s")
-    return transforms.se3_log(transforms.invert(T_odom_a) @ T_odom_b) / dt_s
 
 
 def _pairs_with_next(frames: Iterable) -> Iterator[tuple[object, object | None]]:

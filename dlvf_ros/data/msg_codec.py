@@ -140,6 +140,8 @@ def camera_info_fields(rig: StereoRig, right: bool = False) -> dict:
 def rig_from_camera_infos(left, right, T_vehicle_camera: np.ndarray) -> StereoRig:
     """StereoRig from the left and right CameraInfo of a rectified pair (intrinsics from P, baseline from right P).
 
+    Only P is used: it describes the rectified image. D and K are those of the raw camera, so a rectified stream
+    (stereo_image_proc's image_rect) may carry a non-zero D with its rectified P; the images must be rectified.
     `T_vehicle_camera`: the left optical frame on the vehicle (from /tf_static).
     """
     if left is None or right is None:
@@ -151,11 +153,6 @@ def rig_from_camera_infos(left, right, T_vehicle_camera: np.ndarray) -> StereoRi
             raise ValueError(f"{name} CameraInfo is uncalibrated (size {info.width}x{info.height}, P[0,0] {P[0, 0]})")
         if abs(P[0, 0] - P[1, 1]) > 1e-6 * P[0, 0]:
             raise ValueError(f"{name} CameraInfo: fx {P[0, 0]} != fy {P[1, 1]}; StereoRig needs square pixels")
-        if np.any(np.asarray(info.d, dtype=np.float64) != 0.0):
-            raise ValueError(
-                f"{name} CameraInfo has non-zero distortion {list(info.d)}: the images must be rectified "
-                "(publish image_rect and its CameraInfo)"
-            )
     if (left.width, left.height) != (right.width, right.height):
         raise ValueError(f"left {left.width}x{left.height} and right {right.width}x{right.height} sizes differ")
     if not np.allclose(P_left[:, :3], P_right[:, :3], rtol=1e-6, atol=1e-6):

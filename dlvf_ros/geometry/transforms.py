@@ -137,6 +137,14 @@ def se3_log(T: np.ndarray) -> np.ndarray:
     return np.concatenate([V_inv @ T[:3, 3], phi])
 
 
+def body_twist(T_odom_a: np.ndarray, T_odom_b: np.ndarray, dt_s: float) -> np.ndarray:
+    """(vx, vy, vz, wx, wy, wz) in the vehicle frame (m/s, rad/s): the constant twist moving from pose a to pose b
+    in `dt_s` seconds."""
+    if dt_s <= 0:
+        raise ValueError(f"body_twist: time step must be positive, got {dt_s} s")
+    return se3_log(invert(T_odom_a) @ T_odom_b) / dt_s
+
+
 _LAST_ROW = np.array([0.0, 0.0, 0.0, 1.0])
 
 

@@ -114,6 +114,7 @@ class LocalizationResult:
     fix_refused: str = ""  # why a pose that matching found was not published ("" when published or none found)
     inliers_per_keyframe: dict[int, int] = field(default_factory=dict)  # of the pose found, by submap keyframe
     innovation_mahalanobis2: float = float("nan")  # of the gated pose against its prediction (NaN: not gated)
+    inlier_points_camera: np.ndarray | None = None  # (N, 3) the fix's inlier points in the left optical frame (m)
 
 
 @dataclass
@@ -156,14 +157,18 @@ class Localizer:
                 f"(ids 0..{len(map_store) - 1})"
             )
         self.health = HealthMonitor(self.config.health)
-        self.path = TaughtPath(np.stack([e.T_map_keyframe for e in map_store.entries]), self.config.gate)
+        self._configure()
+        self.reset()
+
+    def _configure(self) -> None:
+        """Build what depends on `config` beyond the health monitor: the taught path's gate and the pose estimator."""
+        self.path = TaughtPath(np.stack([e.T_map_keyframe for e in self.map.entries]), self.config.gate)
         self.estimator = PoseEstimator(
-            map_store.rig,
+            self.map.rig,
             self.config.ransac,
             self.config.refine,
-            frontend.backend.keypoint_scale(map_store.rig.width),
+            self.frontend.backend.keypoint_scale(self.map.rig.width),
         )
-        self.reset()
 
     @classmethod
     def from_map(cls, map_path, model_path=None, config: LocalizerConfig | None = None) -> Localizer:
@@ -182,6 +187,32 @@ class Localizer:
         self._last_stamp_ns: int | None = None
         self._odometer_m = 0.0
         self._frames_without_fix = 0
+        self._start_up_window = True  # initial_keyframe_id applies
+        self._seed: tuple[np.ndarray, float] | None = None
+
+    def relocalize(self) -> None:
+        """Forget the last fix and search the whole map from the next frame on (initial_keyframe_id ignored)."""
+        self.reset()
+        self._start_up_window = False
+
+    def seed(self, T_map_vehicle: np.ndarray, covariance: np.ndarray) -> None:
+        """Forget the last fix and search around `T_map_vehicle` (an initial pose, e.g. /initialpose) from the next
+        frame on: within 3 sigma of its planar position (6x6 ROS covariance, m^2), at least `window.radius_m`. It is
+        a search hint, never a fix; after `health.frames_to_lose` frames without a fix the whole map is searched."""
+        if not transforms.is_rigid(np.asarray(T_map_vehicle, dtype=np.float64), tol=1e-4):
+            raise ValueError("Localizer.seed: T_map_vehicle must be a finite rigid 4x4 transform")
+        sigma_m = float(np.sqrt(max(covariance[0][0], covariance[1][1], 0.0)))
+        if not np.isfinite(sigma_m):
+            raise ValueError("Localizer.seed: the covariance must be finite")
+        radius = min(max(3.0 * sigma_m, self.config.window.radius_m), self.config.window.max_radius_m)
+        self.reset()
+        self._seed = (np.asarray(T_map_vehicle, dtype=np.float64), radius)
+
+    def update_config(self, config: LocalizerConfig) -> None:
+        """Use `config` from the next frame on (between frames; the front end's `stereo` stays as built)."""
+        self.config = config
+        self.health.config = config.health
+        self._configure()
 
     @property
     def _distance_since_fix_m(self) -> float:
@@ -287,6 +318,7 @@ class Localizer:
             fix_refused=refused,
             inliers_per_keyframe=support,
             innovation_mahalanobis2=innovation_m2,
+            inlier_points_camera=best.matches.src[best_refined.inliers] if fixed else None,
         )
 
     def _gate(self, found: _Fix, num_inliers: int, tracking: bool) -> tuple[_Fix | None, str, float]:
@@ -346,8 +378,22 @@ class Localizer:
     def _candidates(self, predicted: np.ndarray | None) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
         """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids)."""
         cfg = self.config.window
+        if (
+            self._fix is None
+            and self._seed is not None
+            and self._frames_without_fix < self.config.health.frames_to_lose
+        ):
+            T_seed, radius = self._seed
+            centre = T_seed[:3, 3]
+            return (
+                "window",
+                radius,
+                centre,
+                keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates),
+            )
         start_up_window = (
             self._fix is None
+            and self._start_up_window
             and self.config.initial_keyframe_id is not None
             and self._frames_without_fix < self.config.health.frames_to_lose
         )

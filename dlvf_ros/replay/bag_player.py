@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 NODE_NAME = "bag_player"
 ACK_TIMEOUT_S = 3.0  # reliable readers acknowledge on Fast DDS heartbeats (every 3 s by default)
@@ -53,14 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def message_class(msgtype: str) -> Any:
-    """rclpy message class of 'pkg/msg/Name'; BagPlayerError naming the fix if the package is missing."""
-    package, kind, name = msgtype.split("/")
+def message_class(msgtype: str, installed: Collection[str], where: str) -> Any:
+    """rclpy message class of a bag's 'pkg/msg/Name'; BagPlayerError naming the fix when the string is malformed or
+    its package is not one of the `installed` ROS interface packages (checked before anything is imported)."""
+    from dlvf_ros.data.bag_format import BagError, check_message_type
+
     try:
-        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+        package, name = check_message_type(msgtype, installed, where)
+    except BagError as exc:
+        hint = " (run `bash tools/build_tf2_msgs.sh .venv`)" if msgtype.startswith("tf2_msgs/") else ""
+        raise BagPlayerError(f"{exc}{hint}") from exc
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
     except (ImportError, AttributeError) as exc:
-        hint = " (run `bash tools/build_tf2_msgs.sh .venv`)" if package == "tf2_msgs" else ""
-        raise BagPlayerError(f"message type {msgtype} is not installed{hint}: {exc}") from exc
+        raise BagPlayerError(f"{where}: message type {msgtype} cannot be imported: {exc}") from exc
 
 
 def _qos_for(connection) -> Any:
@@ -85,6 +91,8 @@ class BagPlayer:
         from rosbags.rosbag2 import Reader, ReaderError
         from rosgraph_msgs.msg import Clock
 
+        from dlvf_ros.data.bag_format import installed_interface_packages
+
         if args.rate <= 0:
             raise BagPlayerError(f"--rate must be positive, got {args.rate}")
         if args.clock_hz <= 0:
@@ -105,12 +113,15 @@ class BagPlayer:
                 raise BagPlayerError(f"topic {topic} is not in {path}; it has {sorted(known)}")
         self.publishers: dict[int, Any] = {}
         by_topic: dict[str, Any] = {}
+        installed = installed_interface_packages()
         for connection in self.reader.connections:
             if wanted is not None and connection.topic not in wanted:
                 continue
             if connection.topic not in by_topic:
                 by_topic[connection.topic] = node.create_publisher(
-                    message_class(connection.msgtype), connection.topic, _qos_for(connection)
+                    message_class(connection.msgtype, installed, f"bag {path}, topic {connection.topic}"),
+                    connection.topic,
+                    _qos_for(connection),
                 )
             self.publishers[connection.id] = by_topic[connection.topic]
         if not self.publishers:

@@ -88,6 +88,15 @@ class RosProcess:
         text = self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
         return "\n".join(text.splitlines()[-tail_lines:]) if tail_lines else text
 
+    def failure_reason(self) -> str:
+        """The process's own account of why it failed: its last FATAL or ERROR log line (else its last line)."""
+        lines = [line.strip() for line in self.log_text().splitlines() if line.strip()]
+        for level in ("[FATAL]", "[ERROR]"):
+            marked = [line for line in lines if level in line]
+            if marked:
+                return marked[-1].split("]: ", 1)[-1]
+        return lines[-1] if lines else "no output"
+
     def _error(self, message: str) -> RosProcessError:
         return RosProcessError(
             f"{message}\n  command: {' '.join(self.command)}\n  log ({self.log_path}), last lines:\n"

@@ -39,6 +39,7 @@ class OutputRecorder(Node):
         self.frame_statuses = 0
         self.last_frame_status_monotonic: float | None = None
         self.last_summary: dict[str, str] = {}
+        self.last_problem = ""  # the node's latest warning or error (summary message or last_error)
         self.create_subscription(PoseWithCovarianceStamped, pose_topic, self._on_pose, 100)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 100)
 
@@ -69,6 +70,10 @@ class OutputRecorder(Node):
                 self.last_frame_status_monotonic = time.monotonic()
             elif status.name.endswith(": summary"):
                 self.last_summary = values
+                if _level(status.level) != 0:
+                    self.last_problem = status.message
+                elif values.get("last_error"):
+                    self.last_problem = values["last_error"]
 
     def close(self) -> None:
         self.poses.close()

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,10 @@ from dlvf_ros.package_share import package_share_directory
 
 NODE_NAME = "localizer_node"
 LEFT_IMAGE_TOPIC = "/stereo/left/image_raw"
+
+
+class ReplayError(ValueError):
+    """The replay ran but the node failed or localized nothing; the message carries the node's own reason."""
 
 
 def default_params_file() -> Path:
@@ -159,13 +162,18 @@ def run(args: argparse.Namespace) -> int:
         f"dlvf replay: {result['frame_results']} frame results, {result['poses']} poses for {n_frames} stereo "
         f"frames -> {args.out}"
     )
-    if result["localizer_exit_code"] != 0 or result["bag_player_exit_code"] != 0:
-        print(
-            f"dlvf replay: a process failed (localizer {result['localizer_exit_code']}, bag_player "
-            f"{result['bag_player_exit_code']}); see the logs in {args.out / 'logs'}",
-            file=sys.stderr,
+    logs = args.out / "logs"
+    if result["localizer_exit_code"] != 0:
+        raise ReplayError(
+            f"localizer_node exited with code {result['localizer_exit_code']}: {result['node_reason']} (logs in {logs})"
         )
-        return 1
+    if result["bag_player_exit_code"] != 0:
+        raise ReplayError(f"bag_player exited with code {result['bag_player_exit_code']} (logs in {logs})")
+    if result["poses"] == 0:
+        raise ReplayError(
+            f"localizer_node published no pose for the {n_frames} stereo frames of {args.bag}: "
+            f"{result['node_reason'] or 'no reason reported'} (recording in {args.out})"
+        )
     return 0
 
 
@@ -175,6 +183,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
 
     from dlvf_ros.replay.processes import RosProcessError, python_module_command, start_ros_process
     from dlvf_ros.replay.recorder import OutputRecorder
+    from dlvf_ros.ros.stereo_input import bag_remappings
 
     log_dir = args.out / "logs"
     context = rclpy.Context()
@@ -185,17 +194,23 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
     node = start_ros_process(
         python_module_command("dlvf_ros.ros.localizer_node"),
         node_name=NODE_NAME,
+        remap=bag_remappings(),
         params_file=params_file,
         log_dir=log_dir,
     )
     player = None
     try:
-        node.wait_ready(
-            timeout_s=args.ready_timeout_s,
-            publishes=["/localization/pose"],
-            subscribes=[LEFT_IMAGE_TOPIC],
-            node=recorder,
-        )
+        try:
+            node.wait_ready(
+                timeout_s=args.ready_timeout_s,
+                publishes=["/localization/pose"],
+                subscribes=[LEFT_IMAGE_TOPIC],
+                node=recorder,
+            )
+        except RosProcessError as exc:
+            if node.alive():
+                raise
+            raise ReplayError(f"localizer_node did not start: {node.failure_reason()} (log {node.log_path})") from exc
         player = start_ros_process(
             python_module_command(
                 "dlvf_ros.replay.bag_player", str(args.bag), "--rate", str(args.rate), "--wait-for", LEFT_IMAGE_TOPIC
@@ -209,8 +224,9 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
                     executor.spin_once(timeout_sec=0.05)
                     progress.update(recorder.frame_statuses - progress.n)
                     if not node.alive():
-                        raise RosProcessError(
-                            f"localizer_node exited with code {node.returncode} during the replay:\n{node.log_text(30)}"
+                        raise ReplayError(
+                            f"localizer_node exited with code {node.returncode} during the replay: "
+                            f"{node.failure_reason()} (log {node.log_path})"
                         )
 
             spin_until(lambda: not player.alive())
@@ -237,5 +253,6 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
         "localizer_exit_code": localizer_code,
         "bag_player_exit_code": player_code,
         "node_counters": frames,
+        "node_reason": recorder.last_problem if localizer_code == 0 else node.failure_reason(),
         "logs": os.path.relpath(log_dir, args.out),
     }

@@ -10,13 +10,14 @@ The equivalents below behave like the real Python packages:
 - `ApproximateTimeSynchronizer` (message_filters' Python algorithm): each input keeps up to `queue_size` messages
   keyed by header stamp (a repeated stamp replaces the older message; the oldest stamp is dropped when full). When a
   message arrives, the other inputs' messages within `slop` of it are tried, closest first; the first set whose stamp
-  spread is within `slop` is emitted and removed from the queues. Older unmatched messages stay queued until pushed
-  out. (The real Python class requires spread < slop, which makes slop = 0 never match; here spread <= slop.)
+  spread is strictly below `slop` is emitted and removed from the queues (so `slop` 0 never matches, as with the
+  real class). Older unmatched messages stay queued until pushed out.
 - `TransformBroadcaster` publishes tf2_msgs/TFMessage on /tf (depth 100); `StaticTransformBroadcaster` on /tf_static
   with depth 1, transient local, and like rclcpp's (and newer tf2_ros') it re-publishes every static transform sent
   so far, keyed by child frame, so one latched message carries them all.
 - `CvBridge` converts with `dlvf_ros.ros.conversions` (numpy by encoding table).
-launch_testing has no equivalent here: process-level tests start nodes with `dlvf_ros.replay.processes` instead.
+The test environment installs the real message_filters where ../shared/ros2-wheels exists (the Makefile's venv
+recipe); `describe()` says which implementation runs, and the test session header repeats it.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class ApproximateTimeSynchronizer(SimpleFilter):
             for combination in itertools.product(*candidates):
                 stamps = list(combination)
                 stamps.insert(my_queue_index, stamp_ns)
-                if max(stamps) - min(stamps) <= self.slop_ns:
+                if max(stamps) - min(stamps) < self.slop_ns:
                     matched = [queue.pop(s) for queue, s in zip(self.queues, stamps)]
                     break
         if matched is not None:

@@ -1,16 +1,40 @@
 """What launch/*.launch.py share: the node's launch arguments and the node action that passes them on.
 
 Every launch file declares `use_sim_time`, `params_file` (default: config/<node>.yaml of the package share directory,
-found by `dlvf_ros.package_share`), `namespace`, `model` and `map` (`COMMON_ARGUMENTS`), and starts its node
-(teach_node or localizer_node) with the parameter file plus `use_sim_time`, `map_path` and `model` from those
-arguments (an empty `model`: the shipped model, for the learned backend). `launch` and `launch_ros` are imported
-inside the functions: they exist on a robot with ROS 2 installed, not in the pip environment (test/test_launch_files.py
-reads this module there).
+found by `dlvf_ros.package_share`), `namespace`, `model`, `map`, `rviz` and the input topics `left_image`,
+`right_image`, `left_info`, `right_info`, `odom` (`COMMON_ARGUMENTS`), and starts its node (teach_node or
+localizer_node) with the parameter file plus `use_sim_time`, `map_path` and `model` from those arguments (an empty
+`model`: the shipped model, for the learned backend) and its inputs remapped to the topic arguments (relative names
+resolve in the namespace). `rviz:=true` also starts RViz2 with config/dlvf.rviz. `launch` and `launch_ros` are
+imported inside the functions: they exist on a robot with ROS 2 installed (and in the test environment with
+../shared/ros2-wheels); test/test_launch_files.py also reads this module where they are not.
 """
 
 from __future__ import annotations
 
-COMMON_ARGUMENTS = ("use_sim_time", "params_file", "namespace", "model", "map")
+from dlvf_ros.ros.stereo_input import TOPICS
+
+COMMON_ARGUMENTS = (
+    "use_sim_time",
+    "params_file",
+    "namespace",
+    "model",
+    "map",
+    "rviz",
+    "left_image",
+    "right_image",
+    "left_info",
+    "right_info",
+    "odom",
+)
+# the node's own input names: the default of each topic argument (no remapping)
+INPUT_TOPICS = {
+    "left_image": TOPICS[0],
+    "right_image": TOPICS[1],
+    "left_info": TOPICS[2],
+    "right_info": TOPICS[3],
+    "odom": "odom",
+}
 
 
 def node_arguments(
@@ -21,19 +45,28 @@ def node_arguments(
     use_sim_time: str = "false",
     use_sim_time_description: str = "use /clock (bag replay)",
     namespace_description: str = "namespace of the node and its topics",
+    topics: dict[str, str] | None = None,
 ) -> list:
-    """DeclareLaunchArgument actions of `COMMON_ARGUMENTS` for `node_name` (only `map` has no default)."""
+    """DeclareLaunchArgument actions of `COMMON_ARGUMENTS` for `node_name` (only `map` has no default); `topics`
+    overrides the default of topic arguments (`INPUT_TOPICS` keys)."""
     from launch.actions import DeclareLaunchArgument
 
     from dlvf_ros.package_share import package_share_directory
 
     default_params = str(package_share_directory() / "config" / f"{node_name}.yaml")
+    topic = {**INPUT_TOPICS, **(topics or {})}
     return [
         DeclareLaunchArgument("use_sim_time", default_value=use_sim_time, description=use_sim_time_description),
         DeclareLaunchArgument("params_file", default_value=default_params, description=f"{node_name} parameter file"),
         DeclareLaunchArgument("namespace", default_value="", description=namespace_description),
         DeclareLaunchArgument("model", default_value="", description=model_description),
         DeclareLaunchArgument("map", description=map_description),
+        DeclareLaunchArgument("rviz", default_value="false", description="also start RViz2 with config/dlvf.rviz"),
+        DeclareLaunchArgument("left_image", default_value=topic["left_image"], description="rectified left image"),
+        DeclareLaunchArgument("right_image", default_value=topic["right_image"], description="rectified right image"),
+        DeclareLaunchArgument("left_info", default_value=topic["left_info"], description="left CameraInfo"),
+        DeclareLaunchArgument("right_info", default_value=topic["right_info"], description="right CameraInfo"),
+        DeclareLaunchArgument("odom", default_value=topic["odom"], description="nav_msgs/Odometry (odom -> base_link)"),
     ]
 
 
@@ -58,4 +91,29 @@ def node_action(node_name: str):
                 "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
             },
         ],
+        remappings=[
+            (INPUT_TOPICS["left_image"], LaunchConfiguration("left_image")),
+            (INPUT_TOPICS["right_image"], LaunchConfiguration("right_image")),
+            (INPUT_TOPICS["left_info"], LaunchConfiguration("left_info")),
+            (INPUT_TOPICS["right_info"], LaunchConfiguration("right_info")),
+            (INPUT_TOPICS["odom"], LaunchConfiguration("odom")),
+        ],
+    )
+
+
+def rviz_action():
+    """RViz2 with the package's config/dlvf.rviz, started when the `rviz` argument is true."""
+    from launch.conditions import IfCondition
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    from dlvf_ros.package_share import package_share_directory
+
+    return Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        namespace=LaunchConfiguration("namespace"),
+        arguments=["-d", str(package_share_directory() / "config" / "dlvf.rviz")],
+        condition=IfCondition(LaunchConfiguration("rviz")),
     )

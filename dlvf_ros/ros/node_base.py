@@ -1,11 +1,16 @@
 """The skeleton teach_node and localizer_node share: settings, stereo input, worker thread, odometry, diagnostics.
 
 `StereoNode` declares the node's parameters from its config dataclasses (`StereoNodeConfig` and a core config under
-a prefix), buffers odometry from `odom`, publishes the taught path (`localization/path`, latched) and /diagnostics,
-and after `start_input` feeds every synchronised stereo set (`StereoSet`) through a bounded mailbox (`FrameWorker`)
-to a worker thread that calls the node's `_process`. A periodic summary status (steady clock, so it keeps running
-when a bag's /clock stops) carries the node's counters and the input watchdog's warning. A node implements
-`_process`, `_frame_failed` and `_summary`.
+a prefix; the ones the node names as run-time parameters can be set while it runs, validated like at start-up, and
+reach it through `_apply_configs`), publishes the taught path (`localization/path`, latched) and /diagnostics, and
+between `start_input` and `stop_input` buffers odometry (nav_msgs/Odometry on `odom`, QoS reliability a parameter;
+or odom -> base_link from /tf) and feeds every synchronised stereo set (`StereoSet`) through a bounded mailbox
+(`FrameWorker`) to a worker thread that calls the node's `_process`. A periodic summary status (steady clock, so it
+keeps running when a bag's /clock stops) carries the node's counters and the input watchdog's warning. A node
+implements `_process`, `_frame_failed` and `_summary`.
+
+`StereoNode` is a plain rclpy Node; a subclass that also derives from `rclpy.lifecycle.LifecycleNode` (after the
+node class, so the MRO puts LifecycleNode under `StereoNode`) gets a managed node with the same code.
 """
 
 from __future__ import annotations
@@ -17,19 +22,26 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from dlvf_ros.config import setting
 from dlvf_ros.ros import conversions
+from dlvf_ros.ros.compat import TF2_MSGS_HINT
 from dlvf_ros.ros.compat import describe as describe_compat
-from dlvf_ros.ros.node_parameters import read_node_configs
-from dlvf_ros.ros.odometry_buffer import OdometryBuffer, add_odometry_message
+from dlvf_ros.ros.node_parameters import (
+    ParameterError,
+    config_from_parameters,
+    node_parameter_specs,
+    read_node_configs,
+)
+from dlvf_ros.ros.odometry_buffer import OdometryBuffer, add_odometry_message, add_tf_message
 from dlvf_ros.ros.stereo_input import StereoInput, create_watchdog_timer
 
 LATCHED_QOS = QoSProfile(
@@ -56,7 +68,9 @@ class StereoNodeConfig:
     )
     queue_size: int = setting(10, "messages kept per stereo input while waiting for a synchronised set", (1, 1000))
     slop_s: float = setting(
-        0.02, "largest stamp difference (s) within a synchronised left/right image + camera_info set", (0.0, 10.0)
+        0.02,
+        "a synchronised left/right image + camera_info set spans less than this (s; message_filters' slop)",
+        (0.0001, 10.0),
     )
     no_input_warning_s: float = setting(
         3.0, "warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)", (0.1, 3600.0)
@@ -71,6 +85,18 @@ class StereoNodeConfig:
     )
     odometry_wait_s: float = setting(
         0.2, "wait up to this long (s, wall clock) for odometry at or after an image's stamp", (0.0, 10.0)
+    )
+    odometry_source: Literal["topic", "tf"] = setting(
+        "topic",
+        "where odom -> base_link comes from: topic (nav_msgs/Odometry on odom) or tf (/tf, e.g. an EKF's odom -> "
+        "base_link)",
+    )
+    odometry_reliability: Literal["best_effort", "reliable"] = setting(
+        "best_effort",
+        "QoS reliability of the odom subscription: best_effort accepts reliable and best-effort publishers",
+    )
+    odom_frame: str = setting(
+        "odom", "odometry frame (REP 105 odom): the odometry's header.frame_id, or its /tf parent"
     )
     map_frame: str = setting("map", "frame of the teach map (REP 105 map; the teach pass's odometry frame)")
     base_frame: str = setting(
@@ -156,9 +182,11 @@ class StereoNode(Node, abc.ABC):
     PROBLEM_STATUS = "input"
     DROPPED_KEY = "frames_dropped"  # summary key of the sets dropped from the mailbox
 
-    def __init__(self, node_name: str, configs: Sequence[tuple[type, str]]) -> None:
+    def __init__(self, node_name: str, configs: Sequence[tuple[type, str]], runtime: Sequence[str] = ()) -> None:
         super().__init__(node_name)
-        self.cfg, self.core_config = read_node_configs(self, node_name, configs)
+        self._configs = configs
+        self._parameter_names = [spec.name for spec in node_parameter_specs(configs)]
+        self.cfg, self.core_config = read_node_configs(self, node_name, configs, runtime)
         self._stats_lock = threading.Lock()
         self.frames_received = 0
         self.frames_processed = 0
@@ -167,20 +195,61 @@ class StereoNode(Node, abc.ABC):
         self.odometry = self.make_odometry_buffer()
         self.path_pub = self.create_publisher(Path, "localization/path", LATCHED_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Odometry, "odom", self._on_odometry, 50)
+        self._worker: FrameWorker | None = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def make_odometry_buffer(self) -> OdometryBuffer:
         """A pose buffer with the node's odometry horizon, largest gap and hold."""
         return OdometryBuffer(self.cfg.odometry_horizon_s, self.cfg.odometry_max_gap_s, self.cfg.odometry_max_hold_s)
 
     def start_input(self, mailbox_capacity: int, drain_on_stop: bool, warn_on_drop: bool) -> None:
-        """Subscribe the stereo input, start the summary timer and the worker (call last in the node's __init__)."""
+        """Subscribe odometry and the stereo input, start the summary timer and the worker."""
         self.get_logger().info(describe_compat())
         self._warn_on_drop = warn_on_drop
         self._worker = FrameWorker(f"{self.get_name()}_worker", mailbox_capacity, self._process_safely, drain_on_stop)
+        self._odometry_subscription = self._subscribe_odometry()
         self.stereo = StereoInput(self, self._on_stereo, self.cfg.queue_size, self.cfg.slop_s)
-        create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
+        self._watchdog_timer = create_watchdog_timer(self, self.cfg.diagnostics_period_s, self._on_diagnostics_timer)
         self._worker.start()
+
+    def stop_input(self, timeout_s: float) -> int:
+        """Unsubscribe the inputs and stop the timer and the worker (the frame in progress finishes, and the queue
+        is worked off first if the worker drains on stop; up to `timeout_s`); returns the frames left unprocessed."""
+        if self._worker is None:
+            return 0
+        for subscription in (*self.stereo.subscriptions(), self._odometry_subscription):
+            self.destroy_subscription(subscription)
+        self.destroy_timer(self._watchdog_timer)
+        abandoned = self._worker.stop(timeout_s)
+        self._worker = None
+        return abandoned
+
+    def _subscribe_odometry(self) -> Any:
+        if self.cfg.odometry_source == "tf":
+            try:
+                from tf2_msgs.msg import TFMessage
+            except ImportError as exc:
+                raise ImportError(TF2_MSGS_HINT) from exc
+            return self.create_subscription(TFMessage, "/tf", self._on_tf, QoSProfile(depth=100))
+        reliability = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+        qos = QoSProfile(depth=50, reliability=reliability[self.cfg.odometry_reliability])
+        return self.create_subscription(Odometry, "odom", self._on_odometry, qos)
+
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        """Validate new values of run-time parameters as at start-up, then hand the new configs to the node."""
+        values = {name: self.get_parameter(name).value for name in self._parameter_names}
+        values.update({parameter.name: parameter.value for parameter in parameters})
+        try:
+            configs = [config_from_parameters(config_cls, values, prefix) for config_cls, prefix in self._configs]
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply_configs(*configs)
+        return SetParametersResult(successful=True)
+
+    def _apply_configs(self, node_config: Any, core_config: Any) -> None:
+        """Take new configs from a run-time parameter change (executor thread); a node may apply more."""
+        self.cfg = node_config
+        self.core_config = core_config
 
     # ---- what a node implements -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -198,7 +267,13 @@ class StereoNode(Node, abc.ABC):
     # ---- executor thread ------------------------------------------------------------------------------------
     def _on_odometry(self, msg: Odometry) -> None:
         try:
-            add_odometry_message(self.odometry, msg)
+            add_odometry_message(self.odometry, msg, self.cfg.odom_frame, self.cfg.base_frame)
+        except ValueError as exc:
+            self._report_problem(str(exc))
+
+    def _on_tf(self, msg: Any) -> None:
+        try:
+            add_tf_message(self.odometry, msg, self.cfg.odom_frame, self.cfg.base_frame)
         except ValueError as exc:
             self._report_problem(str(exc))
 
@@ -265,5 +340,5 @@ class StereoNode(Node, abc.ABC):
         self.diagnostics_pub.publish(array)
 
     def close(self) -> None:
-        """Stop the worker (the frame in progress finishes first; up to 10 s)."""
-        self._worker.stop(timeout_s=10.0)
+        """Stop the input and the worker (the frame in progress finishes first; up to 10 s)."""
+        self.stop_input(timeout_s=10.0)

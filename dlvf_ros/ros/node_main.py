@@ -55,8 +55,12 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
 
 
 def make_node_backend(node_name: str, backend: str, model: str, torch_threads: int):
-    """The feature backend of a node; an empty `model` with the learned backend means the shipped model."""
+    """The feature backend of a node; an empty `model` with the learned backend means the shipped model. The
+    installed torch is checked first (`dlvf_ros.features.torch_support`), against the model's too."""
+    import torch
+
     from dlvf_ros.features.backends import make_backend
+    from dlvf_ros.features.torch_support import TorchVersionError, check_torch_version, recorded_torch_version
     from dlvf_ros.features.xfeat_backend import XFeatMissingError
     from dlvf_ros.package_share import package_share_directory, shipped_model_path
 
@@ -69,11 +73,11 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
                 f"{package_share_directory() / 'models'}); or set backend to orb or sift"
             )
     try:
+        model_torch = recorded_torch_version(model_path) if backend == "learned" else None
+        check_torch_version(torch.__version__, model_torch, f"model {model_path}")
         feature_backend = make_backend(backend, model_path)
-    except (ValueError, FileNotFoundError, XFeatMissingError) as exc:
+    except (ValueError, FileNotFoundError, XFeatMissingError, TorchVersionError) as exc:
         raise StartupError(f"{node_name}: {exc}") from exc
-    if feature_backend.name in ("learned", "xfeat"):  # the backends that run torch
-        import torch
-
+    if feature_backend.name in ("learned", "xfeat"):  # the backends that run their network in torch
         torch.set_num_threads(torch_threads)
     return feature_backend

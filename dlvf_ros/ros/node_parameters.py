@@ -4,14 +4,15 @@ A node's parameters are the scalar fields of its config dataclasses (nested data
 config sits under a prefix such as "localizer."). Default, description and range come from each field, declared once
 with `dlvf_ros.config.setting` beside the default. `read_node_configs` declares them (ParameterDescriptor) and builds
 the configs from the values; `parameter_file_text` writes config/<node>.yaml with each description as a comment
-(`tools/write_parameter_files.py`; a test keeps the files equal to the defaults). Parameters are read-only: the nodes
-read them once at start-up. An out-of-range or wrongly typed value is a `ParameterError` naming the parameter, its
-range and the file to fix.
+(`tools/write_parameter_files.py`; a test keeps the files equal to the defaults). A node names the parameters it can
+change at run time (`runtime`: names, or prefixes ending in "."); the others are read-only, read once at start-up.
+An out-of-range or wrongly typed value is a `ParameterError` naming the parameter, its range and the file to fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,6 +41,7 @@ class ParameterSpec:
     low: float | None = None
     high: float | None = None
     none_value: bool | int | float | str | None = None
+    dynamic: bool = False  # may change at run time (`ros2 param set`)
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, (bool, int, float, str)):
@@ -52,7 +54,7 @@ class ParameterSpec:
             raise ValueError(f"ParameterSpec {self.name}: default {self.default} outside [{self.low}, {self.high}]")
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=True)
+        descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=not self.dynamic)
         if self.low is not None and isinstance(self.default, float):
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
@@ -94,9 +96,19 @@ def specs_from_config(config: Any, prefix: str = "") -> list[ParameterSpec]:
     return specs
 
 
-def node_parameter_specs(configs: Sequence[tuple[type, str]]) -> list[ParameterSpec]:
-    """Specs of a node's (config class, parameter prefix) pairs, each from the class's defaults."""
-    return [spec for config_cls, prefix in configs for spec in specs_from_config(config_cls(), prefix)]
+def is_runtime_parameter(name: str, runtime: Sequence[str]) -> bool:
+    """Whether `name` is one of `runtime` (names, or prefixes ending in ".")."""
+    return any(name == entry or (entry.endswith(".") and name.startswith(entry)) for entry in runtime)
+
+
+def node_parameter_specs(configs: Sequence[tuple[type, str]], runtime: Sequence[str] = ()) -> list[ParameterSpec]:
+    """Specs of a node's (config class, parameter prefix) pairs, each from the class's defaults; those named by
+    `runtime` (names, or prefixes ending in ".") are dynamic."""
+    return [
+        dataclasses.replace(spec, dynamic=is_runtime_parameter(spec.name, runtime))
+        for config_cls, prefix in configs
+        for spec in specs_from_config(config_cls(), prefix)
+    ]
 
 
 def declare_parameters(node: Any, specs: list[ParameterSpec]) -> dict[str, Any]:
@@ -140,13 +152,33 @@ def config_from_parameters(config_cls: type, values: dict[str, Any], prefix: str
         raise ParameterError(str(exc)) from exc
 
 
-def read_node_configs(node: Any, node_name: str, configs: Sequence[tuple[type, str]]) -> list[Any]:
-    """Declare the parameters of `configs` ((config class, prefix) pairs) on `node`, then build each config.
+def unknown_parameters(given: Sequence[str], declared: Sequence[str]) -> list[str]:
+    """The `given` names (params file, `-p`) not in `declared`, each as "name (did you mean closest?)" when a
+    declared name is close. rclpy keeps such overrides unused and says nothing."""
+    described = []
+    for name in sorted(set(given) - set(declared)):
+        if name.startswith("qos_overrides."):  # rclpy's QoS override parameters, read by publishers that opt in
+            continue
+        closest = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+        described.append(f"{name} (did you mean {closest[0]}?)" if closest else name)
+    return described
 
-    A bad value is a `StartupError` naming the parameter and the params file (config/<node_name>.yaml) to fix.
+
+def read_node_configs(
+    node: Any, node_name: str, configs: Sequence[tuple[type, str]], runtime: Sequence[str] = ()
+) -> list[Any]:
+    """Declare the parameters of `configs` ((config class, prefix) pairs; `runtime` ones dynamic) on `node`, then
+    build each config.
+
+    A bad value, or a parameter the node does not have (a misspelt name in a params file), is a `StartupError`
+    naming the parameter (and the closest known one) and the params file (config/<node_name>.yaml) to fix.
     """
     try:
-        values = declare_parameters(node, node_parameter_specs(configs))
+        values = declare_parameters(node, node_parameter_specs(configs, runtime))
+        given = list(getattr(node, "_parameter_overrides", {}))  # rclpy: the values from files and the command line
+        unknown = unknown_parameters(given, [*values, *(n for n in given if node.has_parameter(n))])
+        if unknown:
+            raise ParameterError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
         return [config_from_parameters(config_cls, values, prefix) for config_cls, prefix in configs]
     except ParameterError as exc:
         raise StartupError(
@@ -195,7 +227,8 @@ def parameter_file_text(node_name: str, specs: list[ParameterSpec], header: str)
                 emit(entry, indent + "  ")
                 continue
             limits = f" [{entry.low}, {entry.high}]" if entry.low is not None else ""
-            lines.append(f"{indent}# {entry.description}{limits}")
+            dynamic = " (can change at run time)" if entry.dynamic else ""
+            lines.append(f"{indent}# {entry.description}{limits}{dynamic}")
             lines.append(indent + yaml.safe_dump({key: entry.default}, width=1 << 20).strip())
 
     emit(nested, "    ")

@@ -1,7 +1,8 @@
 """A short history of odometry poses, looked up at image stamps (interpolated; held briefly past the newest).
 
 The buffer is pure numpy and thread-safe (the executor thread adds, the worker thread looks up);
-`add_odometry_message` feeds it a nav_msgs/Odometry, refusing a pose that is not a rigid transform.
+`add_odometry_message` feeds it a nav_msgs/Odometry, refusing other frames and a pose that is not a rigid transform;
+`add_tf_message` feeds it the odom -> base_link transforms of a /tf message (an EKF's, when odometry comes from tf).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class OdometryBuffer:
                 self._samples.popleft()
             self._lock.notify_all()
 
+    def newest(self) -> tuple[int, np.ndarray] | None:
+        """(stamp_ns, T_odom_vehicle) of the newest sample, None when empty."""
+        with self._lock:
+            return self._samples[-1] if self._samples else None
+
     def lookup(self, stamp_ns: int, wait_s: float = 0.0) -> np.ndarray:
         """T_odom_vehicle at `stamp_ns`; OdometryLookupError (naming the gap) when there is none close enough.
 
@@ -83,10 +89,17 @@ class OdometryBuffer:
         return T[0]
 
 
-def add_odometry_message(buffer: OdometryBuffer, msg) -> None:
-    """Add the pose of a nav_msgs/Odometry message to `buffer`; a ValueError naming the message's stamp and the
-    problem when its pose is not a finite rigid transform (the message is then ignored)."""
+def add_odometry_message(buffer: OdometryBuffer, msg, odom_frame: str, base_frame: str) -> None:
+    """Add the pose of a nav_msgs/Odometry message (`odom_frame` -> `base_frame`) to `buffer`; a ValueError naming
+    the message's stamp and the problem when its frame ids differ or its pose is not a finite rigid transform (the
+    message is then ignored)."""
     stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+    frames = (msg.header.frame_id.lstrip("/"), msg.child_frame_id.lstrip("/"))
+    if frames != (odom_frame, base_frame):
+        raise ValueError(
+            f"odometry message at {stamp_ns * 1e-9:.3f} s ignored: it is {frames[0]!r} -> {frames[1]!r}, expected "
+            f"{odom_frame!r} -> {base_frame!r}; set the odom_frame / base_frame parameters or fix the publisher"
+        )
     try:
         _, T_odom_vehicle = conversions.odometry_to_matrix(msg)
         if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
@@ -94,3 +107,19 @@ def add_odometry_message(buffer: OdometryBuffer, msg) -> None:
     except ValueError as exc:
         raise ValueError(f"odometry message at {stamp_ns * 1e-9:.3f} s ignored: {exc}") from exc
     buffer.add(stamp_ns, T_odom_vehicle)
+
+
+def add_tf_message(buffer: OdometryBuffer, msg, odom_frame: str, base_frame: str) -> None:
+    """Add the `odom_frame` -> `base_frame` transforms of a tf2_msgs/TFMessage to `buffer` (others are not ours);
+    a ValueError naming the stamp when one is not a finite rigid transform (it is then ignored)."""
+    for transform in msg.transforms:
+        if (transform.header.frame_id.lstrip("/"), transform.child_frame_id.lstrip("/")) != (odom_frame, base_frame):
+            continue
+        stamp_ns = conversions.stamp_to_ns(transform.header.stamp)
+        try:
+            _, _, T_odom_vehicle = conversions.transform_stamped_to_matrix(transform)
+            if not transforms.is_rigid(T_odom_vehicle, tol=1e-4):
+                raise ValueError("the transform is not a finite rigid transform (NaN/inf or a non-unit quaternion)")
+        except ValueError as exc:
+            raise ValueError(f"/tf {odom_frame} -> {base_frame} at {stamp_ns * 1e-9:.3f} s ignored: {exc}") from exc
+        buffer.add(stamp_ns, T_odom_vehicle)

@@ -19,12 +19,30 @@ from rclpy.clock import Clock, ClockType
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
+from dlvf_ros.data.bag_format import BagTopics
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import cv_bridge, message_filters, stamp_ns_of
 
 INPUT_NAMES = ("left image", "right image", "left camera_info", "right camera_info")
-TOPICS = ("stereo/left/image_raw", "stereo/right/image_raw", "stereo/left/camera_info", "stereo/right/camera_info")
+# rectified images (stereo_image_proc's names); remap them to your camera's topics
+TOPICS = ("stereo/left/image_rect", "stereo/right/image_rect", "stereo/left/camera_info", "stereo/right/camera_info")
+
+
+def bag_remappings(topics: BagTopics = BagTopics()) -> dict[str, str]:
+    """Remappings of the node inputs to a stereo run bag's topics (`dlvf sim --bags` names its images image_raw)."""
+    bag = (topics.left_image, topics.right_image, topics.left_info, topics.right_info)
+    return {node: bag_topic for node, bag_topic in zip(TOPICS, bag) if "/" + node != bag_topic}
+
+
+def distortion_note(left_info: CameraInfo) -> str | None:
+    """What the node says once when CameraInfo carries a non-zero D (P is used: the images must be rectified)."""
+    if not np.any(np.asarray(left_info.d, dtype=np.float64) != 0.0):
+        return None
+    return (
+        f"camera_info has distortion coefficients D = {list(left_info.d)}: using P, the rectified projection; the "
+        "images must be rectified (image_rect)"
+    )
 
 
 class StereoInputError(ValueError):
@@ -53,13 +71,19 @@ class StereoInput:
         self._silence_reported = False
         self.synchronised_sets = 0
         self._subscribers = []
+        self.topics = []  # as resolved (namespace, remappings), for the explanations
         for index, (topic, msg_type) in enumerate(zip(TOPICS, (Image, Image, CameraInfo, CameraInfo))):
             subscriber = message_filters.Subscriber(node, msg_type, topic, qos_profile=qos_profile_sensor_data)
             subscriber.registerCallback(self._count, index)
             self._subscribers.append(subscriber)
+            self.topics.append(getattr(subscriber.sub, "topic_name", topic))
         self._sync = message_filters.ApproximateTimeSynchronizer(self._subscribers, queue_size, slop_s)
         self._on_frame = on_frame
         self._sync.registerCallback(self._synchronised)
+
+    def subscriptions(self) -> list:
+        """The rclpy subscriptions of the four inputs (to destroy them)."""
+        return [subscriber.sub for subscriber in self._subscribers]
 
     def _count(self, msg, index: int) -> None:
         with self._lock:
@@ -94,9 +118,9 @@ class StereoInput:
         with self._lock:
             counts = list(self._counts_since_sync)
             latest = list(self._latest_stamp_ns)
-        missing = [name for name, count in zip(INPUT_NAMES, counts) if count == 0]
+        missing = [f"{name} ({topic})" for name, topic, count in zip(INPUT_NAMES, self.topics, counts) if count == 0]
         if len(missing) == 4:
-            return "no stereo input at all (no image or camera_info message)"
+            return f"no stereo input at all (no image or camera_info message on {', '.join(self.topics)})"
         if missing:
             received = ", ".join(f"{name} {count}" for name, count in zip(INPUT_NAMES, counts) if count)
             return f"missing {', '.join(missing)} (received {received}); check the topic names and remappings"

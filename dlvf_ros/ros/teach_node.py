@@ -173,7 +173,7 @@ class TeachNode(StereoNode):
 
     def close(self) -> None:
         """Process the queued frames (up to `shutdown_timeout_s`), then report the finished map."""
-        abandoned = self._worker.stop(timeout_s=self.cfg.shutdown_timeout_s)
+        abandoned = self.stop_input(timeout_s=self.cfg.shutdown_timeout_s)
         keyframes = self.teacher.num_keyframes if self.teacher else 0
         message = f"map {self.cfg.map_path}: {keyframes} keyframes from {self.frames_processed} frames"
         if abandoned:

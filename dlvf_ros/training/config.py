@@ -222,7 +222,8 @@ class PerFrameConfig:
         self.localizer_config()  # refuses min_matches below ransac.min_inliers
 
     def localizer_config(self) -> LocalizerConfig:
-        """The `LocalizerConfig` of the per-frame mode (the fields it does not use keep their defaults)."""
+        """The `LocalizerConfig` of the per-frame mode: dense SGBM stereo at the test size, like the training
+        disparities (the fields it does not use keep their defaults)."""
         return LocalizerConfig(
             stereo=StereoConfig(method="sgbm", sgbm=self.sgbm),
             matching=self.matching,

@@ -1,0 +1,149 @@
+"""launch_testing: teach.launch.py and repeat.launch.py of the installed package, brought up together (teach in
+namespace /teach, repeat in /repeat) through launch_ros' `Node(package="dlvf_ros")`, fed over DDS and checked.
+
+The package is installed the way a robot has it (`ros_nodes_support.installed_prefix`: `pip install .` into a fresh
+prefix with the ament index marker, share/ and lib/dlvf_ros/<executable>); the launch files come from that prefix's
+share directory and AMENT_PREFIX_PATH names it, so launch_ros resolves package, executables and parameter files as
+on a colcon install. Needs the real launch_testing (../shared/ros2-wheels, installed by `make venv`); skipped where
+it is not installed. Runs under pytest (launch_testing's plugin) or `launch_test`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("launch_testing")
+pytest.importorskip("launch_ros")
+
+sys.path.insert(0, str(Path(__file__).parent))
+import launch.launch_description_sources
+import launch_testing
+import launch_testing.actions
+import launch_testing.asserts
+import numpy as np
+from ros_nodes_support import (
+    StereoClient,
+    build_wall_map,
+    installed_prefix,
+    wall_rig,
+    wall_run,
+    wall_texture,
+)
+
+import launch
+from dlvf_ros import tracker_client
+from dlvf_ros.geometry import transforms
+
+WORK = Path(tempfile.mkdtemp(prefix="dlvf-launch-test-"))
+TEACH_MAP = WORK / "taught_map"
+REPEAT_MAP = WORK / "repeat_map"
+TEACH_PARAMS = WORK / "teach_params.yaml"
+TEXTURE = wall_texture()
+RIG = wall_rig()
+PREVIOUS_AMENT_PREFIX_PATH = os.environ.get("AMENT_PREFIX_PATH")
+
+
+def _include(share: Path, launch_file: str, arguments: dict[str, str]):
+    source = launch.launch_description_sources.PythonLaunchDescriptionSource(str(share / "launch" / launch_file))
+    return launch.actions.IncludeLaunchDescription(source, launch_arguments=list(arguments.items()))
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    prefix = installed_prefix()
+    os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (str(prefix), PREVIOUS_AMENT_PREFIX_PATH) if p)
+    share = prefix / "share" / "dlvf_ros"
+    teach = wall_run(TEXTURE, RIG, np.arange(0.0, 4.01, 0.25), 0.0, 10**12, wall_distance_m=4.0)
+    build_wall_map(REPEAT_MAP, RIG, teach)
+    TEACH_PARAMS.write_text(
+        "/**/teach_node:\n  ros__parameters:\n    backend: orb\n    odometry_wait_s: 10.0\n"
+        "    teach:\n      keyframe_distance_m: 1.0\n"
+    )
+    return launch.LaunchDescription(
+        [
+            _include(
+                share,
+                "teach.launch.py",
+                {"map": str(TEACH_MAP), "namespace": "teach", "params_file": str(TEACH_PARAMS)},
+            ),
+            _include(share, "repeat.launch.py", {"map": str(REPEAT_MAP), "namespace": "repeat"}),
+            launch_testing.actions.ReadyToTest(),
+        ]
+    )
+
+
+def _send(client: StereoClient, frame) -> None:
+    for offset_ns in (-50_000_000, 50_000_000):  # odometry and ground truth around the image stamp
+        client.publish_odometry(frame.stamp_ns + offset_ns, frame.T_world_vehicle)
+        client.publish_ground_truth(frame.stamp_ns + offset_ns, frame.T_world_vehicle)
+    client.publish_stereo(frame.stamp_ns, frame.left, frame.right)
+
+
+class TestTeachAndRepeatLaunchFiles(unittest.TestCase):
+    def test_teach_launch_builds_a_map_from_its_namespaced_inputs(self, proc_output):
+        proc_output.assertWaitFor("teaching into", timeout=90, stream="stderr")
+        client = StereoClient(RIG, name="dlvf_launch_teach_client", namespace="teach")
+        try:
+            client.publish_static_camera()
+            client.wait_matched(timeout_s=30.0)
+            frames = wall_run(TEXTURE, RIG, np.arange(0.0, 3.01, 0.5), 0.0, 5 * 10**12, wall_distance_m=4.0)
+            for frame in frames:
+                _send(client, frame)
+                client.spin(0.3)
+            client.wait_for(
+                lambda: client.paths and len(client.paths[-1].poses) >= 3,
+                60.0,
+                "3 keyframes on /teach/localization/path",
+            )
+            ys = [p.pose.position.y for p in client.paths[-1].poses]
+            np.testing.assert_allclose(ys[:3], [0.0, 1.0, 2.0], atol=1e-6)  # a keyframe per metre of odometry
+
+            def handled() -> int:  # frames the node is done with: none left queued when launch stops it
+                counts = [
+                    {kv.key: kv.value for kv in s.values} for s in client.statuses if s.name == "teach_node: teach"
+                ]
+                return max((int(c["frames_processed"]) + int(c["frames_failed"]) for c in counts), default=0)
+
+            client.wait_for(lambda: handled() >= len(frames), 60.0, "teach_node to handle every frame")
+        finally:
+            client.close()
+
+    def test_repeat_launch_localizes_and_feeds_a_tracker(self, proc_output):
+        proc_output.assertWaitFor("localizing against", timeout=90, stream="stderr")
+        client = StereoClient(RIG, name="dlvf_launch_repeat_client", namespace="repeat")
+        try:
+            updates: list = []
+            tracker_client.TrackerClient(on_update=updates.append).attach(client.node, namespace="/repeat")
+            client.wait_matched(timeout_s=30.0)
+            client.spin(1.0)
+            frames = wall_run(TEXTURE, RIG, np.array([1.9, 2.1]), 0.3, 6 * 10**12, wall_distance_m=4.0)
+            for frame in frames:  # a localizer may hold its first pose back until the next frame confirms it
+                _send(client, frame)
+                stamp = frame.stamp_ns
+                client.wait_for(lambda s=stamp: updates and updates[-1].stamp_ns == s, 60.0, "a tracking update")
+            update = updates[-1]
+            self.assertTrue(update.status.fixed, update.status.reason)
+            self.assertEqual(update.pose.vertex_id, 2)  # keyframes every metre: (0.3, 2.1) is nearest the third
+            T_true = transforms.invert(transforms.from_xyz_rpy(0.0, 2.0, 0.0)) @ frame.T_world_vehicle
+            np.testing.assert_allclose(update.pose.T_vertex_vehicle[:2, 3], T_true[:2, 3], atol=0.3)
+            client.wait_for(lambda: client.paths, 10.0, "the taught path on /repeat/localization/path")
+        finally:
+            client.close()
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_both_nodes_exit_cleanly(self, proc_info):
+        if PREVIOUS_AMENT_PREFIX_PATH is None:  # the installed prefix was named for this module only
+            os.environ.pop("AMENT_PREFIX_PATH", None)
+        else:
+            os.environ["AMENT_PREFIX_PATH"] = PREVIOUS_AMENT_PREFIX_PATH
+        names = {info.action.name for info in proc_info}
+        self.assertTrue(any("teach_node" in n for n in names) and any("localizer_node" in n for n in names), names)
+        launch_testing.asserts.assertExitCodes(proc_info)
