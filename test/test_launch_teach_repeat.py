@@ -67,6 +67,9 @@ def generate_test_description():
     )
     return launch.LaunchDescription(
         [
+            # SIGINT -> SIGTERM escalation after 60 s, not 5 s: on a loaded machine teach_node may need more to
+            # finish its frame and close the map, and a SIGTERM would fail the clean-exit check below
+            launch.actions.SetLaunchConfiguration("sigterm_timeout", "60"),
             _include(
                 share,
                 "teach.launch.py",
