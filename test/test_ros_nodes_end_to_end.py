@@ -150,7 +150,8 @@ def test_per_frame_modes_of_dlvf_test_and_dlvf_evaluate_agree(recorded, tmp_path
     import yaml
 
     root, world, bag, _, out, n_frames = recorded
-    (tmp_path / "teach.yaml").write_text(yaml.safe_dump({"keyframe_distance_m": 0.1}))
+    # dense SGBM stereo, as `dlvf test` uses: `dlvf evaluate --per-frame` takes the map's stereo method
+    (tmp_path / "teach.yaml").write_text(yaml.safe_dump({"keyframe_distance_m": 0.1, "stereo": {"method": "sgbm"}}))
     dense_map = tmp_path / "dense_map"
     result = _dlvf(
         "teach",
@@ -190,6 +191,8 @@ def test_per_frame_modes_of_dlvf_test_and_dlvf_evaluate_agree(recorded, tmp_path
         "--runs",
         "0",
         "1",
+        "--map-run",
+        "0",
         "--out",
         str(tested),
         "--config",

@@ -106,8 +106,10 @@ def evaluate_dataset_per_frame(
     frame_stride: int = 1,
     max_edges: int = 8,
     progress: Callable[[list], Iterable] | None = None,
+    map_run: int | None = None,
 ) -> tuple[list[RunEvaluation], list[DatasetFrame]]:
-    """Each later run of `runs` against each earlier one in a `UtiasDataset` (every `frame_stride`-th vertex, against
+    """Each later run of `runs` against each earlier one (with `map_run`: every other run against that one) in a
+    `UtiasDataset` (every `frame_stride`-th vertex, against
     the closest vertex within `max_edges` edges); `features(vertex)` gives a vertex's stereo features at the test
     size. Returns one `RunEvaluation` per run pair (named "run->map_run", errors in the map vertex's vehicle frame)
     and the frames in the same order."""
@@ -117,16 +119,18 @@ def evaluate_dataset_per_frame(
     if missing:
         raise ValueError(f"dlvf test: runs {missing} are not in {dataset.root}; available: {dataset.run_ids}")
     runs = sorted(runs)
-    jobs = [
-        (vertex, map_run)
-        for i, run in enumerate(runs)
-        for map_run in runs[:i]
-        for vertex in dataset.vertices(run)[::frame_stride]
-    ]
+    if map_run is not None and map_run not in runs:
+        raise ValueError(f"dlvf test: map run {map_run} is not among the runs to test {runs}; add it or drop it")
+    pairs = (
+        [(run, map_run) for run in runs if run != map_run]
+        if map_run is not None
+        else [(run, earlier) for i, run in enumerate(runs) for earlier in runs[:i]]
+    )
+    jobs = [(vertex, reference) for run, reference in pairs for vertex in dataset.vertices(run)[::frame_stride]]
     by_pair: dict[tuple[int, int], list] = {}
-    for vertex, map_run in progress(jobs) if progress else jobs:
+    for vertex, reference in progress(jobs) if progress else jobs:
         try:
-            map_vertex, T_vertex_map = dataset.closest_vertex(vertex, map_run, max_edges)
+            map_vertex, T_vertex_map = dataset.closest_vertex(vertex, reference, max_edges)
         except ValueError:
             continue
         T_keyframe_vehicle, count, ms = _localize_frame(localizer, features(vertex), features(map_vertex))
@@ -134,17 +138,17 @@ def evaluate_dataset_per_frame(
         frame = DatasetFrame(
             vertex[0], vertex[1], map_vertex[0], map_vertex[1], (stamps or {}).get(vertex[1], vertex[1])
         )
-        by_pair.setdefault((vertex[0], map_run), []).append(
+        by_pair.setdefault((vertex[0], reference), []).append(
             (frame, T_keyframe_vehicle, transforms.invert(T_vertex_map), count, ms)
         )
     if not by_pair:
         raise ValueError(f"dlvf test: no frame of runs {runs} has a vertex of an earlier run within {max_edges} edges")
     evaluations, frames = [], []
-    for (run, map_run), rows in by_pair.items():
+    for (run, reference), rows in by_pair.items():
         frames += [row[0] for row in rows]
         evaluations.append(
             score_frames(
-                f"{run}->{map_run}",
+                f"{run}->{reference}",
                 dataset.run_info(run).lighting or "unknown",
                 len(rows),
                 np.array([row[0].stamp_ns for row in rows], dtype=np.int64),

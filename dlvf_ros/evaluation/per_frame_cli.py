@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", default=None, help="PerFrameConfig YAML/JSON (default: built-in, see config/test.yaml)"
     )
     parser.add_argument("--runs", type=int, nargs="+", default=None, help="run ids to test (overrides the config)")
+    parser.add_argument(
+        "--map-run",
+        type=int,
+        default=None,
+        help="localize every other run against this one only, e.g. 0 (the teach run); overrides the config",
+    )
     parser.add_argument("--dataset", default=None, help="a `dlvf dataset` directory: test its test-split runs")
 
 
@@ -135,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         config.frame_stride,
         config.max_edges,
         progress=lambda jobs: tqdm(jobs, desc="localize", unit="frame", leave=False),
+        map_run=args.map_run if args.map_run is not None else config.map_run,
     )
     summary = evaluate.summarize(evaluations)
     per_lighting = evaluate.summarize_by_lighting(evaluations)

@@ -188,7 +188,8 @@ class TrainConfig:
 class PerFrameConfig:
     """`dlvf test`, the per-frame mode: which frames, at which image size, localized with which settings, scored how.
 
-    Each later run of `runs` is localized against each earlier one, every `frame_stride`-th vertex, against the
+    Each later run of `runs` is localized against each earlier one (or, with `map_run`, every other run against that
+    one: the teach run), every `frame_stride`-th vertex, against the
     metrically closest vertex of the earlier run within `max_edges` pose-graph edges, by the localizer's own matching,
     RANSAC and refinement: `matching`, `ransac`, `refine` and `min_matches` are `LocalizerConfig`'s settings of the
     same names and defaults; `sgbm` is for the test image size (the reference's 48 disparities at 320 x 240).
@@ -196,6 +197,7 @@ class PerFrameConfig:
     """
 
     runs: list[int] = field(default_factory=list)  # run ids to test; [] = the dataset's test split or all runs
+    map_run: int | None = None  # localize every other run against this one only (e.g. the teach run); None: all pairs
     frame_stride: int = 1  # use every n-th vertex of a run
     max_edges: int = 8  # search radius (pose-graph edges) for the metrically closest vertex of the earlier run
     image_width: int | None = None  # network input size; None = the checkpoint's training size, else native
