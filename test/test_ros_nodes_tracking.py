@@ -187,7 +187,7 @@ def test_a_tracker_reads_vertex_relative_output_from_a_replayed_bag(world, node,
     with player:
         assert player.wait(timeout_s=120.0) == 0, player.log_text()
     last_stamp = repeat[-1].stamp_ns
-    client.wait_for(lambda: tracker.latest and tracker.latest.stamp_ns == last_stamp, 30.0, "the last frame's update")
+    client.wait_for(lambda: tracker.latest and tracker.latest.stamp_ns == last_stamp, 120.0, "the last frame's update")
 
     store = MapStore.open(map_path)
     T_map_vertex = np.stack([e.T_map_keyframe for e in store.entries])
@@ -340,15 +340,17 @@ def test_odometry_can_come_from_tf(world, tmp_path):
                 60.0,
                 "the node's stereo and /tf subscriptions",
             )
-            frame = repeat[3]
-            T_odom_vehicle = transforms.invert(T_MAP_ODOM) @ frame.T_world_vehicle
-            for offset_ns in (-50_000_000, 50_000_000):
-                stamp = frame.stamp_ns + offset_ns
-                broadcaster.sendTransform(
-                    conversions.matrix_to_transform_stamped(T_odom_vehicle, stamp, "odom", "base_link")
+            for frame in repeat[3:5]:  # the first pose after start-up is held back until the next confirms it
+                T_odom_vehicle = transforms.invert(T_MAP_ODOM) @ frame.T_world_vehicle
+                for offset_ns in (-50_000_000, 50_000_000):
+                    stamp = frame.stamp_ns + offset_ns
+                    broadcaster.sendTransform(
+                        conversions.matrix_to_transform_stamped(T_odom_vehicle, stamp, "odom", "base_link")
+                    )
+                client.publish_stereo(frame.stamp_ns, frame.left, frame.right)
+                client.wait_for(
+                    lambda s=frame.stamp_ns: updates and updates[-1].stamp_ns == s, 60.0, "a tracking update"
                 )
-            client.publish_stereo(frame.stamp_ns, frame.left, frame.right)
-            client.wait_for(lambda: updates, 60.0, "a tracking update")
             assert updates[-1].status.fixed, updates[-1].status.reason
         finally:
             client.close()
