@@ -7,8 +7,8 @@ namespace, model (the exported feature model a learned map was built with; empty
 map (the teach map store), rviz (start RViz2 with config/dlvf.rviz), and the input topics left_image, right_image,
 left_info, right_info (rectified stereo and its CameraInfo, default stereo/{left,right}/{image_rect,camera_info})
 and odom, e.g. left_image:=/camera/left/image_rect. Outputs /localization/pose, the path-tracker output
-(/localization/vertex_odometry, /localization/tracking_status), map -> odom on /tf, /localization/path and
-/diagnostics (docs/conventions.md).
+(/localization/vertex_odometry, /localization/tracking_status), map -> odom on /tf, /localization/path, the
+per-frame results (/localization/frame_status) and the ~1 Hz health summary on /diagnostics (docs/conventions.md).
 """
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action

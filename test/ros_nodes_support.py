@@ -135,7 +135,8 @@ def wait_for(predicate, timeout_s: float, spin, what: str) -> None:
 
 class StereoClient:
     """An rclpy node in the test process: publishes stereo, camera_info, odometry, ground truth, /tf_static;
-    records the nodes' pose, tf, path and diagnostics outputs."""
+    records the nodes' pose, tf, path, per-frame results (`frame_results`) and /diagnostics (`diagnostics`) outputs
+    (`statuses`: the statuses of both, in arrival order)."""
 
     def __init__(self, rig: StereoRig, name: str = "dlvf_test_client", namespace: str = "") -> None:
         import rclpy
@@ -147,6 +148,7 @@ class StereoClient:
         from sensor_msgs.msg import CameraInfo, Image
         from tf2_msgs.msg import TFMessage
 
+        from dlvf_ros.localization.frame_record import FRAME_STATUS_DEPTH, FRAME_STATUS_TOPIC
         from dlvf_ros.ros.compat import StaticTransformBroadcaster
 
         self.rig = rig
@@ -169,6 +171,9 @@ class StereoClient:
         self.poses: list = []
         self.tf: list = []
         self.paths: list = []
+        self.frame_results: list = []
+        self.frame_result_stamps_ns: list[int] = []  # header stamp of each frame result's array
+        self.diagnostics: list = []
         self.statuses: list = []
         node.create_subscription(PoseWithCovarianceStamped, ns + "/localization/pose", self.poses.append, 10)
         node.create_subscription(TFMessage, "/tf", lambda m: self.tf.extend(m.transforms), 100)
@@ -178,7 +183,20 @@ class StereoClient:
             self.paths.append,
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL),
         )
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.statuses.extend(m.status), 100)
+        node.create_subscription(
+            DiagnosticArray, f"{ns}/{FRAME_STATUS_TOPIC}", self._on_frame_result, FRAME_STATUS_DEPTH
+        )
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._keep(self.diagnostics, m), 100)
+
+    def _on_frame_result(self, msg) -> None:
+        from dlvf_ros.ros import conversions
+
+        self.frame_result_stamps_ns.extend([conversions.stamp_to_ns(msg.header.stamp)] * len(msg.status))
+        self._keep(self.frame_results, msg)
+
+    def _keep(self, kept: list, msg) -> None:
+        kept.extend(msg.status)
+        self.statuses.extend(msg.status)
 
     def spin(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -248,8 +266,9 @@ class StereoClient:
             if key not in skip:
                 self.pub[key].publish(messages[key])
 
-    def frame_statuses(self) -> list:
-        return [s for s in self.statuses if s.name.endswith(": frame")]
+    def summaries(self) -> list:
+        """The health summaries on /diagnostics."""
+        return [s for s in self.diagnostics if s.name.endswith(": summary")]
 
     def status_messages(self) -> list[str]:
         return [s.message for s in self.statuses]
@@ -290,7 +309,7 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
 
     def on_diagnostics(msg) -> None:
         for status in msg.status:
-            if status.name == "teach_node: teach" and status.values:
+            if status.name == "teach_node: summary" and status.values:
                 counters.update({kv.key: kv.value for kv in status.values})
 
     watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
@@ -304,10 +323,7 @@ def teach_through_node(bag, map_path, log_dir, parameters: dict, timeout_s: floa
             assert player.wait(timeout_s) == 0, player.log_text()
 
         def done() -> bool:
-            return (
-                sum(int(counters.get(k, 0) or 0) for k in ("frames_processed", "frames_failed", "frames_dropped"))
-                >= n_frames
-            )
+            return sum(int(counters.get(k, 0) or 0) for k in ("frames_processed", "frames_dropped")) >= n_frames
 
         deadline = time.monotonic() + timeout_s
         while not done():

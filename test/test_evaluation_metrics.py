@@ -111,17 +111,19 @@ def test_read_jsonl_tolerates_only_a_truncated_last_line(tmp_path):
         records.read_jsonl(path)
 
 
-def _write_replay(directory, frames):
-    """frames: (stamp_ns, T_map_vehicle or None, inliers, latency_ms, state)."""
+def _write_replay(directory, frames, legacy: bool):
+    """frames: (stamp_ns, T_map_vehicle or None, inliers, latency_ms, state). `legacy`: as recorded before the
+    per-frame results had their own topic (frame records among the /diagnostics statuses, no frame_status.jsonl)."""
     poses = records.JsonlWriter(directory / records.POSES_FILE)
     diagnostics = records.JsonlWriter(directory / records.DIAGNOSTICS_FILE)
+    frame_status = diagnostics if legacy else records.JsonlWriter(directory / records.FRAME_STATUS_FILE)
     for stamp_ns, T, inliers, latency_ms, state in frames:
         if T is not None:
             poses.write(records.pose_record(stamp_ns, T, np.eye(6) * 0.01, stamp_ns + 5))
-        diagnostics.write(
+        frame_status.write(
             {
                 "stamp_ns": stamp_ns,
-                "name": "localizer_node: localization",
+                "name": "localizer_node: frame",
                 "level": 0,
                 "message": state,
                 "hardware_id": "",
@@ -131,7 +133,7 @@ def _write_replay(directory, frames):
     diagnostics.write(
         {
             "stamp_ns": 0,
-            "name": "localizer_node: input",
+            "name": "localizer_node: summary",
             "level": 1,
             "message": "no stereo pair",
             "hardware_id": "",
@@ -140,10 +142,12 @@ def _write_replay(directory, frames):
     )
     poses.close()
     diagnostics.close()
+    frame_status.close()
     (directory / records.MANIFEST_FILE).write_text(json.dumps({"bag": "b", "map": "m"}))
 
 
-def test_evaluate_replay_counts_success_and_statistics(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["frame_status", "legacy_diagnostics"])
+def test_evaluate_replay_counts_success_and_statistics(tmp_path, legacy):
     # Ground truth: straight line along world x at 1 m/s, 10 Hz; the map frame is world shifted by 2 m in y.
     gt_stamps = np.arange(0, 21) * S // 10
     T_world_vehicle = np.stack([transforms.from_xyz_rpy(0.1 * i, 0, 0) for i in range(21)])
@@ -157,7 +161,7 @@ def test_evaluate_replay_counts_success_and_statistics(tmp_path):
         T_map_gt = transforms.from_xyz_rpy(0.1 * (2 * k + 1), 2, 0)
         T = None if offset is None else T_map_gt @ transforms.from_xyz_rpy(offset, 0, 0)
         frames.append((stamp, T, 100 + k, 50.0 + k, "localized" if T is not None else "lost"))
-    _write_replay(tmp_path, frames)
+    _write_replay(tmp_path, frames, legacy)
     replay = records.read_replay(tmp_path)
     assert len(replay.other_statuses) == 1
     criteria = metrics.SuccessCriteria(max_translation_error_m=0.5, max_heading_error_deg=5.0)

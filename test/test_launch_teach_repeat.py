@@ -107,13 +107,8 @@ class TestTeachAndRepeatLaunchFiles(unittest.TestCase):
             ys = [p.pose.position.y for p in client.paths[-1].poses]
             np.testing.assert_allclose(ys[:3], [0.0, 1.0, 2.0], atol=1e-6)  # a keyframe per metre of odometry
 
-            def handled() -> int:  # frames the node is done with: none left queued when launch stops it
-                counts = [
-                    {kv.key: kv.value for kv in s.values} for s in client.statuses if s.name == "teach_node: teach"
-                ]
-                return max((int(c["frames_processed"]) + int(c["frames_failed"]) for c in counts), default=0)
-
-            client.wait_for(lambda: handled() >= len(frames), 60.0, "teach_node to handle every frame")
+            # a result per frame the node is done with: none left queued when launch stops it
+            client.wait_for(lambda: len(client.frame_results) >= len(frames), 60.0, "teach_node to handle every frame")
         finally:
             client.close()
 

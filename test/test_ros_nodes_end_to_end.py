@@ -90,6 +90,11 @@ def test_replay_records_the_node_outputs(recorded):
     assert replay.manifest["bag_frames"] == n_frames and replay.manifest["lighting"] == REPEAT_LIGHTING
     assert replay.manifest["localizer_exit_code"] == 0 and replay.manifest["bag_player_exit_code"] == 0
     assert (out / "localizer_params.yaml").is_file()
+    # per-frame results from their own topic; /diagnostics held only the node's health summaries
+    assert (out / records.FRAME_STATUS_FILE).is_file() and replay.manifest["frame_results"] == len(
+        replay.frames.stamp_ns
+    )
+    assert replay.other_statuses and {s["name"] for s in replay.other_statuses} == {"localizer_node: summary"}
     from dlvf_ros.data.bags import read_stereo_bag
 
     expected = {frame.stamp_ns for frame in read_stereo_bag(bag)[1]}

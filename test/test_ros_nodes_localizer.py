@@ -1,4 +1,5 @@
-"""localizer_node as its own process over real DDS: pose, tf, path, diagnostics; bad inputs; fatal start-up errors.
+"""localizer_node as its own process over real DDS: pose, tf, path, per-frame results, the ~1 Hz health summary on
+/diagnostics; bad inputs; fatal start-up errors.
 
 The map is taught (ORB) from a textured-wall world at 256x192 (test/ros_nodes_support.py); the repeat frames are
 0.4 m closer to the wall, at other lateral positions, darker, and the repeat odometry frame is offset from the map.
@@ -7,6 +8,7 @@ The map is taught (ORB) from a textured-wall world at 256x192 (test/ros_nodes_su
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def node(world, tmp_path_factory):
     process = start_ros_process(
         python_module_command("dlvf_ros.ros.localizer_node"),
         node_name=NODE,
-        parameters={"map_path": str(map_path), "no_input_warning_s": 1.0, "diagnostics_period_s": 0.25, "slop_s": 0.02},
+        parameters={"map_path": str(map_path), "no_input_warning_s": 1.0, "slop_s": 0.02},  # summary every 1 s
         log_dir=tmp_path_factory.mktemp("logs"),
     )
     with process:
@@ -71,14 +73,14 @@ def _wait_frame_status(client, stamp_ns, timeout_s=30.0):
     client.wait_for(
         lambda: any(
             s.values and {kv.key: kv.value for kv in s.values}.get("frame_stamp_ns") == str(stamp_ns)
-            for s in client.frame_statuses()
+            for s in client.frame_results
         ),
         timeout_s,
-        f"the per-frame diagnostic of the frame at {stamp_ns}",
+        f"the per-frame result of the frame at {stamp_ns}",
     )
 
 
-def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, node):
+def test_localizes_and_publishes_pose_tf_path_and_frame_results(world, client, node):
     _, map_path, repeat = world
     client.wait_for(lambda: client.paths, 10.0, "the taught path (transient local)")
     from dlvf_ros.localization.map_store import MapStore
@@ -95,7 +97,7 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
         _wait_frame_status(client, frame.stamp_ns)
     client.spin(0.3)
     stamps = {int(p.header.stamp.sec) * 10**9 + p.header.stamp.nanosec: p for p in client.poses}
-    assert len(stamps) >= len(repeat) - 1, [s.message for s in client.frame_statuses()]
+    assert len(stamps) >= len(repeat) - 1, [s.message for s in client.frame_results]
     from dlvf_ros.ros import conversions
 
     for frame in repeat:
@@ -114,12 +116,15 @@ def test_localizes_and_publishes_pose_tf_path_and_diagnostics(world, client, nod
     np.testing.assert_allclose(T[:2, 3], T_MAP_ODOM[:2, 3], atol=0.3)
     assert abs(transforms.yaw_of(T) - transforms.yaw_of(T_MAP_ODOM)) < np.radians(3)
 
-    values = [{kv.key: kv.value for kv in s.values} for s in client.frame_statuses()]
+    values = [{kv.key: kv.value for kv in s.values} for s in client.frame_results]
     localized = [v for v in values if v.get("fixed") == "True"]
     assert len(localized) >= len(repeat) - 1
     assert all(int(v["inliers"]) >= 20 and float(v["latency_ms"]) > 0 for v in localized)
-    summaries = [s for s in client.statuses if s.name.endswith(": summary")]
-    assert summaries and "frames_processed" in {kv.key for kv in summaries[-1].values}
+    # each frame's result is stamped with its image time, on its own topic only
+    for status, stamp_ns in zip(client.frame_results, client.frame_result_stamps_ns):
+        assert {kv.key: kv.value for kv in status.values}["frame_stamp_ns"] == str(stamp_ns)
+    assert {frame.stamp_ns for frame in repeat} <= set(client.frame_result_stamps_ns)
+    assert not any(kv.key == "frame_stamp_ns" for s in client.diagnostics for kv in s.values)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +168,7 @@ def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, p
         f"a diagnostic containing {expected!r}; got {[s.message for s in client.statuses[before:]][-5:]}",
     )
     assert node.alive()
-    # still working: a good frame gets its per-frame diagnostic
+    # still working: a good frame gets its per-frame result
     good_stamp = stamp_ns + 5 * 10**9
     T_odom_vehicle = transforms.invert(T_MAP_ODOM) @ frame.T_world_vehicle
     client.publish_odometry(good_stamp, T_odom_vehicle)
@@ -171,10 +176,41 @@ def test_bad_input_is_reported_and_the_node_keeps_running(world, client, node, p
     _wait_frame_status(client, good_stamp)
     status = [
         s
-        for s in client.frame_statuses()
+        for s in client.frame_results
         if {kv.key: kv.value for kv in s.values}.get("frame_stamp_ns") == str(good_stamp)
     ][-1]
     assert {kv.key: kv.value for kv in status.values}["last_error"] == ""
+
+
+def test_health_summary_on_diagnostics_at_about_1_hz(world, client, node):
+    """diagnostic_updater style: one summary a second (default diagnostics_period_s) while frames come at ~4 Hz,
+    carrying rate, latency (image stamp to result), input age, state, counters and last error."""
+    _, _, repeat = world
+    frame = repeat[1]
+    T_odom_vehicle = transforms.invert(T_MAP_ODOM) @ frame.T_world_vehicle
+    summaries_before, results_before = len(client.summaries()), len(client.frame_results)
+    started = time.monotonic()
+    while time.monotonic() - started < 6.0:
+        stamp_ns = time.time_ns()  # wall-clock stamps, later than every earlier frame: the latency is real
+        client.publish_odometry(stamp_ns - 50_000_000, T_odom_vehicle)
+        client.publish_odometry(stamp_ns + 50_000_000, T_odom_vehicle)
+        client.publish_stereo(stamp_ns, frame.left, frame.right)
+        client.spin(0.25)
+    elapsed_s = time.monotonic() - started
+    summaries = client.summaries()[summaries_before:]
+    assert 0.5 * elapsed_s <= len(summaries) <= 1.5 * elapsed_s + 1, f"{len(summaries)} summaries in {elapsed_s:.1f} s"
+    assert {s.name for s in summaries} == {f"{NODE}: summary"}
+    assert len(client.frame_results) - results_before >= 3, "frames kept coming"
+    values = [{kv.key: kv.value for kv in s.values} for s in summaries]
+    keys = {"rate_hz", "latency_ms", "processing_ms", "input_age_s", "state", "frames_received", "frames_processed"}
+    keys |= {"frames_failed", "frames_dropped_stale", "last_error"}
+    assert all(keys <= set(v) for v in values), values[-1]
+    with_frames = [v for v in values[1:] if v["latency_ms"]]  # the first period may start before the frames
+    assert with_frames, values
+    assert all(float(v["rate_hz"]) > 0 and 0 < float(v["latency_ms"]) < 30_000 for v in with_frames), with_frames
+    assert all(0 <= float(v["processing_ms"]) <= float(v["latency_ms"]) + 1 for v in with_frames), with_frames
+    assert all(float(v["input_age_s"]) < 3.0 and v["state"] in {"LOCALIZED", "DEGRADED", "LOST"} for v in values[1:])
+    assert all(s.message for s in summaries)
 
 
 @pytest.mark.parametrize(

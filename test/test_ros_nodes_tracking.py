@@ -154,7 +154,7 @@ def _search_of(client, stamp_ns: int) -> str:
 
 
 def _frame_values(client, stamp_ns: int) -> dict | None:
-    for status in client.frame_statuses():
+    for status in client.frame_results:
         values = {kv.key: kv.value for kv in status.values}
         if values.get("frame_stamp_ns") == str(stamp_ns):
             return values

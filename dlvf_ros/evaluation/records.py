@@ -3,11 +3,14 @@
     replay.json        manifest, written atomically last: bag, map, model, node parameters, counts, wall time
     poses.jsonl        one localizer output per line: stamp_ns (image time), T_map_vehicle (16, row-major),
                        covariance (36, row-major, x y z roll pitch yaw), received_ns (wall clock)
-    diagnostics.jsonl  one DiagnosticStatus per line: stamp_ns, name, level, message, hardware_id, values {key: str}
+    frame_status.jsonl one per-frame result per line (localization/frame_status, one status per processed stereo
+                       frame: a `dlvf_ros.localization.frame_record.FrameRecord`, so a frame's state, inliers and
+                       latency can be read back): stamp_ns, name, level, message, hardware_id, values {key: str},
+                       received_ns (wall clock)
+    diagnostics.jsonl  the node's health summaries on /diagnostics, one status per line, same fields
 
-The localizer publishes one status per processed stereo frame, a `dlvf_ros.localization.frame_record.FrameRecord`,
-so a frame's state, inliers and latency can be read back from the recording. A replay without replay.json was
-interrupted.
+Recordings made before the per-frame results had their own topic have no frame_status.jsonl: their frame records
+are the statuses in diagnostics.jsonl that carry `frame_stamp_ns`. A replay without replay.json was interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dlvf_ros.localization.frame_record import FRAME_STAMP_KEY, FrameRecord
 
 MANIFEST_FILE = "replay.json"
 POSES_FILE = "poses.jsonl"
+FRAME_STATUS_FILE = "frame_status.jsonl"
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 
 
@@ -90,7 +94,8 @@ class FrameDiagnostics:
 
 @dataclass
 class Replay:
-    """A recorded replay: manifest, poses (sorted by stamp) and per-frame diagnostics."""
+    """A recorded replay: manifest, poses (sorted by stamp), per-frame results and the other statuses (the node's
+    health summaries)."""
 
     path: Path
     manifest: dict
@@ -101,29 +106,26 @@ class Replay:
     other_statuses: list[dict] = field(default_factory=list)
 
 
-def _frames_from_statuses(statuses: list[dict]) -> tuple[FrameDiagnostics, list[dict]]:
-    rows, others = [], []
+def _frames_from_statuses(statuses: list[dict], source: Path) -> FrameDiagnostics:
+    """The frame records of `statuses` (read from `source`), sorted by stamp."""
+    rows = []
     for status in statuses:
         values = status.get("values", {})
-        if FRAME_STAMP_KEY not in values:
-            others.append(status)
-            continue
         try:
             record = FrameRecord.from_dict(values)
         except ValueError as exc:
-            raise ReplayRecordError(f"per-frame diagnostic with malformed values {values}: {exc}") from exc
+            raise ReplayRecordError(f"{source}: per-frame result with malformed values {values}: {exc}") from exc
         rows.append(
             (record.stamp_ns, record.state, record.inliers, record.latency_ms, record.keyframe_id, record.error)
         )
     rows.sort(key=lambda row: row[0])
     columns = list(zip(*rows)) if rows else [[] for _ in range(6)]
-    frames = FrameDiagnostics(
+    return FrameDiagnostics(
         *(
             np.asarray(column, dtype=dtype)
             for column, dtype in zip(columns, (np.int64, str, np.int64, np.float64, np.int64, str))
         ),
     )
-    return frames, others
 
 
 def read_replay(path: str | Path) -> Replay:
@@ -140,5 +142,11 @@ def read_replay(path: str | Path) -> Replay:
         cov = np.array([r["covariance"] for r in poses], dtype=np.float64).reshape(-1, 6, 6)
     except (KeyError, ValueError) as exc:
         raise ReplayRecordError(f"{path / POSES_FILE}: malformed pose record ({exc})") from exc
-    frames, others = _frames_from_statuses(read_jsonl(path / DIAGNOSTICS_FILE))
-    return Replay(path, manifest, stamps, T, cov, frames, others)
+    diagnostics = read_jsonl(path / DIAGNOSTICS_FILE)
+    if (path / FRAME_STATUS_FILE).is_file():
+        frame_statuses, source = read_jsonl(path / FRAME_STATUS_FILE), path / FRAME_STATUS_FILE
+    else:  # recorded before localization/frame_status: the frame records are among the /diagnostics statuses
+        frame_statuses = [s for s in diagnostics if FRAME_STAMP_KEY in s.get("values", {})]
+        diagnostics = [s for s in diagnostics if FRAME_STAMP_KEY not in s.get("values", {})]
+        source = path / DIAGNOSTICS_FILE
+    return Replay(path, manifest, stamps, T, cov, _frames_from_statuses(frame_statuses, source), diagnostics)

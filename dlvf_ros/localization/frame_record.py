@@ -1,13 +1,20 @@
-"""The per-frame result record that localizer_node publishes with each processed stereo frame.
+"""The per-frame result that the stereo nodes publish for each stereo frame they handle, and where it goes.
 
-It travels as the key/value pairs of a diagnostic_msgs/DiagnosticStatus (values are strings); `dlvf replay` records
-them and `dlvf evaluate` reads them back with `FrameRecord.from_dict`. The node may add keys of its own (timings,
-matches); a status carrying `FRAME_STAMP_KEY` is a frame record.
+It travels on `FRAME_STATUS_TOPIC` (under the node's namespace) as a diagnostic_msgs/DiagnosticArray stamped with the
+frame's image time, holding one DiagnosticStatus "<node name>: frame" whose key/value pairs (strings) are
+`FrameRecord.to_dict` plus keys of the node's own (timings, matches); reliable, keep last `FRAME_STATUS_DEPTH`. It is
+never sent on /diagnostics, which carries only each node's ~1 Hz health summary. `dlvf replay` records it and
+`dlvf evaluate` reads it back with `FrameRecord.from_dict`; a status carrying `FRAME_STAMP_KEY` is a frame record
+(recordings made before the topic existed hold them among the /diagnostics statuses).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+FRAME_STATUS_TOPIC = "localization/frame_status"
+FRAME_STATUS_DEPTH = 100  # keep last, reliable: a replay at several times real time loses no frame's result
+FRAME_STATUS_KIND = "frame"  # the status name is "<node name>: frame"
 
 FRAME_STAMP_KEY = "frame_stamp_ns"
 FRAME_STATE_KEY = "state"
@@ -19,8 +26,10 @@ FRAME_ERROR_KEY = "last_error"
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """One processed frame: image stamp (ns), health state, inliers of its fix (0 without), latency (ms, NaN where
-    not reported), matched keyframe (-1 without a fix) and the input error that stopped it ("" without)."""
+    """One handled frame: image stamp (ns), health state (localizer_node; "" for teach_node), inliers of its fix (0
+    without), latency (ms from the set's arrival at the node to its result; NaN where not reported), keyframe (the
+    one the localizer's fix matched, the one teach_node stored from the frame; -1 without) and the input error that
+    stopped it ("" without)."""
 
     stamp_ns: int
     state: str

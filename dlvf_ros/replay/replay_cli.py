@@ -1,8 +1,9 @@
 """`dlvf replay --bag BAG --map MAP [--model M] --out DIR`: play a bag through the real localizer_node and record it.
 
 Processes: localizer_node (own process, use_sim_time) and bag_player (own process, plays the bag with /clock);
-this process records the node's poses and diagnostics (`dlvf_ros.replay.recorder`) into DIR, with a progress bar over
-the bag's stereo frames. Everything runs on a machine-local ROS graph (shared-memory transport, own domain id).
+this process records the node's poses, per-frame results (`localization/frame_status`) and health summaries
+(/diagnostics) into DIR (`dlvf_ros.replay.recorder`), with a progress bar of per-frame results over the bag's
+stereo frames. Everything runs on a machine-local ROS graph (shared-memory transport, own domain id).
 The node's parameters are written to DIR/localizer_params.yaml (the base file with map, model and sim time set)
 and DIR/replay.json is written last: a directory without it is an interrupted replay.
 """
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.evaluation import records
+from dlvf_ros.localization.frame_record import FRAME_STATUS_TOPIC
 from dlvf_ros.package_share import package_share_directory
 
 NODE_NAME = "localizer_node"
@@ -203,7 +205,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
         try:
             node.wait_ready(
                 timeout_s=args.ready_timeout_s,
-                publishes=["/localization/pose"],
+                publishes=["/localization/pose", "/" + FRAME_STATUS_TOPIC],
                 subscribes=[LEFT_IMAGE_TOPIC],
                 node=recorder,
             )

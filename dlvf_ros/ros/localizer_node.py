@@ -13,7 +13,9 @@ each localized frame and re-sent from the last fix every `tf_period_s` (also whi
 once the state has been LOST for `lost_tf_timeout_s` or `lost_tf_distance_m` of odometry (or held: `tf_when_lost`);
 the taught path on `localization/path` (nav_msgs/Path, transient local); the health as a text marker
 (`localization/health_marker`) and, when `publish_match_image`, the left image with the fix's inliers
-(`localization/match_image`); /diagnostics: one status per processed frame and a periodic summary.
+(`localization/match_image`); each frame's result (`dlvf_ros.localization.frame_record.FrameRecord`: state,
+inliers, latency, keyframe, error; and fixed, matches, search, time_*_ms) on `localization/frame_status`; the ~1 Hz
+health summary on /diagnostics (rate, latency, input age, state, counters, last error: `dlvf_ros.ros.node_base`).
 Services: `~/reset` (forget the fix, search as at start-up), `~/relocalize` (search the whole map), both
 std_srvs/Trigger; they apply from the next frame. A frame stamped before the previous one (a looped bag, a simulator
 reset) resets the localizer with a warning. Parameters marked "(can change at run time)" in config/localizer_node.yaml
@@ -22,16 +24,15 @@ can be set while the node runs (`ros2 param set`), validated like at start-up.
 Threads: the executor thread only stores the newest synchronised set in a one-slot mailbox (an unprocessed older
 set is dropped as stale, never queued); a worker thread decodes, localizes and publishes.
 Start-up failures (no map, map/model mismatch, bad parameters) are fatal with a message naming the fix; bad input at
-run time (encoding, size, calibration, unsynchronised or missing topics, NaN odometry) is reported on /diagnostics
-and the log, and the node keeps running. `dlvf_ros.ros.managed_localizer_node` is the same node as a managed
-(lifecycle) node.
+run time (encoding, size, calibration, unsynchronised or missing topics, NaN odometry) is reported in the frame's
+result or the health summary and the log, and the node keeps running. `dlvf_ros.ros.managed_localizer_node` is the
+same node as a managed (lifecycle) node.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,6 @@ from visualization_msgs.msg import Marker
 from dlvf_ros import tracker_client
 from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
-from dlvf_ros.localization import frame_record
 from dlvf_ros.localization.health import HealthState
 from dlvf_ros.localization.localizer import LocalizationResult, Localizer, LocalizerConfig
 from dlvf_ros.localization.path_tracking import PathPosition, TaughtPath
@@ -150,10 +150,9 @@ class LocalizerNode(StereoNode):
     def __init__(self, autostart: bool = True) -> None:
         super().__init__(NODE_NAME, PARAMETERS, RUNTIME_PARAMETERS)
         self.localizer_config: LocalizerConfig = self.core_config
-        self._latencies_ms: deque[float] = deque(maxlen=50)
-        self._processed_monotonic: deque[float] = deque(maxlen=50)
         self._last_inliers = 0
         self._state = HealthState.LOST.value
+        self._health_reason = ""
         self.map = None
         if autostart:
             self.configure_node()
@@ -299,16 +298,11 @@ class LocalizerNode(StereoNode):
         self._controls.append((lambda localizer: localizer.update_config(core_config), False))
 
     # ---- summary ------------------------------------------------------------------------------------------
-    def _summary(self) -> tuple[str, dict]:
-        latencies = list(self._latencies_ms)
-        times = list(self._processed_monotonic)
-        rate_hz = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        return f"state {self._state}", {
-            "state": self._state,
-            "rate_hz": f"{rate_hz:.2f}",
-            "latency_ms_mean": f"{np.mean(latencies):.1f}" if latencies else "",
-            "inliers": self._last_inliers,
-        }
+    def _summary(self) -> tuple[bytes, str, dict]:
+        values = {"state": self._state, "inliers": self._last_inliers}
+        if self.frames_processed == 0:
+            return DiagnosticStatus.OK, "waiting for the first stereo frame", values
+        return LEVELS[HealthState(self._state)], f"{self._state}: {self._health_reason}", values
 
     # ---- worker thread --------------------------------------------------------------------------------------
     def _process(self, frames: StereoSet) -> None:
@@ -327,7 +321,6 @@ class LocalizerNode(StereoNode):
             self._frame_failed(frames, str(exc))
             return
         self._last_stamp_ns = stamp_ns
-        latency_ms = 1000.0 * (time.monotonic() - frames.received_monotonic)
         if result.T_map_vehicle is not None and (result.fixed or self.cfg.publish_dead_reckoning):
             self.pose_pub.publish(
                 conversions.matrix_to_pose_with_covariance_stamped(
@@ -338,21 +331,17 @@ class LocalizerNode(StereoNode):
         position = self._publish_tracking(stamp_ns, result, T_odom_vehicle)
         self._publish_visuals(frames, frame.left_rgb, features.features.keypoints, result, position)
         with self._stats_lock:
-            self.frames_processed += 1
-            self._latencies_ms.append(latency_ms)
-            self._processed_monotonic.append(time.monotonic())
             self._last_inliers = result.num_inliers
             self._state = result.state.value
-        self._publish_frame_status(
-            stamp_ns,
+            self._health_reason = result.health_reason
+        self._publish_frame_result(
+            frames,
             LEVELS[result.state],
             f"{result.state.value}: {result.health_reason}",
-            {
-                frame_record.FRAME_STATE_KEY: result.state.value,
-                frame_record.FRAME_INLIERS_KEY: result.num_inliers,
-                frame_record.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
-                frame_record.FRAME_KEYFRAME_KEY: "" if result.keyframe_id is None else result.keyframe_id,
-                frame_record.FRAME_ERROR_KEY: "",
+            state=result.state.value,
+            inliers=result.num_inliers,
+            keyframe_id=result.keyframe_id,
+            extra={
                 "fixed": result.fixed,
                 "matches": result.num_matches,
                 "search": result.search,
@@ -406,26 +395,12 @@ class LocalizerNode(StereoNode):
         return self._localizer
 
     def _frame_failed(self, frames: StereoSet, error: str) -> None:
-        stamp_ns = frames.stamp_ns
-        latency_ms = 1000.0 * (time.monotonic() - frames.received_monotonic)
         with self._stats_lock:
-            self.frames_processed += 1
-            self.last_error = error
             self._last_inliers = 0
         self.get_logger().error(error, throttle_duration_sec=5.0)
-        self._send_tracking(stamp_ns, HealthState(self._state), error, False, 0, None, None)
-        self._publish_frame_status(
-            stamp_ns,
-            DiagnosticStatus.ERROR,
-            error,
-            {
-                frame_record.FRAME_STATE_KEY: self._state,
-                frame_record.FRAME_INLIERS_KEY: 0,
-                frame_record.FRAME_LATENCY_KEY: f"{latency_ms:.1f}",
-                frame_record.FRAME_KEYFRAME_KEY: "",
-                frame_record.FRAME_ERROR_KEY: error,
-                "fixed": False,
-            },
+        self._send_tracking(frames.stamp_ns, HealthState(self._state), error, False, 0, None, None)
+        self._publish_frame_result(
+            frames, DiagnosticStatus.ERROR, error, state=self._state, error=error, extra={"fixed": False}
         )
 
     # ---- outputs --------------------------------------------------------------------------------------------
@@ -540,15 +515,6 @@ class LocalizerNode(StereoNode):
                 T_map_odom, stamp_ns, self.cfg.map_frame, self.cfg.odom_frame
             )
         self.tf_broadcaster.sendTransform(message)
-
-    def _publish_frame_status(self, stamp_ns: int, level: bytes, message: str, values: dict) -> None:
-        self._publish_status(
-            "frame",
-            level,
-            message,
-            {frame_record.FRAME_STAMP_KEY: stamp_ns, **values},
-            conversions.ns_to_stamp(stamp_ns),
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,22 @@
-"""The skeleton teach_node and localizer_node share: settings, stereo input, worker thread, odometry, diagnostics.
+"""The skeleton teach_node and localizer_node share: settings, stereo input, worker thread, odometry, outputs.
 
 `StereoNode` declares the node's parameters from its config dataclasses (`StereoNodeConfig` and a core config under
 a prefix; the ones the node names as run-time parameters can be set while it runs, validated like at start-up, and
-reach it through `_apply_configs`), publishes the taught path (`localization/path`, latched) and /diagnostics, and
-between `start_input` and `stop_input` buffers odometry (nav_msgs/Odometry on `odom`, QoS reliability a parameter;
-or odom -> base_link from /tf) and feeds every synchronised stereo set (`StereoSet`) through a bounded mailbox
-(`FrameWorker`) to a worker thread that calls the node's `_process`. A periodic summary status (steady clock, so it
-keeps running when a bag's /clock stops) carries the node's counters and the input watchdog's warning. A node
-implements `_process`, `_frame_failed` and `_summary`.
+reach it through `_apply_configs`), publishes the taught path (`localization/path`, latched), and between
+`start_input` and `stop_input` buffers odometry (nav_msgs/Odometry on `odom`, QoS reliability a parameter; or
+odom -> base_link from /tf) and feeds every synchronised stereo set (`StereoSet`) through a bounded mailbox
+(`FrameWorker`) to a worker thread that calls the node's `_process`.
+
+Outputs of every handled frame and of the node's health:
+- each frame's result (`_publish_frame_result`) on `localization/frame_status`, stamped with the image time
+  (`dlvf_ros.localization.frame_record`);
+- /diagnostics: one status "<node name>: summary" every `diagnostics_period_s` (1 s; steady clock, so it keeps
+  running when a bag's /clock stops) in the diagnostic_updater style: level and message (the worst of the input
+  watchdog's warning, the errors of the period and the node's own verdict) and values `rate_hz` (frames handled per
+  second over the period), `latency_ms` (mean of image stamp to result, node clock), `processing_ms` (mean of arrival
+  to result), `input_age_s` (since the last synchronised stereo set), the node's own (localizer_node: `state`),
+  `frames_received`, `frames_processed`, `frames_failed`, the dropped count and `last_error`.
+A node implements `_process`, `_frame_failed` and `_summary`.
 
 `StereoNode` is a plain rclpy Node; a subclass that also derives from `rclpy.lifecycle.LifecycleNode` (after the
 node class, so the MRO puts LifecycleNode under `StereoNode`) gets a managed node with the same code.
@@ -21,7 +30,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -32,6 +41,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from dlvf_ros.config import setting
+from dlvf_ros.localization.frame_record import (
+    FRAME_STATUS_DEPTH,
+    FRAME_STATUS_KIND,
+    FRAME_STATUS_TOPIC,
+    FrameRecord,
+)
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import TF2_MSGS_HINT
 from dlvf_ros.ros.compat import describe as describe_compat
@@ -49,6 +64,9 @@ LATCHED_QOS = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
     history=HistoryPolicy.KEEP_LAST,
     reliability=ReliabilityPolicy.RELIABLE,
+)
+FRAME_STATUS_QOS = QoSProfile(
+    depth=FRAME_STATUS_DEPTH, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
 )
 
 
@@ -75,7 +93,7 @@ class StereoNodeConfig:
     no_input_warning_s: float = setting(
         3.0, "warn (log + diagnostics) when no synchronised stereo set arrived for this long (s)", (0.1, 3600.0)
     )
-    diagnostics_period_s: float = setting(1.0, "period (s) of the summary status on /diagnostics", (0.05, 3600.0))
+    diagnostics_period_s: float = setting(1.0, "period (s) of the health summary on /diagnostics", (0.05, 3600.0))
     odometry_horizon_s: float = setting(10.0, "odometry history kept for lookups at image stamps (s)", (0.1, 3600.0))
     odometry_max_gap_s: float = setting(
         0.5, "largest gap (s) between odometry samples to interpolate across", (0.001, 60.0)
@@ -119,6 +137,26 @@ class StereoSet:
     def stamp_ns(self) -> int:
         """Image stamp (ns)."""
         return conversions.stamp_to_ns(self.left.header.stamp)
+
+
+@dataclass
+class HealthPeriod:
+    """What happened since the last summary: its start (time.monotonic, s), per handled frame the latency from image
+    stamp to result (ms, node clock) and from arrival to result (ms), and the failed frames and input errors."""
+
+    started_monotonic: float
+    latencies_ms: list[float] = field(default_factory=list)
+    processing_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def values(self, now_monotonic: float) -> dict[str, str]:
+        """rate_hz, latency_ms, processing_ms (means; "" without frames) over the period ending now."""
+        elapsed_s = now_monotonic - self.started_monotonic
+        return {
+            "rate_hz": f"{len(self.latencies_ms) / elapsed_s if elapsed_s > 0 else 0.0:.2f}",
+            "latency_ms": f"{sum(self.latencies_ms) / len(self.latencies_ms):.1f}" if self.latencies_ms else "",
+            "processing_ms": f"{sum(self.processing_ms) / len(self.processing_ms):.1f}" if self.processing_ms else "",
+        }
 
 
 class FrameWorker:
@@ -178,8 +216,7 @@ class StereoNode(Node, abc.ABC):
     """Base of the stereo nodes (see the module docstring). `configs`: (config class, parameter prefix) pairs, the
     first a `StereoNodeConfig` (-> `self.cfg`), the second the core's (-> `self.core_config`)."""
 
-    SUMMARY_STATUS = "summary"  # status names on /diagnostics: "<node name>: <kind>"
-    PROBLEM_STATUS = "input"
+    SUMMARY_STATUS = "summary"  # the status on /diagnostics: "<node name>: summary"
     DROPPED_KEY = "frames_dropped"  # summary key of the sets dropped from the mailbox
 
     def __init__(self, node_name: str, configs: Sequence[tuple[type, str]], runtime: Sequence[str] = ()) -> None:
@@ -189,12 +226,15 @@ class StereoNode(Node, abc.ABC):
         self.cfg, self.core_config = read_node_configs(self, node_name, configs, runtime)
         self._stats_lock = threading.Lock()
         self.frames_received = 0
-        self.frames_processed = 0
+        self.frames_processed = 0  # frames with a result, failed ones included
+        self.frames_failed = 0
         self.frames_dropped = 0
         self.last_error = ""
+        self._period = HealthPeriod(time.monotonic())
         self.odometry = self.make_odometry_buffer()
         self.path_pub = self.create_publisher(Path, "localization/path", LATCHED_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.frame_status_pub = self.create_publisher(DiagnosticArray, FRAME_STATUS_TOPIC, FRAME_STATUS_QOS)
         self._worker: FrameWorker | None = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -261,8 +301,9 @@ class StereoNode(Node, abc.ABC):
         """Account for and report a stereo set that could not be handled."""
 
     @abc.abstractmethod
-    def _summary(self) -> tuple[str, dict]:
-        """(message, values) of the periodic summary when the input is fine; called holding the stats lock."""
+    def _summary(self) -> tuple[bytes, str, dict]:
+        """(level, message, values) of the node's own verdict for the health summary; called holding the stats
+        lock."""
 
     # ---- executor thread ------------------------------------------------------------------------------------
     def _on_odometry(self, msg: Odometry) -> None:
@@ -289,22 +330,27 @@ class StereoNode(Node, abc.ABC):
             )
 
     def _on_diagnostics_timer(self) -> None:
-        silent_s, warning = self.stereo.watchdog(self.cfg.no_input_warning_s, self.get_logger())
+        input_age_s, warning = self.stereo.watchdog(self.cfg.no_input_warning_s, self.get_logger())
+        now = time.monotonic()
         with self._stats_lock:
-            message, values = self._summary()
-            values.update(
-                {
-                    "frames_received": self.frames_received,
-                    "frames_processed": self.frames_processed,
-                    self.DROPPED_KEY: self.frames_dropped,
-                    "last_error": self.last_error,
-                    "seconds_since_stereo": f"{silent_s:.1f}",
-                }
-            )
-        level = DiagnosticStatus.OK
+            period, self._period = self._period, HealthPeriod(now)
+            level, message, values = self._summary()
+            values = {
+                **period.values(now),
+                "input_age_s": f"{input_age_s:.1f}",
+                **values,
+                "frames_received": self.frames_received,
+                "frames_processed": self.frames_processed,
+                "frames_failed": self.frames_failed,
+                self.DROPPED_KEY: self.frames_dropped,
+                "last_error": self.last_error,
+            }
+        if period.errors:
+            errors = f"{period.errors} errors in {now - period.started_monotonic:.1f} s, last: {values['last_error']}"
+            level, message = max(level, DiagnosticStatus.ERROR), f"{errors}; {message}"
         if warning is not None:
-            level, message = DiagnosticStatus.WARN, warning
-        self._publish_status(self.SUMMARY_STATUS, level, message, values)
+            level, message = max(level, DiagnosticStatus.WARN), f"{warning}; {message}"
+        self.diagnostics_pub.publish(self._status_array(self.SUMMARY_STATUS, level, message, values))
 
     # ---- worker thread --------------------------------------------------------------------------------------
     def _process_safely(self, frames: StereoSet) -> None:
@@ -317,15 +363,44 @@ class StereoNode(Node, abc.ABC):
             )
 
     # ---- outputs --------------------------------------------------------------------------------------------
+    def _publish_frame_result(
+        self,
+        frames: StereoSet,
+        level: bytes,
+        message: str,
+        state: str = "",
+        inliers: int = 0,
+        keyframe_id: int | None = None,
+        error: str = "",
+        extra: dict | None = None,
+    ) -> None:
+        """Count a handled frame (a failed one when `error`) for the summary and publish its `FrameRecord` (plus
+        `extra` values) on localization/frame_status, stamped with the image time (worker thread)."""
+        stamp_ns = frames.stamp_ns
+        processing_ms = 1000.0 * (time.monotonic() - frames.received_monotonic)
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+        with self._stats_lock:
+            self.frames_processed += 1
+            self._period.latencies_ms.append(latency_ms)
+            self._period.processing_ms.append(processing_ms)
+            if error:
+                self.frames_failed += 1
+                self.last_error = error
+                self._period.errors += 1
+        record = FrameRecord(stamp_ns, state, inliers, processing_ms, -1 if keyframe_id is None else keyframe_id, error)
+        values = {**record.to_dict(), **(extra or {})}
+        array = self._status_array(FRAME_STATUS_KIND, level, message, values, conversions.ns_to_stamp(stamp_ns))
+        self.frame_status_pub.publish(array)
+
     def _report_problem(self, error: str) -> None:
-        """Log `error` (throttled) and publish it as an ERROR status; it becomes the summary's last_error."""
+        """Log `error` (throttled); it becomes the summary's last_error and makes the next summary an ERROR."""
         with self._stats_lock:
             self.last_error = error
+            self._period.errors += 1
         self.get_logger().error(error, throttle_duration_sec=5.0)
-        self._publish_status(self.PROBLEM_STATUS, DiagnosticStatus.ERROR, error, {"last_error": error})
 
-    def _publish_status(self, kind: str, level: bytes, message: str, values: dict, stamp: Any = None) -> None:
-        """One DiagnosticStatus "<node name>: <kind>" on /diagnostics, stamped `stamp` (default: now)."""
+    def _status_array(self, kind: str, level: bytes, message: str, values: dict, stamp: Any = None) -> DiagnosticArray:
+        """A DiagnosticArray holding one DiagnosticStatus "<node name>: <kind>", stamped `stamp` (default: now)."""
         array = DiagnosticArray()
         array.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         array.status = [
@@ -337,7 +412,7 @@ class StereoNode(Node, abc.ABC):
                 values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
             )
         ]
-        self.diagnostics_pub.publish(array)
+        return array
 
     def close(self) -> None:
         """Stop the input and the worker (the frame in progress finishes first; up to 10 s)."""

@@ -5,7 +5,9 @@ Inputs: approximate-time synchronised left/right Image + CameraInfo (sensor-data
 `ground_truth/pose` (world frame; stored per keyframe for evaluation when present).
 Outputs: the map store at `map_path` (a keyframe every `teach.keyframe_distance_m` / `teach.keyframe_angle_deg` of
 odometry motion, each committed atomically), the taught path on `localization/path` (nav_msgs/Path, transient
-local, re-published per keyframe), /diagnostics (keyframes, frames, drops, last error, input watchdog).
+local, re-published per keyframe), each frame's result on `localization/frame_status` (`keyframe_id` the keyframe
+stored from it, `last_error` why it was skipped: `dlvf_ros.localization.frame_record`), the ~1 Hz health summary on
+/diagnostics (rate, latency, input age, keyframes, frames, drops, last error, input watchdog: `dlvf_ros.ros.node_base`).
 
 Frames are queued (bounded; the oldest is dropped with a warning when the worker falls behind) and processed in
 order by a worker thread; only keyframes cost feature extraction. SIGINT/SIGTERM process the queued frames, then
@@ -20,6 +22,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 
@@ -68,8 +71,6 @@ def parameter_specs() -> list[ParameterSpec]:
 class TeachNode(StereoNode):
     """See the module docstring."""
 
-    SUMMARY_STATUS = PROBLEM_STATUS = "teach"
-
     def __init__(self) -> None:
         super().__init__(NODE_NAME, PARAMETERS)
         self.teach_config: TeachConfig = self.core_config
@@ -77,7 +78,6 @@ class TeachNode(StereoNode):
         self.backend = make_node_backend(NODE_NAME, self.cfg.backend, self.cfg.model, self.cfg.torch_threads)
         self.teacher: Teacher | None = None
         self._rig = None
-        self.frames_failed = 0
         self.ground_truth = self.make_odometry_buffer()
         self.static_transforms = StaticTransforms(self)
         self.ground_truth_subscription = (
@@ -110,11 +110,9 @@ class TeachNode(StereoNode):
         if transforms.is_rigid(T, tol=1e-4):
             self.ground_truth.add(stamp_ns, T)
 
-    def _summary(self) -> tuple[str, dict]:
-        return "teaching", {
-            "keyframes": self.teacher.num_keyframes if self.teacher else 0,
-            "frames_failed": self.frames_failed,
-        }
+    def _summary(self) -> tuple[bytes, str, dict]:
+        keyframes = self.teacher.num_keyframes if self.teacher else 0
+        return DiagnosticStatus.OK, f"teaching: {keyframes} keyframes", {"keyframes": keyframes}
 
     # ---- worker thread --------------------------------------------------------------------------------------
     def _process(self, frames: StereoSet) -> None:
@@ -132,8 +130,12 @@ class TeachNode(StereoNode):
         except OSError as exc:
             self._frame_failed(frames, f"cannot write the map at {self.cfg.map_path}: {exc}")
             return
-        with self._stats_lock:
-            self.frames_processed += 1
+        self._publish_frame_result(
+            frames,
+            DiagnosticStatus.OK,
+            "frame" if keyframe is None else f"keyframe {keyframe.keyframe_id}",
+            keyframe_id=None if keyframe is None else keyframe.keyframe_id,
+        )
         if keyframe is not None:
             pose = conversions.matrix_to_pose_stamped(keyframe.T_map_keyframe, stamp_ns, self.cfg.map_frame)
             self._path.poses.append(pose)
@@ -167,15 +169,17 @@ class TeachNode(StereoNode):
         return self.teacher
 
     def _frame_failed(self, frames: StereoSet, error: str) -> None:
-        with self._stats_lock:
-            self.frames_failed += 1
-        self._report_problem(error)
+        self.get_logger().error(error, throttle_duration_sec=5.0)
+        self._publish_frame_result(frames, DiagnosticStatus.ERROR, error, error=error)
 
     def close(self) -> None:
         """Process the queued frames (up to `shutdown_timeout_s`), then report the finished map."""
         abandoned = self.stop_input(timeout_s=self.cfg.shutdown_timeout_s)
         keyframes = self.teacher.num_keyframes if self.teacher else 0
-        message = f"map {self.cfg.map_path}: {keyframes} keyframes from {self.frames_processed} frames"
+        used = self.frames_processed - self.frames_failed
+        message = f"map {self.cfg.map_path}: {keyframes} keyframes from {used} frames"
+        if self.frames_failed:
+            message += f" ({self.frames_failed} skipped)"
         if abandoned:
             message += f"; {abandoned} queued frames abandoned after {self.cfg.shutdown_timeout_s} s"
         self.get_logger().info(message)
