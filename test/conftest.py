@@ -1,10 +1,16 @@
 """Test session setup: every ROS 2 process started by the tests stays on this machine (SHM transport, own domain);
 the session header says which implementation of message_filters, tf2_ros and cv_bridge the nodes use (the real
 packages where installed, e.g. from ../shared/ros2-wheels by `make venv`; else dlvf_ros.ros.compat) and whether the
-launch_testing tests run."""
+launch_testing tests run. torch's OpenMP threads here and in every child process wait passively."""
 
 import os
 import sys
+
+# Idle OpenMP threads sleep instead of spinning. Spinning, 2 intra-op threads on a loaded 2-core machine burn the
+# CPU their partner needs: a FeatureNet forward and backward pass (6 images, 128 x 96) took 19.4 s (2.7 s CPU)
+# instead of 1.4 s (0.3 s CPU) at load 15.
+# libgomp reads this once, when torch loads, so it is set before anything imports torch; children inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dlvf_ros.replay.environment import apply_isolated_ros_environment
 
