@@ -107,7 +107,10 @@ def style_views(
             rows.append(
                 [
                     renderer.render(
-                        T_world_vehicle, lighting_preset(name), noise_seed=1, motion_vehicle=([1.0, 0, 0], [0, 0, 0])
+                        T_world_vehicle,
+                        lighting_preset(name),
+                        noise_seed=1,
+                        motion_vehicle=(np.array([1.0, 0.0, 0.0]), np.zeros(3)),
                     ).left
                     for name in lightings
                 ]

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         runs.append((repeat_trajectory(world, run_id, config.trajectory, config.odometry, lighting.hour), lighting))
 
     places = place_arc_lengths(config.world.path_length_m, args.places)
-    sheet = [[None] * len(runs) for _ in places]
+    sheet: list[list[np.ndarray | None]] = [[None] * len(runs) for _ in places]
     writer = UtiasWriter(out, rig)
     with StereoRenderer(world, rig, config.render) as renderer:
         for column, (trajectory, lighting) in enumerate(tqdm(runs, desc=f"world {args.seed}", unit="run")):
@@ -176,11 +176,14 @@ def run(args: argparse.Namespace) -> int:
                     for _ in frames():
                         pass
 
+    images = [[image for image in row if image is not None] for row in sheet]
+    if any(len(row) != len(runs) for row in images):
+        raise RuntimeError("dlvf sim: a contact-sheet place was not rendered in every run")
     column_labels = [f"run {t.run_id}: {lighting.name}" + (" (teach)" if t.run_id == 0 else "") for t, lighting in runs]
     row_labels = [f"s = {s:.0f} m" for s in places]
     sheet_path = write_contact_sheet(
         out / "contact_sheet.png",
-        sheet,
+        images,
         row_labels,
         column_labels,
         f"world {args.seed}: the same places under each run's lighting",
