@@ -4,11 +4,9 @@ several styles (rows) under several lightings (columns)."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
-from dlvf_ros import fileio
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim.config import RenderConfig, WorldConfig
 from dlvf_ros.sim.lighting import lighting_preset
@@ -66,20 +64,6 @@ def contact_sheet_png(
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return buffer.getvalue()
-
-
-def write_contact_sheet(
-    path: str | Path,
-    images: list[list[np.ndarray]],
-    row_labels: list[str],
-    column_labels: list[str],
-    title: str,
-    label_width_in: float = 0.0,
-) -> Path:
-    """Write the contact sheet atomically (see `contact_sheet_png`); returns the path."""
-    path = Path(path)
-    fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title, label_width_in))
-    return path
 
 
 def style_views(
