@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - builds/updates the virtual env from the lock, then runs the day-to-night teach-and-repeat demo
 #   make test   - builds/updates the virtual env from the lock, then runs the test suite
-# and for contributors: make lint (ruff lint + format check; .ci/run runs it before the tests)
+# and for contributors: make lint (ruff lint + format check, then mypy on dlvf_ros/; settings in pyproject.toml;
+# .ci/run runs it before the tests)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,6 +36,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff check --fix .

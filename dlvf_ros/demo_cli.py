@@ -114,7 +114,7 @@ def run_logged(name: str, argv: list[str], log_path: Path, marker: Path) -> None
         raise SystemExit(f"dlvf demo: step '{name}' failed (exit {result.returncode}); log {log_path}:\n{tail}")
 
 
-def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[str, list[Path]]]:
+def plan(config: DemoConfig, work: Path, model: Path | None) -> tuple[list[Step], dict[str, list[Path]]]:
     """All steps in order, and the replay directories of each backend (in lighting order)."""
     logs = work / "logs"
     world = work / "world"
@@ -155,7 +155,9 @@ def plan(config: DemoConfig, work: Path, model: Path) -> tuple[list[Step], dict[
             logs,
         )
     ]
-    model_hash = fileio.sha256_file(model) if "learned" in config.backends else None
+    if "learned" in config.backends and model is None:
+        raise ValueError("demo plan: the learned backend needs a model")
+    model_hash = fileio.sha256_file(model) if model is not None and "learned" in config.backends else None
     replays: dict[str, list[Path]] = {}
     for backend in config.backends:
         map_dir = work / "maps" / backend

@@ -16,6 +16,7 @@ import numpy as np
 
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig, default_T_vehicle_camera
+from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 TEXEL_M = 0.01
 WALL_Y_RANGE_M = (-6.0, 16.0)
@@ -121,6 +122,23 @@ def build_wall_map(path, rig: StereoRig, frames: list[WallFrame], keyframe_dista
     for frame in frames:
         teacher.add_frame(frame.stamp_ns, frame.left, frame.right, frame.T_world_vehicle, frame.T_world_vehicle)
     return path
+
+
+def taught_wall_map(directory: Path, start_ns: int) -> tuple[StereoRig, np.ndarray, Path]:
+    """(rig, texture, map path) of the node tests' world: a map in `directory` taught 4 m from the wall, 0 to 6 m
+    every 0.25 m, from `start_ns` on."""
+    rig, texture = wall_rig(), wall_texture()
+    teach = wall_run(texture, rig, np.arange(0.0, 6.01, 0.25), 0.0, start_ns, wall_distance_m=4.0)
+    return rig, texture, build_wall_map(directory / "wall_map", rig, teach)
+
+
+def refused_start_log(module: str, log_dir: Path, **start_args) -> str:
+    """Start `python -m module` as a ROS process (`start_ros_process` arguments) that must refuse to start: asserts
+    that it exits with status 1 within 60 s; returns its log."""
+    process = start_ros_process(python_module_command(module), log_dir=log_dir, **start_args)
+    with process:
+        assert process.wait(timeout_s=60.0) == 1
+    return process.log_text()
 
 
 def wait_for(predicate, timeout_s: float, spin, what: str) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ros_nodes_support import refused_start_log
 
-from dlvf_ros.replay.processes import python_module_command, start_ros_process
 from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 
@@ -156,15 +156,9 @@ def test_the_node_accepts_its_parameter_file(tmp_path):
     data["/**/localizer_node"]["ros__parameters"]["map_path"] = str(tmp_path / "no_map")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(data))
-    process = start_ros_process(
-        python_module_command("dlvf_ros.ros.localizer_node"),
-        node_name="localizer_node",
-        params_file=params_file,
-        log_dir=tmp_path,
+    log = refused_start_log(
+        "dlvf_ros.ros.localizer_node", tmp_path, node_name="localizer_node", params_file=params_file
     )
-    with process:
-        assert process.wait(timeout_s=60.0) == 1
-    log = process.log_text()
     assert "no_map does not exist" in log and "bad parameter" not in log, log
 
 

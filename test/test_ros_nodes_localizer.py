@@ -17,7 +17,7 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture
+from ros_nodes_support import StereoClient, refused_start_log, taught_wall_map, wall_run
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -30,9 +30,7 @@ T_MAP_ODOM = transforms.from_xyz_rpy(0.5, -0.3, 0.0, yaw=0.05)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    rig, texture = wall_rig(), wall_texture()
-    teach = wall_run(texture, rig, np.arange(0.0, 6.01, 0.25), 0.0, TEACH_START_NS, wall_distance_m=4.0)
-    map_path = build_wall_map(tmp_path_factory.mktemp("map") / "wall_map", rig, teach)
+    rig, texture, map_path = taught_wall_map(tmp_path_factory.mktemp("map"), TEACH_START_NS)
     repeat = wall_run(
         texture, rig, np.arange(0.3, 4.0, 0.7), 0.4, REPEAT_START_NS, period_s=0.5, wall_distance_m=4.0, brightness=0.7
     )
@@ -223,15 +221,13 @@ def test_health_summary_on_diagnostics_at_about_1_hz(world, client, node):
 )
 def test_startup_errors_are_fatal_with_a_clear_message(world, tmp_path, parameters, expected):
     _, map_path, _ = world
-    process = start_ros_process(
-        python_module_command("dlvf_ros.ros.localizer_node"),
+    log = refused_start_log(
+        "dlvf_ros.ros.localizer_node",
+        tmp_path,
         node_name="localizer_fatal",
         parameters={"map_path": str(map_path), **parameters},
-        log_dir=tmp_path,
     )
-    with process:
-        assert process.wait(timeout_s=60.0) == 1
-    assert expected in process.log_text(), process.log_text()
+    assert expected in log, log
 
 
 def test_a_misspelt_parameter_in_a_params_file_is_refused_naming_the_closest(world, tmp_path):
@@ -241,17 +237,10 @@ def test_a_misspelt_parameter_in_a_params_file_is_refused_naming_the_closest(wor
         f"/**/localizer_fatal:\n  ros__parameters:\n    map_path: {map_path}\n"
         "    localizer:\n      ransac:\n        iteratons: 100\n"
     )
-    process = start_ros_process(
-        python_module_command("dlvf_ros.ros.localizer_node"),
-        node_name="localizer_fatal",
-        params_file=params_file,
-        log_dir=tmp_path,
+    log = refused_start_log(
+        "dlvf_ros.ros.localizer_node", tmp_path, node_name="localizer_fatal", params_file=params_file
     )
-    with process:
-        assert process.wait(timeout_s=60.0) == 1
-    assert "unknown parameter localizer.ransac.iteratons (did you mean localizer.ransac.iterations?)" in (
-        process.log_text()
-    ), process.log_text()
+    assert "unknown parameter localizer.ransac.iteratons (did you mean localizer.ransac.iterations?)" in log, log
 
 
 def test_replay_without_camera_info_exits_non_zero_naming_the_missing_topic(world, tmp_path):

@@ -14,7 +14,7 @@ from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.replay.processes import python_module_command, start_ros_process
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from ros_nodes_support import StereoClient, wall_rig, wall_run, wall_texture
+from ros_nodes_support import StereoClient, refused_start_log, wall_rig, wall_run, wall_texture
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
@@ -143,12 +143,10 @@ def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teac
 def test_existing_map_is_refused_at_start_up(tmp_path):
     (tmp_path / "map").mkdir()
     (tmp_path / "map" / "something").write_text("x")
-    process = start_ros_process(
-        python_module_command("dlvf_ros.ros.teach_node"),
+    log = refused_start_log(
+        "dlvf_ros.ros.teach_node",
+        tmp_path,
         node_name="teach_node",
         parameters={"map_path": str(tmp_path / "map"), "backend": "orb"},
-        log_dir=tmp_path,
     )
-    with process:
-        assert process.wait(timeout_s=60.0) == 1
-    assert "overwrite" in process.log_text()
+    assert "overwrite" in log

@@ -27,7 +27,7 @@ from dlvf_ros.replay.processes import python_module_command, start_ros_process
 from dlvf_ros.ros.stereo_input import bag_remappings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ros_nodes_support import StereoClient, build_wall_map, wall_rig, wall_run, wall_texture
+from ros_nodes_support import StereoClient, taught_wall_map, wall_run, wall_texture
 from run_frames import Frame
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
@@ -49,9 +49,7 @@ DELIVERY_MARGIN_S = 0.5
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    rig, texture = wall_rig(), wall_texture()
-    teach = wall_run(texture, rig, np.arange(0.0, 6.01, 0.25), 0.0, TEACH_START_NS, wall_distance_m=4.0)
-    map_path = build_wall_map(tmp_path_factory.mktemp("map") / "wall_map", rig, teach)
+    rig, texture, map_path = taught_wall_map(tmp_path_factory.mktemp("map"), TEACH_START_NS)
     repeat = wall_run(
         texture,
         rig,

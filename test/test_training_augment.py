@@ -8,6 +8,25 @@ import torch
 from dlvf_ros.training.augment import AugmentConfig, augment_images
 
 ON = AugmentConfig(enabled=True)
+# every random effect of ON off (probabilities 0, spreads 0, ranges at the identity)
+QUIET_FIELDS = {
+    "p_night": 0.0,
+    "p_glare": 0.0,
+    "p_vignette": 0.0,
+    "p_blur": 0.0,
+    "exposure_log2_std": 0.0,
+    "white_balance_std": 0.0,
+    "gamma_range": [1.0, 1.0],
+    "contrast_range": [1.0, 1.0],
+    "saturation_range": [1.0, 1.0],
+    "read_noise_range": [0.0, 0.0],
+    "shot_noise_range": [0.0, 0.0],
+}
+
+
+def _only(**effect) -> AugmentConfig:
+    """ON with every random effect off except `effect`."""
+    return dataclasses.replace(ON, **{**QUIET_FIELDS, **effect})
 
 
 def _images(batch: int = 4) -> torch.Tensor:
@@ -35,20 +54,7 @@ def test_each_image_gets_its_own_draw():
 
 
 def test_night_darkens_the_top_more_than_the_headlit_bottom():
-    quiet = dataclasses.replace(
-        ON,
-        p_night=1.0,
-        p_glare=0.0,
-        p_vignette=0.0,
-        p_blur=0.0,
-        exposure_log2_std=0.0,
-        white_balance_std=0.0,
-        gamma_range=[1.0, 1.0],
-        contrast_range=[1.0, 1.0],
-        saturation_range=[1.0, 1.0],
-        read_noise_range=[0.0, 0.0],
-        shot_noise_range=[0.0, 0.0],
-    )
+    quiet = _only(p_night=1.0)
     flat = torch.full((2, 3, 48, 64), 0.5)
     out = augment_images(flat, torch.Generator().manual_seed(2), quiet)
     top, bottom = out[:, :, :8].mean(), out[:, :, -8:].mean()
@@ -56,21 +62,7 @@ def test_night_darkens_the_top_more_than_the_headlit_bottom():
 
 
 def test_glare_lifts_dark_pixels_and_lowers_contrast():
-    glare_only = dataclasses.replace(
-        ON,
-        p_night=0.0,
-        p_glare=1.0,
-        p_vignette=0.0,
-        p_blur=0.0,
-        exposure_log2_std=0.0,
-        white_balance_std=0.0,
-        gamma_range=[1.0, 1.0],
-        contrast_range=[1.0, 1.0],
-        saturation_range=[1.0, 1.0],
-        glare_strength_range=[0.5, 0.5],
-        read_noise_range=[0.0, 0.0],
-        shot_noise_range=[0.0, 0.0],
-    )
+    glare_only = _only(p_glare=1.0, glare_strength_range=[0.5, 0.5])
     images = _images(2)
     out = augment_images(images, torch.Generator().manual_seed(3), glare_only)
     assert float(out.min()) > float(images.min()) + 0.05

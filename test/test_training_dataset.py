@@ -15,6 +15,7 @@ from run_frames import Frame
 from dlvf_ros.data.utias import UtiasDataset, UtiasWriter
 from dlvf_ros.geometry import transforms as tf
 from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset, build_dataset
 from dlvf_ros.training.disparity_cache import resized_rgb
@@ -76,6 +77,27 @@ def write_plane_world(
                 right = render_eye(texture, rig, T_world_left @ tf.invert(T_camera_right_left), colour)
                 run.add_frame(Frame(i, (run_id * 1000 + i + 1) * 10**8, left, right, T_world_vehicle))
     return rig
+
+
+FOUR_RUNS = ((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5))  # (lateral offset m, brightness gain)
+
+
+def build_plane_dataset(
+    root: Path, out: Path, runs, train_pairs: int, validation_pairs: int, split: SplitConfig
+) -> DatasetManifest:
+    """A small training dataset (128 x 96, no test pairs) at `out` from a plane world of `runs` (3 frames each)
+    written to `root`: the trainer, DDP and pipeline tests' data."""
+    write_plane_world(root, runs=runs, frames=3)
+    config = DatasetConfig(
+        train_pairs=train_pairs,
+        validation_pairs=validation_pairs,
+        test_pairs=0,
+        image_width=128,
+        image_height=96,
+        sgbm=SgbmConfig(num_disparities=32),
+        split=split,
+    )
+    return build_dataset([root], out, config)
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_training_dataset import write_plane_world
+from test_training_dataset import FOUR_RUNS, build_plane_dataset
 
 from dlvf_ros.features.checkpoint import TrainingCheckpoint
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.training.config import DatasetConfig, SplitConfig
-from dlvf_ros.training.dataset import build_dataset
+from dlvf_ros.training.config import SplitConfig
 from dlvf_ros.training.trainer import weights_sha256
 
 
@@ -22,20 +20,7 @@ from dlvf_ros.training.trainer import weights_sha256
 @pytest.mark.timeout(240)
 def test_torchrun_two_ranks_hold_identical_weights_after_a_step(tmp_path):
     root = tmp_path / "world"
-    write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5)), frames=3)
-    build_dataset(
-        [root],
-        tmp_path / "ds",
-        DatasetConfig(
-            train_pairs=4,
-            validation_pairs=2,
-            test_pairs=0,
-            image_width=128,
-            image_height=96,
-            sgbm=SgbmConfig(num_disparities=32),
-            split=SplitConfig(train=[0, 1], validation=[2, 3]),
-        ),
-    )
+    build_plane_dataset(root, tmp_path / "ds", FOUR_RUNS, 4, 2, SplitConfig(train=[0, 1], validation=[2, 3]))
     config = tmp_path / "train.yaml"
     config.write_text(
         yaml.safe_dump(

@@ -4,12 +4,11 @@ network."""
 import numpy as np
 import pytest
 import torch
-from test_training_dataset import write_plane_world
+from test_training_dataset import FOUR_RUNS, build_plane_dataset
 
 from dlvf_ros.features.unet import FeatureNet
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.training.config import DatasetConfig, PipelineConfig, SoftMatchConfig, SplitConfig
-from dlvf_ros.training.dataset import PairDataset, build_dataset
+from dlvf_ros.training.config import PipelineConfig, SoftMatchConfig, SplitConfig
+from dlvf_ros.training.dataset import PairDataset
 from dlvf_ros.training.losses import keypoint_loss, pose_loss
 from dlvf_ros.training.pipeline import PosePipeline, points_at, project_points
 
@@ -19,19 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test/conftest.py
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
-    write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2)), frames=3)
-    manifest = build_dataset(
-        [root],
-        root / "ds",
-        DatasetConfig(
-            train_pairs=2,
-            validation_pairs=0,
-            test_pairs=0,
-            image_width=128,
-            image_height=96,
-            sgbm=SgbmConfig(num_disparities=32),
-            split=SplitConfig(train=[0, 1, 2], validation=[], test=[]),
-        ),
+    manifest = build_plane_dataset(
+        root, root / "ds", FOUR_RUNS[:3], 2, 0, SplitConfig(train=[0, 1, 2], validation=[], test=[])
     )
     dataset = PairDataset(manifest, "train")
     return torch.utils.data.default_collate([dataset[0], dataset[1]]), manifest.rig(0)

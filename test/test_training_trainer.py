@@ -5,13 +5,11 @@ import json
 
 import pytest
 import torch
-from test_training_dataset import write_plane_world
+from test_training_dataset import FOUR_RUNS, build_plane_dataset
 
 from dlvf_ros.config import ConfigError, from_dict
 from dlvf_ros.features.checkpoint import TrainingCheckpoint
-from dlvf_ros.geometry.stereo_matching import SgbmConfig
-from dlvf_ros.training.config import DatasetConfig, SplitConfig, TrainConfig
-from dlvf_ros.training.dataset import build_dataset
+from dlvf_ros.training.config import SplitConfig, TrainConfig
 from dlvf_ros.training.distributed import DistributedContext
 from dlvf_ros.training.trainer import REASON_FEW_INLIERS, REASON_NO_ELEMENT, Trainer, weights_sha256
 
@@ -23,20 +21,7 @@ pytestmark = pytest.mark.usefixtures("restore_torch_threads")  # test/conftest.p
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
-    write_plane_world(root, runs=((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5)), frames=3)
-    build_dataset(
-        [root],
-        root / "ds",
-        DatasetConfig(
-            train_pairs=8,
-            validation_pairs=2,
-            test_pairs=0,
-            image_width=128,
-            image_height=96,
-            sgbm=SgbmConfig(num_disparities=32),
-            split=SplitConfig(train=[0, 1], validation=[2, 3]),
-        ),
-    )
+    build_plane_dataset(root, root / "ds", FOUR_RUNS, 8, 2, SplitConfig(train=[0, 1], validation=[2, 3]))
     return root / "ds"
 
 

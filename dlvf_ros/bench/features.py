@@ -19,6 +19,7 @@ of two images) for reference. Weights are random: timing does not depend on them
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import logging
@@ -27,7 +28,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import cv2
 import numpy as np
@@ -108,7 +109,7 @@ def to_tensor(image_rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image_rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
-def reference_style(net: FeatureNet, image_rgb: np.ndarray) -> torch.Tensor:
+def reference_style(net: FeatureNet, image_rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reference's inference: build the full-resolution descriptor map, then sample it at the keypoints."""
     image = to_tensor(image_rgb)
     maps = net.encoder(image)
@@ -149,7 +150,7 @@ def bench_extraction(args: argparse.Namespace, net: FeatureNet) -> list[dict]:
             image = bench_image(*size)
             candidates = extraction_candidates(net, size, Path(workdir), args.threads, not args.no_onnx)
             timings = interleaved_times_ms(
-                {name: (lambda extract=extract, image=image: extract(image)) for name, extract in candidates.items()},
+                {name: functools.partial(extract, image) for name, extract in candidates.items()},
                 args.repeats,
                 args.warmup,
                 f"extraction {size[0]}x{size[1]}",
@@ -201,17 +202,19 @@ def bench_training(args: argparse.Namespace) -> list[dict]:
     height, width = args.train_size
     batch = synthetic_pair_batch(height, width)
     loss_config = LossConfig()
-    variants = {
+    variants: dict[str, Literal["dense", "sparse"] | None] = {
         "training step, PosePipeline dense matching": "dense",
         "training step, PosePipeline sparse matching": "sparse",
         "network only, forward + backward of 2 images": None,
     }
-    steps, usable, skipped = {}, {}, {}
+    steps: dict[str, Callable[[], float | None]] = {}
+    usable: dict[str, list[float | None]] = {}
+    skipped: dict[str, list[int]] = {}
     for label, mode in variants.items():
         usable[label], skipped[label] = [], [0]
         steps[label] = training_step(FeatureNet(m=args.m).train(), mode, batch, loss_config, skipped[label])
     timings = interleaved_times_ms(
-        {label: (lambda label=label: usable[label].append(steps[label]())) for label in variants},
+        {label: functools.partial(_keep, usable[label], steps[label]) for label in variants},
         args.train_repeats,
         1,
         f"training {height}x{width}",
@@ -234,8 +237,13 @@ def bench_training(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _keep(values: list[float | None], step: Callable[[], float | None]) -> None:
+    """Run one training step and keep what it returns."""
+    values.append(step())
+
+
 def training_step(
-    net: FeatureNet, mode: str | None, batch: dict, loss_config, skipped: list[int]
+    net: FeatureNet, mode: Literal["dense", "sparse"] | None, batch: dict, loss_config, skipped: list[int]
 ) -> Callable[[], float | None]:
     """One optimisation step: PosePipeline (`mode` dense/sparse) with the trainer's losses, or (None) the network
     alone; returns the fraction of pairs whose pose loss was active (None for the network alone). Steps with a

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
+from dlvf_ros.config import from_dict
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,11 @@ def _teach(backend, stereo: str, rig, teach, workdir: Path):
     from dlvf_ros.localization.teach import TeachConfig, Teacher
 
     path = workdir / f"map_{backend.name}_{stereo}"
-    teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=StereoConfig(method=stereo)))
+    stereo_config = from_dict(StereoConfig, {"method": stereo}, "--stereo")
+    teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=stereo_config))
     for stamp_ns, left, right, T_odom_vehicle, _ in teach:
         teacher.add_frame(stamp_ns, left, right, T_odom_vehicle)
-    config = LocalizerConfig(stereo=StereoConfig(method=stereo))
+    config = LocalizerConfig(stereo=stereo_config)
     return Localizer(MapStore.open(path), StereoFrontend(backend, rig, config.stereo), config), teacher.num_keyframes
 
 
@@ -155,7 +157,7 @@ def _bench(candidates: list[tuple[str, str]], model: Path | None, rig, teach, re
     for name, stereo in candidates:
         log.info("teaching %s / %s ...", name, stereo)
         localizers[(name, stereo)] = _teach(backends[name], stereo, rig, teach, workdir)
-    records = {candidate: [] for candidate in candidates}
+    records: dict[tuple[str, str], list[dict]] = {candidate: [] for candidate in candidates}
     log.info("localizing ...")
     for k, (stamp_ns, left, right, T_odom_vehicle, T_map_vehicle_true) in enumerate(repeat):
         for candidate in candidates[k % len(candidates) :] + candidates[: k % len(candidates)]:

@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_row(world, trajectory, renderer, lighting, frames: int, warmup: int) -> dict:
     from dlvf_ros.sim.frames import render_run
 
-    times_s, cpu_start = [], None
-    start = time.perf_counter()
+    times_s: list[float] = []
+    start, cpu_start = time.perf_counter(), time.process_time()
     run = render_run(world, trajectory, lighting, renderer=renderer)
     for k in range(warmup + frames):
         if k == warmup:
@@ -103,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()
     print(f"\n{'size':<9} {'lighting':<9} {'pairs/s':>8} {'median ms':>10} {'cpu ms':>8} {'floor':>6} {'ratio':>6}")
     for row in rows:
-        floor = "-" if row["floor_pairs_per_s"] is None else f"{row['floor_pairs_per_s']:.0f}"
-        ratio = "-" if row["ratio_to_floor"] is None else f"{row['ratio_to_floor']:.2f}"
+        floor_text = "-" if row["floor_pairs_per_s"] is None else f"{row['floor_pairs_per_s']:.0f}"
+        ratio_text = "-" if row["ratio_to_floor"] is None else f"{row['ratio_to_floor']:.2f}"
         print(
             f"{row['size']:<9} {row['lighting']:<9} {row['pairs_per_s']:>8.1f} {row['median_ms_per_pair']:>10.1f} "
-            f"{row['cpu_ms_per_pair']:>8.1f} {floor:>6} {ratio:>6}"
+            f"{row['cpu_ms_per_pair']:>8.1f} {floor_text:>6} {ratio_text:>6}"
         )
     print(f"load average {load[0]:.2f} on {os.cpu_count()} cores; renderer: {gl_context().info['GL_RENDERER']}")
     missed = [r for r in rows if r["ratio_to_floor"] is not None and r["ratio_to_floor"] < 1.0]

@@ -78,7 +78,7 @@ def installed_interface_packages() -> set[str]:
     """ROS interface packages registered in the ament index of each AMENT_PREFIX_PATH entry and of this Python's
     prefix (where the pip-installed message packages register), found without importing anything."""
     prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
-    packages = set()
+    packages: set[str] = set()
     for prefix in prefixes:
         index = Path(prefix) / "share" / "ament_index" / "resource_index" / "rosidl_interfaces"
         if index.is_dir():

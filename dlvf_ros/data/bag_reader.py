@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from dlvf_ros.data import msg_codec
 from dlvf_ros.data.bag_format import TOPIC_TYPES, BagError, BagStereoFrame, BagTopics, typestore_for
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def _open_reader(path: Path) -> Iterator:
         reader.close()
 
 
-def _messages(reader, connections: list, path: Path, skipped: Counter) -> Iterator[tuple[object, object]]:
+def _messages(reader, connections: list, path: Path, skipped: Counter) -> Iterator[tuple[Connection, Any]]:
     """(connection, message) in log-time order. A message that does not decode is skipped and counted; a storage
     that fails part-way (truncated or corrupt file) is a BagError."""
     stream = reader.messages(connections=connections)
@@ -165,8 +168,10 @@ def read_stereo_bag(
             for t in (topics.left_info, topics.right_info, topics.tf_static, topics.odom, topics.ground_truth)
             if t in by_topic
         ]
-        infos: dict[str, object] = {}
-        tf_messages, odom, truth = [], ([], []), ([], [])
+        infos: dict[str, Any] = {}
+        tf_messages: list[Any] = []
+        odom: tuple[list[int], list[np.ndarray]] = ([], [])
+        truth: tuple[list[int], list[np.ndarray]] = ([], [])
         for connection, message in _messages(reader, wanted, path, skipped):
             if connection.topic in (topics.left_info, topics.right_info):
                 infos.setdefault(connection.topic, message)

@@ -10,7 +10,7 @@ directory and renamed into place at the end, so a killed writer never leaves a h
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -21,6 +21,9 @@ from dlvf_ros.data.bag_format import STORAGES, BagTopics, typestore_for
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.transforms import body_twist
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
 
 # 1-sigma wheel-odometry noise reported in the Odometry covariances
 ODOM_POSITION_SIGMA_M = 0.02  # plus ODOM_POSITION_SIGMA_PER_M for each metre travelled
@@ -161,7 +164,7 @@ def write_run_bag(
     with fileio.replacing_directory(final) as staged:
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(staged, version=Writer.VERSION_LATEST, storage_plugin=plugin) as writer:
-            connections: dict[str, object] = {}
+            connections: dict[str, Connection] = {}
 
             def write(topic: str, message, stamp_ns: int, latched: bool = False) -> None:
                 if topic not in connections:

@@ -79,7 +79,9 @@ class PoseGraph:
             raise NoPathError(f"{self.name}: no path between vertices {a} and {b} (different components)")
         path = [b]
         while path[-1] != a:
-            path.append(previous[path[-1]])
+            step = previous[path[-1]]
+            assert step is not None  # only `a` has no predecessor
+            path.append(step)
         return path[::-1]
 
     def transform(self, vertex_a: Vertex, vertex_b: Vertex) -> np.ndarray:

@@ -125,7 +125,8 @@ def _rigid_from_row(path: Path, line_no: int, first_column: int, values: np.ndar
 def read_transforms_file(path: str | Path, expected_run_id: int) -> list[tuple[Vertex, Vertex, np.ndarray]]:
     """Rows of a transforms_temporal/spatial file as (this vertex, other vertex, T_other_this)."""
     path = Path(path)
-    rows, seen = [], {}
+    rows: list[tuple[Vertex, Vertex, np.ndarray]] = []
+    seen: dict[tuple[int, int], int] = {}
     for line_no, ints, values in _read_rows(path, 4, 16):
         run_id, pose_id, other_run_id, other_pose_id = ints
         if run_id != expected_run_id:

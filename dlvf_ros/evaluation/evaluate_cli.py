@@ -19,6 +19,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def read_bag_ground_truth(bag: Path) -> tuple[np.ndarray, np.ndarray, int]:
             )
         n_images = by_topic[LEFT_IMAGE_TOPIC].msgcount if LEFT_IMAGE_TOPIC in by_topic else 0
         for connection, _, raw in reader.messages(connections=[by_topic[GROUND_TRUTH_TOPIC]]):
-            message = reader.deserialize(raw, connection.msgtype)
+            message: Any = reader.deserialize(raw, connection.msgtype)
             stamps.append(msg_codec.stamp_to_ns(message.header.stamp))
             poses.append(msg_codec.pose_to_matrix(message.pose))
     return np.asarray(stamps, dtype=np.int64), np.asarray(poses).reshape(-1, 4, 4), int(n_images)

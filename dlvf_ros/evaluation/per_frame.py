@@ -70,18 +70,18 @@ def evaluate_bag_per_frame(
         T_gt.append(ground_truth.T_map_keyframe[k] @ T_keyframe_vehicle_gt)
         inliers.append(count)
         elapsed.append(ms)
-    T_est, T_gt = np.array(T_est).reshape(-1, 4, 4), np.array(T_gt).reshape(-1, 4, 4)
+    T_map_vehicle_est, T_map_vehicle_gt = np.array(T_est).reshape(-1, 4, 4), np.array(T_gt).reshape(-1, 4, 4)
     return score_frames(
         name,
         lighting,
         n_images,
         np.array(stamps, dtype=np.int64),
-        np.all(np.isfinite(T_est), axis=(1, 2)),
+        np.all(np.isfinite(T_map_vehicle_est), axis=(1, 2)),
         np.full(len(stamps), ""),
         np.array(inliers, dtype=np.int64),
         np.array(elapsed, dtype=np.float64),
-        T_est,
-        T_gt,
+        T_map_vehicle_est,
+        T_map_vehicle_gt,
         criteria,
     )
 

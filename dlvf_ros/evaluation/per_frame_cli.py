@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(PerFrameConfig, args.config)
     dataset = UtiasDataset(args.data)
     backend, model_size = _backend(args)
-    if config.image_width is not None:
+    size: tuple[int, int]
+    if config.image_width is not None and config.image_height is not None:
         size = (config.image_width, config.image_height)
     else:
         size = model_size or (dataset.rig.width, dataset.rig.height)

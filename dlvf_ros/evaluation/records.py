@@ -119,7 +119,7 @@ def _frames_from_statuses(statuses: list[dict], source: Path) -> FrameDiagnostic
             (record.stamp_ns, record.state, record.inliers, record.latency_ms, record.keyframe_id, record.error)
         )
     rows.sort(key=lambda row: row[0])
-    columns = list(zip(*rows)) if rows else [[] for _ in range(6)]
+    columns: list[tuple] = list(zip(*rows)) if rows else [() for _ in range(6)]
     return FrameDiagnostics(
         *(
             np.asarray(column, dtype=dtype)

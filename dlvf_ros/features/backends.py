@@ -85,6 +85,8 @@ class FeatureBackend(abc.ABC):
 class _OpenCvBackend(FeatureBackend):
     """Shared OpenCV detect-and-describe wrapper; subclasses build the detector."""
 
+    _descriptor_dtype: type[np.generic]
+
     def __init__(self, detector, params: dict) -> None:
         self._detector = detector
         self._params = params
@@ -127,7 +129,7 @@ class OrbBackend(_OpenCvBackend):
             "fast_threshold": fast_threshold,
         }
         super().__init__(
-            cv2.ORB_create(
+            cv2.ORB.create(
                 nfeatures=n_features, scaleFactor=scale_factor, nlevels=n_levels, fastThreshold=fast_threshold
             ),
             params,
@@ -147,7 +149,7 @@ class SiftBackend(_OpenCvBackend):
 
     def __init__(self, n_features: int = 1000, contrast_threshold: float = 0.04):
         params = {"n_features": n_features, "contrast_threshold": contrast_threshold}
-        super().__init__(cv2.SIFT_create(nfeatures=n_features, contrastThreshold=contrast_threshold), params)
+        super().__init__(cv2.SIFT.create(nfeatures=n_features, contrastThreshold=contrast_threshold), params)
 
     @property
     def descriptor_size(self) -> int:

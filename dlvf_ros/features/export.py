@@ -95,7 +95,8 @@ def script_feature_net(net: FeatureNet) -> torch.jit.ScriptModule:
     weights and activations are channels-last (NHWC), which oneDNN convolves ~13 % faster on CPU (`dlvf bench
     features`). Outputs equal the eager network's within float rounding.
     """
-    net = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
+    # Module.to takes memory_format at run time; torch's type stubs lack that overload
+    net = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     with quiet_jit():
         scripted = torch.jit.script(ExportedFeatureNet(net).eval())
         return torch.jit.freeze(scripted, preserved_attrs=["dense"])
@@ -109,7 +110,7 @@ def onnx_model_bytes(net: FeatureNet, input_size: Tuple[int, int]) -> bytes:
         torch.onnx.export(
             ExportedFeatureNet(net.eval()).eval(),
             (torch.zeros(1, 3, *input_size),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object is accepted at run time; the stubs name paths only
             dynamo=False,
             opset_version=17,
             input_names=["image"],

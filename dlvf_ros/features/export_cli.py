@@ -76,7 +76,7 @@ def input_size_for(checkpoint: TrainingCheckpoint, height: int | None, width: in
     """(H, W): the command line, else the checkpoint's training size, else 384 x 512."""
     if (height is None) != (width is None):
         raise ValueError("dlvf export: give both --height and --width, or neither")
-    if height is not None:
+    if height is not None and width is not None:
         return int(height), int(width)
     return checkpoint.input_size or DEFAULT_INPUT_SIZE
 

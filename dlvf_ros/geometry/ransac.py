@@ -171,7 +171,7 @@ def ransac_rigid(
         inlier_share = float(sampling_weights[best_mask].sum()) / total_weight if best_mask is not None else 0.0
         if tried >= _hypotheses_needed(inlier_share, config.sample_size, config.confidence):
             break
-    if best_count < config.min_inliers:
+    if best_T is None or best_mask is None or best_count < config.min_inliers:
         return RansacResult(np.eye(4), np.zeros(n, dtype=bool), max(best_count, 0), tried, False)
     for _ in range(config.refinement_steps):
         refit_weights = torch.where(best_mask, w, 0.0)[None]

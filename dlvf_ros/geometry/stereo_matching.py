@@ -65,7 +65,7 @@ def disparity_sgbm(left_rgb: np.ndarray, right_rgb: np.ndarray, config: SgbmConf
     left, right = grey_image(left_rgb, "left_rgb"), grey_image(right_rgb, "right_rgb")
     if left.shape != right.shape:
         raise ValueError(f"disparity_sgbm: left {left.shape} and right {right.shape} images differ in size")
-    matcher = cv2.StereoSGBM_create(
+    matcher = cv2.StereoSGBM.create(
         minDisparity=config.min_disparity,
         numDisparities=config.num_disparities,
         blockSize=config.block_size,
@@ -247,8 +247,8 @@ def zncc_disparity(
     left_grey: np.ndarray,
     right_grey: np.ndarray,
     uv: np.ndarray,
-    d_min: np.ndarray,
-    d_max: np.ndarray,
+    d_min: np.ndarray | int,
+    d_max: np.ndarray | int,
     config: ZnccConfig | None = None,
     left_right_check: bool = False,
 ) -> np.ndarray:

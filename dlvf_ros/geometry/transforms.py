@@ -7,9 +7,10 @@ Every module uses these; do not re-implement them.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def make_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+def make_transform(rotation: npt.ArrayLike, translation: npt.ArrayLike) -> np.ndarray:
     """4x4 transform from a 3x3 rotation and a 3-vector translation (metres)."""
     T = np.eye(4)
     T[:3, :3] = rotation

@@ -53,17 +53,21 @@ class FrameRecord:
         """Parse a status's values (strings; missing or empty fields take their defaults). ValueError on a
         malformed number or a missing stamp."""
 
-        def number(key: str, kind: type, default: float | int) -> float | int:
+        def integer(key: str, default: int) -> int:
             text = values.get(key, "")
-            return default if text in ("", None) else kind(text)
+            return default if text in ("", None) else int(text)
+
+        def real(key: str, default: float) -> float:
+            text = values.get(key, "")
+            return default if text in ("", None) else float(text)
 
         if FRAME_STAMP_KEY not in values:
             raise ValueError(f"not a frame record: no {FRAME_STAMP_KEY!r} in {sorted(values)}")
         return cls(
             int(values[FRAME_STAMP_KEY]),
             str(values.get(FRAME_STATE_KEY, "")),
-            number(FRAME_INLIERS_KEY, int, 0),
-            number(FRAME_LATENCY_KEY, float, float("nan")),
-            number(FRAME_KEYFRAME_KEY, int, -1),
+            integer(FRAME_INLIERS_KEY, 0),
+            real(FRAME_LATENCY_KEY, float("nan")),
+            integer(FRAME_KEYFRAME_KEY, -1),
             str(values.get(FRAME_ERROR_KEY, "")),
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Literal, get_args, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from dlvf_ros.geometry.stereo_matching import (
 # the refinement only places the ZNCC peak near SGBM's disparity, which SGBM already judged (uniqueness, speckles):
 # its own checks would reject keypoints in weak texture that SGBM's smoothing measures well (on the simulator they
 # cost a quarter of the correctly matched points)
-_PEAK_ONLY = {"min_zncc": -1.0, "uniqueness_ratio": 0.0, "min_patch_std": 0.0}
+_PEAK_ONLY: dict[str, Any] = {"min_zncc": -1.0, "uniqueness_ratio": 0.0, "min_patch_std": 0.0}
 
 
 def full_resolution_sgbm() -> SgbmConfig:

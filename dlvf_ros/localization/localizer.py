@@ -48,7 +48,7 @@ from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoF
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
 from dlvf_ros.localization.keyframe_pose import Correspondences, PoseEstimator, match_keyframe
 from dlvf_ros.localization.map_store import MapStore
-from dlvf_ros.localization.refine import RefineConfig
+from dlvf_ros.localization.refine import RefineConfig, RefineResult
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
 from dlvf_ros.matching.descriptor_matching import MatchingConfig
 
@@ -251,15 +251,17 @@ class Localizer:
         timings["matching"] = 1000 * (time.perf_counter() - t0)
 
         t0 = time.perf_counter()
-        best, best_refined = None, None
+        best: _Submap | None = None
+        best_refined: RefineResult | None = None
         for submap in submaps:
             refined = self.estimator.estimate(submap.matches)
             if refined is not None and (best_refined is None or refined.num_inliers > best_refined.num_inliers):
                 best, best_refined = submap, refined
         timings["ransac"] = 1000 * (time.perf_counter() - t0)
 
-        fix, refused, innovation_m2, T_keyframe_vehicle, support = None, "", float("nan"), None, {}
-        if best is not None:
+        fix: _Fix | None = None
+        refused, innovation_m2, T_keyframe_vehicle, support = "", float("nan"), None, {}
+        if best is not None and best_refined is not None:
             support = best.inliers_per_keyframe(best_refined.inliers)
             T_keyframe_vehicle = self.estimator.vehicle_pose(best_refined)
             T_map_vehicle = self.map.entries[best.reference].T_map_keyframe @ T_keyframe_vehicle
@@ -282,11 +284,16 @@ class Localizer:
 
         fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
-        num_inliers = best_refined.num_inliers if fixed else 0
-        if fixed:
+        if fix is not None and best is not None and best_refined is not None:  # a fix is the best submap's pose
+            num_inliers, keyframe_id, num_matches = best_refined.num_inliers, best.reference, len(best.matches)
+            inlier_points_camera = best.matches.src[best_refined.inliers]
+        else:
+            num_inliers, keyframe_id, inlier_points_camera = 0, None, None
+            num_matches = max((len(s.matches) for s in submaps), default=0)
+        if fix is not None:
             self._fix, self._unconfirmed = fix, None
         state = self.health.update(fixed, num_inliers, self._distance_since_fix_m)
-        if fixed:
+        if fix is not None:
             T_map_vehicle, covariance = fix.T_map_vehicle, fix.covariance
         elif self._fix is not None:
             T_map_vehicle = predicted
@@ -306,10 +313,10 @@ class Localizer:
             health_reason=self.health.reason,
             T_map_vehicle=T_map_vehicle,
             covariance=covariance,
-            keyframe_id=best.reference if fixed else None,
+            keyframe_id=keyframe_id,
             T_keyframe_vehicle=T_keyframe_vehicle if fixed else None,
             num_inliers=num_inliers,
-            num_matches=len(best.matches) if fixed else max((len(s.matches) for s in submaps), default=0),
+            num_matches=num_matches,
             search=search,
             search_radius_m=radius,
             candidates=[int(c) for c in candidates],
@@ -318,7 +325,7 @@ class Localizer:
             fix_refused=refused,
             inliers_per_keyframe=support,
             innovation_mahalanobis2=innovation_m2,
-            inlier_points_camera=best.matches.src[best_refined.inliers] if fixed else None,
+            inlier_points_camera=inlier_points_camera,
         )
 
     def _gate(self, found: _Fix, num_inliers: int, tracking: bool) -> tuple[_Fix | None, str, float]:
@@ -391,14 +398,15 @@ class Localizer:
                 centre,
                 keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates),
             )
+        initial_keyframe_id = self.config.initial_keyframe_id
         start_up_window = (
             self._fix is None
             and self._start_up_window
-            and self.config.initial_keyframe_id is not None
+            and initial_keyframe_id is not None
             and self._frames_without_fix < self.config.health.frames_to_lose
         )
-        if start_up_window:
-            predicted = self.map.entries[self.config.initial_keyframe_id].T_map_keyframe
+        if start_up_window and initial_keyframe_id is not None:
+            predicted = self.map.entries[initial_keyframe_id].T_map_keyframe
         if predicted is None or (self.health.state == HealthState.LOST and not start_up_window):
             return "global", None, None, np.arange(len(self.map))
         radius = search_radius_m(cfg, self._distance_since_fix_m, self.health.state != HealthState.LOCALIZED)

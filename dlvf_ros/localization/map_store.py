@@ -290,7 +290,7 @@ class MapStore:
         check_schema_version(header["schema_version"], where, path)
         if sha256_field(header, "manifest_sha256", where) != fileio.sha256_bytes(manifest_bytes):
             raise corrupt(path / MANIFEST_NAME, "checksum mismatch (the file changed after the map was created)")
-        entries = []
+        entries: list[KeyframeEntry] = []
         for number, line in enumerate(lines[1:], start=2):
             where = f"{path / INDEX_NAME} line {number}"
             entry = KeyframeEntry.from_json(parse_index_line(where, line), where, len(entries))
@@ -495,7 +495,7 @@ def read_schema_1(path: str | Path) -> tuple[dict, Iterator[tuple[Keyframe, np.n
             where = str(path / entry.file)
             data = _read_checked(path, entry.file, entry.sha256)
             arrays = load_npz(where, data)
-            arrays["keyframe_id"] = np.int64(entry.keyframe_id)
+            arrays["keyframe_id"] = np.asarray(entry.keyframe_id, dtype=np.int64)
             arrays["image_files"] = np.array([entry.images[s]["file"] for s in entry.images], dtype=str)
             arrays["image_sha256"] = np.array([entry.images[s]["sha256"] for s in entry.images], dtype=str)
             keyframe, images = parse_keyframe_file(where, fileio.npz_bytes(**arrays), manifest, entry.keyframe_id)

@@ -212,12 +212,13 @@ class CvBridge:
 
         if encoding == "passthrough":
             channels = 1 if cvim.ndim == 2 else cvim.shape[2]
-            encoding = _PASSTHROUGH_ENCODINGS.get((str(cvim.dtype), channels))
-            if encoding is None:
+            inferred = _PASSTHROUGH_ENCODINGS.get((str(cvim.dtype), channels))
+            if inferred is None:
                 raise CvBridgeError(
                     f"cannot infer the encoding of a {cvim.dtype} array with {channels} channels; "
                     "name it, e.g. cv2_to_imgmsg(array, 'rgb8')"
                 )
+            encoding = inferred
         try:
             msg = conversions.array_to_image(cvim, encoding)
         except ValueError as exc:

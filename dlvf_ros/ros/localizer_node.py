@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -61,6 +61,10 @@ from dlvf_ros.ros.odometry_buffer import OdometryLookupError
 from dlvf_ros.ros.stereo_input import StereoInputError, decode_stereo, distortion_note
 from dlvf_ros.ros.tracker_output import LEVELS, tracking_messages
 from dlvf_ros.ros.visual_output import health_marker, match_image_message
+
+if TYPE_CHECKING:
+    from dlvf_ros.geometry.camera import StereoRig
+    from dlvf_ros.localization.map_store import MapStore
 
 NODE_NAME = "localizer_node"
 
@@ -153,17 +157,24 @@ class LocalizerNode(StereoNode):
         self._last_inliers = 0
         self._state = HealthState.LOST.value
         self._health_reason = ""
-        self.map = None
+        self._map: MapStore | None = None
         if autostart:
             self.configure_node()
             self.activate_node()
+
+    @property
+    def map(self) -> MapStore:
+        """The map store opened by `configure_node`."""
+        if self._map is None:
+            raise RuntimeError(f"{NODE_NAME}: no map is open (the node is not configured)")
+        return self._map
 
     # ---- life cycle -----------------------------------------------------------------------------------------
     def configure_node(self) -> None:
         """Open the map and the backend, create the outputs and services (StartupError naming the fix)."""
         self._open_map()
         self._localizer: Localizer | None = None
-        self._rig = None
+        self._rig: StereoRig | None = None
         self._taught_path = TaughtPath(np.stack([entry.T_map_keyframe for entry in self.map.entries]))
         self._vertex_id: int | None = None
         self._previous_odometry: tuple[int, np.ndarray] | None = None
@@ -223,7 +234,7 @@ class LocalizerNode(StereoNode):
         for service in self._control_services:
             self.destroy_service(service)
         self.destroy_subscription(self._initial_pose_subscription)
-        self.map = self._localizer = None
+        self._map = self._localizer = None
 
     def close(self) -> None:
         if self._worker is not None:
@@ -240,7 +251,7 @@ class LocalizerNode(StereoNode):
                 "(a map store from `dlvf teach` or teach_node)"
             )
         try:
-            self.map = MapStore.open(self.cfg.map_path)
+            self._map = MapStore.open(self.cfg.map_path)
             if len(self.map) == 0:
                 raise MapStoreError(f"map {self.map.path} has no keyframes; teach a path first")
             backend_name = self.cfg.backend or self.map.manifest["backend"]
@@ -380,7 +391,7 @@ class LocalizerNode(StereoNode):
 
     def _localizer_for(self, rig) -> Localizer:
         """The localizer for this calibration (built on the first frame; a calibration change is an input error)."""
-        if self._localizer is not None and rig.matches(self._rig):
+        if self._localizer is not None and self._rig is not None and rig.matches(self._rig):
             return self._localizer
         if not rig.matches(self.map.rig):
             raise StereoInputError(
@@ -450,14 +461,14 @@ class LocalizerNode(StereoNode):
     ) -> None:
         """The health text beside the vehicle, and the match image when asked for."""
         summary = f"{result.num_inliers} inliers / {result.num_matches} matches ({result.search})"
-        if position is not None:
+        if position is not None and result.T_map_vehicle is not None:
             summary += f"\nvertex {position.vertex_id}, {position.progress_m:.1f} m, {position.cross_track_m:+.2f} m"
             self.marker_pub.publish(
                 health_marker(frames.stamp_ns, self.cfg.map_frame, result.T_map_vehicle, result.state.value, summary)
             )
         if self.cfg.publish_match_image:
             inliers_uv = np.zeros((0, 2))
-            if result.inlier_points_camera is not None and len(result.inlier_points_camera):
+            if self._rig is not None and result.inlier_points_camera is not None and len(result.inlier_points_camera):
                 inliers_uv, _ = self._rig.project(result.inlier_points_camera)
             lines = [*summary.split("\n"), result.health_reason]
             self.match_image_pub.publish(
@@ -500,7 +511,7 @@ class LocalizerNode(StereoNode):
             tf = self._tf
             if tf.T_map_odom is None:
                 return
-            if tf.lost_since_ns is not None and self.cfg.tf_when_lost == "stop":
+            if tf.lost_since_ns is not None and tf.lost_T_odom_vehicle is not None and self.cfg.tf_when_lost == "stop":
                 lost_s = (self.get_clock().now().nanoseconds - tf.lost_since_ns) * 1e-9
                 driven_m = float(np.linalg.norm(T_odom_vehicle[:2, 3] - tf.lost_T_odom_vehicle[:2, 3]))
                 if lost_s > self.cfg.lost_tf_timeout_s or driven_m > self.cfg.lost_tf_distance_m:

@@ -319,7 +319,10 @@ class StereoNode(Node, abc.ABC):
             self._report_problem(str(exc))
 
     def _on_stereo(self, left: Image, right: Image, left_info: CameraInfo, right_info: CameraInfo) -> None:
-        dropped = self._worker.put(StereoSet(left, right, left_info, right_info, time.monotonic()))
+        worker = self._worker
+        if worker is None:
+            return  # the inputs were stopped while this message was in flight
+        dropped = worker.put(StereoSet(left, right, left_info, right_info, time.monotonic()))
         with self._stats_lock:
             self.frames_received += 1
             self.frames_dropped += dropped

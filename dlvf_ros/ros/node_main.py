@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Callable, Protocol
 
 
@@ -27,6 +28,7 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
     """Create the node, spin until SIGINT/SIGTERM, then `close()` it (finalise outputs) and shut down."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
     from rclpy.signals import SignalHandlerOptions
 
     stop = threading.Event()
@@ -39,6 +41,8 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
         except StartupError as exc:
             rclpy.logging.get_logger(name).fatal(str(exc))
             return 1
+        if not isinstance(node, Node):
+            raise TypeError(f"{name}: make_node returned a {type(node).__name__}, not an rclpy Node")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -64,7 +68,7 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
     from dlvf_ros.features.xfeat_backend import XFeatMissingError
     from dlvf_ros.package_share import package_share_directory, shipped_model_path
 
-    model_path = model or None
+    model_path: str | Path | None = model or None
     if backend == "learned" and model_path is None:
         model_path = shipped_model_path()
         if model_path is None:
@@ -73,7 +77,7 @@ def make_node_backend(node_name: str, backend: str, model: str, torch_threads: i
                 f"{package_share_directory() / 'models'}); or set backend to orb or sift"
             )
     try:
-        model_torch = recorded_torch_version(model_path) if backend == "learned" else None
+        model_torch = recorded_torch_version(model_path) if backend == "learned" and model_path is not None else None
         check_torch_version(torch.__version__, model_torch, f"model {model_path}")
         feature_backend = make_backend(backend, model_path)
     except (ValueError, FileNotFoundError, XFeatMissingError, TorchVersionError) as exc:

@@ -50,17 +50,23 @@ class ParameterSpec:
             )
         if (self.low is None) != (self.high is None):
             raise ValueError(f"ParameterSpec {self.name}: give both low and high, or neither")
-        if self.low is not None and not (self.low <= self.default <= self.high):
+        if self.low is None or self.high is None:
+            return
+        if isinstance(self.default, str):
+            raise TypeError(f"ParameterSpec {self.name}: a range needs a numeric default, got {self.default!r}")
+        if not self.low <= self.default <= self.high:
             raise ValueError(f"ParameterSpec {self.name}: default {self.default} outside [{self.low}, {self.high}]")
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=not self.dynamic)
-        if self.low is not None and isinstance(self.default, float):
+        if self.low is None or self.high is None:
+            return descriptor
+        if isinstance(self.default, float):
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
             ]
             descriptor.additional_constraints = f"{self.low} <= value <= {self.high}"
-        elif self.low is not None and isinstance(self.default, int) and not isinstance(self.default, bool):
+        elif isinstance(self.default, int) and not isinstance(self.default, bool):
             descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
             descriptor.additional_constraints = f"{int(self.low)} <= value <= {int(self.high)}"
         return descriptor

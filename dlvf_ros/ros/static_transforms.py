@@ -7,6 +7,7 @@ transform per child frame; `lookup(parent, child)` composes the chain from child
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -31,7 +32,7 @@ class StaticTransforms:
         except ImportError as exc:
             raise ImportError(TF2_MSGS_HINT) from exc
         self._lock = threading.Lock()
-        self._by_child: dict[str, object] = {}
+        self._by_child: dict[str, Any] = {}  # child frame -> geometry_msgs/TransformStamped
         node.create_subscription(TFMessage, "/tf_static", self._on_message, STATIC_QOS)
 
     def _on_message(self, msg) -> None:

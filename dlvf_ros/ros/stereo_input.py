@@ -124,8 +124,9 @@ class StereoInput:
         if missing:
             received = ", ".join(f"{name} {count}" for name, count in zip(INPUT_NAMES, counts) if count)
             return f"missing {', '.join(missing)} (received {received}); check the topic names and remappings"
-        spread = max(latest) - min(latest)
-        first, last = INPUT_NAMES[int(np.argmin(latest))], INPUT_NAMES[int(np.argmax(latest))]
+        stamps_ns = [-1 if stamp is None else stamp for stamp in latest]  # None: a message without a header stamp
+        spread = max(stamps_ns) - min(stamps_ns)
+        first, last = INPUT_NAMES[int(np.argmin(stamps_ns))], INPUT_NAMES[int(np.argmax(stamps_ns))]
         return (
             f"all inputs arrive but never within slop {self.slop_s:.3f} s of each other (latest {first} and "
             f"{last} stamps differ by {spread * 1e-9:.3f} s); check the camera time stamps or raise slop_s"
@@ -164,4 +165,7 @@ def decode_stereo(
         raise StereoInputError(
             f"camera_info is for {rig.width}x{rig.height} images but the images are {left.width}x{left.height}"
         )
-    return StereoFrame(stamp_ns_of(left), images[0], images[1], rig)
+    stamp_ns = stamp_ns_of(left)
+    if stamp_ns is None:
+        raise StereoInputError("left image: no header.stamp; publish sensor_msgs/Image")
+    return StereoFrame(stamp_ns, images[0], images[1], rig)

@@ -28,6 +28,7 @@ from nav_msgs.msg import Path
 
 from dlvf_ros.config import setting, setting_with_default
 from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.localization.teach import TeachConfig, Teacher
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.node_base import StereoNode, StereoNodeConfig, StereoSet
@@ -77,7 +78,7 @@ class TeachNode(StereoNode):
         self._check_map_path()
         self.backend = make_node_backend(NODE_NAME, self.cfg.backend, self.cfg.model, self.cfg.torch_threads)
         self.teacher: Teacher | None = None
-        self._rig = None
+        self._rig: StereoRig | None = None
         self.ground_truth = self.make_odometry_buffer()
         self.static_transforms = StaticTransforms(self)
         self.ground_truth_subscription = (
@@ -161,7 +162,7 @@ class TeachNode(StereoNode):
                 self.cfg.map_path, self.backend, rig, self.teach_config, overwrite=self.cfg.overwrite
             )
             self._rig = rig
-        elif not rig.matches(self._rig):
+        elif self._rig is not None and not rig.matches(self._rig):  # set with the teacher
             raise StereoInputError(
                 f"camera_info calibration changed during the teach pass (now {rig.to_dict()}, "
                 f"map has {self._rig.to_dict()}); restart teaching into a new map"

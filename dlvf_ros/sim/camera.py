@@ -66,6 +66,8 @@ class CameraProfile:
         """Radiance multiplier for a frame: the lighting's, or METERING_TARGET over the metered mean luminance."""
         if self.metering == "lighting":
             base = lighting.exposure
+        elif metered_luminance is None:
+            raise ValueError(f"CameraProfile.exposure: metering {self.metering!r} needs the metered luminance")
         else:
             base = METERING_TARGET / max(float(metered_luminance), 1e-6)
         return float(min(base * 2.0**self.exposure_bias_ev, self.max_exposure))

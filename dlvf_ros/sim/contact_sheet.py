@@ -4,11 +4,9 @@ several styles (rows) under several lightings (columns)."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
-from dlvf_ros import fileio
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim.config import RenderConfig, WorldConfig
 from dlvf_ros.sim.lighting import lighting_preset
@@ -68,20 +66,6 @@ def contact_sheet_png(
     return buffer.getvalue()
 
 
-def write_contact_sheet(
-    path: str | Path,
-    images: list[list[np.ndarray]],
-    row_labels: list[str],
-    column_labels: list[str],
-    title: str,
-    label_width_in: float = 0.0,
-) -> Path:
-    """Write the contact sheet atomically (see `contact_sheet_png`); returns the path."""
-    path = Path(path)
-    fileio.atomic_write_bytes(path, contact_sheet_png(images, row_labels, column_labels, title, label_width_in))
-    return path
-
-
 def style_views(
     specs: list[str],
     seed: int,
@@ -107,7 +91,10 @@ def style_views(
             rows.append(
                 [
                     renderer.render(
-                        T_world_vehicle, lighting_preset(name), noise_seed=1, motion_vehicle=([1.0, 0, 0], [0, 0, 0])
+                        T_world_vehicle,
+                        lighting_preset(name),
+                        noise_seed=1,
+                        motion_vehicle=(np.array([1.0, 0.0, 0.0]), np.zeros(3)),
                     ).left
                     for name in lightings
                 ]

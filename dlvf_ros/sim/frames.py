@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Generator
 
 import numpy as np
 from tqdm import tqdm
@@ -49,7 +49,7 @@ def render_run(
     render_config: RenderConfig | None = None,
     renderer: StereoRenderer | None = None,
     progress: bool = False,
-) -> Iterator[SimFrame]:
+) -> Generator[SimFrame, None, None]:
     """Render every frame of `trajectory` under `lighting`, in order (pose ids 0..N-1), with the vehicle's motion
     (motion blur where the world's camera exposes long enough).
 
@@ -57,7 +57,7 @@ def render_run(
     renderer for `rig` and `render_config` is made and released when the iterator finishes.
     """
     own = renderer is None
-    if own:
+    if renderer is None:
         renderer = StereoRenderer(world, rig, render_config)
     elif renderer.world is not world:
         raise ValueError("render_run: the renderer was built for a different world")

@@ -79,8 +79,14 @@ class Headlights:
     rings: tuple[float, float] = (0.0, 0.0)
 
 
+def _rgb(values) -> tuple[float, float, float]:
+    """Three floats (an RGB triple or a direction) from any 3-sequence."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
 HEADLIGHTS: dict[str, Headlights] = {
-    "halogen": Headlights(tuple(float(v) for v in HEADLIGHT_INTENSITY * np.array([1.0, 0.93, 0.8])), (40.0, 18.0), 7.0),
+    "halogen": Headlights(_rgb(HEADLIGHT_INTENSITY * np.array([1.0, 0.93, 0.8])), (40.0, 18.0), 7.0),
     "led_flood": Headlights((4.4, 4.8, 5.4), (60.0, 28.0), 9.0, 4.0, (0.06, 0.3)),
     "led_spot": Headlights((9.0, 9.0, 8.6), (20.0, 7.0), 3.0, None, (0.05, 0.5)),
     "dim_amber": Headlights((1.8, 1.25, 0.6), (48.0, 24.0), 6.0, 1.5),
@@ -118,7 +124,7 @@ class Lighting:
         azimuth = np.pi / 2 - heading_rad + np.deg2rad(self.sun_azimuth_relative_deg)  # clockwise from north
         el = np.deg2rad(self.sun_elevation_deg)
         sun_dir = (np.sin(azimuth) * np.cos(el), np.cos(azimuth) * np.cos(el), np.sin(el))
-        return dataclasses.replace(self, sun_direction_world=tuple(float(v) for v in sun_dir))
+        return dataclasses.replace(self, sun_direction_world=_rgb(sun_dir))
 
     def with_sky(self, sky: Sky) -> Lighting:
         """This lighting under a sky member's weather (more cloud cover and haze)."""
@@ -201,13 +207,13 @@ def lighting_for_hour(
         name=name or f"hour {hour:g}",
         hour=float(hour),
         cloud_cover=float(cloud_cover),
-        sun_direction_world=tuple(float(v) for v in sun_dir),
+        sun_direction_world=_rgb(sun_dir),
         sun_elevation_deg=el_deg,
-        sun_rgb=tuple(float(v) for v in sun),
-        sky_zenith_rgb=tuple(float(v) for v in zenith),
-        sky_horizon_rgb=tuple(float(v) for v in horizon),
-        ambient_sky_rgb=tuple(float(v) for v in ambient_sky),
-        ambient_ground_rgb=tuple(float(v) for v in ambient_ground),
+        sun_rgb=_rgb(sun),
+        sky_zenith_rgb=_rgb(zenith),
+        sky_horizon_rgb=_rgb(horizon),
+        ambient_sky_rgb=_rgb(ambient_sky),
+        ambient_ground_rgb=_rgb(ambient_ground),
         shadow_strength=float((1.0 - blocked) * smoothstep(-1.0, 4.0, el_deg)),
         fog_density_per_m=float(0.004 + 0.014 * morning_haze + 0.006 * cloud_cover + extra_haze_per_m),
         exposure=exposure,

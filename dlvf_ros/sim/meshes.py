@@ -198,12 +198,12 @@ def _lathe(radii: np.ndarray, heights: np.ndarray, sides: int, x: float, y: floa
     positions = np.concatenate(
         [np.column_stack([x + r * ring[:, 0], y + r * ring[:, 1], np.full(sides, h)]) for r, h in zip(radii, heights)]
     )
-    faces = []
+    triangles = []
     for level in range(len(radii) - 1):
         for k in range(sides):
             a, b = level * sides + k, level * sides + (k + 1) % sides
-            faces += [(a, b, b + sides), (a, b + sides, a + sides)]
-    faces = np.array(faces, dtype=np.uint32)
+            triangles += [(a, b, b + sides), (a, b + sides, a + sides)]
+    faces = np.array(triangles, dtype=np.uint32)
     return Mesh(
         positions,
         vertex_normals(positions, faces),
@@ -403,16 +403,17 @@ def tuft(rng: np.random.Generator, x: float, y: float, ground_z: float, size_m: 
     height = size_m * rng.uniform(0.6, 1.0, blades)
     width = size_m * rng.uniform(0.05, 0.1, blades)
     tint = rng.uniform(0.8, 1.15) * np.ones(3)
-    positions, normals = [], []
+    corners: list[np.ndarray] = []
+    ups: list[np.ndarray] = []
     for a, reach, h, w in zip(angles, lean, height, width):
         out = np.array([np.cos(a), np.sin(a), 0.0])
         side = np.array([-np.sin(a), np.cos(a), 0.0])
         base = np.array([x, y, ground_z - 0.03]) + out * rng.uniform(0.0, 0.15) * size_m
         tri = [base - side * w, base + side * w, base + out * reach + np.array([0.0, 0.0, h])]
         up = np.array([0.0, 0.0, 1.0]) + 0.3 * out  # lit like foliage from either side
-        positions += tri + tri[::-1]
-        normals += [up] * 6
-    positions, normals = np.array(positions), np.array(normals)
+        corners += tri + tri[::-1]
+        ups += [up] * 6
+    positions, normals = np.array(corners), np.array(ups)
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     n = len(positions)
     shade = 0.55 + 0.45 * np.tile([0.0, 0.0, 1.0], n // 3)  # darker at the base

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy import fft
 
 
@@ -45,6 +46,6 @@ def to_unit(field: np.ndarray) -> np.ndarray:
     return (field - lo) / (hi - lo) if hi > lo else np.zeros_like(field)
 
 
-def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+def smoothstep(edge0: float, edge1: float, x: npt.ArrayLike) -> np.ndarray:
+    t = np.clip((np.asarray(x) - edge0) / (edge1 - edge0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)

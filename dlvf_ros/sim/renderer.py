@@ -11,6 +11,7 @@ depth is exactly the scene pass's. One GL context per process (`gl_context()`), 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -47,7 +48,8 @@ def gl_context() -> moderngl.Context:
     global _CONTEXT
     if _CONTEXT is None:
         try:
-            _CONTEXT = moderngl.create_context(standalone=True, backend="egl")
+            # the stubs type `backend` as a settings dict; moderngl takes the backend's name
+            _CONTEXT = moderngl.create_context(standalone=True, backend="egl")  # type: ignore[arg-type]
         except Exception as exc:  # moderngl raises plain Exception when no EGL device exists
             raise RuntimeError(
                 f"could not create a headless OpenGL context ({exc}); the simulator needs EGL with Mesa llvmpipe "
@@ -92,14 +94,22 @@ def _mat_bytes(M: np.ndarray) -> bytes:
     return np.ascontiguousarray(np.asarray(M, np.float32).T).tobytes()  # GLSL matrices are column-major
 
 
+def _uniform(program: moderngl.Program, name: str) -> moderngl.Uniform:
+    """The uniform `name` of `program`; TypeError for a member of another kind (attribute, block)."""
+    member = program[name]
+    if not isinstance(member, moderngl.Uniform):
+        raise TypeError(f"shader member {name!r} is a {type(member).__name__}, not a uniform")
+    return member
+
+
 def _set(program: moderngl.Program, name: str, value) -> None:
     """Set a uniform if the compiler kept it (unused uniforms are optimised away)."""
     if name not in program:
         return
     if isinstance(value, np.ndarray) and value.ndim == 2:
-        program[name].write(_mat_bytes(value))
+        _uniform(program, name).write(_mat_bytes(value))
     else:
-        program[name].value = value
+        _uniform(program, name).value = value
 
 
 class StereoRenderer:
@@ -130,8 +140,8 @@ class StereoRenderer:
         self._metering_level = max(0, int(np.log2(min(size) / METERING_CELLS)))
         self._projection = projection_matrix(self.rig, self.config.near_m, self.config.far_m)
         self._shadow_key: tuple | None = None
-        self._shadow_tex = None
-        self._shadow_fbo = None
+        self._shadow_tex: moderngl.Texture | None = None
+        self._shadow_fbo: moderngl.Framebuffer | None = None
         self._weather: dict[Lighting, Lighting] = {}
 
     # -- setup ---------------------------------------------------------------------------------------------------
@@ -139,7 +149,7 @@ class StereoRenderer:
         self._resources.append(obj)
         return obj
 
-    def _program(self, vertex: str, fragment: str, defines: dict[str, int] | None = None) -> moderngl.Program:
+    def _program(self, vertex: str, fragment: str, defines: Mapping[str, int] | None = None) -> moderngl.Program:
         header = GLSL_VERSION + "".join(f"#define {name} {int(value)}\n" for name, value in (defines or {}).items())
         return self._keep(
             self.ctx.program(vertex_shader=GLSL_VERSION + _shader(vertex), fragment_shader=header + _shader(fragment))
@@ -253,7 +263,7 @@ class StereoRenderer:
         tiles = [ground.tile_m, surface.tile_m, *(OBJECT_TILE_M.get(k, 1.0) for k in range(2, LAYERS))]
         tiles[5] = ground.patch_tile_m
         if "u_tile_m" in self._scene:
-            self._scene["u_tile_m"].write(np.asarray(tiles, np.float32).tobytes())
+            _uniform(self._scene, "u_tile_m").write(np.asarray(tiles, np.float32).tobytes())
         _set(self._scene, "u_patch_tint", ground.patch_tint)
         _set(self._scene, "u_patch_tint_amount", ground.patch_tint_amount)
         _set(self._scene, "u_patch_amount", ground.patch_amount)
@@ -305,11 +315,12 @@ class StereoRenderer:
         if self._shadow_key == key:
             return
         size = self.config.shadow_map_size
-        if self._shadow_tex is None:
-            self._shadow_tex = self._keep(self.ctx.depth_texture((size, size)))
-            self._shadow_tex.compare_func = "<="
-            self._shadow_tex.repeat_x = self._shadow_tex.repeat_y = False
-            self._shadow_fbo = self._keep(self.ctx.framebuffer(depth_attachment=self._shadow_tex))
+        if self._shadow_tex is None or self._shadow_fbo is None:
+            texture = self._keep(self.ctx.depth_texture((size, size)))
+            texture.compare_func = "<="
+            texture.repeat_x = texture.repeat_y = False
+            self._shadow_tex = texture
+            self._shadow_fbo = self._keep(self.ctx.framebuffer(depth_attachment=texture))
         M, texel_m = self._light_matrix(np.array(key))
         self._shadow_fbo.use()
         self._shadow_fbo.clear(depth=1.0)
@@ -377,8 +388,8 @@ class StereoRenderer:
         lamp_dir = T_world_vehicle[:3, :3] @ lamp_dir_vehicle
         _set(self._scene, "u_lamp_up", tuple(T_world_vehicle[:3, :3] @ transforms.rot_y(pitch) @ np.array([0, 0, 1.0])))
         if "u_lamp_pos" in self._scene:
-            self._scene["u_lamp_pos"].write(np.asarray(lamp_pos, np.float32).tobytes())
-            self._scene["u_lamp_dir"].write(np.asarray([lamp_dir, lamp_dir], np.float32).tobytes())
+            _uniform(self._scene, "u_lamp_pos").write(np.asarray(lamp_pos, np.float32).tobytes())
+            _uniform(self._scene, "u_lamp_dir").write(np.asarray([lamp_dir, lamp_dir], np.float32).tobytes())
         _set(self._scene, "u_lamp_rgb", self.headlights.rgb if lighting.headlights_on else (0.0, 0.0, 0.0))
 
     def _render_scene(self, T_world_camera: np.ndarray) -> None:
@@ -487,7 +498,10 @@ class StereoRenderer:
         self._image_fbo.read_into(image, components=3)
         if cam.jpeg_quality:
             ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, cam.jpeg_quality])
-            image = np.ascontiguousarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1])
+            decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR) if ok else None
+            if decoded is None:
+                raise RuntimeError(f"renderer: JPEG round trip failed (jpeg_quality {cam.jpeg_quality})")
+            image = np.ascontiguousarray(decoded[..., ::-1])
         return image
 
     def _blur(self, motion, time_s: float, T_vehicle_eye: np.ndarray) -> tuple[int, np.ndarray]:

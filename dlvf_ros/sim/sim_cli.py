@@ -92,7 +92,7 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from dlvf_ros.data.bags import write_run_bag
     from dlvf_ros.data.utias import UtiasWriter
-    from dlvf_ros.sim.contact_sheet import nearest_frames, place_arc_lengths, write_contact_sheet
+    from dlvf_ros.sim.contact_sheet import contact_sheet_png, nearest_frames, place_arc_lengths
     from dlvf_ros.sim.frames import render_run
     from dlvf_ros.sim.lighting import lighting_preset
     from dlvf_ros.sim.renderer import StereoRenderer
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         runs.append((repeat_trajectory(world, run_id, config.trajectory, config.odometry, lighting.hour), lighting))
 
     places = place_arc_lengths(config.world.path_length_m, args.places)
-    sheet = [[None] * len(runs) for _ in places]
+    sheet: list[list[np.ndarray | None]] = [[None] * len(runs) for _ in places]
     writer = UtiasWriter(out, rig)
     with StereoRenderer(world, rig, config.render) as renderer:
         for column, (trajectory, lighting) in enumerate(tqdm(runs, desc=f"world {args.seed}", unit="run")):
@@ -176,15 +176,14 @@ def run(args: argparse.Namespace) -> int:
                     for _ in frames():
                         pass
 
+    images = [[image for image in row if image is not None] for row in sheet]
+    if any(len(row) != len(runs) for row in images):
+        raise RuntimeError("dlvf sim: a contact-sheet place was not rendered in every run")
     column_labels = [f"run {t.run_id}: {lighting.name}" + (" (teach)" if t.run_id == 0 else "") for t, lighting in runs]
     row_labels = [f"s = {s:.0f} m" for s in places]
-    sheet_path = write_contact_sheet(
-        out / "contact_sheet.png",
-        sheet,
-        row_labels,
-        column_labels,
-        f"world {args.seed}: the same places under each run's lighting",
-    )
+    sheet_path = out / "contact_sheet.png"
+    title = f"world {args.seed}: the same places under each run's lighting"
+    fileio.atomic_write_bytes(sheet_path, contact_sheet_png(images, row_labels, column_labels, title))
     frames_written = sum(len(t) for t, _ in runs)
     print(f"dlvf sim: {len(runs)} runs, {frames_written} stereo frames ({rig.width}x{rig.height}) in {out}")
     print(f"  contact sheet: {sheet_path}")
@@ -198,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _style_sheet(args: argparse.Namespace, config: SimConfig, rig: StereoRig, lightings: list[str]) -> int:
     """`--style-sheet`: one view per covering style (style.covering_styles) and lighting, as OUT/style_sheet.png."""
-    from dlvf_ros.sim.contact_sheet import style_views, write_contact_sheet
+    from dlvf_ros.sim.contact_sheet import contact_sheet_png, style_views
     from dlvf_ros.sim.style import covering_styles
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -211,13 +210,8 @@ def _style_sheet(args: argparse.Namespace, config: SimConfig, rig: StereoRig, li
         ("camera", "headlights"),
     )
     labels = ["\n".join(" ".join(getattr(w.style, f) for f in line) for line in lines) for w in worlds]
-    path = write_contact_sheet(
-        args.out / "style_sheet.png",
-        images,
-        labels,
-        lightings,
-        f"world {args.seed} in styles that together use every member",
-        label_width_in=1.9,
-    )
+    path = args.out / "style_sheet.png"
+    title = f"world {args.seed} in styles that together use every member"
+    fileio.atomic_write_bytes(path, contact_sheet_png(images, labels, lightings, title, label_width_in=1.9))
     print(f"dlvf sim: {len(specs)} styles x {len(lightings)} lightings in {path}")
     return 0

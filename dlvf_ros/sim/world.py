@@ -261,7 +261,7 @@ def _place(rng, world: World, index: cKDTree, n: int, clearance, spread_m: float
     """Up to n (x, y, size) spots beside the trail, at least `clearance(size)` from the centreline (m), at an
     extra exponential distance of mean `spread_m`."""
     lo, hi = world.terrain_extent_m
-    out = []
+    out: list[tuple[float, float, float]] = []
     for _ in range(20 * n):
         if len(out) == n:
             break
@@ -401,7 +401,7 @@ def _lined_objects(streams, world: World) -> tuple[list[tuple[np.ndarray, list[m
     n = int(round(cfg.man_made_per_100m * factor * (world.path_s_m[-1] - world.path_s_m[0]) / 100.0))
     lo, hi = world.terrain_extent_m
     half = world.trail.half_width_m
-    objects = []
+    objects: list[tuple[np.ndarray, list[meshes.Mesh], bool]] = []
     for _ in range(20 * n):
         if len(objects) == n:
             break

@@ -12,6 +12,7 @@ training step is reproducible from its seed. Not in the reference method, which 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -67,7 +68,7 @@ class AugmentConfig:
             raise ValueError("AugmentConfig: exposure_log2_std and white_balance_std must be >= 0")
 
 
-def _uniform(generator: torch.Generator, n: int, bounds: list[float]) -> torch.Tensor:
+def _uniform(generator: torch.Generator, n: int, bounds: Sequence[float]) -> torch.Tensor:
     low, high = bounds
     return low + (high - low) * torch.rand(n, generator=generator)
 

@@ -70,5 +70,6 @@ def load_backend(model: str | Path | None) -> tuple[FeatureBackend, tuple[int, i
         backend = LearnedBackend(path)
         return backend, (int(backend.metadata["input_width"]), int(backend.metadata["input_height"]))
     checkpoint = TrainingCheckpoint.load(path)
-    size = tuple(checkpoint.image_size) if checkpoint.image_size is not None else None
+    height_width = checkpoint.input_size
+    size = (height_width[1], height_width[0]) if height_width is not None else None
     return NetworkBackend(checkpoint.network(), {"checkpoint": str(path), "epoch": checkpoint.epoch}), size

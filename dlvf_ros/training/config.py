@@ -219,7 +219,7 @@ class PerFrameConfig:
         )
         if (self.image_width is None) != (self.image_height is None):
             raise ValueError("PerFrameConfig: set both image_width and image_height, or neither")
-        if self.image_width is not None:
+        if self.image_width is not None and self.image_height is not None:
             _check_image_size("PerFrameConfig", self.image_width, self.image_height)
         self.localizer_config()  # refuses min_matches below ransac.min_inliers
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from dlvf_ros import fileio
 from dlvf_ros.config import from_dict, to_dict
+from dlvf_ros.data.pose_graph import Vertex
 from dlvf_ros.data.utias import UtiasDataset
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.training.config import DatasetConfig
@@ -30,6 +32,11 @@ def _data_hash(manifest: dict) -> str:
     hashed = {key: value for key, value in manifest.items() if key not in ("data_hash", "disparity")}
     hashed["roots"] = [{k: v for k, v in root.items() if k != "path"} for root in manifest["roots"]]
     return fileio.sha256_bytes(json.dumps(hashed, sort_keys=True).encode())
+
+
+def _vertex(row: np.ndarray) -> Vertex:
+    """(run id, pose id) from a row of a PairSet's source or target array."""
+    return int(row[0]), int(row[1])
 
 
 @dataclass
@@ -118,13 +125,13 @@ def build_dataset(
         cache_directory, [ds.root for ds in datasets], config.image_width, config.image_height, config.sgbm
     )
     images = [
-        (int(root), tuple(int(x) for x in vertex))
+        (int(root), _vertex(vertex))
         for pairs in pair_sets.values()
         for root, source, target in zip(pairs.root_index, pairs.source, pairs.target)
         for vertex in (source, target)
     ]
     cache.ensure(images)
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "config": to_dict(config),
         "image_width": config.image_width,
@@ -192,8 +199,8 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         root = int(self.pairs.root_index[index])
-        source = tuple(int(x) for x in self.pairs.source[index])
-        target = tuple(int(x) for x in self.pairs.target[index])
+        source = _vertex(self.pairs.source[index])
+        target = _vertex(self.pairs.target[index])
         rig = self.rigs[root]
         disparity_source, valid_source = self._disparity(root, source)
         disparity_target, valid_target = self._disparity(root, target)

@@ -93,12 +93,13 @@ class EpochSubsetSampler(DistributedSampler):
                 "EpochSubsetSampler: the dataset split is empty; build the dataset with pairs in this split"
             )
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        total = min(int(samples_per_epoch), len(dataset))
+        self.dataset_size = len(dataset)
+        total = min(int(samples_per_epoch), self.dataset_size)
         self.num_samples = math.ceil(total / num_replicas)
         self.total_size = self.num_samples * num_replicas
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        order = torch.randperm(self.dataset_size, generator=generator).tolist()
         order = (order * math.ceil(self.total_size / len(order)))[: self.total_size]
         return iter(order[self.rank : self.total_size : self.num_replicas])

@@ -137,7 +137,7 @@ def sample_pairs(
         raise ValueError(f"{description}: the split {sorted(members)} has no pose-graph vertices")
     partners: dict[int, list[tuple[tuple[int, int], int]]] = {}  # candidate index -> [(target vertex, edges)]
     alive = np.ones(len(candidates), dtype=bool)
-    rows = []
+    rows: list[tuple] = []
     with tqdm(total=count, desc=description, unit="pair", leave=False) as progress:
         while len(rows) < count:
             if not alive.any():

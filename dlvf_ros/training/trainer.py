@@ -112,12 +112,14 @@ class Trainer:
         self.manifest = DatasetManifest.load(dataset_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         last = self.checkpoint_dir / "last.pt"
-        self.state = None
+        self.state: TrainingCheckpoint | None = None  # the checkpoint resumed from
         if resume:
             if not last.is_file():
                 raise FileNotFoundError(f"--resume: {last} does not exist; train without --resume first")
-            self.state = torch.load(last, map_location="cpu", weights_only=True)
-            saved = from_dict(TrainConfig, self.state["config"], f"{last}: config")
+            self.state = TrainingCheckpoint.load(last)
+            if self.state.optimizer is None:
+                raise ValueError(f"--resume: {last} holds no optimizer state; start a new run with --init {last}")
+            saved = from_dict(TrainConfig, self.state.config, f"{last}: config")
             if config is not None:
                 changed = sorted(
                     k for k, v in to_dict(config).items() if to_dict(saved)[k] != v and k not in RESUMABLE_CHANGES
@@ -128,9 +130,9 @@ class Trainer:
                         f"{sorted(RESUMABLE_CHANGES)} may change on resume"
                     )
             config = config or saved
-            if self.state["data_hash"] != self.manifest.data_hash:
+            if self.state.data_hash != self.manifest.data_hash:
                 raise ValueError(
-                    f"--resume: {last} was trained on dataset {self.state['data_hash'][:12]}, but {dataset_dir} is "
+                    f"--resume: {last} was trained on dataset {str(self.state.data_hash)[:12]}, but {dataset_dir} is "
                     f"{self.manifest.data_hash[:12]}; resume with the original dataset"
                 )
         elif last.is_file():
@@ -141,29 +143,29 @@ class Trainer:
         self.network = FeatureNet(self.config.model).to(context.device)
         if resume and init_checkpoint is not None:
             raise ValueError("--init starts a new run from a checkpoint's weights; it cannot be combined with --resume")
-        self.init_from = self.state.get("init_from") if self.state else None
+        self.init_from = self.state.init_from if self.state else None
         if self.state is not None:
-            self.network.load_state_dict(self.state["model"])
+            self.network.load_state_dict(self.state.model)
         elif init_checkpoint is not None:
             self.init_from = self._load_initial_weights(Path(init_checkpoint))
-        model = self.network
+        model: torch.nn.Module = self.network
         if context.distributed:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
             model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.pipeline = PosePipeline(model, self.config.pipeline)
         self.validation_pipeline = PosePipeline(self.network, self.config.pipeline)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
-        if self.state is not None:
-            self.optimizer.load_state_dict(self.state["optimizer"])
+        if self.state is not None and self.state.optimizer is not None:
+            self.optimizer.load_state_dict(self.state.optimizer)
         self.train_loader = self._loader("train", self.config.train_samples_per_epoch)
         self.validation_loader = self._loader("validation", self.config.validation_samples_per_epoch)
         self.rows = self._previous_rows()
         # this rank's skip counts; rank 0 carries the totals of a resumed run, so the all-rank sum stays right
-        self.skipped: Counter = Counter(self.state["skipped"]) if self.state and context.is_main else Counter()
+        self.skipped: Counter = Counter(self.state.skipped) if self.state and context.is_main else Counter()
         self.samples_seen = 0
-        self.initial_validation = self.state.get("initial_validation") if self.state else None
+        self.initial_validation = self.state.initial_validation if self.state else None
         if self.state is None and context.is_main:  # the weights before training, for before/after comparisons
-            self._save(self._checkpoint(-1, float("inf"), 0, {}), "initial.pt")
+            self._checkpoint(-1, float("inf"), 0, {}).save(self.checkpoint_dir / "initial.pt")
 
     # --- set-up --------------------------------------------------------------------------------------------------
     def _load_initial_weights(self, path: Path) -> dict:
@@ -210,7 +212,7 @@ class Trainer:
         if self.state is None or not path.is_file():
             return []
         with open(path, newline="") as handle:
-            return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.state["epoch"]]
+            return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= self.state.epoch]
 
     # --- one batch -----------------------------------------------------------------------------------------------
     def _losses(self, result, T_gt: torch.Tensor, with_pose: bool, score_failures: bool) -> LossTerms:
@@ -263,7 +265,9 @@ class Trainer:
     # --- epochs --------------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int, with_pose: bool) -> dict:
         self.network.train()
-        self.train_loader.sampler.set_epoch(epoch)
+        sampler = self.train_loader.sampler
+        assert isinstance(sampler, EpochSubsetSampler)  # built by _loader
+        sampler.set_epoch(epoch)
         torch.manual_seed(self.config.seed + 7919 * epoch + self.context.rank)
         # loss terms weighted by the elements they averaged over (n_ok), so the epoch mean is per element
         sums = RunningSums(("total", *TERMS, "n_ok", "n", "steps", "skipped_batches"))
@@ -354,29 +358,24 @@ class Trainer:
         return {reason: int(count) for reason, count in zip(REASONS, counts) if count > 0}
 
     # --- outputs -------------------------------------------------------------------------------------------------
-    def _checkpoint(self, epoch: int, best_val: float, stale_epochs: int, skipped: dict) -> dict:
-        return {
-            "model": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "epoch": epoch,
-            "config": to_dict(self.config),
-            "model_config": dict(self.network.conf),
-            "data_hash": self.manifest.data_hash,
-            "best_val": best_val,
-            "stale_epochs": stale_epochs,
-            "skipped": skipped,
-            "image_size": list(self.manifest.image_size),
-            "rig": self.manifest.rig(0).to_dict(),
-            "initial_validation": self.initial_validation,
-            "init_from": self.init_from,
-        }
+    def _checkpoint(self, epoch: int, best_val: float, stale_epochs: int, skipped: dict) -> TrainingCheckpoint:
+        return TrainingCheckpoint(
+            model=self.network.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            epoch=epoch,
+            config=to_dict(self.config),
+            model_config=dict(self.network.conf),
+            data_hash=self.manifest.data_hash,
+            best_val=best_val,
+            stale_epochs=stale_epochs,
+            skipped=skipped,
+            image_size=list(self.manifest.image_size),
+            rig=self.manifest.rig(0).to_dict(),
+            initial_validation=self.initial_validation,
+            init_from=self.init_from,
+        )
 
-    def _save(self, checkpoint: dict, name: str) -> None:
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        fileio.atomic_write_bytes(self.checkpoint_dir / name, buffer.getvalue())
-
-    def _write_metrics(self, row: dict, writer) -> None:
+    def _write_metrics(self, row: dict, writer, initial_val_loss: float) -> None:
         self.rows.append({k: row[k] for k in METRIC_FIELDS})
         text = io.StringIO()
         csv_writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS)
@@ -386,7 +385,7 @@ class Trainer:
         for key in METRIC_FIELDS[1:]:
             writer.add_scalar(key, float(row[key]), int(row["epoch"]))
         writer.flush()
-        plot_training_curve(self.rows, self.run_dir / "training_curve.png", self.initial_validation["val_loss"])
+        plot_training_curve(self.rows, self.run_dir / "training_curve.png", initial_val_loss)
 
     def _write_rank_report(self) -> None:
         report = {
@@ -402,9 +401,9 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------------
     def run(self) -> dict:
         config, context = self.config, self.context
-        start_epoch = self.state["epoch"] + 1 if self.state else 0
-        best_val = self.state["best_val"] if self.state else float("inf")
-        stale_epochs = self.state["stale_epochs"] if self.state else 0
+        start_epoch = self.state.epoch + 1 if self.state else 0
+        best_val = self.state.best_val if self.state else float("inf")
+        stale_epochs = self.state.stale_epochs if self.state else 0
         writer = None
         if context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -421,6 +420,7 @@ class Trainer:
                     f"before training: val {self.initial_validation['val_loss']:.4g}, "
                     f"val ok {self.initial_validation['val_ok_fraction']:.0%}"
                 )
+        initial_val_loss = float(self.initial_validation["val_loss"])
         for epoch in range(start_epoch, config.epochs):
             epoch_start = time.monotonic()
             with_pose = epoch >= config.loss.pose_from_epoch
@@ -437,9 +437,9 @@ class Trainer:
             if context.is_main:
                 checkpoint = self._checkpoint(epoch, best_val, stale_epochs, skipped_totals)
                 if improved:
-                    self._save(checkpoint, "best.pt")
-                self._save(checkpoint, "last.pt")
-                self._write_metrics(row, writer)
+                    checkpoint.save(self.checkpoint_dir / "best.pt")
+                checkpoint.save(self.checkpoint_dir / "last.pt")
+                self._write_metrics(row, writer, initial_val_loss)
                 skipped = ", ".join(f"{reason}: {count}" for reason, count in skipped_totals.items()) or "none"
                 tqdm.write(
                     f"epoch {epoch}: train {row['train_loss']:.4g}, val {row['val_loss']:.4g} (best {best_val:.4g}), "
@@ -462,7 +462,7 @@ class Trainer:
             "seconds": time.monotonic() - started,
             "final_epoch": self.rows[-1] if self.rows else None,
         }
-        if context.is_main:
+        if writer is not None:  # rank 0
             writer.close()
             fileio.atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1, default=str))
         barrier(context)
