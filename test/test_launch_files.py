@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ros_nodes_support import refused_start_log
 
-from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
+from dlvf_ros.ros import launch_arguments, localizer_node, path_tracker_node, sim_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,15 @@ COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map", 
 NODE_PARAMETERS = {
     "teach_node": {spec.name for spec in teach_node.parameter_specs()},
     "localizer_node": {spec.name for spec in localizer_node.parameter_specs()},
+    "sim_node": {spec.name for spec in sim_node.parameter_specs()},
+    "path_tracker_node": {spec.name for spec in path_tracker_node.parameter_specs()},
 }
+NODE_MODULES = [
+    ("teach_node", teach_node),
+    ("localizer_node", localizer_node),
+    ("sim_node", sim_node),
+    ("path_tracker_node", path_tracker_node),
+]
 
 
 def _console_scripts() -> set[str]:
@@ -121,7 +129,7 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
             assert not unknown, f"{path.name}: {executable} has no parameters {unknown}"
 
 
-@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+@pytest.mark.parametrize("node_name, module", NODE_MODULES)
 def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
     in_yaml = yaml_parameters(ROOT / "config" / f"{node_name}.yaml", node_name)
     declared = {spec.name: spec.default for spec in module.parameter_specs()}
@@ -130,7 +138,7 @@ def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
         assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
 
 
-@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+@pytest.mark.parametrize("node_name, module", NODE_MODULES)
 def test_every_parameter_has_a_description_and_numbers_a_range(node_name, module):
     for spec in module.parameter_specs():
         descriptor = spec.descriptor()
