@@ -13,11 +13,12 @@ In a repeat it drives by geometry_msgs/Twist on `cmd_vel` (linear.x, angular.z; 
 pass it drives the trail centreline itself and ignores `cmd_vel`.
 
 Clocks (`clock`):
-- `lockstep`: sim time advances only once the loop answered. After each camera frame the simulation waits for a
-  per-frame status on /diagnostics carrying the frame's stamp (`frame_stamp_ns`: localizer_node, teach_node), and in
-  a repeat after each odometry message for the command answering it (one Twist per odometry message, as
-  path_tracker_node sends). So results do not depend on the machine's load. Waits end after `lockstep_timeout_s`
-  (counted as missed). The run starts once the images have a subscriber (and, in a repeat, `cmd_vel` a publisher).
+- `lockstep`: sim time advances only once the loop answered. After each camera frame the simulation waits for a per-
+  frame status on `dlvf_ros.sim.lockstep.FRAME_STATUS_TOPIC` carrying the frame's stamp (`frame_stamp_ns`:
+  localizer_node, teach_node), and in a repeat after each odometry message for the command answering it (one Twist per
+  odometry message, as path_tracker_node sends). So results do not depend on the machine's load. Waits end after
+  `lockstep_timeout_s` (counted as missed). The run starts once the images have a subscriber (and, in a repeat,
+  `cmd_vel` a publisher).
 - `realtime`: sim time follows the wall clock (times `realtime_factor`); the latest command acts, a node's latency
   and the frames it drops act on the vehicle.
 The simulation runs in its own thread; the executor thread takes commands and answers.
@@ -52,7 +53,7 @@ from dlvf_ros.ros.node_parameters import ParameterSpec, node_parameter_specs, re
 from dlvf_ros.ros.stereo_input import TOPICS, create_watchdog_timer
 from dlvf_ros.sim.config import SimConfig
 from dlvf_ros.sim.live import LiveSimConfig, LiveSimulator, period_ns
-from dlvf_ros.sim.lockstep import LockStep
+from dlvf_ros.sim.lockstep import FRAME_STATUS_TOPIC, LockStep
 from dlvf_ros.sim.vehicle import VehicleConfig, VelocityCommand
 
 NODE_NAME = "sim_node"
@@ -136,7 +137,7 @@ class SimNode(Node):
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self.static_broadcaster = tf2_ros.StaticTransformBroadcaster(self)
         self.command_sub = self.create_subscription(Twist, "cmd_vel", self._on_command, 50)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 100)
+        self.create_subscription(DiagnosticArray, FRAME_STATUS_TOPIC, self._on_frame_status, 100)
         create_watchdog_timer(self, 1.0, self._publish_run_status)
         self._thread = threading.Thread(target=self._run_safely, name="sim", daemon=True)
         self._thread.start()
@@ -147,7 +148,7 @@ class SimNode(Node):
             self._command = VelocityCommand(float(msg.linear.x), float(msg.angular.z), self._now_ns)
         self.lockstep.command()
 
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+    def _on_frame_status(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             for kv in status.values:
                 if kv.key == FRAME_STAMP_KEY:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import threading
 
+# where the nodes answer each frame: their per-frame status (a DiagnosticArray whose status carries the frame's stamp as
+# `dlvf_ros.localization.frame_record.FRAME_STAMP_KEY`)
+FRAME_STATUS_TOPIC = "/diagnostics"
+
 
 class LockStep:
     """Answers (frame stamps, ns) and commands received so far; waits for them with a wall-clock limit."""
