@@ -13,8 +13,8 @@ In a repeat it drives by geometry_msgs/Twist on `cmd_vel` (linear.x, angular.z; 
 pass it drives the trail centreline itself and ignores `cmd_vel`.
 
 Clocks (`clock`):
-- `lockstep`: sim time advances only once the loop answered. After each camera frame the simulation waits for a per-
-  frame status on `dlvf_ros.sim.lockstep.FRAME_STATUS_TOPIC` carrying the frame's stamp (`frame_stamp_ns`:
+- `lockstep`: sim time advances only once the loop answered. After each camera frame the simulation waits for a
+  per-frame status on `dlvf_ros.sim.lockstep.FRAME_STATUS_TOPIC` carrying the frame's stamp (`frame_stamp_ns`:
   localizer_node, teach_node), and in a repeat after each odometry message for the command answering it (one Twist per
   odometry message, as path_tracker_node sends). So results do not depend on the machine's load. Waits end after
   `lockstep_timeout_s` (counted as missed). The run starts once the images have a subscriber (and, in a repeat,
