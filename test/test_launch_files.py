@@ -87,8 +87,14 @@ def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_
     assert remapped == set(launch_arguments.INPUT_TOPICS), "every input topic argument remaps the node's input"
 
 
-def test_the_three_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} == {"teach.launch.py", "repeat.launch.py", "replay.launch.py"}
+def test_the_launch_files_exist():
+    assert {p.name for p in LAUNCH_FILES} == {
+        "teach.launch.py",
+        "repeat.launch.py",
+        "replay.launch.py",
+        "sim_teach.launch.py",
+        "sim_repeat.launch.py",
+    }
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
