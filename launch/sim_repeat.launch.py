@@ -10,14 +10,8 @@ robot starts 0.3 m left of the path, turned 5 deg (sim_node's initial_lateral_m,
 the path's end. Use the teach pass's seed, style and path_length (sim_teach.launch.py).
 """
 
-from dlvf_ros.ros.launch_arguments import (
-    node_action,
-    node_arguments,
-    path_tracker_action,
-    rviz_action,
-    sim_action,
-    sim_arguments,
-)
+from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action
+from dlvf_ros.ros.sim_launch import path_tracker_action, sim_action, sim_arguments
 from launch import LaunchDescription
 
 

@@ -8,7 +8,8 @@ waits for teach_node to answer each frame; realtime). The run ends at the path's
 `dlvf closed-loop` runs this pass and the repeats as processes and scores them.
 """
 
-from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action, sim_action, sim_arguments
+from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action
+from dlvf_ros.ros.sim_launch import sim_action, sim_arguments
 from launch import LaunchDescription
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ros_nodes_support import refused_start_log
 
-from dlvf_ros.ros import launch_arguments, localizer_node, path_tracker_node, sim_node, teach_node
+from dlvf_ros.ros import launch_arguments, localizer_node, path_tracker_node, sim_launch, sim_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,20 @@ def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_
     assert _parameter_names(node) == {"use_sim_time", "map_path", "model"}
     remapped = {ast.literal_eval(element.elts[1].args[0]) for element in _keyword(node, "remappings").elts}
     assert remapped == set(launch_arguments.INPUT_TOPICS), "every input topic argument remaps the node's input"
+
+
+def test_the_sim_launch_module_declares_what_it_uses_and_passes_real_parameters():
+    path = ROOT / "dlvf_ros" / "ros" / "sim_launch.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    declared = {c.args[0].value for c in _calls(_function(tree, "sim_arguments"), "DeclareLaunchArgument")}
+    assert declared == set(sim_launch.SIM_ARGUMENTS)
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    assert used <= declared | COMMON_ARGUMENTS, f"sim_launch.py uses undeclared launch arguments {used - declared}"
+    for function, executable in (("sim_action", "sim_node"), ("path_tracker_action", "path_tracker_node")):
+        (node,) = _calls(_function(tree, function), "Node")
+        assert ast.literal_eval(_keyword(node, "executable")) == executable and executable in _console_scripts()
+        unknown = _parameter_names(node) - NODE_PARAMETERS[executable] - {"use_sim_time"}
+        assert not unknown, f"sim_launch.{function}: {executable} has no parameters {unknown}"
 
 
 def test_the_launch_files_exist():

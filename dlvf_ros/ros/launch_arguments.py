@@ -6,8 +6,7 @@ found by `dlvf_ros.package_share`), `namespace`, `model`, `map`, `rviz` and the 
 localizer_node) with the parameter file plus `use_sim_time`, `map_path` and `model` from those arguments (an empty
 `model`: the shipped model, for the learned backend) and its inputs remapped to the topic arguments (relative names
 resolve in the namespace). `rviz:=true` also starts RViz2 with config/dlvf.rviz. The simulated robot's launch files
-(sim_teach, sim_repeat) add `SIM_ARGUMENTS` (`sim_arguments`) and start sim_node (`sim_action`), and sim_repeat
-path_tracker_node (`path_tracker_action`). `launch` and `launch_ros` are
+add theirs from `dlvf_ros.ros.sim_launch`. `launch` and `launch_ros` are
 imported inside the functions: they exist on a robot with ROS 2 installed (and in the test environment with
 ../shared/ros2-wheels); test/test_launch_files.py also reads this module where they are not.
 """
@@ -118,82 +117,4 @@ def rviz_action():
         namespace=LaunchConfiguration("namespace"),
         arguments=["-d", str(package_share_directory() / "config" / "dlvf.rviz")],
         condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-
-
-SIM_ARGUMENTS = ("seed", "style", "lighting", "path_length", "image_width", "image_height", "camera_rate", "clock")
-
-
-def sim_arguments(lighting: str) -> list:
-    """DeclareLaunchArgument actions of `SIM_ARGUMENTS` (the world, the lighting, the camera and the clock)."""
-    from launch.actions import DeclareLaunchArgument
-
-    return [
-        DeclareLaunchArgument("seed", default_value="100", description="world seed"),
-        DeclareLaunchArgument("style", default_value="demo", description="world style (demo: held-out members)"),
-        DeclareLaunchArgument("lighting", default_value=lighting, description="lighting preset or hour"),
-        DeclareLaunchArgument("path_length", default_value="25.0", description="taught path length (m)"),
-        DeclareLaunchArgument("image_width", default_value="320", description="image width (px, 4:3)"),
-        DeclareLaunchArgument("image_height", default_value="240", description="image height (px)"),
-        DeclareLaunchArgument("camera_rate", default_value="5.0", description="stereo frames per sim second"),
-        DeclareLaunchArgument("clock", default_value="lockstep", description="lockstep or realtime"),
-    ]
-
-
-def sim_action(mode: str):
-    """sim_node in `mode` (teach: drives the centreline; repeat: by cmd_vel) with the `sim_arguments`."""
-    from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
-
-    from dlvf_ros.package_share import package_share_directory
-
-    def value(name: str, value_type: type):
-        return ParameterValue(LaunchConfiguration(name), value_type=value_type)
-
-    return Node(
-        package="dlvf_ros",
-        executable="sim_node",
-        name="sim_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            str(package_share_directory() / "config" / "sim_node.yaml"),
-            {
-                "mode": mode,
-                "run_id": 0 if mode == "teach" else 1,
-                "seed": value("seed", int),
-                "style": value("style", str),
-                "lighting": value("lighting", str),
-                "path_length_m": value("path_length", float),
-                "image_width": value("image_width", int),
-                "image_height": value("image_height", int),
-                "camera_rate_hz": value("camera_rate", float),
-                "clock": value("clock", str),
-            },
-        ],
-    )
-
-
-def path_tracker_action():
-    """path_tracker_node with the package's config/path_tracker_node.yaml, on the node's `odom` input argument."""
-    from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
-
-    from dlvf_ros.package_share import package_share_directory
-
-    return Node(
-        package="dlvf_ros",
-        executable="path_tracker_node",
-        name="path_tracker_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            str(package_share_directory() / "config" / "path_tracker_node.yaml"),
-            {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
-        ],
-        remappings=[(INPUT_TOPICS["odom"], LaunchConfiguration("odom"))],
     )
