@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("dlvf_ros.evaluation.evaluate_cli", "errors of recorded localization against ground truth; plots"),
     "bench": ("dlvf_ros.bench.bench_cli", "benchmarks: render, features, localize (table + JSON)"),
     "closed-loop": (
-        "dlvf_ros.sim.closed_loop_cli",
+        "dlvf_ros.replay.closed_loop_cli",
         "teach a simulated world, then let the path tracker drive repeats at other lightings; scores and plot",
     ),
     "demo": ("dlvf_ros.demo_cli", "the day-to-night teach-and-repeat demo on a synthetic world"),

@@ -16,7 +16,7 @@ import pytest
 
 from dlvf_ros.config import save_config
 from dlvf_ros.evaluation import closed_loop
-from dlvf_ros.sim.closed_loop_cli import ClosedLoopSettings, repeat, score_repeat, teach
+from dlvf_ros.replay.closed_loop_cli import ClosedLoopSettings, repeat, score_repeat, teach
 from dlvf_ros.sim.config import SimConfig
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]

@@ -1,6 +1,6 @@
 """Score closed-loop repeats (`dlvf closed-loop`) against ground truth: how well the robot followed the taught path.
 
-A run directory holds what `dlvf_ros.ros.closed_loop_recorder` wrote: the localizer's outputs (a replay directory,
+A run directory holds what `dlvf_ros.replay.closed_loop_recorder` wrote: the localizer's outputs (a replay directory,
 `records`), `ground_truth.jsonl` (sim_node's T_world_vehicle, 20 Hz) and `tracker.jsonl` (path_tracker_node's mode
 per command). The taught path is the teach pass's ground truth (world frame, the trail centreline).
 

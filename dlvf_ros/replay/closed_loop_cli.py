@@ -6,7 +6,7 @@ lighting of `--lightings`): sim_node starts `--initial-lateral` m left of the pa
 and moves only by cmd_vel, which path_tracker_node computes from localizer_node's tracker output and odometry. The
 lock-step clock (default) makes a run independent of the machine's load; `--real-time` lets latency and dropped
 frames act. Every process is a real node on a machine-local ROS graph (`dlvf_ros.replay.environment`); this process
-records (`dlvf_ros.ros.closed_loop_recorder`).
+records (`dlvf_ros.replay.closed_loop_recorder`).
 
 Output:
     DIR/teach/map/            the teach map store; DIR/teach/ holds the teach pass's recording and logs/
@@ -254,8 +254,8 @@ def run_pass(
     from rclpy.executors import SingleThreadedExecutor
 
     from dlvf_ros.package_share import package_share_directory
+    from dlvf_ros.replay.closed_loop_recorder import ClosedLoopRecorder
     from dlvf_ros.replay.processes import python_module_command, start_ros_process
-    from dlvf_ros.ros.closed_loop_recorder import ClosedLoopRecorder
 
     log_dir = out_dir / "logs"
     out_dir.mkdir(parents=True, exist_ok=True)
