@@ -52,6 +52,8 @@ class ClosedLoopSettings:
     initial_lateral_m: float = 0.3
     initial_heading_deg: float = 5.0
     max_sim_time_s: float = 0.0  # 0: derived from the path length
+    give_up_s: float = 20.0  # end a repeat after this much sim time without the tracker driving
+    map_path: Path | None = None  # an earlier teach pass's map (same world settings): no teach pass
     pass_timeout_s: float = 1800.0
     tracker_parameters: dict = field(default_factory=dict)
     sim_parameters: dict = field(default_factory=dict)
@@ -81,6 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-sim-time", type=float, default=0.0, help="end a repeat after this many sim seconds (default 30 + 4/m)"
     )
+    parser.add_argument(
+        "--give-up",
+        type=float,
+        default=20.0,
+        help="end a repeat after this many sim seconds without the tracker driving (waiting or stopped; default 20)",
+    )
+    parser.add_argument(
+        "--map",
+        type=Path,
+        default=None,
+        help="use this teach map (DIR/teach/map of an earlier run with the same world options) instead of teaching",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="wall-clock limit per pass, s (default 1800)")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR")
 
@@ -106,6 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> ClosedLoopSettings:
         initial_lateral_m=args.initial_lateral,
         initial_heading_deg=args.initial_heading,
         max_sim_time_s=args.max_sim_time,
+        give_up_s=args.give_up,
+        map_path=args.map.resolve() if args.map is not None else None,
         pass_timeout_s=args.timeout,
     )
 
@@ -132,7 +148,7 @@ def run_closed_loop(settings: ClosedLoopSettings) -> dict:
 
     apply_isolated_ros_environment()
     settings.out.mkdir(parents=True, exist_ok=True)
-    map_path = teach(settings)
+    map_path = settings.map_path if settings.map_path is not None else teach(settings)
     runs, traces = {}, {}
     for run_id, lighting in enumerate(settings.lightings, start=1):
         run_dir = settings.out / "runs" / lighting
@@ -220,7 +236,8 @@ def repeat(
     }
 
     def done(recorder) -> bool:
-        return recorder.tracker_mode == "finished" or recorder.run_status.get("finished") == "true"
+        stalled = recorder.tracker_stalled_s() > settings.give_up_s
+        return stalled or recorder.tracker_mode == "finished" or recorder.run_status.get("finished") == "true"
 
     started = time.monotonic()
     run_pass(run_dir, [localizer, tracker], sim, done, settings, extra_nodes)
