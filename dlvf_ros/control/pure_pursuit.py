@@ -29,7 +29,7 @@ import numpy as np
 from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.interpolation import interpolate_poses
-from dlvf_ros.localization.path_tracking import TaughtPath, wrap_angle
+from dlvf_ros.localization.path_tracking import TaughtPath
 
 NS_PER_S = 1_000_000_000
 ODOMETRY_HISTORY = 200  # odometry samples kept to place an update at its image stamp
@@ -248,6 +248,6 @@ class PathTracker:
             mode=self.mode,
             progress_m=None if position is None else position.progress_m,
             cross_track_m=None if position is None else position.cross_track_m,
-            heading_error_rad=None if position is None else wrap_angle(position.heading_error_rad),
+            heading_error_rad=None if position is None else position.heading_error_rad,
             distance_since_good_m=self.distance_since_good_m,
         )
