@@ -34,6 +34,10 @@ DEMO_LIGHTINGS = "noon,morning,evening,overcast,dusk,night,glare"
 TRAILING_WALL_S = 1.0  # keep recording this long after the run ended (the last messages in flight)
 
 
+class ClosedLoopError(ValueError):
+    """A pass ran but a node failed or it did not end in time; the message carries the node's own reason and logs."""
+
+
 @dataclass
 class ClosedLoopSettings:
     """One closed-loop experiment (the CLI's options)."""
@@ -197,7 +201,7 @@ def teach(settings: ClosedLoopSettings) -> Path:
     from dlvf_ros.localization.map_store import is_map_store
 
     if not is_map_store(map_path):
-        raise RuntimeError(f"the teach pass wrote no map at {map_path} (logs in {teach_dir / 'logs'})")
+        raise ClosedLoopError(f"the teach pass wrote no map at {map_path} (logs in {teach_dir / 'logs'})")
     return map_path
 
 
@@ -266,7 +270,7 @@ def run_pass(
     extra_nodes: Callable | None = None,
 ) -> None:
     """Start `nodes`, then sim_node; record into `out_dir` until `done(recorder)`; stop everything (nodes finish their
-    outputs on SIGINT). A node that exits early or a pass beyond `settings.pass_timeout_s` is a RuntimeError."""
+    outputs on SIGINT). A node that exits early or a pass beyond `settings.pass_timeout_s` is a ClosedLoopError."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -312,14 +316,14 @@ def run_pass(
             executor.spin_once(timeout_sec=0.05)
             for process in processes:
                 if not process.alive():
-                    raise RuntimeError(
+                    raise ClosedLoopError(
                         f"{process.node_name} exited with code {process.returncode}: {process.failure_reason()} "
                         f"(log {process.log_path})"
                     )
             if recorder.run_status.get("error"):
-                raise RuntimeError(f"sim_node failed: {recorder.run_status['error']} (log {sim.log_path})")
+                raise ClosedLoopError(f"sim_node failed: {recorder.run_status['error']} (log {sim.log_path})")
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise ClosedLoopError(
                     f"{out_dir.name}: not done after {settings.pass_timeout_s:.0f} s (logs in {log_dir})"
                 )
         trailing = time.monotonic() + TRAILING_WALL_S
