@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlvf_ros import fileio
+from dlvf_ros.localization.map_store import is_map_store
+from dlvf_ros.sim.live import LiveSimConfig
 from dlvf_ros.sim.sim_cli import parse_size
 
 DEMO_LIGHTINGS = "noon,morning,evening,overcast,dusk,night,glare"
@@ -109,6 +111,16 @@ def settings_from_args(args: argparse.Namespace) -> ClosedLoopSettings:
         raise ValueError("--lightings: give at least one lighting, e.g. noon,night")
     if args.model and not Path(args.model).is_file():
         raise ValueError(f"--model {args.model} does not exist; give an exported .pt model or leave it out")
+    if args.map is not None and not is_map_store(args.map):
+        raise ValueError(f"--map {args.map} is not a map store; give DIR/teach/map of an earlier dlvf closed-loop")
+    for lighting in [args.teach_lighting, *lightings]:  # the sim's own checks: lighting, image size, rates
+        LiveSimConfig(
+            path_length_m=args.path_length,
+            lighting=lighting,
+            image_width=args.size[0],
+            image_height=args.size[1],
+            camera_rate_hz=args.camera_rate,
+        )
     return ClosedLoopSettings(
         out=args.out,
         seed=args.seed,
@@ -134,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from dlvf_ros.evaluation import closed_loop
 
     settings = settings_from_args(args)
+    if settings.out.exists() and not settings.out.is_dir():
+        raise ValueError(f"--out {settings.out} is a file; give a directory")
     if settings.out.exists() and any(settings.out.iterdir()):
         if not args.overwrite:
             raise ValueError(f"{settings.out} is not empty; pass --overwrite to replace it")
@@ -198,8 +212,6 @@ def teach(settings: ClosedLoopSettings) -> Path:
     )
     sim = {**_sim_parameters(settings), "mode": "teach", "run_id": 0, "lighting": settings.teach_lighting}
     run_pass(teach_dir, [node], sim, lambda recorder: recorder.run_status.get("finished") == "true", settings)
-    from dlvf_ros.localization.map_store import is_map_store
-
     if not is_map_store(map_path):
         raise ClosedLoopError(f"the teach pass wrote no map at {map_path} (logs in {teach_dir / 'logs'})")
     return map_path
