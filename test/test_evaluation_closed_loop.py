@@ -9,6 +9,7 @@ from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.path_tracking import TaughtPath
 
 DT_NS = 50_000_000
+SIMULATOR = {"frames": "60", "sim_time_s": "12.0", "wall_time_s": "24.0", "clock": "realtime"}
 
 
 def straight_path(length_m: float = 10.0) -> TaughtPath:
@@ -44,7 +45,7 @@ def test_errors_progress_stops_and_speed():
     stamps, T = drive(samples)
     modes = np.array(["waiting"] * 10 + ["tracking"] * 100 + ["stopped"] * 20 + ["tracking"] * 99 + ["finished"])
     trace = closed_loop.trace_on_path(path, stamps, T)
-    result = closed_loop.score_run(path, trace, stamps, modes, no_localization(), wall_time_s=12.0)
+    result = closed_loop.score_run(path, trace, stamps, modes, no_localization(), 12.0, SIMULATOR)
     assert result["finished"] and result["completed_fraction"] == pytest.approx(1.0)
     assert result["lateral_m"]["max_abs"] == pytest.approx(0.3, abs=0.02)
     assert result["lateral_settled_m"]["max_abs"] == pytest.approx(0.02, abs=1e-6)
@@ -54,6 +55,12 @@ def test_errors_progress_stops_and_speed():
     assert result["distance_m"] == pytest.approx(10.0, abs=0.05)
     assert result["sim_time_s"] == pytest.approx(11.0, abs=0.1)
     assert result["localization"]["success_rate"] == 1.0
+    assert result["simulator"] == {"frames": 60, "sim_s_per_wall_s": 0.5, "clock": "realtime"}
+    statuses = [
+        {"name": "sim_node: run", "values": {"sim_time_s": "1"}},
+        {"name": "sim_node: run", "values": SIMULATOR},
+    ]
+    assert closed_loop.simulator_status([{"name": "x: summary", "values": {}}, *statuses]) == SIMULATOR
     table = closed_loop.results_table({"noon": result})
     assert "noon" in table and "100.0%" in table
 
@@ -63,7 +70,7 @@ def test_a_run_that_never_finishes_reports_its_progress():
     stamps, T = drive([(0.05 * k, 0.0, 0.0) for k in range(80)])  # 4 m of 10
     modes = np.array(["tracking"] * 80)
     trace = closed_loop.trace_on_path(path, stamps, T)
-    result = closed_loop.score_run(path, trace, stamps, modes, no_localization(), wall_time_s=5.0)
+    result = closed_loop.score_run(path, trace, stamps, modes, no_localization(), 5.0, {})
     assert not result["finished"] and result["completed_fraction"] == pytest.approx(0.395, abs=0.01)
     assert result["stops"] == 0 and result["mean_speed_mps"] == pytest.approx(1.0, abs=0.02)
 

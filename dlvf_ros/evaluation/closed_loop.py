@@ -12,7 +12,9 @@ Per run (`score_run`):
   the tracker declared the end reached (`finished`);
 - stops: standstills (ground-truth speed below `STANDSTILL_MPS` for at least `MIN_STOP_S`) after the first motion
   and before the finish, and the tracker's safety stops (mode `stopped`): count and total seconds;
-- speed and time: mean speed (distance / time from first motion to the end), sim and wall time;
+- speed and time: mean speed (distance / time from first motion to the end), sim and wall time, and the simulator's
+  own account (`simulator_status`: frames published, sim seconds per wall second; under the real-time clock below 1
+  means the machine could not keep up);
 - localization: `evaluate.summarize` of the localizer's frames (the one `SuccessCriteria`): success rate,
   wrong-fix rate, localized fraction.
 """
@@ -62,6 +64,12 @@ def read_tracker_modes(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r["stamp_ns"] for r in rows], dtype=np.int64), np.array([r["message"] for r in rows], dtype=str)
 
 
+def simulator_status(statuses: list[dict]) -> dict[str, str]:
+    """The values of sim_node's last run status among a recording's other statuses ({} when there is none)."""
+    runs = [s for s in statuses if s.get("name", "").endswith(": run") and "sim_time_s" in s.get("values", {})]
+    return dict(runs[-1]["values"]) if runs else {}
+
+
 def trace_on_path(taught: TaughtPath, stamp_ns: np.ndarray, T_world_vehicle: np.ndarray) -> TrackingTrace:
     """Each ground-truth pose located on the taught path (`taught` in the world frame)."""
     positions = [taught.locate(T) for T in T_world_vehicle]
@@ -91,8 +99,9 @@ def score_run(
     tracker_mode: np.ndarray,
     localization: evaluate.RunEvaluation,
     wall_time_s: float,
+    simulator: dict[str, str],
 ) -> dict:
-    """The run's scores (JSON-ready; see the module docstring)."""
+    """The run's scores (JSON-ready; see the module docstring); `simulator`: `simulator_status`."""
     moving = np.flatnonzero(trace.speed_mps > STANDSTILL_MPS)
     finished_at = np.flatnonzero(tracker_mode == TrackerMode.FINISHED.value)
     end_ns = int(tracker_stamp_ns[finished_at[0]]) if len(finished_at) else int(trace.stamp_ns[-1])
@@ -125,6 +134,15 @@ def score_run(
         "sim_time_s": duration_s,
         "wall_time_s": float(wall_time_s),
         "localization": evaluate.summarize([localization]),
+        "simulator": {
+            "frames": int(simulator.get("frames", 0)),
+            "sim_s_per_wall_s": (
+                float(simulator["sim_time_s"]) / float(simulator["wall_time_s"])
+                if float(simulator.get("wall_time_s", 0) or 0) > 0
+                else float("nan")
+            ),
+            "clock": simulator.get("clock", ""),
+        },
     }
 
 
@@ -132,7 +150,8 @@ def results_table(results: dict[str, dict]) -> str:
     """One line per run label: tracking, progress, stops, localization, speed and time."""
     header = (
         f"{'run':<16} {'done':>6} {'end':>3} {'lateral RMS/max':>15} {'settled RMS/max':>15} {'heading RMS':>11} "
-        f"{'stops':>9} {'safety':>9} {'success':>7} {'wrong':>6} {'speed':>8} {'sim':>6} {'wall':>6}"
+        f"{'stops':>9} {'safety':>9} {'success':>7} {'wrong':>6} {'frames':>7} {'speed':>8} {'sim':>6} {'wall':>6} "
+        f"{'sim/wall':>8}"
     )
     lines = [header, "-" * len(header)]
     for label, r in results.items():
@@ -143,12 +162,13 @@ def results_table(results: dict[str, dict]) -> str:
             f"{lateral['rmse']:>7.3f}/{lateral['max_abs']:.3f}m {settled['rmse']:>7.3f}/{settled['max_abs']:.3f}m "
             f"{r['heading_settled_deg']['rmse']:>7.2f} deg {r['stops']:>2d} /{r['stopped_s']:>4.1f}s "
             f"{r['safety_stops']:>2d} /{r['safety_stopped_s']:>4.1f}s {loc['success_rate']:>7.1%} "
-            f"{loc['wrong_fix_rate']:>6.1%} {r['mean_speed_mps']:>4.2f}m/s {r['sim_time_s']:>5.1f}s "
-            f"{r['wall_time_s']:>5.0f}s"
+            f"{loc['wrong_fix_rate']:>6.1%} {loc['frames']:>3d}/{loc['images']:<3d} {r['mean_speed_mps']:>4.2f}m/s "
+            f"{r['sim_time_s']:>5.1f}s {r['wall_time_s']:>5.0f}s {r['simulator']['sim_s_per_wall_s']:>8.2f}"
         )
     lines.append(
         f"settled: from {SETTLE_M:.0f} m of progress on; heading RMS settled; stops: count / seconds standing; "
-        "safety: the tracker's stops without good fixes; success and wrong fixes: the localizer's frames"
+        "safety: the tracker's stops without good fixes; success and wrong fixes: the localizer's frames; frames: "
+        "processed / published; sim/wall: sim seconds per wall second"
     )
     return "\n".join(lines)
 

@@ -368,11 +368,13 @@ def score_repeat(map_path: Path, run_dir: Path, lighting: str, wall_s: float):
     stamps, T_world_vehicle = closed_loop.read_ground_truth(run_dir)
     replay = records.read_replay(run_dir)
     ground_truth = evaluate.GroundTruth(stamps, T_world_vehicle, T_map_keyframe, T_world_keyframe)
-    n_frames = len(replay.frames.stamp_ns)
+    simulator = closed_loop.simulator_status(replay.other_statuses)
+    n_images = int(simulator.get("frames", len(replay.frames.stamp_ns)))
     localization = evaluate.evaluate_replay(
-        replay, ground_truth, n_frames, metrics.SuccessCriteria(), name=lighting, lighting=lighting
+        replay, ground_truth, n_images, metrics.SuccessCriteria(), name=lighting, lighting=lighting
     )
     taught = taught_path_in_world(map_path)
     trace = closed_loop.trace_on_path(taught, stamps, T_world_vehicle)
     tracker_stamps, tracker_modes = closed_loop.read_tracker_modes(run_dir)
-    return closed_loop.score_run(taught, trace, tracker_stamps, tracker_modes, localization, wall_s), trace
+    result = closed_loop.score_run(taught, trace, tracker_stamps, tracker_modes, localization, wall_s, simulator)
+    return result, trace
