@@ -3,7 +3,7 @@ builds the map, then path_tracker_node drives the repeat from an offset start by
 with the localizer's output cut for a stretch, the robot stops within the allowed distance, stands still while it
 has no fixes, and resumes and finishes when they return.
 
-World: seed 100, the held-out (demo) style, 5 m of path, 320x240 at 5 Hz, learned features (the shipped model); a
+World: seed 100, the held-out (demo) style, 6 m of path, 320x240 at 5 Hz, learned features (the shipped model); a
 smaller terrain around the trail than the default so that each pass builds its world in seconds.
 """
 
@@ -21,7 +21,7 @@ from dlvf_ros.sim.config import SimConfig
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
-PATH_LENGTH_M = 5.0
+PATH_LENGTH_M = 6.0
 LOST_DISTANCE_M = 0.6
 CUT_FROM_M = 2.0  # the relay drops the localizer's output from this ground-truth distance on ...
 CUT_FOR_S = 3.0  # ... for this much sim time
