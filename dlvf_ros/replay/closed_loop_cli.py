@@ -10,8 +10,8 @@ records (`dlvf_ros.replay.closed_loop_recorder`).
 
 Output:
     DIR/teach/map/            the teach map store; DIR/teach/ holds the teach pass's recording and logs/
-    DIR/runs/<lighting>/      the localizer's replay directory (replay.json, poses.jsonl, diagnostics.jsonl) with
-                              ground_truth.jsonl, tracker.jsonl and logs/
+    DIR/runs/<lighting>/      the localizer's replay directory (replay.json, poses.jsonl, frame_status.jsonl,
+                              diagnostics.jsonl), ground_truth.jsonl, tracker.jsonl and logs/
     DIR/closed_loop.json      settings and each run's scores (`dlvf_ros.evaluation.closed_loop.score_run`)
     DIR/closed_loop.png       driven versus taught path per lighting, lateral error along the path
 """

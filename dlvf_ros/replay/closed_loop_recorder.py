@@ -1,5 +1,5 @@
 """Records a closed-loop run: the localizer's outputs (as `dlvf_ros.replay.recorder.OutputRecorder`: poses.jsonl,
-diagnostics.jsonl, which also hold the simulator's run status), plus
+frame_status.jsonl, diagnostics.jsonl, which also holds the simulator's run status), plus
     ground_truth.jsonl  sim_node's `ground_truth/pose`: stamp_ns, T_world_vehicle (16, row-major)
     tracker.jsonl       path_tracker_node's `path_tracker/status`: stamp_ns, level, message, values {key: str}
 (`dlvf_ros.evaluation.closed_loop` reads them). The latest run status and tracker mode, and how long the tracker has

@@ -44,8 +44,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from dlvf_ros.config import load_config, setting
 from dlvf_ros.data.bag_writer import odometry_covariances
 from dlvf_ros.data.bags import body_twist
-from dlvf_ros.evaluation.records import FRAME_STAMP_KEY
 from dlvf_ros.geometry import transforms
+from dlvf_ros.localization.frame_record import FRAME_STAMP_KEY, FRAME_STATUS_DEPTH
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.compat import tf2_ros
 from dlvf_ros.ros.node_main import StartupError, run_node
@@ -137,7 +137,7 @@ class SimNode(Node):
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self.static_broadcaster = tf2_ros.StaticTransformBroadcaster(self)
         self.command_sub = self.create_subscription(Twist, "cmd_vel", self._on_command, 50)
-        self.create_subscription(DiagnosticArray, FRAME_STATUS_TOPIC, self._on_frame_status, 100)
+        self.create_subscription(DiagnosticArray, FRAME_STATUS_TOPIC, self._on_frame_status, FRAME_STATUS_DEPTH)
         create_watchdog_timer(self, 1.0, self._publish_run_status)
         self._thread = threading.Thread(target=self._run_safely, name="sim", daemon=True)
         self._thread.start()

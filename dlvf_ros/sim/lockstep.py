@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 
-# where the nodes answer each frame: their per-frame status (a DiagnosticArray whose status carries the frame's stamp as
-# `dlvf_ros.localization.frame_record.FRAME_STAMP_KEY`)
-FRAME_STATUS_TOPIC = "/diagnostics"
+from dlvf_ros.localization import frame_record
+
+# where the nodes answer each frame: their per-frame result (a DiagnosticArray whose status carries the frame's stamp
+# as `frame_record.FRAME_STAMP_KEY`; reliable, keep last `frame_record.FRAME_STATUS_DEPTH`)
+FRAME_STATUS_TOPIC = "/" + frame_record.FRAME_STATUS_TOPIC
 
 
 class LockStep:
