@@ -18,7 +18,7 @@ Clocks (`clock`):
   localizer_node, teach_node), and in a repeat after each odometry message for the command answering it (one Twist per
   odometry message, as path_tracker_node sends). So results do not depend on the machine's load. Waits end after
   `lockstep_timeout_s` (counted as missed). The run starts once the images have a subscriber (and, in a repeat,
-  `cmd_vel` a publisher).
+  `cmd_vel` a publisher), their endpoints matched.
 - `realtime`: sim time follows the wall clock (times `realtime_factor`); the latest command acts, a node's latency
   and the frames it drops act on the vehicle.
 The simulation runs in its own thread; the executor thread takes commands and answers.
@@ -222,17 +222,27 @@ class SimNode(Node):
         self._publish_run_status()
 
     def _wait_for_loop(self) -> None:
-        """Until the images have a subscriber (and a repeat in lock-step has a cmd_vel publisher), or the timeout."""
+        """Until the images have a subscriber (and a repeat in lock-step a cmd_vel publisher), each connected end to
+        end: every subscriber the graph knows of the images (and odometry) matched, the cmd_vel publisher matched (a
+        message sent before its endpoints matched would be lost, and lock-step would wait for its answer in vain);
+        or the timeout."""
         deadline = time.monotonic() + self.cfg.start_timeout_s
         needs_commands = self.cfg.mode == "repeat" and self.cfg.clock == "lockstep"
         while not self._stop.is_set() and time.monotonic() < deadline:
-            images = all(p.get_subscription_count() > 0 for p in self.image_pubs)
-            commands = not needs_commands or self.count_publishers(self.command_sub.topic_name) > 0
+            images = all(self._matched(p) for p in self.image_pubs)
+            commands = not needs_commands or (
+                self._matched(self.odometry_pub) and self.command_sub.get_publisher_count() > 0
+            )
             if images and commands:
                 return
             self._stop.wait(0.05)
         if not self._stop.is_set():
             self.get_logger().warning(f"starting without the loop's nodes after {self.cfg.start_timeout_s} s")
+
+    def _matched(self, publisher) -> bool:
+        """`publisher` has subscribers, and every one the ROS graph knows of is matched to it."""
+        discovered = self.count_subscribers(publisher.topic_name)
+        return discovered > 0 and publisher.get_subscription_count() >= discovered
 
     def _run(self, sim: LiveSimulator) -> None:
         cfg = self.cfg
