@@ -33,6 +33,8 @@ setup(
             "teach_node = dlvf_ros.ros.teach_node:main",
             "localizer_node = dlvf_ros.ros.localizer_node:main",
             "managed_localizer_node = dlvf_ros.ros.managed_localizer_node:main",
+            "sim_node = dlvf_ros.ros.sim_node:main",
+            "path_tracker_node = dlvf_ros.ros.path_tracker_node:main",
             "bag_player = dlvf_ros.replay.bag_player:main",
         ],
     },

@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("dlvf_ros.replay.replay_cli", "play a bag through the real nodes and record their outputs"),
     "evaluate": ("dlvf_ros.evaluation.evaluate_cli", "errors of recorded localization against ground truth; plots"),
     "bench": ("dlvf_ros.bench.bench_cli", "benchmarks: render, features, localize (table + JSON)"),
+    "closed-loop": (
+        "dlvf_ros.replay.closed_loop_cli",
+        "teach a simulated world, then let the path tracker drive repeats at other lightings; scores and plot",
+    ),
     "demo": ("dlvf_ros.demo_cli", "the day-to-night teach-and-repeat demo on a synthetic world"),
 }
 

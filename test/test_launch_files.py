@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ros_nodes_support import refused_start_log
 
-from dlvf_ros.ros import launch_arguments, localizer_node, teach_node
+from dlvf_ros.ros import launch_arguments, localizer_node, path_tracker_node, sim_launch, sim_node, teach_node
 from dlvf_ros.ros.node_parameters import UNDOCUMENTED, yaml_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,15 @@ COMMON_ARGUMENTS = {"use_sim_time", "params_file", "namespace", "model", "map", 
 NODE_PARAMETERS = {
     "teach_node": {spec.name for spec in teach_node.parameter_specs()},
     "localizer_node": {spec.name for spec in localizer_node.parameter_specs()},
+    "sim_node": {spec.name for spec in sim_node.parameter_specs()},
+    "path_tracker_node": {spec.name for spec in path_tracker_node.parameter_specs()},
 }
+NODE_MODULES = [
+    ("teach_node", teach_node),
+    ("localizer_node", localizer_node),
+    ("sim_node", sim_node),
+    ("path_tracker_node", path_tracker_node),
+]
 
 
 def _console_scripts() -> set[str]:
@@ -79,8 +87,28 @@ def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_
     assert remapped == set(launch_arguments.INPUT_TOPICS), "every input topic argument remaps the node's input"
 
 
-def test_the_three_launch_files_exist():
-    assert {p.name for p in LAUNCH_FILES} == {"teach.launch.py", "repeat.launch.py", "replay.launch.py"}
+def test_the_sim_launch_module_declares_what_it_uses_and_passes_real_parameters():
+    path = ROOT / "dlvf_ros" / "ros" / "sim_launch.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    declared = {c.args[0].value for c in _calls(_function(tree, "sim_arguments"), "DeclareLaunchArgument")}
+    assert declared == set(sim_launch.SIM_ARGUMENTS)
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    assert used <= declared | COMMON_ARGUMENTS, f"sim_launch.py uses undeclared launch arguments {used - declared}"
+    for function, executable in (("sim_action", "sim_node"), ("path_tracker_action", "path_tracker_node")):
+        (node,) = _calls(_function(tree, function), "Node")
+        assert ast.literal_eval(_keyword(node, "executable")) == executable and executable in _console_scripts()
+        unknown = _parameter_names(node) - NODE_PARAMETERS[executable] - {"use_sim_time"}
+        assert not unknown, f"sim_launch.{function}: {executable} has no parameters {unknown}"
+
+
+def test_the_launch_files_exist():
+    assert {p.name for p in LAUNCH_FILES} == {
+        "teach.launch.py",
+        "repeat.launch.py",
+        "replay.launch.py",
+        "sim_teach.launch.py",
+        "sim_repeat.launch.py",
+    }
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -121,7 +149,7 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
             assert not unknown, f"{path.name}: {executable} has no parameters {unknown}"
 
 
-@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+@pytest.mark.parametrize("node_name, module", NODE_MODULES)
 def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
     in_yaml = yaml_parameters(ROOT / "config" / f"{node_name}.yaml", node_name)
     declared = {spec.name: spec.default for spec in module.parameter_specs()}
@@ -130,7 +158,7 @@ def test_yaml_defaults_equal_the_declared_parameters(node_name, module):
         assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
 
 
-@pytest.mark.parametrize("node_name, module", [("teach_node", teach_node), ("localizer_node", localizer_node)])
+@pytest.mark.parametrize("node_name, module", NODE_MODULES)
 def test_every_parameter_has_a_description_and_numbers_a_range(node_name, module):
     for spec in module.parameter_specs():
         descriptor = spec.descriptor()

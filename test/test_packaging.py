@@ -81,12 +81,15 @@ ROSDEP_KEYS = {
     "tqdm": "python3-tqdm",
     "scipy": "python3-scipy",
     "matplotlib": "python3-matplotlib",
+    "skimage": "python3-skimage",
 }
 PIP_ONLY = {"rosbags", "mcap", "moderngl"}  # no rosdep key: package.xml's comment names them
 NODE_MODULES = (
     "dlvf_ros.ros.localizer_node",
     "dlvf_ros.ros.managed_localizer_node",
     "dlvf_ros.ros.teach_node",
+    "dlvf_ros.ros.sim_node",
+    "dlvf_ros.ros.path_tracker_node",
     "dlvf_ros.replay.bag_player",
     "dlvf_ros.ros.launch_arguments",
 )

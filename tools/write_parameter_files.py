@@ -1,4 +1,5 @@
-"""Regenerate config/teach_node.yaml and config/localizer_node.yaml from the nodes' config dataclasses.
+"""Regenerate config/<node>.yaml of teach_node, localizer_node, sim_node and path_tracker_node from the nodes' config
+dataclasses.
 
     python tools/write_parameter_files.py      (from the repository root, with dlvf_ros importable: `make venv`)
 
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 
 from dlvf_ros import fileio
-from dlvf_ros.ros import localizer_node, teach_node
+from dlvf_ros.ros import localizer_node, path_tracker_node, sim_node, teach_node
 from dlvf_ros.ros.node_parameters import parameter_file_text
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -25,6 +26,16 @@ NODES = {
         localizer_node,
         "LocalizerNodeConfig (dlvf_ros/ros/localizer_node.py) and\n"
         "LocalizerConfig (dlvf_ros/localization/localizer.py)",
+    ),
+    "sim_node": (
+        sim_node,
+        "SimNodeConfig (dlvf_ros/ros/sim_node.py),\n"
+        "LiveSimConfig (dlvf_ros/sim/live.py) and VehicleConfig (dlvf_ros/sim/vehicle.py)",
+    ),
+    "path_tracker_node": (
+        path_tracker_node,
+        "PathTrackerNodeConfig (dlvf_ros/ros/path_tracker_node.py) and\n"
+        "PathTrackerConfig (dlvf_ros/control/pure_pursuit.py)",
     ),
 }
 

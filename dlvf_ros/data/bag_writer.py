@@ -34,6 +34,16 @@ ODOM_LINEAR_SPEED_SIGMA_MPS = 0.05
 ODOM_ANGULAR_SPEED_SIGMA_RADPS = 0.02
 
 
+def odometry_covariances(distance_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(6x6 pose, 6x6 twist) covariances (x, y, z, rx, ry, rz; m^2, rad^2 and per s^2) a wheel odometry reports
+    after `distance_m` metres travelled."""
+    position_sigma = ODOM_POSITION_SIGMA_M + ODOM_POSITION_SIGMA_PER_M * distance_m
+    yaw_sigma = ODOM_ROTATION_SIGMA_RAD + ODOM_YAW_SIGMA_PER_M * distance_m
+    pose_sigma = [position_sigma] * 3 + [ODOM_ROTATION_SIGMA_RAD] * 2 + [yaw_sigma]
+    twist_sigma = [ODOM_LINEAR_SPEED_SIGMA_MPS] * 3 + [ODOM_ANGULAR_SPEED_SIGMA_RADPS] * 3
+    return np.diag(np.square(pose_sigma)), np.diag(np.square(twist_sigma))
+
+
 def _qos(durability_transient_local: bool, depth: int):
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
@@ -104,22 +114,19 @@ class _MessageFactory:
     def odometry(
         self, stamp_ns: int, topics: BagTopics, T_odom_vehicle: np.ndarray, twist_body: np.ndarray, distance_m: float
     ):
-        position_sigma = ODOM_POSITION_SIGMA_M + ODOM_POSITION_SIGMA_PER_M * distance_m
-        yaw_sigma = ODOM_ROTATION_SIGMA_RAD + ODOM_YAW_SIGMA_PER_M * distance_m
-        pose_sigma = [position_sigma] * 3 + [ODOM_ROTATION_SIGMA_RAD] * 2 + [yaw_sigma]
-        twist_sigma = [ODOM_LINEAR_SPEED_SIGMA_MPS] * 3 + [ODOM_ANGULAR_SPEED_SIGMA_RADPS] * 3
+        pose_covariance, twist_covariance = odometry_covariances(distance_m)
         T = self.types
         return T["nav_msgs/msg/Odometry"](
             header=self.header(stamp_ns, topics.odom_frame),
             child_frame_id=topics.base_frame,
             pose=T["geometry_msgs/msg/PoseWithCovariance"](
-                pose=self.pose(T_odom_vehicle), covariance=np.diag(np.square(pose_sigma)).reshape(36)
+                pose=self.pose(T_odom_vehicle), covariance=pose_covariance.reshape(36)
             ),
             twist=T["geometry_msgs/msg/TwistWithCovariance"](
                 twist=T["geometry_msgs/msg/Twist"](
                     linear=self.vector3(twist_body[:3]), angular=self.vector3(twist_body[3:])
                 ),
-                covariance=np.diag(np.square(twist_sigma)).reshape(36),
+                covariance=twist_covariance.reshape(36),
             ),
         )
 

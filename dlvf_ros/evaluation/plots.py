@@ -1,5 +1,5 @@
 """PNG figures of evaluated runs (matplotlib, Agg backend): errors, inliers and latency over time, per lighting; the
-per-frame results of `dlvf test`."""
+per-frame results of `dlvf test`; closed-loop repeats (driven versus taught path, error along the path)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dlvf_ros import fileio
+from dlvf_ros.evaluation.closed_loop import TrackingTrace
 from dlvf_ros.evaluation.evaluate import RunEvaluation
 from dlvf_ros.evaluation.metrics import SuccessCriteria
 
@@ -161,5 +162,28 @@ def plot_per_frame_results(
     errors.set_title(f"localized frames ({int(localized.sum())}); green = success")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_closed_loop(taught_xy: np.ndarray, traces: dict[str, TrackingTrace], path: str | Path) -> None:
+    """Top view (world frame) of the taught path and each run's driven path, and each run's lateral error along the
+    path."""
+    fig, (top, along) = plt.subplots(2, 1, figsize=(8, 9), gridspec_kw={"height_ratios": [2, 1]})
+    top.plot(taught_xy[:, 0], taught_xy[:, 1], "k-", lw=3, alpha=0.25, label="taught")
+    for label, trace in traces.items():
+        (line,) = top.plot(trace.xy[:, 0], trace.xy[:, 1], "-", lw=1.2, label=label)
+        along.plot(trace.progress_m, trace.lateral_m, "-", lw=1.0, c=line.get_color(), label=label)
+    top.plot(*taught_xy[0], "ko", ms=5)
+    top.set_xlabel("x (world) [m]")
+    top.set_ylabel("y (world) [m]")
+    top.set_aspect("equal", adjustable="datalim")
+    top.grid(alpha=0.3)
+    top.legend(fontsize=7)
+    top.set_title("closed-loop repeats: driven versus taught path")
+    along.axhline(0.0, c="k", lw=0.8)
+    along.set_xlabel("progress along the taught path [m]")
+    along.set_ylabel("lateral error [m] (+ left)")
+    along.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

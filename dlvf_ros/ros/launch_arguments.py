@@ -5,7 +5,8 @@ found by `dlvf_ros.package_share`), `namespace`, `model`, `map`, `rviz` and the 
 `right_image`, `left_info`, `right_info`, `odom` (`COMMON_ARGUMENTS`), and starts its node (teach_node or
 localizer_node) with the parameter file plus `use_sim_time`, `map_path` and `model` from those arguments (an empty
 `model`: the shipped model, for the learned backend) and its inputs remapped to the topic arguments (relative names
-resolve in the namespace). `rviz:=true` also starts RViz2 with config/dlvf.rviz. `launch` and `launch_ros` are
+resolve in the namespace). `rviz:=true` also starts RViz2 with config/dlvf.rviz. The simulated robot's launch files
+add theirs from `dlvf_ros.ros.sim_launch`. `launch` and `launch_ros` are
 imported inside the functions: they exist on a robot with ROS 2 installed (and in the test environment with
 ../shared/ros2-wheels); test/test_launch_files.py also reads this module where they are not.
 """

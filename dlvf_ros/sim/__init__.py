@@ -16,7 +16,9 @@ Modules: config (typed settings), style (families of appearance, held-out member
 trail, clutter, exact `terrain_height`), textures and meshes (the members' surfaces and objects), lighting (presets,
 any hour, sky and headlight members), camera (camera members), trajectory and odometry (runs), renderer (GL, one
 context per process), frames (`SimFrame`, `render_run`), contact_sheet (PNGs of places or styles x lightings), cli
-(`dlvf sim`: sim_cli).
+(`dlvf sim`: sim_cli). The robot in the loop (sim_node, `dlvf sim --live`): vehicle (unicycle driven by velocity
+commands, the scripted teach drive), live (`LiveSimulator`: world, vehicle, odometry and renderer in sim time),
+lockstep (what a lock-step simulation waits for).
 """
 
 from dlvf_ros.sim.config import OdometryConfig, RenderConfig, SimConfig, TrajectoryConfig, WorldConfig

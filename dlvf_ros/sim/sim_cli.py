@@ -6,6 +6,11 @@ DIR/sim_config.yaml (with the settings used) and to every run's run_info.yaml. W
 layout, dlvf_ros.data.utias.UtiasWriter), DIR/bags/run_XXXXXX (one rosbag2 bag per run with --bags) and
 DIR/contact_sheet.png (places x lightings). `--style-sheet` instead renders one view of each of the styles that
 together use every member of every family, under each of --lightings, to DIR/style_sheet.png.
+
+`dlvf sim --live [--seed S] [--style X] [--lightings ONE] [--size WxH] [--path-length L] [--ros-args ...]` runs the
+simulated robot in the loop instead (sim_node, dlvf_ros/ros/sim_node.py): it publishes stereo, odometry, tf, /clock
+and ground truth and drives by cmd_vel; its other parameters follow --ros-args (e.g. `-p mode:=teach -p
+clock:=realtime`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim.config import SimConfig
 
 RUN_DIR = re.compile(r"^run_\d{6}$")
+ALL_LIGHTINGS = "noon,morning,evening,overcast,dusk,night,glare"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,14 +43,14 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="dataset directory to write")
+    parser.add_argument("--out", type=Path, default=None, help="dataset directory to write (required unless --live)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument(
         "--lightings",
-        default="noon,morning,evening,overcast,dusk,night,glare",
+        default=None,
         help="comma-separated repeat-run lightings: presets (noon, morning, evening, overcast, dusk, night, "
         "glare) or hours 0-24, optionally NAME@AZ (sun azimuth AZ deg clockwise from the direction of travel); "
-        "one repeat run each (default: all presets)",
+        f"one repeat run each (default: all presets, {ALL_LIGHTINGS}); with --live one lighting (default noon)",
     )
     parser.add_argument("--teach-lighting", default="noon", help="lighting of the teach run (default noon)")
     parser.add_argument(
@@ -77,6 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--places", type=int, default=4, help="rows of the contact sheet (default 4)")
     parser.add_argument("--overwrite", action="store_true", help="replace runs already in --out")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="run the simulated robot in the loop (sim_node) on this world instead of rendering runs",
+    )
+    parser.add_argument(
+        "--ros-args",
+        dest="ros_args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="with --live: the rest of the command line goes to sim_node as ROS arguments (-p name:=value ...)",
+    )
 
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
@@ -100,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     from dlvf_ros.sim.trajectory import repeat_trajectory, teach_trajectory
     from dlvf_ros.sim.world import generate_world
 
+    if args.live:
+        return _live(args)
+    if args.ros_args:
+        raise SystemExit("dlvf sim: --ros-args goes with --live")
+    if args.out is None:
+        raise SystemExit("dlvf sim: --out DIR is required (unless --live)")
     if args.seed < 0 or args.places < 1:
         raise SystemExit(f"dlvf sim: --seed must be >= 0 and --places >= 1, got {args.seed} and {args.places}")
     config = load_config(SimConfig, args.config)
@@ -113,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             config.world = dataclasses.replace(config.world, style=spec)
         rig = StereoRig().scaled(*args.size)
         teach_lighting = lighting_preset(args.teach_lighting)
-        names = [n.strip() for n in args.lightings.split(",") if n.strip()]
+        names = [n.strip() for n in (args.lightings or ALL_LIGHTINGS).split(",") if n.strip()]
         repeat_lightings = [lighting_preset(n) for n in names]
     except ValueError as exc:
         raise SystemExit(f"dlvf sim: {exc}") from None
@@ -215,3 +239,27 @@ def _style_sheet(args: argparse.Namespace, config: SimConfig, rig: StereoRig, li
     fileio.atomic_write_bytes(path, contact_sheet_png(images, labels, lightings, title, label_width_in=1.9))
     print(f"dlvf sim: {len(specs)} styles x {len(lightings)} lightings in {path}")
     return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    """`--live`: sim_node in this process, with the world options as its parameters."""
+    from dlvf_ros.replay.processes import format_parameter
+    from dlvf_ros.ros.sim_node import main as sim_node_main
+
+    lightings = [n.strip() for n in (args.lightings or "noon").split(",") if n.strip()]
+    if len(lightings) != 1:
+        raise SystemExit(f"dlvf sim --live: give one lighting with --lightings, got {lightings}")
+    parameters = {
+        "seed": args.seed,
+        "lighting": lightings[0],
+        "image_width": args.size[0],
+        "image_height": args.size[1],
+    }
+    if args.style is not None:
+        parameters["style"] = args.style
+    if args.path_length is not None:
+        parameters["path_length_m"] = args.path_length
+    if args.config is not None:
+        parameters["sim_config"] = str(args.config.resolve())
+    ros_args = [item for name, value in parameters.items() for item in ("-p", f"{name}:={format_parameter(value)}")]
+    return sim_node_main(["dlvf sim --live", "--ros-args", *ros_args, *args.ros_args])

@@ -71,7 +71,8 @@ def _smooth_signal(rng: np.random.Generator, s: np.ndarray, wavelengths_m: tuple
     return total / max(np.abs(total).max(), 1e-12)
 
 
-def _start_stamp_ns(cfg: TrajectoryConfig, run_id: int, hour: float) -> int:
+def start_stamp_ns(cfg: TrajectoryConfig, run_id: int, hour: float) -> int:
+    """Stamp (ns) of run `run_id`'s first frame: day `run_id` after `cfg.first_stamp_ns`, at `hour`."""
     return int(cfg.first_stamp_ns + run_id * 86400 * NS_PER_S + round(hour * 3600.0) * NS_PER_S)
 
 
@@ -91,7 +92,7 @@ def _build(world, run_id, hour, s, lateral_fn, cfg, odometry_cfg, rng) -> Trajec
     heading_offset = np.angle(np.exp(1j * (yaw - world.path_pose(s)[1])))
     T_world_vehicle = np.stack([vehicle_pose_on_terrain(world, px, py, a) for (px, py), a in zip(p, yaw)])
     dt_ns = int(round(cfg.spacing_m / cfg.speed_mps * NS_PER_S))
-    stamps = _start_stamp_ns(cfg, run_id, hour) + dt_ns * np.arange(len(s), dtype=np.int64)
+    stamps = start_stamp_ns(cfg, run_id, hour) + dt_ns * np.arange(len(s), dtype=np.int64)
     T_odom_vehicle = simulate_odometry(T_world_vehicle, stamps, odometry_cfg, rng)
     return Trajectory(run_id, float(hour), stamps, T_world_vehicle, T_odom_vehicle, s, lateral_fn(s), heading_offset)
 

@@ -1,0 +1,253 @@
+"""Pure pursuit on the taught path, with a speed schedule and the safety stops of a VT&R path tracker.
+
+`PathTracker` steers by the localizer's output only (never ground truth): each localizer update (`localize`) gives
+`T_map_vehicle` at an image stamp, which anchors the odometry frame in the map (`T_map_odom`); each odometry sample
+(`command`) then places the vehicle on the map between updates (`T_map_vehicle = T_map_odom @ T_odom_vehicle`) and
+answers with a velocity command (linear m/s, angular rad/s, vehicle frame).
+
+Control: the lookahead point lies `lookahead_m + lookahead_time_s * speed` ahead of the vehicle's projection on the
+path (the end segments extended); the command drives the arc through it (curvature 2 y / (x^2 + y^2), the point in
+the vehicle frame). Speed: `max_speed_mps`, lowered to sqrt(max_lateral_acceleration / curvature) where the path
+ahead (within `curvature_preview_m`) curves, never below `min_speed_mps` there; lowered to brake at
+`deceleration_mps2` onto the path's end; the yaw rate is capped at `max_yaw_rate_rad_s` by slowing down on the arc.
+
+Safety: an update is good when the localizer is localized and the pose's planar position standard deviation is at
+most `max_position_std_m`. Without a good update the vehicle drives on odometry for at most `lost_distance_m` (the
+speed ramps down at `deceleration_mps2` so that it stands still by then) and `lost_time_s`; then it stops and stays
+stopped until a good update arrives (it resumes by itself). Before the first good update it does not move. At the
+end of the path (progress within `goal_tolerance_m` of its length) it stops for good.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlvf_ros.config import setting
+from dlvf_ros.geometry import transforms
+from dlvf_ros.geometry.interpolation import interpolate_poses
+from dlvf_ros.localization.path_tracking import TaughtPath
+
+NS_PER_S = 1_000_000_000
+ODOMETRY_HISTORY = 200  # odometry samples kept to place an update at its image stamp
+
+
+@dataclass
+class PathTrackerConfig:
+    """Pure pursuit, speed schedule and safety stops (parameters of path_tracker_node)."""
+
+    max_speed_mps: float = setting(0.8, "cruise speed on straight path (m/s)", (0.01, 10.0))
+    min_speed_mps: float = setting(0.25, "slowest scheduled speed in tight curves (m/s)", (0.01, 10.0))
+    max_lateral_acceleration_mps2: float = setting(
+        0.25, "curves: speed at most sqrt(this / path curvature) (m/s^2)", (0.001, 10.0)
+    )
+    curvature_preview_m: float = setting(
+        2.0, "the speed schedule looks this far ahead along the path for curvature (m)", (0.0, 50.0)
+    )
+    curvature_window_m: float = setting(
+        1.0, "path curvature is the heading change over this much arc length (m), smoothing vertex noise", (0.1, 20.0)
+    )
+    deceleration_mps2: float = setting(
+        0.5, "planned braking onto the path's end and onto a safety stop (m/s^2)", (0.01, 10.0)
+    )
+    lookahead_m: float = setting(0.6, "pure pursuit lookahead at standstill (m)", (0.05, 20.0))
+    lookahead_time_s: float = setting(0.75, "lookahead grows by speed times this (s)", (0.0, 20.0))
+    max_yaw_rate_rad_s: float = setting(0.8, "largest commanded yaw rate (rad/s)", (0.01, 10.0))
+    goal_tolerance_m: float = setting(
+        0.05, "the run ends when the progress is within this of the path's length (m)", (0.0, 10.0)
+    )
+    max_position_std_m: float = setting(
+        0.3, "an update is good only when the planar position standard deviation is at most this (m)", (0.001, 100.0)
+    )
+    lost_distance_m: float = setting(
+        1.0, "without a good update the vehicle stands still within this odometry distance (m)", (0.0, 100.0)
+    )
+    lost_time_s: float = setting(5.0, "without a good update for this long (s) the vehicle stops", (0.0, 3600.0))
+    update_timeout_s: float = setting(
+        0.5, "no localizer update for this long (s) counts as dead reckoning (the mode reported)", (0.001, 60.0)
+    )
+    max_odometry_gap_s: float = setting(
+        0.5, "an update's image stamp is placed between odometry samples at most this far apart (s)", (0.001, 60.0)
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_speed_mps > self.max_speed_mps:
+            raise ValueError(f"min_speed_mps {self.min_speed_mps} exceeds max_speed_mps {self.max_speed_mps}")
+
+
+class TrackerMode(enum.Enum):
+    WAITING = "waiting"  # no good update yet
+    TRACKING = "tracking"  # driving on good updates
+    DEAD_RECKONING = "dead_reckoning"  # driving on odometry since the last good update, within the allowance
+    STOPPED = "stopped"  # no good update for longer than the allowance: standing until one comes
+    FINISHED = "finished"  # reached the path's end
+
+
+@dataclass(frozen=True)
+class TrackerCommand:
+    """The answer to one odometry sample: the command and what it was based on."""
+
+    stamp_ns: int
+    linear_mps: float
+    angular_rad_s: float
+    mode: TrackerMode
+    progress_m: float | None  # the estimate's arc length along the taught path (m)
+    cross_track_m: float | None  # the estimate's signed distance from the path, + left (m)
+    heading_error_rad: float | None
+    distance_since_good_m: float  # odometry distance since the last good update (m)
+
+
+def path_curvatures(path: TaughtPath, window_m: float) -> np.ndarray:
+    """|curvature| (1/m) at each vertex: the path's heading change over `window_m` of arc length centred on it (the
+    heading interpolated between segment midpoints)."""
+    xy = path.T_map_vertex[:, :2, 3]
+    if len(path) < 2:
+        return np.zeros(len(path))
+    segment = np.diff(xy, axis=0)
+    yaw = np.unwrap(np.arctan2(segment[:, 1], segment[:, 0]))  # each segment's heading, at its midpoint
+    middle = 0.5 * (path.vertex_progress_m[:-1] + path.vertex_progress_m[1:])
+    s = path.vertex_progress_m
+    half = 0.5 * window_m
+    return np.abs(np.interp(s + half, middle, yaw) - np.interp(s - half, middle, yaw)) / window_m
+
+
+def point_on_path(path: TaughtPath, progress_m: float) -> np.ndarray:
+    """(x, y) in the map at arc length `progress_m` along the path; beyond either end along the end segment."""
+    xy = path.T_map_vertex[:, :2, 3]
+    if len(path) < 2:
+        yaw = transforms.yaw_of(path.T_map_vertex[0])
+        return xy[0] + progress_m * np.array([np.cos(yaw), np.sin(yaw)])
+    s = path.vertex_progress_m
+    segment = int(np.clip(np.searchsorted(s, progress_m, side="right") - 1, 0, len(path) - 2))
+    length = s[segment + 1] - s[segment]
+    t = (progress_m - s[segment]) / length if length > 0 else 0.0
+    return xy[segment] + t * (xy[segment + 1] - xy[segment])
+
+
+def pursuit_curvature(T_map_vehicle: np.ndarray, target_xy: np.ndarray) -> float:
+    """Signed curvature (1/m, + turning left) of the arc from the vehicle (tangent to its heading) through the point."""
+    yaw = transforms.yaw_of(T_map_vehicle)
+    dx, dy = np.asarray(target_xy, dtype=np.float64) - T_map_vehicle[:2, 3]
+    x = np.cos(yaw) * dx + np.sin(yaw) * dy  # the point in the vehicle frame (planar)
+    y = -np.sin(yaw) * dx + np.cos(yaw) * dy
+    distance_sq = x * x + y * y
+    return 0.0 if distance_sq < 1e-12 else float(2.0 * y / distance_sq)
+
+
+def position_std_m(covariance: np.ndarray | None) -> float:
+    """The largest planar (x, y) standard deviation of a 6x6 pose covariance (m); inf when unknown."""
+    if covariance is None:
+        return float("inf")
+    xy = np.asarray(covariance, dtype=np.float64)[:2, :2]
+    if not np.all(np.isfinite(xy)):
+        return float("inf")
+    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (xy + xy.T))[-1], 0.0)))
+
+
+class PathTracker:
+    """See the module docstring. Call `localize` for each localizer update and `command` for each odometry sample."""
+
+    def __init__(self, path: TaughtPath, config: PathTrackerConfig) -> None:
+        self.path = path
+        self.config = config
+        self.curvature = path_curvatures(path, config.curvature_window_m)
+        self.mode = TrackerMode.WAITING
+        self.T_map_odom: np.ndarray | None = None  # from the latest update with a pose
+        self.distance_since_good_m = 0.0
+        self.last_good_ns: int | None = None
+        self._odometry: deque[tuple[int, np.ndarray]] = deque(maxlen=ODOMETRY_HISTORY)
+        self._vertex_hint: int | None = None
+        self._latest_good = False
+        self._last_update_ns = 0
+
+    def localize(self, stamp_ns: int, localized: bool, T_map_vehicle: np.ndarray | None, covariance) -> bool:
+        """One localizer update at image stamp `stamp_ns`: its pose (None: none) with its map-frame covariance.
+        Returns whether it was good (see the module docstring). An update the odometry cannot place is not used."""
+        self._last_update_ns = int(stamp_ns)
+        self._latest_good = False
+        if T_map_vehicle is None:
+            return False
+        T_odom_vehicle = self._odometry_at(stamp_ns)
+        if T_odom_vehicle is None:
+            return False
+        self.T_map_odom = np.asarray(T_map_vehicle, dtype=np.float64) @ transforms.invert(T_odom_vehicle)
+        self._latest_good = bool(localized) and position_std_m(covariance) <= self.config.max_position_std_m
+        if self._latest_good:  # the odometry distance driven since the image was taken
+            self.distance_since_good_m = float(np.linalg.norm(self._odometry[-1][1][:3, 3] - T_odom_vehicle[:3, 3]))
+            self.last_good_ns = int(stamp_ns)
+        return self._latest_good
+
+    def command(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> TrackerCommand:
+        """The velocity command answering the odometry sample `T_odom_vehicle` at `stamp_ns`."""
+        cfg = self.config
+        T_odom_vehicle = np.asarray(T_odom_vehicle, dtype=np.float64)
+        if self._odometry and self.last_good_ns is not None and stamp_ns > self._odometry[-1][0]:
+            self.distance_since_good_m += float(np.linalg.norm(T_odom_vehicle[:3, 3] - self._odometry[-1][1][:3, 3]))
+        self._odometry.append((int(stamp_ns), T_odom_vehicle))
+        if self.mode == TrackerMode.FINISHED or self.T_map_odom is None or self.last_good_ns is None:
+            return self._answer(stamp_ns, 0.0, 0.0, None)
+        T_map_vehicle = self.T_map_odom @ T_odom_vehicle
+        position = self.path.locate(T_map_vehicle, None, self._vertex_hint)
+        self._vertex_hint = position.vertex_id
+        remaining_m = self.path.length_m - position.progress_m
+        if remaining_m <= cfg.goal_tolerance_m:
+            self.mode = TrackerMode.FINISHED
+            return self._answer(stamp_ns, 0.0, 0.0, position)
+        fresh = (stamp_ns - self._last_update_ns) / NS_PER_S <= cfg.update_timeout_s
+        self.mode = TrackerMode.TRACKING if self._latest_good and fresh else TrackerMode.DEAD_RECKONING
+        speed = min(
+            self._scheduled_speed(position.progress_m),
+            self._braking_speed(remaining_m - cfg.goal_tolerance_m),
+            self._braking_speed(cfg.lost_distance_m - self.distance_since_good_m),
+        )
+        if (stamp_ns - self.last_good_ns) / NS_PER_S > cfg.lost_time_s or speed <= 0.0:
+            self.mode = TrackerMode.STOPPED
+            return self._answer(stamp_ns, 0.0, 0.0, position)
+        lookahead = cfg.lookahead_m + cfg.lookahead_time_s * speed
+        curvature = pursuit_curvature(T_map_vehicle, point_on_path(self.path, position.progress_m + lookahead))
+        if abs(curvature) * speed > cfg.max_yaw_rate_rad_s:
+            speed = cfg.max_yaw_rate_rad_s / abs(curvature)
+        return self._answer(stamp_ns, speed, speed * curvature, position)
+
+    def _scheduled_speed(self, progress_m: float) -> float:
+        cfg = self.config
+        s = self.path.vertex_progress_m
+        ahead = (s >= progress_m - 0.5 * cfg.curvature_window_m) & (s <= progress_m + cfg.curvature_preview_m)
+        curvature = float(self.curvature[ahead].max()) if ahead.any() else 0.0
+        if curvature <= 0.0:
+            return cfg.max_speed_mps
+        return float(
+            np.clip(np.sqrt(cfg.max_lateral_acceleration_mps2 / curvature), cfg.min_speed_mps, cfg.max_speed_mps)
+        )
+
+    def _braking_speed(self, distance_m: float) -> float:
+        """The speed from which braking at `deceleration_mps2` stops within `distance_m` (0 when none is left)."""
+        return float(np.sqrt(2.0 * self.config.deceleration_mps2 * distance_m)) if distance_m > 0.0 else 0.0
+
+    def _odometry_at(self, stamp_ns: int) -> np.ndarray | None:
+        if not self._odometry:
+            return None
+        newest_ns, newest = self._odometry[-1]
+        max_gap_ns = int(self.config.max_odometry_gap_s * NS_PER_S)
+        if stamp_ns >= newest_ns:
+            return newest if stamp_ns - newest_ns <= max_gap_ns else None
+        stamps = np.array([s for s, _ in self._odometry], dtype=np.int64)
+        poses, valid = interpolate_poses(
+            stamps, np.stack([T for _, T in self._odometry]), np.array([stamp_ns]), max_gap_ns
+        )
+        return poses[0] if valid[0] else None
+
+    def _answer(self, stamp_ns: int, linear: float, angular: float, position) -> TrackerCommand:
+        return TrackerCommand(
+            stamp_ns=int(stamp_ns),
+            linear_mps=float(linear),
+            angular_rad_s=float(angular),
+            mode=self.mode,
+            progress_m=None if position is None else position.progress_m,
+            cross_track_m=None if position is None else position.cross_track_m,
+            heading_error_rad=None if position is None else position.heading_error_rad,
+            distance_since_good_m=self.distance_since_good_m,
+        )

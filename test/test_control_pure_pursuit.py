@@ -1,0 +1,150 @@
+"""Pure pursuit on the taught path: converges from an offset start and stops at the end, slows down in curves, does
+not move before a good fix, stops within the allowed distance without good fixes and resumes when they return."""
+
+import numpy as np
+import pytest
+
+from dlvf_ros.control.pure_pursuit import (
+    PathTracker,
+    PathTrackerConfig,
+    TrackerMode,
+    path_curvatures,
+    point_on_path,
+    position_std_m,
+)
+from dlvf_ros.geometry import transforms
+from dlvf_ros.localization.path_tracking import TaughtPath
+
+DT_NS = 50_000_000  # odometry at 20 Hz
+FRAME_EVERY = 4  # localizer updates at 5 Hz
+GOOD_COVARIANCE = np.diag([0.01, 0.01, 0.01, 1e-4, 1e-4, 1e-4])
+
+
+def straight_then_arc(radius_m: float = 3.0, turn_rad: float = np.pi / 2) -> TaughtPath:
+    """8 m straight along x, then an arc to the left of `radius_m` turning `turn_rad`, vertices every 0.5 m."""
+    poses = [transforms.from_xyz_rpy(x, 0.0, 0.0, yaw=0.0) for x in np.arange(0.0, 8.0, 0.5)]
+    for angle in np.arange(0.0, turn_rad + 1e-9, 0.5 / radius_m):
+        x, y = 8.0 + radius_m * np.sin(angle), radius_m * (1 - np.cos(angle))
+        poses.append(transforms.from_xyz_rpy(x, y, 0.0, yaw=angle))
+    return TaughtPath(np.stack(poses))
+
+
+class Unicycle:
+    """A perfect kinematic vehicle in the map frame; its odometry frame is the map shifted and turned."""
+
+    def __init__(self, x: float, y: float, yaw: float) -> None:
+        self.x, self.y, self.yaw = x, y, yaw
+        self.T_map_odom = transforms.from_xyz_rpy(5.0, -2.0, 0.0, yaw=0.7)
+        self.distance_m = 0.0
+
+    @property
+    def T_map_vehicle(self) -> np.ndarray:
+        return transforms.from_xyz_rpy(self.x, self.y, 0.0, yaw=self.yaw)
+
+    @property
+    def T_odom_vehicle(self) -> np.ndarray:
+        return transforms.invert(self.T_map_odom) @ self.T_map_vehicle
+
+    def drive(self, linear: float, angular: float, dt_s: float) -> None:
+        self.x += linear * np.cos(self.yaw) * dt_s
+        self.y += linear * np.sin(self.yaw) * dt_s
+        self.yaw += angular * dt_s
+        self.distance_m += abs(linear) * dt_s
+
+
+def run(tracker, vehicle, steps, fix=lambda k: True, covariance=GOOD_COVARIANCE, start=0):
+    """Closed loop for `steps` odometry periods; `fix(k)`: whether frame k gets a localizer update. Returns the
+    commands and the vehicle's (x, y) after each."""
+    commands, positions = [], []
+    for k in range(start, start + steps):
+        stamp = k * DT_NS
+        command = tracker.command(stamp, vehicle.T_odom_vehicle)
+        if k % FRAME_EVERY == 0 and fix(k):
+            tracker.localize(stamp, True, vehicle.T_map_vehicle, covariance)
+        vehicle.drive(command.linear_mps, command.angular_rad_s, DT_NS * 1e-9)
+        commands.append(command)
+        positions.append((vehicle.x, vehicle.y))
+    return commands, np.array(positions)
+
+
+def test_converges_from_an_offset_start_and_stops_at_the_end():
+    path = straight_then_arc(radius_m=6.0)
+    tracker = PathTracker(path, PathTrackerConfig())
+    vehicle = Unicycle(0.0, 0.3, np.deg2rad(5.0))
+    commands, positions = run(tracker, vehicle, 1200)
+    assert commands[-1].mode == TrackerMode.FINISHED and commands[-1].linear_mps == 0.0
+    end = path.T_map_vertex[-1, :2, 3]
+    assert np.linalg.norm(positions[-1] - end) < 0.15
+    cross = np.array([c.cross_track_m for c in commands if c.cross_track_m is not None])
+    progress = np.array([c.progress_m for c in commands if c.progress_m is not None])
+    assert abs(cross[0] - 0.3) < 0.01
+    assert np.max(np.abs(cross[progress > 4.0])) < 0.05  # converged within 4 m, also through the curve
+    moving = [c for c in commands if c.mode == TrackerMode.TRACKING]
+    assert max(c.linear_mps for c in moving) == pytest.approx(PathTrackerConfig().max_speed_mps)
+
+
+def test_the_speed_drops_in_the_curve():
+    path = straight_then_arc(radius_m=1.5, turn_rad=np.pi)  # 4.7 m of arc
+    config = PathTrackerConfig()
+    curvature = path_curvatures(path, config.curvature_window_m)
+    assert curvature[:10].max() < 1e-9 and curvature[-5] == pytest.approx(1 / 1.5, rel=0.1)
+    tracker = PathTracker(path, config)
+    commands, _ = run(tracker, Unicycle(0.0, 0.0, 0.0), 1500)
+    in_curve = [c.linear_mps for c in commands if c.progress_m is not None and 9.5 < c.progress_m < 11.5]
+    straight = [c.linear_mps for c in commands if c.progress_m is not None and 3.0 < c.progress_m < 4.0]
+    expected = np.sqrt(config.max_lateral_acceleration_mps2 * 1.5)
+    assert min(straight) == pytest.approx(config.max_speed_mps)
+    assert max(in_curve) < expected + 0.05 and min(in_curve) >= config.min_speed_mps - 1e-9
+    assert commands[-1].mode == TrackerMode.FINISHED
+
+
+def test_it_does_not_move_before_a_good_fix():
+    tracker = PathTracker(straight_then_arc(), PathTrackerConfig())
+    vehicle = Unicycle(0.0, 0.0, 0.0)
+    commands, _ = run(tracker, vehicle, 20, fix=lambda k: False)
+    assert all(c.linear_mps == 0.0 and c.angular_rad_s == 0.0 and c.mode == TrackerMode.WAITING for c in commands)
+    uncertain = np.diag([1.0, 1.0, 0.01, 1e-4, 1e-4, 1e-4])  # 1 m standard deviation: not good
+    commands, _ = run(tracker, vehicle, 20, covariance=uncertain, start=20)
+    assert all(c.linear_mps == 0.0 for c in commands) and vehicle.distance_m == 0.0
+
+
+@pytest.mark.parametrize("lost_distance_m", [0.5, 1.0])
+def test_without_fixes_it_stops_within_the_distance_stands_still_and_resumes(lost_distance_m):
+    config = PathTrackerConfig(lost_distance_m=lost_distance_m, lost_time_s=100.0)
+    tracker = PathTracker(straight_then_arc(), config)
+    vehicle = Unicycle(0.0, 0.0, 0.0)
+    run(tracker, vehicle, 100)  # cruising
+    assert tracker.mode == TrackerMode.TRACKING
+    last_fix = vehicle.distance_m
+    commands, _ = run(tracker, vehicle, 200, fix=lambda k: False, start=100)  # the localizer falls silent
+    assert commands[-1].mode == TrackerMode.STOPPED and commands[-1].linear_mps == 0.0
+    assert vehicle.distance_m - last_fix <= lost_distance_m
+    assert vehicle.distance_m - last_fix > 0.5 * lost_distance_m  # it used the allowance
+    stopped = [k for k, c in enumerate(commands) if c.mode == TrackerMode.STOPPED]
+    assert all(c.linear_mps == 0.0 and c.angular_rad_s == 0.0 for c in commands[stopped[0] :])
+    commands, _ = run(tracker, vehicle, 40, start=300)  # fixes return
+    assert commands[-1].mode == TrackerMode.TRACKING and commands[-1].linear_mps > 0.3
+
+
+def test_a_lost_localizer_stops_it_after_the_time_allowance_even_when_slow():
+    config = PathTrackerConfig(lost_distance_m=100.0, lost_time_s=1.0)
+    tracker = PathTracker(straight_then_arc(), config)
+    vehicle = Unicycle(0.0, 0.0, 0.0)
+    run(tracker, vehicle, 40)
+    commands, _ = run(tracker, vehicle, 40, fix=lambda k: False, start=40)
+    modes = [c.mode for c in commands]
+    assert modes[0] == TrackerMode.TRACKING and TrackerMode.DEAD_RECKONING in modes
+    assert modes[-1] == TrackerMode.STOPPED and commands[-1].linear_mps == 0.0
+
+
+def test_geometry_helpers():
+    path = straight_then_arc()
+    np.testing.assert_allclose(point_on_path(path, 2.25), [2.25, 0.0])
+    np.testing.assert_allclose(point_on_path(path, -1.0), [-1.0, 0.0])  # extended before the start
+    end = path.T_map_vertex[-1, :2, 3]
+    beyond = point_on_path(path, path.length_m + 1.0)
+    assert np.linalg.norm(beyond - end) == pytest.approx(1.0)
+    assert position_std_m(np.diag([0.04, 0.09, 1, 1, 1, 1])) == pytest.approx(0.3)
+    assert position_std_m(None) == np.inf
+    with pytest.raises(ValueError, match="min_speed_mps"):
+        PathTrackerConfig(min_speed_mps=2.0, max_speed_mps=1.0)
