@@ -1,7 +1,7 @@
 """End to end over real DDS on the package's own synthetic world: `dlvf sim --bags` renders a noon teach run and a
 late-afternoon (17:00) repeat run (0.5 m-0.75 m aside, other speed, drifting odometry); teach_node builds the map
-from the teach bag; `dlvf replay` plays the repeat bag with /clock through localizer_node; `dlvf evaluate` scores it; its
-per-frame mode on the bag agrees frame by frame with `dlvf test` on the same world.
+from the teach bag; `dlvf replay` plays the repeat bag with /clock through localizer_node; `dlvf evaluate` scores
+it; its per-frame mode on the bag agrees frame by frame with `dlvf test` on the same world.
 
 Backend: ORB, so the test needs no trained model (the shipped learned model is exercised by `dlvf demo` and
 test_training_learns.py). Measured on this world: 88-92 % success within 0.5 m and 5 deg (the first frame is held
