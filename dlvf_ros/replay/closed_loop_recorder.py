@@ -60,7 +60,9 @@ class ClosedLoopRecorder(OutputRecorder):
 
     def tracker_stalled_s(self) -> float:
         """Sim seconds since the tracker last drove (or since its first command)."""
-        return 0.0 if self._tracker_ns is None else (self._tracker_ns - self._driving_ns) * 1e-9
+        if self._tracker_ns is None or self._driving_ns is None:
+            return 0.0
+        return (self._tracker_ns - self._driving_ns) * 1e-9
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         super()._on_diagnostics(msg)

@@ -94,18 +94,18 @@ class PathTrackerNode(Node):
         self.get_logger().info(f"taught path: {len(T_map_vertex)} vertices, {self.tracker.path.length_m:.2f} m")
 
     def _on_update(self, update: TrackingUpdate) -> None:
-        tracker = self.tracker
-        if tracker is None:
+        tracker, path_vertices = self.tracker, self._T_map_vertex
+        if tracker is None or path_vertices is None:
             return
         T_map_vehicle = covariance = None
         pose = update.pose
-        if pose is not None and 0 <= pose.vertex_id < len(self._T_map_vertex):
-            T_map_vertex = self._T_map_vertex[pose.vertex_id]
+        if pose is not None and 0 <= pose.vertex_id < len(path_vertices):
+            T_map_vertex = path_vertices[pose.vertex_id]
             T_map_vehicle = T_map_vertex @ pose.T_vertex_vehicle
             covariance = rotate_covariance(pose.covariance, T_map_vertex[:3, :3])
         elif pose is not None:
             self.get_logger().error(
-                f"vertex {pose.vertex_id} is not on the taught path ({len(self._T_map_vertex)} vertices): a map other "
+                f"vertex {pose.vertex_id} is not on the taught path ({len(path_vertices)} vertices): a map other "
                 "than the localizer's? update ignored",
                 throttle_duration_sec=5.0,
             )

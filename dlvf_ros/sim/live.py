@@ -102,6 +102,7 @@ class LiveSimulator:
         self.start_ns = start_stamp_ns(sim_config.trajectory, config.run_id, self.lighting.hour)
         self.now_ns = self.start_ns
         rng = np.random.default_rng([config.seed, config.run_id, 0x5117])
+        self.motion: CentrelineDrive | UnicycleVehicle
         if config.mode == "teach":
             self.motion = CentrelineDrive(self.world, config.teach_speed_mps, config.start_m, config.path_length_m)
         else:
