@@ -61,6 +61,7 @@ class OutputRecorder(Node):
         self.last_frame_status_monotonic: float | None = None
         self.last_summary: dict[str, str] = {}
         self.last_problem = ""  # the node's latest warning or error (summary message or last_error)
+        self.frame_errors = 0  # per-frame results that carry an error (bad input, a failed frame)
         self.create_subscription(PoseWithCovarianceStamped, pose_topic, self._on_pose, 100)
         frame_status_qos = QoSProfile(
             depth=FRAME_STATUS_DEPTH, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE
@@ -83,6 +84,8 @@ class OutputRecorder(Node):
     def _on_frame_status(self, msg: DiagnosticArray) -> None:
         for record in _status_records(msg):
             self.frame_status.write(record)
+            if record["values"].get("last_error"):
+                self.frame_errors += 1
         self.last_frame_status_monotonic = time.monotonic()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:

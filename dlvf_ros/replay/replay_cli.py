@@ -171,11 +171,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if result["bag_player_exit_code"] != 0:
         raise ReplayError(f"bag_player exited with code {result['bag_player_exit_code']} (logs in {logs})")
-    if result["poses"] == 0:
+    if result["poses"] == 0 and result["frame_errors"] == result["frame_results"]:
+        # no frame went through the localizer without an error: the input or the setup is wrong
         raise ReplayError(
             f"localizer_node published no pose for the {n_frames} stereo frames of {args.bag}: "
             f"{result['node_reason'] or 'no reason reported'} (recording in {args.out})"
         )
+    if result["poses"] == 0:  # frames were localized cleanly and none gave a fix: a result, not a failure
+        print(f"dlvf replay: no frame was localized ({result['node_reason'] or 'no fix'})")
     return 0
 
 
@@ -251,6 +254,7 @@ def _replay(args: argparse.Namespace, params_file: Path, n_frames: int) -> dict:
         rclpy.shutdown(context=context)
     return {
         "frame_results": recorder.frame_statuses,
+        "frame_errors": recorder.frame_errors,
         "poses": recorder.poses.count,
         "localizer_exit_code": localizer_code,
         "bag_player_exit_code": player_code,
