@@ -96,9 +96,9 @@ class TestTeachAndRepeatLaunchFiles(unittest.TestCase):
             client.publish_static_camera()
             client.wait_matched(timeout_s=30.0)
             frames = wall_run(TEXTURE, RIG, np.arange(0.0, 3.01, 0.5), 0.0, 5 * 10**12, wall_distance_m=4.0)
-            for frame in frames:
+            for k, frame in enumerate(frames):  # lock-step: a busy node would drop a queued frame as stale
                 _send(client, frame)
-                client.spin(0.3)
+                client.wait_for(lambda k=k: len(client.frame_results) > k, 60.0, f"teach_node's result of frame {k}")
             client.wait_for(
                 lambda: client.paths and len(client.paths[-1].poses) >= 3,
                 60.0,
