@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from dlvf_ros import fileio
-from dlvf_ros.config import from_dict, to_dict
+from dlvf_ros.config import to_dict
 from dlvf_ros.evaluation import evaluate, metrics, plots, records, report, tum
 
 LEFT_IMAGE_TOPIC = "/stereo/left/image_raw"
@@ -170,7 +170,7 @@ def _per_frame(args, map_path: Path, inputs, truths, criteria) -> list[evaluate.
     from dlvf_ros.data.bags import read_stereo_bag
     from dlvf_ros.evaluation.per_frame import evaluate_bag_per_frame
     from dlvf_ros.features.backends import make_backend
-    from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoFrontend
+    from dlvf_ros.localization.frontend import StereoFeatures, StereoFrontend
     from dlvf_ros.localization.localizer import LocalizerConfig
     from dlvf_ros.localization.map_store import MapStore
     from dlvf_ros.localization.per_frame import PerFrameLocalizer
@@ -188,7 +188,7 @@ def _per_frame(args, map_path: Path, inputs, truths, criteria) -> list[evaluate.
         if model is None:
             raise ValueError(f"map {map_path} is a learned map: pass --model (no single shipped model in models/)")
     config = LocalizerConfig()
-    config.stereo = from_dict(StereoConfig, store.stereo_parameters or {}, f"{map_path} teach_parameters.stereo")
+    config.stereo = store.taught_stereo()
     localizer = PerFrameLocalizer(StereoFrontend(make_backend(backend, model), store.rig, config.stereo), config)
     store.check_compatible(localizer.frontend.backend, store.rig, config.stereo.method)
 

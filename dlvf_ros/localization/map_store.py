@@ -25,8 +25,10 @@ import cv2
 import numpy as np
 
 from dlvf_ros import fileio
+from dlvf_ros.config import from_dict
 from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry.camera import StereoRig
+from dlvf_ros.localization.frontend import StereoConfig
 from dlvf_ros.localization.map_format import (
     CORRUPT_FIX,
     DESCRIPTOR_DTYPES,
@@ -326,6 +328,10 @@ class MapStore:
         if "stereo" in teach:
             return dict(teach["stereo"])
         return {"method": "sgbm", "sgbm": dict(teach["sgbm"])} if "sgbm" in teach else None
+
+    def taught_stereo(self) -> StereoConfig:
+        """The teach `StereoConfig`, which repeat must use (the defaults where the map recorded none)."""
+        return from_dict(StereoConfig, self.stereo_parameters or {}, f"{self.path} teach_parameters.stereo")
 
     @property
     def has_images(self) -> bool:

@@ -13,9 +13,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dlvf_ros import fileio
-from dlvf_ros.config import from_dict
 from dlvf_ros.features.backends import FeatureBackend
-from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
+from dlvf_ros.localization.frontend import StereoFrontend
 from dlvf_ros.localization.map_format import Keyframe, MapStoreError
 from dlvf_ros.localization.map_store import MapStore, MapWriter, check_new_map_path, read_schema_1
 
@@ -33,7 +32,7 @@ def reextract(
     if not replace:
         check_new_map_path(out, overwrite=False)
     teach_parameters = dict(source.manifest.get("teach_parameters", {}))
-    stereo = from_dict(StereoConfig, source.stereo_parameters or {}, f"{source.path} teach_parameters.stereo")
+    stereo = source.taught_stereo()
     teach_parameters["reextracted_from"] = {
         "backend_signature": source.manifest["backend_signature"],
         "created_utc": source.manifest["created_utc"],
