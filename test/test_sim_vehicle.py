@@ -1,30 +1,21 @@
 """The simulated robot: unicycle motion within its limits, on the terrain, stopping without commands; the scripted
 teach drive; incremental odometry equal to the batch one; the lock-step bookkeeping; the live simulator's clock."""
 
+import dataclasses
 import threading
 
 import numpy as np
 import pytest
+from test_sim_trajectory import SMALL as TRAJECTORY_WORLD
 
 from dlvf_ros.geometry import transforms
-from dlvf_ros.sim import OdometryConfig, WorldConfig, generate_world
+from dlvf_ros.sim import OdometryConfig, generate_world
 from dlvf_ros.sim.lockstep import LockStep
 from dlvf_ros.sim.odometry import WheelOdometry, simulate_odometry
 from dlvf_ros.sim.trajectory import pose_on_path
 from dlvf_ros.sim.vehicle import CentrelineDrive, UnicycleVehicle, VehicleConfig, VelocityCommand
 
-SMALL = WorldConfig(
-    path_length_m=30.0,
-    path_lead_in_m=5.0,
-    path_lead_out_m=10.0,
-    margin_m=15.0,
-    texture_size=64,
-    splat_texel_m=0.5,
-    rocks_per_100m=0.0,
-    bushes_per_100m=0.0,
-    trees_per_100m=0.0,
-    far_trees_per_100m=0.0,
-)
+SMALL = dataclasses.replace(TRAJECTORY_WORLD, path_length_m=30.0)  # the same bare world, shorter
 EXACT = VehicleConfig(
     speed_scale_error_std=0.0, yaw_rate_bias_std_rad_s=0.0, speed_noise_mps=0.0, yaw_rate_noise_rad_s=0.0
 )
