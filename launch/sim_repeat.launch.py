@@ -7,7 +7,8 @@ Arguments: those of repeat.launch.py (use_sim_time defaults to true: sim_node pu
 world's seed, style, lighting, path_length, image_width, image_height, camera_rate and clock (lockstep: sim time
 waits for the localizer's answer to each frame and the tracker's command for each odometry message; realtime). The
 robot starts 0.3 m left of the path, turned 5 deg (sim_node's initial_lateral_m, initial_heading_deg), and stops at
-the path's end. Use the teach pass's seed, style and path_length (sim_teach.launch.py).
+the path's end; the localizer starts up around the first keyframe (`localizer.initial_keyframe_id` 0). Use the teach
+pass's seed, style and path_length (sim_teach.launch.py).
 """
 
 from dlvf_ros.ros.launch_arguments import node_action, node_arguments, rviz_action
@@ -26,7 +27,7 @@ def generate_launch_description() -> LaunchDescription:
                 use_sim_time_description="use /clock (sim_node publishes it)",
             ),
             *sim_arguments(lighting="night"),
-            node_action("localizer_node"),
+            node_action("localizer_node", {"localizer.initial_keyframe_id": 0}),  # parked at the path's start
             path_tracker_action(),
             sim_action("repeat"),
             rviz_action(),

@@ -65,3 +65,33 @@ def test_a_new_configuration_applies_from_the_next_frame(map_path, world):  # no
     localizer.update_config(strict)
     assert not localizer.localize(1, observe(world, T_true, rng), odom(T_true)).fixed
     assert localizer.health.config is strict.health
+
+
+def test_a_start_up_prior_lowers_the_inlier_bar_for_poses_that_agree_with_it(map_path, world):  # noqa: F811
+    """12 visible points, matched in a submap of 3 keyframes (night: few inliers). Searched for in the whole map, the
+    pose needs
+    `gate.min_inliers_without_prediction` (40) and is refused; near the initial keyframe it needs
+    `gate.min_inliers_with_prior` (15), passes the innovation gate against the prior and is confirmed by the next
+    frame."""
+    T_true = transforms.from_xyz_rpy(14.3, 0.3, 0.0, yaw=0.05)
+    rng = np.random.default_rng(13)
+    frame = observe(world, T_true, rng, max_points=12, noise_px=0.2)
+    without_prior = make_localizer(map_path).localize(0, frame, odom(T_true))
+    assert without_prior.search == "global" and "needs 40" in without_prior.fix_refused
+
+    localizer = make_localizer(map_path, initial_keyframe_id=7)
+    result = confirmed(localizer, 0, frame, odom(T_true))
+    assert result.search == "window" and result.fixed and 15 <= result.num_inliers < 40
+    assert pose_error(result.T_map_vehicle, T_true)[0] < 0.1
+
+
+def test_a_pose_that_disagrees_with_the_start_up_prior_is_refused(map_path, world):  # noqa: F811
+    """The vehicle is at 18 m but the initial keyframe (7) says 14 m +- 0.3 m: the pose found at 18 m (keyframes 8-9
+    lie in the 3 m window) is 4 m from the prior, far outside its covariance."""
+    T_true = transforms.from_xyz_rpy(18.0, 0.0, 0.0)
+    localizer = make_localizer(map_path, initial_keyframe_id=7, start_sigma_m=0.3, window={"max_candidates": 3})
+    rng = np.random.default_rng(14)
+    for k in range(3):
+        result = localizer.localize(k, observe(world, T_true, rng, max_points=30), odom(T_true))
+        assert not result.fixed and result.T_map_vehicle is None
+        assert "disagrees with the start-up prior by 4.00 m" in result.fix_refused, result.fix_refused

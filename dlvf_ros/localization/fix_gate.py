@@ -8,7 +8,9 @@
 2. Confirmation (start-up and after LOST: no prediction to gate against). A pose searched for in the whole map
    needs `min_inliers_without_prediction` inliers (a weak pose somewhere among all keyframes is too often a chance
    alignment) and is held back until the next frame's pose passes the innovation gate against it, propagated by
-   odometry: two views from two places must agree.
+   odometry: two views from two places must agree. Near a start-up prior (an initial pose, e.g. /initialpose, or the
+   initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, and must also pass
+   the innovation gate against the prior: a robot parked at the start of its taught path is localized at night too.
 3. Taught path (always), with the keyframe spacing s (median distance between consecutive keyframes):
    - a fix whose nearest keyframe is the first or the last must not lie more than `end_reach_spacings` x s beyond it
      along the path (a partial map: frames past its end get no fix);
@@ -60,6 +62,12 @@ class FixGateConfig:
         "start-up and LOST (no prediction to gate against): inliers a pose needs to be held or to confirm",
         (3, 1_000_000),
     )
+    min_inliers_with_prior: int = setting(
+        15,
+        "start-up near a prior (an initial pose or keyframe): inliers a pose needs to be held or to confirm; it must "
+        "also pass the innovation gate against the prior",
+        (3, 1_000_000),
+    )
     min_inliers_second_keyframe: int = setting(
         3,
         "refuse a pose unless a second keyframe of its submap gives at least this many of its inliers",
@@ -71,10 +79,14 @@ class FixGateConfig:
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"FixGateConfig.{name} must be finite and positive, got {value}")
-        if self.min_inliers_without_prediction < 3 or self.min_inliers_second_keyframe < 0:
+        if (
+            min(self.min_inliers_without_prediction, self.min_inliers_with_prior) < 3
+            or self.min_inliers_second_keyframe < 0
+        ):
             raise ValueError(
-                "FixGateConfig: min_inliers_without_prediction must be >= 3 and min_inliers_second_keyframe >= 0, got "
-                f"{self.min_inliers_without_prediction}, {self.min_inliers_second_keyframe}"
+                "FixGateConfig: min_inliers_without_prediction and min_inliers_with_prior must be >= 3 and "
+                f"min_inliers_second_keyframe >= 0, got {self.min_inliers_without_prediction}, "
+                f"{self.min_inliers_with_prior}, {self.min_inliers_second_keyframe}"
             )
 
 

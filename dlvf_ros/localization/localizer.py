@@ -79,6 +79,16 @@ class LocalizerConfig:
     initial_keyframe_id: int | None = setting(
         None, "start-up: search around this keyframe instead of the whole map", (-1, 100_000_000), none_value=-1
     )
+    start_sigma_m: float = setting(
+        1.0,
+        "start-up prior: 1-sigma planar position (m) of the vehicle about initial_keyframe_id",
+        (0.01, 1000.0),
+    )
+    start_sigma_deg: float = setting(
+        15.0,
+        "start-up prior: 1-sigma heading (deg) of the vehicle about initial_keyframe_id",
+        (0.1, 180.0),
+    )
 
     def __post_init__(self) -> None:
         if self.min_matches < self.ransac.min_inliers:
@@ -88,6 +98,11 @@ class LocalizerConfig:
             )
         if self.initial_keyframe_id is not None and self.initial_keyframe_id < 0:
             raise ValueError(f"LocalizerConfig: initial_keyframe_id must be >= 0, got {self.initial_keyframe_id}")
+        if not (np.isfinite(self.start_sigma_m) and self.start_sigma_m > 0 and 0 < self.start_sigma_deg <= 180):
+            raise ValueError(
+                "LocalizerConfig: start_sigma_m must be positive and start_sigma_deg in (0, 180], got "
+                f"{self.start_sigma_m}, {self.start_sigma_deg}"
+            )
 
 
 @dataclass
@@ -188,7 +203,8 @@ class Localizer:
         self._odometer_m = 0.0
         self._frames_without_fix = 0
         self._start_up_window = True  # initial_keyframe_id applies
-        self._seed: tuple[np.ndarray, float] | None = None
+        self._seed: tuple[np.ndarray, np.ndarray] | None = None  # an initial pose and its covariance (ROS order)
+        self._prior: _Fix | None = None  # the start-up prior, held at the odometry of the first frame after it
 
     def relocalize(self) -> None:
         """Forget the last fix and search the whole map from the next frame on (initial_keyframe_id ignored)."""
@@ -196,17 +212,17 @@ class Localizer:
         self._start_up_window = False
 
     def seed(self, T_map_vehicle: np.ndarray, covariance: np.ndarray) -> None:
-        """Forget the last fix and search around `T_map_vehicle` (an initial pose, e.g. /initialpose) from the next
-        frame on: within 3 sigma of its planar position (6x6 ROS covariance, m^2), at least `window.radius_m`. It is
-        a search hint, never a fix; after `health.frames_to_lose` frames without a fix the whole map is searched."""
-        if not transforms.is_rigid(np.asarray(T_map_vehicle, dtype=np.float64), tol=1e-4):
+        """Forget the last fix and start up around `T_map_vehicle` (an initial pose, e.g. /initialpose, with its 6x6
+        ROS covariance in m^2 / rad^2) from the next frame on, as around `initial_keyframe_id` (see `_start_prior`).
+        It is a prior, never a fix by itself."""
+        T_map_vehicle = np.asarray(T_map_vehicle, dtype=np.float64)
+        covariance = np.asarray(covariance, dtype=np.float64)
+        if not transforms.is_rigid(T_map_vehicle, tol=1e-4):
             raise ValueError("Localizer.seed: T_map_vehicle must be a finite rigid 4x4 transform")
-        sigma_m = float(np.sqrt(max(covariance[0][0], covariance[1][1], 0.0)))
-        if not np.isfinite(sigma_m):
-            raise ValueError("Localizer.seed: the covariance must be finite")
-        radius = min(max(3.0 * sigma_m, self.config.window.radius_m), self.config.window.max_radius_m)
+        if covariance.shape != (6, 6) or not np.all(np.isfinite(covariance)):
+            raise ValueError("Localizer.seed: the covariance must be a finite 6x6 matrix (ROS order)")
         self.reset()
-        self._seed = (np.asarray(T_map_vehicle, dtype=np.float64), radius)
+        self._seed = (T_map_vehicle, covariance)
 
     def update_config(self, config: LocalizerConfig) -> None:
         """Use `config` from the next frame on (between frames; the front end's `stereo` stays as built)."""
@@ -238,7 +254,8 @@ class Localizer:
         self._last_stamp_ns = int(stamp_ns)
 
         predicted = self._fix.predicted(T_odom_vehicle) if self._fix is not None else None
-        search, radius, centre, candidates = self._candidates(predicted)
+        prior = self._start_prior(stamp_ns, T_odom_vehicle)
+        search, radius, centre, candidates = self._candidates(predicted, prior, T_odom_vehicle)
         current = frame.subset_valid()
         timings = dict(frame.timings_ms)
         t0 = time.perf_counter()
@@ -280,7 +297,7 @@ class Localizer:
             refused = self.path.refusal(T_map_vehicle, best.members) or submap_refusal(support, self.config.gate)
             if not refused:
                 tracking = predicted is not None and search == "window"
-                fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking)
+                fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
 
         fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
@@ -328,45 +345,64 @@ class Localizer:
             inlier_points_camera=inlier_points_camera,
         )
 
-    def _gate(self, found: _Fix, num_inliers: int, tracking: bool) -> tuple[_Fix | None, str, float]:
+    def _gate(
+        self, found: _Fix, num_inliers: int, tracking: bool, prior: _Fix | None
+    ) -> tuple[_Fix | None, str, float]:
         """(the fix to publish or None, why not, squared Mahalanobis innovation) for a pose on the taught path.
 
-        Tracking: gated against the last fix propagated by odometry. Otherwise (start-up, LOST) the pose needs
-        `gate.min_inliers_without_prediction` inliers and is gated against the previous frame's unconfirmed pose
-        propagated by odometry; the first such pose is held back.
+        Tracking: gated against the last fix propagated by odometry. Otherwise (start-up, LOST) the pose is held
+        back until the next frame's pose, propagated by odometry, agrees with it (confirmation); each of the two needs
+        `gate.min_inliers_without_prediction` inliers, or `gate.min_inliers_with_prior` when a start-up prior (an
+        initial pose or keyframe) holds and the pose passes the innovation gate against it as well.
         """
-        cfg = self.config
-        reference = self._fix if tracking else self._unconfirmed
+        gate = self.config.gate
         if not tracking:
-            if num_inliers < cfg.gate.min_inliers_without_prediction:
+            needed = gate.min_inliers_with_prior if prior is not None else gate.min_inliers_without_prediction
+            if num_inliers < needed:
+                where = " near a start-up prior" if prior is not None else ""
                 return (
                     None,
-                    f"{num_inliers} inliers; without a prediction (start-up or LOST) a pose needs "
-                    f"{cfg.gate.min_inliers_without_prediction}",
+                    f"{num_inliers} inliers; without a prediction (start-up or LOST) a pose{where} needs {needed}",
                     np.nan,
                 )
-            self._unconfirmed = found
-        if reference is None:
-            return None, "held back until the next frame's pose confirms it (start-up or LOST: no prediction)", np.nan
-        predicted = reference.predicted(found.T_odom_vehicle)
+            if prior is not None:
+                innovation, distance2 = self._innovation(prior, found)
+                if distance2 > gate.max_mahalanobis2:
+                    return None, self._disagreement("the start-up prior", innovation, distance2), distance2
+            reference, self._unconfirmed = self._unconfirmed, found
+            if reference is None:
+                return (
+                    None,
+                    "held back until the next frame's pose confirms it (start-up or LOST: no prediction)",
+                    np.nan,
+                )
+        else:
+            assert self._fix is not None  # tracking: a fix propagated by odometry is the prediction
+            reference = self._fix
+        innovation, distance2 = self._innovation(reference, found)
+        if distance2 > gate.max_mahalanobis2:
+            what = "the odometry prediction" if tracking else "the previous frame's unconfirmed pose"
+            return None, self._disagreement(what, innovation, distance2), distance2
+        found.covariance = with_disagreement(found.covariance, innovation)
+        return found, "", distance2
+
+    def _innovation(self, reference: _Fix, found: _Fix) -> tuple[np.ndarray, float]:
+        """(planar innovation, squared Mahalanobis distance) of `found` against `reference` propagated by odometry,
+        its covariance grown over the distance and time between them."""
         covariance_predicted = grow(
             reference.covariance,
             found.odometer_m - reference.odometer_m,
             (found.stamp_ns - reference.stamp_ns) * 1e-9,
-            cfg.covariance,
+            self.config.covariance,
         )
-        innovation = planar_innovation(predicted, found.T_map_vehicle)
-        distance2 = mahalanobis2(innovation, covariance_predicted, found.covariance)
-        if distance2 > cfg.gate.max_mahalanobis2:
-            what = "the odometry prediction" if tracking else "the previous frame's unconfirmed pose"
-            return (
-                None,
-                f"disagrees with {what} by {np.hypot(*innovation[:2]):.2f} m, {np.degrees(innovation[2]):.1f} deg "
-                f"(squared Mahalanobis distance {distance2:.1f} > {cfg.gate.max_mahalanobis2})",
-                distance2,
-            )
-        found.covariance = with_disagreement(found.covariance, innovation)
-        return found, "", distance2
+        innovation = planar_innovation(reference.predicted(found.T_odom_vehicle), found.T_map_vehicle)
+        return innovation, mahalanobis2(innovation, covariance_predicted, found.covariance)
+
+    def _disagreement(self, what: str, innovation: np.ndarray, distance2: float) -> str:
+        return (
+            f"disagrees with {what} by {np.hypot(*innovation[:2]):.2f} m, {np.degrees(innovation[2]):.1f} deg "
+            f"(squared Mahalanobis distance {distance2:.1f} > {self.config.gate.max_mahalanobis2})"
+        )
 
     def _check_inputs(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> None:
         if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, (int, np.integer)):
@@ -382,35 +418,41 @@ class Localizer:
                 "non-orthonormal rotation); check the odometry source"
             )
 
-    def _candidates(self, predicted: np.ndarray | None) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
-        """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids)."""
+    def _start_prior(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> _Fix | None:
+        """Where the vehicle is believed to be before its first fix: an initial pose (`seed`) or, at start-up,
+        `initial_keyframe_id` (with `start_sigma_m` / `start_sigma_deg`), taken as a pose at the odometry of the first
+        frame after it. It holds until the first fix or for `health.frames_to_lose` frames without one (then the whole
+        map is searched); None when there is none."""
+        if self._fix is not None or self._frames_without_fix >= self.config.health.frames_to_lose:
+            return None
+        if self._prior is None:
+            if self._seed is not None:
+                T_map_vehicle, covariance = self._seed
+            elif self._start_up_window and self.config.initial_keyframe_id is not None:
+                T_map_vehicle = self.map.entries[self.config.initial_keyframe_id].T_map_keyframe
+                sigma_m, sigma_rad = self.config.start_sigma_m, np.radians(self.config.start_sigma_deg)
+                covariance = np.diag([sigma_m**2, sigma_m**2, 0.0, 0.0, 0.0, sigma_rad**2])
+            else:
+                return None
+            self._prior = _Fix(T_map_vehicle, np.asarray(T_odom_vehicle), int(stamp_ns), covariance, self._odometer_m)
+        return self._prior
+
+    def _candidates(
+        self, predicted: np.ndarray | None, prior: _Fix | None, T_odom_vehicle: np.ndarray
+    ) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
+        """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids): around the start-up
+        prior (3 sigma of its planar position, at least `window.radius_m`), around the last fix propagated by
+        odometry while tracking, the whole map otherwise (start-up without a prior, LOST)."""
         cfg = self.config.window
-        if (
-            self._fix is None
-            and self._seed is not None
-            and self._frames_without_fix < self.config.health.frames_to_lose
-        ):
-            T_seed, radius = self._seed
-            centre = T_seed[:3, 3]
-            return (
-                "window",
-                radius,
-                centre,
-                keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates),
-            )
-        initial_keyframe_id = self.config.initial_keyframe_id
-        start_up_window = (
-            self._fix is None
-            and self._start_up_window
-            and initial_keyframe_id is not None
-            and self._frames_without_fix < self.config.health.frames_to_lose
-        )
-        if start_up_window and initial_keyframe_id is not None:
-            predicted = self.map.entries[initial_keyframe_id].T_map_keyframe
-        if predicted is None or (self.health.state == HealthState.LOST and not start_up_window):
+        if prior is not None:
+            centre = prior.predicted(T_odom_vehicle)[:3, 3]
+            sigma_m = float(np.sqrt(max(prior.covariance[0, 0], prior.covariance[1, 1])))
+            radius = min(max(3.0 * sigma_m, cfg.radius_m), cfg.max_radius_m)
+        elif predicted is not None and self.health.state != HealthState.LOST:
+            centre = predicted[:3, 3]
+            radius = search_radius_m(cfg, self._distance_since_fix_m, self.health.state != HealthState.LOCALIZED)
+        else:
             return "global", None, None, np.arange(len(self.map))
-        radius = search_radius_m(cfg, self._distance_since_fix_m, self.health.state != HealthState.LOCALIZED)
-        centre = predicted[:3, 3]
         return "window", radius, centre, keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates)
 
     def _submaps(

@@ -71,8 +71,9 @@ def node_arguments(
     ]
 
 
-def node_action(node_name: str):
-    """The launch_ros Node running `node_name` (executable and node name) with the arguments of `node_arguments`."""
+def node_action(node_name: str, parameters: dict | None = None):
+    """The launch_ros Node running `node_name` (executable and node name) with the arguments of `node_arguments`
+    and `parameters` over the params_file's."""
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
@@ -91,6 +92,7 @@ def node_action(node_name: str):
                 "map_path": ParameterValue(LaunchConfiguration("map"), value_type=str),
                 "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
             },
+            parameters or {},
         ],
         remappings=[
             (INPUT_TOPICS["left_image"], LaunchConfiguration("left_image")),

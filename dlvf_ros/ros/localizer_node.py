@@ -14,8 +14,9 @@ once the state has been LOST for `lost_tf_timeout_s` or `lost_tf_distance_m` of 
 the taught path on `localization/path` (nav_msgs/Path, transient local); the health as a text marker
 (`localization/health_marker`) and, when `publish_match_image`, the left image with the fix's inliers
 (`localization/match_image`); each frame's result (`dlvf_ros.localization.frame_record.FrameRecord`: state,
-inliers, latency, keyframe, error; and fixed, matches, search, time_*_ms) on `localization/frame_status`; the ~1 Hz
-health summary on /diagnostics (rate, latency, input age, state, counters, last error: `dlvf_ros.ros.node_base`).
+inliers, latency, keyframe, error; and fixed, matches, search, refused, time_*_ms) on `localization/frame_status`;
+the ~1 Hz health summary on /diagnostics (rate, latency, input age, state, counters, last error:
+`dlvf_ros.ros.node_base`).
 Services: `~/reset` (forget the fix, search as at start-up), `~/relocalize` (search the whole map), both
 std_srvs/Trigger; they apply from the next frame. A frame stamped before the previous one (a looped bag, a simulator
 reset) resets the localizer with a warning. Parameters marked "(can change at run time)" in config/localizer_node.yaml
@@ -356,6 +357,7 @@ class LocalizerNode(StereoNode):
                 "fixed": result.fixed,
                 "matches": result.num_matches,
                 "search": result.search,
+                "refused": result.fix_refused,
                 **{f"time_{k}_ms": f"{v:.1f}" for k, v in result.timings_ms.items()},
             },
         )
