@@ -95,3 +95,26 @@ def test_a_pose_that_disagrees_with_the_start_up_prior_is_refused(map_path, worl
         result = localizer.localize(k, observe(world, T_true, rng, max_points=30), odom(T_true))
         assert not result.fixed and result.T_map_vehicle is None
         assert "disagrees with the start-up prior by 4.00 m" in result.fix_refused, result.fix_refused
+
+
+def test_lost_by_frame_count_keeps_tracking_within_odometry_reach(map_path, world):  # noqa: F811
+    """Frames without a fix make the health LOST, but the last fix propagated by odometry still predicts the pose: the
+    next good frame is searched for around it and gated against it (no whole-map search, no confirmation). Beyond
+    `health.max_dead_reckoning_m` the whole map is searched."""
+    rng = np.random.default_rng(15)
+    for max_dead_reckoning_m, expected_search in ((10.0, "window"), (1.0, "global")):
+        localizer = make_localizer(map_path, health={"frames_to_lose": 3, "max_dead_reckoning_m": max_dead_reckoning_m})
+        T_start = transforms.from_xyz_rpy(8.0, 0.2, 0.0)
+        assert confirmed(localizer, 0, observe(world, T_start, rng), odom(T_start)).fixed
+        for k in range(1, 5):  # 4 frames with 3 features each, 0.4 m apart: no fix
+            T = transforms.from_xyz_rpy(8.0 + 0.4 * k, 0.2, 0.0)
+            result = localizer.localize(k * 10**8, observe(world, T, rng, max_points=3), odom(T))
+            assert not result.fixed
+        assert result.state == HealthState.LOST
+        T_true = transforms.from_xyz_rpy(10.0, 0.2, 0.0, yaw=0.01)
+        result = localizer.localize(5 * 10**8, observe(world, T_true, rng, noise_px=0.3), odom(T_true))
+        assert result.search == expected_search
+        if expected_search == "window":
+            assert result.fixed and pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+        else:
+            assert not result.fixed and "held back" in result.fix_refused

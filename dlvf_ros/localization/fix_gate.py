@@ -1,12 +1,14 @@
 """What a fix must pass before the localizer publishes it: for a path tracker no fix is better than a wrong one.
 
-1. Innovation gate (tracking: a fix propagated by odometry predicts the pose). The planar innovation
+1. Innovation gate (tracking: the last fix propagated by odometry predicts the pose, while the distance driven since
+   it is within the health's `max_dead_reckoning_m`, LOST by frame count included). The planar innovation
    nu = (x, y, heading) of the fix against the prediction, in the map frame, with S = P_predicted + R_fix over those
-   components (ROS covariance order x, y, rz): the fix passes when nu^T S^-1 nu <= `max_mahalanobis2`, the
-   chi-square test a Kalman filter gates its measurements with (3 degrees of freedom; 16.27 is p = 0.001). A wrong
-   keyframe, or matches that agree on a wrong pose, give a fix centimetres-confident and metres away: refused.
-2. Confirmation (start-up and after LOST: no prediction to gate against). A pose searched for in the whole map
-   needs `min_inliers_without_prediction` inliers (a weak pose somewhere among all keyframes is too often a chance
+   components (ROS covariance order x, y, rz; P grown with distance and time since the fix): the fix passes when
+   nu^T S^-1 nu <= `max_mahalanobis2`, the chi-square test a Kalman filter gates its measurements with (3 degrees of
+   freedom; 16.27 is p = 0.001). A wrong keyframe, or matches that agree on a wrong pose, give a fix
+   centimetres-confident and metres away: refused.
+2. Confirmation (no prediction: start-up, or beyond odometry's reach). A pose searched for in the whole map needs
+   `min_inliers_without_prediction` inliers (a weak pose somewhere among all keyframes is too often a chance
    alignment) and is held back until the next frame's pose passes the innovation gate against it, propagated by
    odometry: two views from two places must agree. Near a start-up prior (an initial pose, e.g. /initialpose, or the
    initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, and must also pass
@@ -16,11 +18,15 @@
      along the path (a partial map: frames past its end get no fix);
    - the fix must lie within `keyframe_reach_spacings` x s of a keyframe it was matched against, facing within
      `max_keyframe_angle_deg` of it, so that the matched keyframes' views overlap the current one.
-4. Submap agreement (always): when the pose comes from a submap of several keyframes, a second keyframe must give
-   at least `min_inliers_second_keyframe` of its inliers. True matches of a view to keyframes 1 m apart agree on one
-   pose; "the same image place" matches of a self-similar view (night: the headlight-lit ground) explain it as
-   standing on one keyframe, which the others contradict, and move along with odometry keyframe by keyframe, so
-   neither the innovation gate nor the confirmation can tell them from a true pose.
+4. Submap agreement (without a prediction): when the pose comes from a submap of several keyframes, a second
+   keyframe must give at least `min_inliers_second_keyframe` of its inliers. True matches of a view to keyframes 1 m
+   apart agree on one pose; "the same image place" matches of a self-similar view (night: the headlight-lit ground)
+   explain it as standing on one keyframe, which the others contradict; a prior metres wide or the confirmation
+   cannot tell them from a true pose. While tracking the rule is not applied: at night the near, lit ground that the
+   current view shares with the next keyframes is seen there at another scale, so true poses often have the support
+   of one keyframe only (measured on the held-out-style world's night repeat: 44 of 80 frames fixed with 3 outside
+   0.25 m / 2 deg without the rule, 15 with it and the same 3), and the innovation gate refused every pose off by
+   metres.
 Distances are planar (x, y of the map frame): the path is driven on the ground and z carries odometry drift.
 """
 

@@ -1,13 +1,15 @@
 """The localizer core (no ROS): one stereo frame with odometry in, the pose against the teach map out.
 
 Per frame: features and stereo 3-D points (`StereoFrontend`) -> candidate teach keyframes (`search_window`: around
-the last fix propagated by odometry; the whole map at start-up or when LOST) -> descriptor matching against each
-candidate -> the matches of a *local submap* (a reference keyframe and its neighbours, their points moved into the
-reference's left optical frame with the teach poses) go together through RANSAC and the stereo reprojection
-refinement (`keyframe_pose`, the steps the per-frame mode shares) -> T_keyframe_vehicle relative to the reference
-and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6 covariance (`covariance`). Tracking uses one
-submap (the window, its nearest keyframe the reference); a global search tries the `global_ransac_candidates`
-keyframes with the most matches, each with its neighbours, and keeps the one with the most inliers.
+the last fix propagated by odometry while the distance driven since it is within `health.max_dead_reckoning_m`, LOST
+by frame count included; around a start-up prior, an initial keyframe or pose; the whole map otherwise) ->
+descriptor matching against each candidate -> the matches of a *local submap* (a reference keyframe and its
+neighbours, their points moved into the reference's left optical frame with the teach poses) go together through
+RANSAC and the stereo reprojection refinement (`keyframe_pose`, the steps the per-frame mode shares) ->
+T_keyframe_vehicle relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6
+covariance (`covariance`). Tracking uses one submap (the window, its nearest keyframe the reference); a global search
+tries the `global_ransac_candidates` keyframes with the most matches, each with its neighbours, and keeps the one
+with the most inliers.
 
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
@@ -15,11 +17,12 @@ one-keyframe RANSAC accepts. Against several keyframes those false matches contr
 own keyframe's pose), while true matches to every keyframe agree on one pose.
 
 A pose found so is published as a fix only when it passes `fix_gate`: it lies on the taught path (not beyond its
-ends, near the keyframes it was matched against), more than one keyframe of its submap supports it, and it agrees
-with the odometry prediction (Mahalanobis innovation gate) or, at start-up and after LOST, has many inliers and
-agrees with the next frame's pose (confirmation). A frame without a fix reports the
-dead-reckoned pose (last fix + odometry) with a grown covariance, and `fix_refused` says why a pose was held back.
-The health state machine (`health`) is updated with every frame.
+ends, near the keyframes it was matched against), and it agrees with the odometry prediction (Mahalanobis
+innovation gate) or, without one (start-up, beyond odometry's reach), more than one keyframe of its submap supports
+it, it has many inliers (fewer near a start-up prior, which it must agree with too) and the next frame's pose agrees
+with it (confirmation). A frame without a fix reports the dead-reckoned pose (last fix + odometry) with a grown
+covariance, and `fix_refused` says why a pose was held back. The health state machine (`health`) is updated with
+every frame.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
@@ -204,7 +207,7 @@ class Localizer:
         self._frames_without_fix = 0
         self._start_up_window = True  # initial_keyframe_id applies
         self._seed: tuple[np.ndarray, np.ndarray] | None = None  # an initial pose and its covariance (ROS order)
-        self._prior: _Fix | None = None  # the start-up prior, held at the odometry of the first frame after it
+        self._start_prior: _Fix | None = None  # the start-up prior, held at the odometry of the first frame after it
 
     def relocalize(self) -> None:
         """Forget the last fix and search the whole map from the next frame on (initial_keyframe_id ignored)."""
@@ -213,8 +216,8 @@ class Localizer:
 
     def seed(self, T_map_vehicle: np.ndarray, covariance: np.ndarray) -> None:
         """Forget the last fix and start up around `T_map_vehicle` (an initial pose, e.g. /initialpose, with its 6x6
-        ROS covariance in m^2 / rad^2) from the next frame on, as around `initial_keyframe_id` (see `_start_prior`).
-        It is a prior, never a fix by itself."""
+        ROS covariance in m^2 / rad^2) from the next frame on, as around `initial_keyframe_id`
+        (`_start_prior_pose`). It is a prior, never a fix by itself."""
         T_map_vehicle = np.asarray(T_map_vehicle, dtype=np.float64)
         covariance = np.asarray(covariance, dtype=np.float64)
         if not transforms.is_rigid(T_map_vehicle, tol=1e-4):
@@ -253,9 +256,11 @@ class Localizer:
         self._last_T_odom_vehicle = T_odom_vehicle
         self._last_stamp_ns = int(stamp_ns)
 
-        predicted = self._fix.predicted(T_odom_vehicle) if self._fix is not None else None
-        prior = self._start_prior(stamp_ns, T_odom_vehicle)
-        search, radius, centre, candidates = self._candidates(predicted, prior, T_odom_vehicle)
+        # the last fix predicts the pose while odometry since it is trusted (LOST by frame count included)
+        within_reach = self._distance_since_fix_m <= self.config.health.max_dead_reckoning_m
+        predicted = self._fix.predicted(T_odom_vehicle) if self._fix is not None and within_reach else None
+        prior = self._start_prior_pose(stamp_ns, T_odom_vehicle)
+        search, radius, centre, candidates = self._candidates(predicted, prior, stamp_ns, T_odom_vehicle)
         current = frame.subset_valid()
         timings = dict(frame.timings_ms)
         t0 = time.perf_counter()
@@ -294,9 +299,11 @@ class Localizer:
                 ),
                 self._odometer_m,
             )
-            refused = self.path.refusal(T_map_vehicle, best.members) or submap_refusal(support, self.config.gate)
+            tracking = predicted is not None
+            refused = self.path.refusal(T_map_vehicle, best.members)
+            if not (refused or tracking):  # tracking: the innovation gate tells a wrong keyframe's pose apart
+                refused = submap_refusal(support, self.config.gate)
             if not refused:
-                tracking = predicted is not None and search == "window"
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
 
         fixed = fix is not None
@@ -359,7 +366,7 @@ class Localizer:
         if not tracking:
             needed = gate.min_inliers_with_prior if prior is not None else gate.min_inliers_without_prediction
             if num_inliers < needed:
-                where = " near a start-up prior" if prior is not None else ""
+                where = " near the start-up prior" if prior is not None else ""
                 return (
                     None,
                     f"{num_inliers} inliers; without a prediction (start-up or LOST) a pose{where} needs {needed}",
@@ -418,14 +425,14 @@ class Localizer:
                 "non-orthonormal rotation); check the odometry source"
             )
 
-    def _start_prior(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> _Fix | None:
+    def _start_prior_pose(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> _Fix | None:
         """Where the vehicle is believed to be before its first fix: an initial pose (`seed`) or, at start-up,
         `initial_keyframe_id` (with `start_sigma_m` / `start_sigma_deg`), taken as a pose at the odometry of the first
-        frame after it. It holds until the first fix or for `health.frames_to_lose` frames without one (then the whole
-        map is searched); None when there is none."""
+        frame after it. It holds for `health.frames_to_lose` frames without a fix (then the whole map is searched);
+        None when there is none or a fix exists."""
         if self._fix is not None or self._frames_without_fix >= self.config.health.frames_to_lose:
             return None
-        if self._prior is None:
+        if self._start_prior is None:
             if self._seed is not None:
                 T_map_vehicle, covariance = self._seed
             elif self._start_up_window and self.config.initial_keyframe_id is not None:
@@ -434,23 +441,28 @@ class Localizer:
                 covariance = np.diag([sigma_m**2, sigma_m**2, 0.0, 0.0, 0.0, sigma_rad**2])
             else:
                 return None
-            self._prior = _Fix(T_map_vehicle, np.asarray(T_odom_vehicle), int(stamp_ns), covariance, self._odometer_m)
-        return self._prior
+            self._start_prior = _Fix(
+                T_map_vehicle, np.asarray(T_odom_vehicle), int(stamp_ns), covariance, self._odometer_m
+            )
+        return self._start_prior
 
     def _candidates(
-        self, predicted: np.ndarray | None, prior: _Fix | None, T_odom_vehicle: np.ndarray
+        self, predicted: np.ndarray | None, prior: _Fix | None, stamp_ns: int, T_odom_vehicle: np.ndarray
     ) -> tuple[str, float | None, np.ndarray | None, np.ndarray]:
-        """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids): around the start-up
-        prior (3 sigma of its planar position, at least `window.radius_m`), around the last fix propagated by
-        odometry while tracking, the whole map otherwise (start-up without a prior, LOST)."""
+        """(search kind, radius m, window centre (3,) in the map frame, candidate keyframe ids): around the last fix
+        propagated by odometry (`predicted`, tracking; LOST too while within odometry's reach); around the start-up
+        prior propagated by odometry, within 3 sigma of its planar position (its covariance grown since) and at least
+        `window.radius_m` plus `window.growth_per_m` per metre driven since; the whole map otherwise."""
         cfg = self.config.window
-        if prior is not None:
-            centre = prior.predicted(T_odom_vehicle)[:3, 3]
-            sigma_m = float(np.sqrt(max(prior.covariance[0, 0], prior.covariance[1, 1])))
-            radius = min(max(3.0 * sigma_m, cfg.radius_m), cfg.max_radius_m)
-        elif predicted is not None and self.health.state != HealthState.LOST:
+        if predicted is not None:
             centre = predicted[:3, 3]
             radius = search_radius_m(cfg, self._distance_since_fix_m, self.health.state != HealthState.LOCALIZED)
+        elif prior is not None:
+            centre = prior.predicted(T_odom_vehicle)[:3, 3]
+            driven_m = self._odometer_m - prior.odometer_m
+            covariance = grow(prior.covariance, driven_m, (stamp_ns - prior.stamp_ns) * 1e-9, self.config.covariance)
+            sigma_m = float(np.sqrt(max(covariance[0, 0], covariance[1, 1])))
+            radius = min(max(3.0 * sigma_m, search_radius_m(cfg, driven_m, degraded=False)), cfg.max_radius_m)
         else:
             return "global", None, None, np.arange(len(self.map))
         return "window", radius, centre, keyframes_in_window(self.map.positions_m, centre, radius, cfg.max_candidates)

@@ -2,7 +2,7 @@
 
 Tracking (a previous fix exists): keyframes within a radius of the expected position (the last fix propagated by
 odometry), nearest first. The radius grows with the distance driven since the last fix and is multiplied when the
-health is DEGRADED. Searching globally (start-up without an initial keyframe, or LOST): every keyframe.
+health is DEGRADED. Searching globally (start-up without a prior, or beyond odometry's reach): every keyframe.
 """
 
 from __future__ import annotations
