@@ -1,4 +1,5 @@
-"""What launch/*.launch.py share: the node's launch arguments and the node action that passes them on.
+"""What launch/*.launch.py share: the node's launch arguments, the node action that passes them on, and
+`package_node`, how every node of this package is started (in the `namespace` argument, output on the screen).
 
 Every launch file declares `use_sim_time`, `params_file` (default: config/<node>.yaml of the package share directory,
 found by `dlvf_ros.package_share`), `namespace`, `model`, `map`, `rviz` and the input topics `left_image`,
@@ -71,20 +72,32 @@ def node_arguments(
     ]
 
 
-def node_action(node_name: str, parameters: dict | None = None):
-    """The launch_ros Node running `node_name` (executable and node name) with the arguments of `node_arguments`
-    and `parameters` over the params_file's."""
+def package_node(executable: str, *, parameters: list, remappings: list | None = None):
+    """The launch_ros Node running this package's `executable` (also the node's name) in the `namespace` argument,
+    its output on the screen, with `parameters` (files and dicts) and `remappings` ((from, to) pairs)."""
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
 
     return Node(
         package="dlvf_ros",
-        executable=node_name,
-        name=node_name,
+        executable=executable,
+        name=executable,
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         emulate_tty=True,
+        parameters=parameters,
+        remappings=remappings,
+    )
+
+
+def node_action(node_name: str, parameters: dict | None = None):
+    """`node_name` (teach_node or localizer_node) as a `package_node` with the arguments of `node_arguments` and
+    `parameters` over the params_file's."""
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    return package_node(
+        node_name,
         parameters=[
             LaunchConfiguration("params_file"),
             {
