@@ -1,7 +1,7 @@
 """Launch files and node parameter files: they compile, name real executables and declared parameters, and the
 YAML defaults equal the config dataclasses. The launch files' shared arguments and node actions
-(dlvf_ros/ros/launch_arguments.py, all through its `package_node`) are read the same way and counted for the files that call them. Where `launch` is
-installed (a robot), the descriptions are built too."""
+(dlvf_ros/ros/launch_arguments.py, all through its `package_node`) are read the same way and counted for the files
+that call them. Where `launch` is installed (a robot), the descriptions are built too."""
 
 from __future__ import annotations
 
