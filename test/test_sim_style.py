@@ -26,16 +26,8 @@ from dlvf_ros.sim.style import (
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-# fewer objects than the defaults
-TINY = dataclasses.replace(
-    TINY_WORLD,
-    path_length_m=6.0,
-    path_lead_out_m=30.0,
-    rocks_per_100m=80.0,
-    bushes_per_100m=50.0,
-    trees_per_100m=40.0,
-    far_trees_per_100m=30.0,
-)
+FEWER = {"rocks_per_100m": 80.0, "bushes_per_100m": 50.0, "trees_per_100m": 40.0, "far_trees_per_100m": 30.0}
+TINY = dataclasses.replace(TINY_WORLD, path_length_m=6.0, path_lead_out_m=30.0, **FEWER)
 # the kind of object each member adds to a world (world.object_counts keys)
 MEMBER_KINDS = {
     ("undergrowth", "tufts"): "tufts",
