@@ -11,3 +11,13 @@ SMALL_WORLD = WorldConfig(
 TINY_WORLD = WorldConfig(
     path_length_m=3.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
 )
+# a bare 60 m trail (no rocks, bushes or trees), coarse splat texels: trajectories and the vehicle, not rendered
+BARE_WORLD = WorldConfig(
+    path_length_m=60.0,
+    path_lead_in_m=5.0,
+    path_lead_out_m=10.0,
+    margin_m=15.0,
+    texture_size=64,
+    splat_texel_m=0.5,
+    **{f"{kind}_per_100m": 0.0 for kind in ("rocks", "bushes", "trees", "far_trees")},
+)
