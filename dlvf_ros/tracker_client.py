@@ -183,28 +183,31 @@ class TrackerClient:
 
     def add_vertex_odometry(self, msg: Any) -> TrackingUpdate | None:
         """Take one `localization/vertex_odometry` message; the update it completes, if any."""
-        pose = parse_vertex_odometry(msg)
-        with self._lock:
-            status = self._statuses.pop(pose.stamp_ns, None)
-            if status is None:
-                self._remember(self._poses, pose.stamp_ns, pose)
-                return None
-            update = self._accept(TrackingUpdate(status, pose))
-        return self._emit(update)
+        return self._pair(pose=parse_vertex_odometry(msg))
 
     def add_tracking_status(self, msg: Any) -> TrackingUpdate | None:
         """Take one `localization/tracking_status` message; the update it completes, if any."""
-        status = parse_tracking_status(msg)
+        return self._pair(status=parse_tracking_status(msg))
+
+    def _pair(self, status: TrackingStatus | None = None, pose: VertexPose | None = None) -> TrackingUpdate | None:
+        """One half of a frame: the update it completes with the pending other half (a status without a vertex is
+        complete alone), else None and the half waits for its partner."""
         with self._lock:
-            if status.vertex_id is None:
-                update = self._accept(TrackingUpdate(status, None))
-            else:
+            if status is None:
+                assert pose is not None
+                status = self._statuses.pop(pose.stamp_ns, None)
+                if status is None:
+                    self._remember(self._poses, pose.stamp_ns, pose)
+                    return None
+            elif status.vertex_id is not None:
                 pose = self._poses.pop(status.stamp_ns, None)
                 if pose is None:
                     self._remember(self._statuses, status.stamp_ns, status)
                     return None
-                update = self._accept(TrackingUpdate(status, pose))
-        return self._emit(update)
+            update = self._accept(TrackingUpdate(status, pose))
+        if update is not None and self.on_update is not None:
+            self.on_update(update)
+        return update
 
     def attach(self, node: Any, namespace: str = "") -> None:
         """Subscribe both topics (under the localizer's `namespace`) on an rclpy node; its executor feeds this."""
@@ -230,9 +233,4 @@ class TrackerClient:
         for pending in (self._poses, self._statuses):
             for stamp_ns in [s for s in pending if s < update.stamp_ns]:
                 del pending[stamp_ns]
-        return update
-
-    def _emit(self, update: TrackingUpdate | None) -> TrackingUpdate | None:
-        if update is not None and self.on_update is not None:
-            self.on_update(update)
         return update

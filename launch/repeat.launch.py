@@ -18,11 +18,7 @@ from launch import LaunchDescription
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            *node_arguments(
-                "localizer_node",
-                map_description="teach map store directory",
-                model_description="exported feature model (.pt) the map was built with",
-            ),
+            *node_arguments("localizer_node"),
             node_action("localizer_node"),
             rviz_action(),
         ]

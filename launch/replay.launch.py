@@ -35,8 +35,6 @@ def generate_launch_description() -> LaunchDescription:
         [
             *node_arguments(
                 "localizer_node",
-                map_description="teach map store directory",
-                model_description="exported feature model (.pt) the map was built with",
                 use_sim_time="true",
                 use_sim_time_description="use the bag's /clock",
                 namespace_description="namespace of the localizer and its topics",

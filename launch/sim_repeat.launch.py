@@ -22,7 +22,6 @@ def generate_launch_description() -> LaunchDescription:
             *node_arguments(
                 "localizer_node",
                 map_description="teach map store directory (sim_teach.launch.py)",
-                model_description="exported feature model (.pt) the map was built with",
                 use_sim_time="true",
                 use_sim_time_description="use /clock (sim_node publishes it)",
             ),

@@ -17,11 +17,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             *node_arguments(
-                "teach_node",
-                map_description="map store directory to create",
-                model_description="exported feature model (.pt); empty: the shipped one",
-                use_sim_time="true",
-                use_sim_time_description="use /clock (sim_node publishes it)",
+                "teach_node", use_sim_time="true", use_sim_time_description="use /clock (sim_node publishes it)"
             ),
             *sim_arguments(lighting="noon"),
             node_action("teach_node"),

@@ -17,11 +17,7 @@ from launch import LaunchDescription
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
-            *node_arguments(
-                "teach_node",
-                map_description="map store directory to create",
-                model_description="exported feature model (.pt); empty: the shipped one",
-            ),
+            *node_arguments("teach_node"),
             node_action("teach_node"),
             rviz_action(),
         ]

@@ -1,7 +1,7 @@
 """Launch files and node parameter files: they compile, name real executables and declared parameters, and the
-YAML defaults equal the config dataclasses. The launch files' shared arguments and node action
-(dlvf_ros/ros/launch_arguments.py) are read the same way and counted for the files that call them. Where `launch` is
-installed (a robot), the descriptions are built too."""
+YAML defaults equal the config dataclasses. The launch files' shared arguments and node actions
+(dlvf_ros/ros/launch_arguments.py, all through its `package_node`) are read the same way and counted for the files
+that call them. Where `launch` is installed (a robot), the descriptions are built too."""
 
 from __future__ import annotations
 
@@ -78,10 +78,14 @@ def test_the_shared_launch_module_declares_the_common_arguments_and_passes_them_
     assert declared == COMMON_ARGUMENTS
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert used <= declared, f"launch_arguments.py uses undeclared launch arguments {used - declared}"
-    (node,) = _calls(_function(tree, "node_action"), "Node")
-    assert ast.literal_eval(_keyword(node, "package")) == "dlvf_ros"
+    (package_node,) = _calls(_function(tree, "package_node"), "Node")
+    assert ast.literal_eval(_keyword(package_node, "package")) == "dlvf_ros"
     for keyword in ("executable", "name"):
-        assert isinstance(_keyword(node, keyword), ast.Name) and _keyword(node, keyword).id == "node_name"
+        assert (
+            isinstance(_keyword(package_node, keyword), ast.Name) and _keyword(package_node, keyword).id == "executable"
+        )
+    (node,) = _calls(_function(tree, "node_action"), "package_node")
+    assert isinstance(node.args[0], ast.Name) and node.args[0].id == "node_name"
     assert _parameter_names(node) == {"use_sim_time", "map_path", "model"}
     remapped = {ast.literal_eval(element.elts[1].args[0]) for element in _keyword(node, "remappings").elts}
     assert remapped == set(launch_arguments.INPUT_TOPICS), "every input topic argument remaps the node's input"
@@ -95,8 +99,8 @@ def test_the_sim_launch_module_declares_what_it_uses_and_passes_real_parameters(
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert used <= declared | COMMON_ARGUMENTS, f"sim_launch.py uses undeclared launch arguments {used - declared}"
     for function, executable in (("sim_action", "sim_node"), ("path_tracker_action", "path_tracker_node")):
-        (node,) = _calls(_function(tree, function), "Node")
-        assert ast.literal_eval(_keyword(node, "executable")) == executable and executable in _console_scripts()
+        (node,) = _calls(_function(tree, function), "package_node")
+        assert ast.literal_eval(node.args[0]) == executable and executable in _console_scripts()
         unknown = _parameter_names(node) - NODE_PARAMETERS[executable] - {"use_sim_time"}
         assert not unknown, f"sim_launch.{function}: {executable} has no parameters {unknown}"
 
@@ -137,12 +141,13 @@ def test_launch_file_names_real_nodes_arguments_and_parameters(path):
     assert used <= declared, f"{path.name} uses undeclared launch arguments {used - declared}"
 
     scripts = _console_scripts()
-    (shared_node,) = _calls(_function(shared, "node_action"), "Node")
     nodes = [(call, ast.literal_eval(_keyword(call, "executable"))) for call in _calls(tree, "Node")]
+    for call, _ in nodes:
+        assert ast.literal_eval(_keyword(call, "package")) == "dlvf_ros"
+    (shared_node,) = _calls(_function(shared, "node_action"), "package_node")  # the package's (shared test above)
     nodes += [(shared_node, node_name) for node_name in action_nodes]
     assert nodes
     for call, executable in nodes:
-        assert ast.literal_eval(_keyword(call, "package")) == "dlvf_ros"
         assert executable in scripts, f"{path.name}: executable {executable} is not a console script in setup.py"
         if executable in NODE_PARAMETERS:
             unknown = _parameter_names(call) - NODE_PARAMETERS[executable] - {"use_sim_time"}

@@ -1,20 +1,20 @@
 """`dlvf sim` writes a UTIAS-layout dataset (with the world's style in its metadata), bags and a contact sheet;
 `dlvf bench render` prints and writes JSON."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import yaml
+from sim_worlds import TINY_WORLD
 
 from dlvf_ros import cli
 from dlvf_ros.config import to_dict
-from dlvf_ros.sim import SimConfig, WorldConfig
+from dlvf_ros.sim import SimConfig
 from dlvf_ros.sim.style import draw_style
 
-SMALL_WORLD = WorldConfig(
-    path_length_m=4.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
-)
+SMALL_WORLD = dataclasses.replace(TINY_WORLD, path_length_m=4.0)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sim_worlds import TINY_WORLD
 
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim import (
@@ -9,7 +10,6 @@ from dlvf_ros.sim import (
     SimFrame,
     StereoRenderer,
     TrajectoryConfig,
-    WorldConfig,
     generate_world,
     lighting_preset,
     render_run,
@@ -17,13 +17,10 @@ from dlvf_ros.sim import (
 )
 
 RIG = StereoRig().scaled(96, 72)
-SMALL = WorldConfig(
-    path_length_m=3.0, path_lead_in_m=5.0, path_lead_out_m=25.0, margin_m=25.0, texture_size=64, splat_texel_m=0.25
-)
 
 
 def test_render_run_yields_frames_of_the_trajectory():
-    world = generate_world(8, SMALL)
+    world = generate_world(8, TINY_WORLD)
     run = repeat_trajectory(world, 2, TrajectoryConfig(spacing_m=1.0), hour=23.5)
     frames = list(render_run(world, run, lighting_preset("night"), RIG, RenderConfig(shadow_map_size=512)))
     assert len(frames) == len(run) >= 2
@@ -37,6 +34,6 @@ def test_render_run_yields_frames_of_the_trajectory():
         assert frame.left.flags.writeable
     assert not np.array_equal(frames[0].left, frames[1].left)
 
-    other = generate_world(9, SMALL)
+    other = generate_world(9, TINY_WORLD)
     with StereoRenderer(other, RIG) as renderer, pytest.raises(ValueError, match="different world"):
         next(render_run(world, run, lighting_preset("noon"), renderer=renderer))

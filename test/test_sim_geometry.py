@@ -1,23 +1,18 @@
 """Rendered depth and stereo geometry are exact: pixel centres, back-projection onto the terrain (in several styles:
 crowned trails, a cutting, cameras with motion blur and defocus), left/right."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from sim_worlds import SMALL_WORLD
 
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.sim import RenderConfig, StereoRenderer, WorldConfig, generate_world, lighting_preset, projection_matrix
+from dlvf_ros.sim import RenderConfig, StereoRenderer, generate_world, lighting_preset, projection_matrix
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-SMALL = {
-    "path_length_m": 20.0,
-    "path_lead_in_m": 5.0,
-    "path_lead_out_m": 30.0,
-    "margin_m": 30.0,
-    "texture_size": 128,
-    "splat_texel_m": 0.2,
-}
 
 
 def back_project(depth_m, rig, T_world_camera):
@@ -44,12 +39,12 @@ BARE_STYLES = [
 @pytest.fixture(scope="module", params=BARE_STYLES)
 def bare_world(request):
     """Terrain only: every pixel with a depth sees the heightfield."""
-    return generate_world(11, WorldConfig(**SMALL, **NO_CLUTTER, style=request.param))
+    return generate_world(11, dataclasses.replace(SMALL_WORLD, **NO_CLUTTER, style=request.param))
 
 
 @pytest.fixture(scope="module")
 def world():
-    return generate_world(12, WorldConfig(**SMALL))
+    return generate_world(12, SMALL_WORLD)
 
 
 def test_projection_puts_pixel_centres_on_fragment_centres():

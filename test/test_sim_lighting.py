@@ -1,15 +1,17 @@
 """Time-of-day lighting: sun and presets, night dark but for the headlights, hard shadows at noon (in the classic
 style, whose camera exposes from the lighting alone), sky members, a sun that follows the direction of travel."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from sim_worlds import SMALL_WORLD
 
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim import (
     PRESETS,
     RenderConfig,
     StereoRenderer,
-    WorldConfig,
     generate_world,
     lighting_for_hour,
     lighting_preset,
@@ -17,16 +19,8 @@ from dlvf_ros.sim import (
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-SMALL = WorldConfig(
-    path_length_m=30.0,
-    path_lead_in_m=5.0,
-    path_lead_out_m=30.0,
-    margin_m=30.0,
-    texture_size=128,
-    splat_texel_m=0.2,
-    trees_per_100m=160.0,
-    bushes_per_100m=200.0,
-    style="classic",
+SMALL = dataclasses.replace(
+    SMALL_WORLD, path_length_m=30.0, trees_per_100m=160.0, bushes_per_100m=200.0, style="classic"
 )
 
 

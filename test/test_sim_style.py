@@ -1,14 +1,16 @@
 """World styles: seeded draws that never return held-out members, named styles and overrides, every member of every
 family renders, the same seed and style give the same images, the glare preset puts the sun straight ahead."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from sim_worlds import TINY_WORLD
 
 from dlvf_ros.geometry.camera import StereoRig
-from dlvf_ros.sim import RenderConfig, StereoRenderer, WorldConfig, generate_world, lighting_preset
+from dlvf_ros.sim import RenderConfig, StereoRenderer, generate_world, lighting_preset
 from dlvf_ros.sim.contact_sheet import style_views
 from dlvf_ros.sim.lighting import SKIES, lighting_for_hour
 from dlvf_ros.sim.style import (
@@ -24,15 +26,8 @@ from dlvf_ros.sim.style import (
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(160, 120)
-TINY = {
-    "path_length_m": 6.0,
-    "path_lead_in_m": 5.0,
-    "path_lead_out_m": 30.0,
-    "margin_m": 25.0,
-    "texture_size": 64,
-    "splat_texel_m": 0.25,
-}
 FEWER = {"rocks_per_100m": 80.0, "bushes_per_100m": 50.0, "trees_per_100m": 40.0, "far_trees_per_100m": 30.0}
+TINY = dataclasses.replace(TINY_WORLD, path_length_m=6.0, path_lead_out_m=30.0, **FEWER)
 # the kind of object each member adds to a world (world.object_counts keys)
 MEMBER_KINDS = {
     ("undergrowth", "tufts"): "tufts",
@@ -118,9 +113,7 @@ def test_sky_members_change_the_weather():
 def test_every_member_of_every_family_renders():
     lightings = ("noon", "night", "glare")
     specs = [style.spec for style in covering_styles()]  # together they use every member
-    views, worlds = style_views(
-        specs, 17, list(lightings), RIG, WorldConfig(**TINY, **FEWER), RenderConfig(shadow_map_size=1024), 3.0
-    )
+    views, worlds = style_views(specs, 17, list(lightings), RIG, TINY, RenderConfig(shadow_map_size=1024), 3.0)
     used = {(family, getattr(world.style, family)) for world in worlds for family in FAMILIES}
     assert used == {(family, member) for family, members in FAMILIES.items() for member in members}
     for world, row in zip(worlds, views):
@@ -148,7 +141,7 @@ def test_every_member_of_every_family_renders():
 
 
 def test_same_seed_and_style_give_the_same_images_blur_only_touches_colour():
-    config = WorldConfig(**TINY, **FEWER, style="camera=cheap_cmos,sky=hazy")
+    config = dataclasses.replace(TINY, style="camera=cheap_cmos,sky=hazy")
     T_world_vehicle = pose_on_path(generate_world(23, config), 3.0)
     motion = ([1.0, 0.0, 0.0], [0.0, 0.02, 0.1])  # 1 m/s, pitching and turning
     renders = []
@@ -168,7 +161,7 @@ def test_same_seed_and_style_give_the_same_images_blur_only_touches_colour():
 
 
 def test_glare_puts_a_low_sun_straight_ahead():
-    world = generate_world(29, WorldConfig(**TINY, **FEWER, style="classic,camera=consumer"))
+    world = generate_world(29, dataclasses.replace(TINY, style="classic,camera=consumer"))
     glare = lighting_preset("glare")
     assert 1.0 < glare.sun_elevation_deg < 5.0 and not glare.headlights_on
     assert lighting_for_hour(glare.hour).sun_azimuth_relative_deg is None  # the plain hour keeps its azimuth

@@ -2,36 +2,24 @@
 
 import numpy as np
 import pytest
+from sim_worlds import BARE_WORLD
 
 from dlvf_ros.geometry import transforms
 from dlvf_ros.sim import (
     OdometryConfig,
     TrajectoryConfig,
-    WorldConfig,
     generate_world,
     repeat_trajectory,
     teach_trajectory,
 )
 from dlvf_ros.sim.odometry import simulate_odometry
 
-SMALL = WorldConfig(
-    path_length_m=60.0,
-    path_lead_in_m=5.0,
-    path_lead_out_m=10.0,
-    margin_m=15.0,
-    texture_size=64,
-    splat_texel_m=0.5,
-    rocks_per_100m=0.0,
-    bushes_per_100m=0.0,
-    trees_per_100m=0.0,
-    far_trees_per_100m=0.0,
-)
 CFG = TrajectoryConfig()
 
 
 @pytest.fixture(scope="module")
 def world():
-    return generate_world(5, SMALL)
+    return generate_world(5, BARE_WORLD)
 
 
 def test_teach_run_follows_the_trail_centreline(world):
@@ -64,7 +52,7 @@ def test_repeat_runs_stay_within_the_configured_offsets(world):
         assert steps.std() > 0.01
         offsets_from_teach = np.abs((run.path_s_m + CFG.spacing_m / 2) % CFG.spacing_m - CFG.spacing_m / 2)
         assert np.median(offsets_from_teach) > 0.03
-        assert run.path_s_m[-1] <= SMALL.path_length_m and run.path_s_m[-1] > SMALL.path_length_m - 1.0
+        assert run.path_s_m[-1] <= BARE_WORLD.path_length_m and run.path_s_m[-1] > BARE_WORLD.path_length_m - 1.0
         # the vehicle faces along the path: its heading is the path's plus the offset
         yaw = np.array([transforms.yaw_of(T) for T in run.T_world_vehicle])
         path_heading = world.path_pose(run.path_s_m)[1]

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from test_sim_trajectory import SMALL as TRAJECTORY_WORLD
+from sim_worlds import BARE_WORLD
 
 from dlvf_ros.geometry import transforms
 from dlvf_ros.sim import OdometryConfig, generate_world
@@ -15,7 +15,7 @@ from dlvf_ros.sim.odometry import WheelOdometry, simulate_odometry
 from dlvf_ros.sim.trajectory import pose_on_path
 from dlvf_ros.sim.vehicle import CentrelineDrive, UnicycleVehicle, VehicleConfig, VelocityCommand
 
-SMALL = dataclasses.replace(TRAJECTORY_WORLD, path_length_m=30.0)  # the same bare world, shorter
+SMALL = dataclasses.replace(BARE_WORLD, path_length_m=30.0)
 EXACT = VehicleConfig(
     speed_scale_error_std=0.0, yaw_rate_bias_std_rad_s=0.0, speed_noise_mps=0.0, yaw_rate_noise_rad_s=0.0
 )

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sim_worlds import SMALL_WORLD
 
 from dlvf_ros.config import ConfigError, from_dict, load_config
 from dlvf_ros.geometry.camera import StereoRig
@@ -9,9 +10,6 @@ from dlvf_ros.sim import RenderConfig, SimConfig, StereoRenderer, WorldConfig, g
 from dlvf_ros.sim.trajectory import pose_on_path
 
 RIG = StereoRig().scaled(128, 96)
-SMALL = WorldConfig(
-    path_length_m=20.0, path_lead_in_m=5.0, path_lead_out_m=30.0, margin_m=30.0, texture_size=128, splat_texel_m=0.2
-)
 
 
 def render_start(world, lighting="noon"):
@@ -21,7 +19,7 @@ def render_start(world, lighting="noon"):
 
 
 def test_same_seed_gives_identical_worlds_and_images():
-    a, b = generate_world(4, SMALL), generate_world(4, SMALL)
+    a, b = generate_world(4, SMALL_WORLD), generate_world(4, SMALL_WORLD)
     np.testing.assert_array_equal(a.terrain_heights_m, b.terrain_heights_m)
     np.testing.assert_array_equal(a.path_xy_m, b.path_xy_m)
     assert a.object_counts == b.object_counts
@@ -32,7 +30,7 @@ def test_same_seed_gives_identical_worlds_and_images():
 
 
 def test_different_seeds_give_different_worlds():
-    worlds = [generate_world(seed, SMALL) for seed in (1, 2)]
+    worlds = [generate_world(seed, SMALL_WORLD) for seed in (1, 2)]
     headings = [w.path_pose(10.0)[1][0] - w.path_pose(0.0)[1][0] for w in worlds]
     assert not np.isclose(headings[0], headings[1], atol=1e-3)  # differently curved trails
     images = [render_start(w).left.astype(float) for w in worlds]
@@ -40,7 +38,7 @@ def test_different_seeds_give_different_worlds():
 
 
 def test_trail_is_flat_dirt_and_clutter_keeps_clear_of_it():
-    world = generate_world(3, SMALL)
+    world = generate_world(3, SMALL_WORLD)
     s = np.linspace(0.0, 20.0, 41)
     xy, _ = world.path_pose(s)
     assert np.all(world.distance_to_path(xy) < 0.06)
@@ -60,14 +58,14 @@ def test_trail_is_flat_dirt_and_clutter_keeps_clear_of_it():
 
 
 def test_bad_inputs_raise_clear_errors():
-    world = generate_world(3, SMALL)
+    world = generate_world(3, SMALL_WORLD)
     lo, hi = world.terrain_extent_m
     with pytest.raises(ValueError, match="outside the terrain"):
         world.terrain_height(hi[0] + 1.0, lo[1])
     with pytest.raises(ValueError, match="arc length outside"):
         world.path_pose(1e4)
     with pytest.raises(ValueError, match="seed"):
-        generate_world(-1, SMALL)
+        generate_world(-1, SMALL_WORLD)
     with pytest.raises(ConfigError, match="trail_width_m"):
         from_dict(WorldConfig, {"trail_width_m": 5.0})
     with pytest.raises(ConfigError, match="unknown key"):

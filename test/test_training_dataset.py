@@ -82,20 +82,19 @@ def write_plane_world(
 FOUR_RUNS = ((0.0, 1.0), (0.3, 0.6), (-0.2, 1.2), (0.2, 0.5))  # (lateral offset m, brightness gain)
 
 
+def small_dataset_config(**options) -> DatasetConfig:
+    """A `DatasetConfig` of 128 x 96 image pairs and no test pairs, but for `options` (its fields)."""
+    return DatasetConfig(**{"test_pairs": 0, "image_width": 128, "image_height": 96, **options})
+
+
 def build_plane_dataset(
     root: Path, out: Path, runs, train_pairs: int, validation_pairs: int, split: SplitConfig
 ) -> DatasetManifest:
     """A small training dataset (128 x 96, no test pairs) at `out` from a plane world of `runs` (3 frames each)
     written to `root`: the trainer, DDP and pipeline tests' data."""
     write_plane_world(root, runs=runs, frames=3)
-    config = DatasetConfig(
-        train_pairs=train_pairs,
-        validation_pairs=validation_pairs,
-        test_pairs=0,
-        image_width=128,
-        image_height=96,
-        sgbm=SgbmConfig(num_disparities=32),
-        split=split,
+    config = small_dataset_config(
+        train_pairs=train_pairs, validation_pairs=validation_pairs, sgbm=SgbmConfig(num_disparities=32), split=split
     )
     return build_dataset([root], out, config)
 
@@ -108,25 +107,17 @@ def plane_world(tmp_path_factory):
 
 
 def test_pairs_are_cross_run_within_k_edges_with_ground_truth(plane_world, tmp_path):
-    config = DatasetConfig(
+    config = small_dataset_config(
         train_pairs=40,
         validation_pairs=10,
         test_pairs=10,
         max_edges=3,
-        image_width=128,
-        image_height=96,
         split=SplitConfig(train=[0, 1], validation=[2], test=[3]),
     )
     with pytest.raises(ValueError, match="no vertex of the split"):  # one run alone cannot make cross-run pairs
         build_dataset([plane_world], tmp_path / "bad", config)
-    config = DatasetConfig(
-        train_pairs=40,
-        validation_pairs=10,
-        test_pairs=0,
-        max_edges=3,
-        image_width=128,
-        image_height=96,
-        split=SplitConfig(train=[0, 1], validation=[2, 3]),
+    config = small_dataset_config(
+        train_pairs=40, validation_pairs=10, max_edges=3, split=SplitConfig(train=[0, 1], validation=[2, 3])
     )
     manifest = build_dataset([plane_world], tmp_path / "ds", config)
     ds = UtiasDataset(plane_world)
@@ -165,13 +156,8 @@ def test_splits_by_run_and_by_world_are_disjoint(plane_world, tmp_path):
     manifest = build_dataset(
         [plane_world, other],
         tmp_path / "ds",
-        DatasetConfig(
-            train_pairs=6,
-            validation_pairs=4,
-            test_pairs=0,
-            image_width=128,
-            image_height=96,
-            split=SplitConfig(by="world", train=[1], validation=[0]),
+        small_dataset_config(
+            train_pairs=6, validation_pairs=4, split=SplitConfig(by="world", train=[1], validation=[0])
         ),
     )
     assert set(manifest.pairs("train").root_index) == {1} and set(manifest.pairs("validation").root_index) == {0}
@@ -187,14 +173,7 @@ def test_splits_by_run_and_by_world_are_disjoint(plane_world, tmp_path):
 
 
 def test_disparity_is_cached_once_and_items_are_consistent(plane_world, tmp_path):
-    config = DatasetConfig(
-        train_pairs=6,
-        validation_pairs=2,
-        test_pairs=0,
-        image_width=128,
-        image_height=96,
-        split=SplitConfig(train=[0, 1], validation=[2, 3]),
-    )
+    config = small_dataset_config(train_pairs=6, validation_pairs=2, split=SplitConfig(train=[0, 1], validation=[2, 3]))
     manifest = build_dataset([plane_world], tmp_path / "ds", config, cache_dir=tmp_path / "cache")
     cache = manifest.disparity_cache()
     files = sorted(cache.directory.rglob("*.npy"))

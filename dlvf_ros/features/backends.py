@@ -119,6 +119,7 @@ class OrbBackend(_OpenCvBackend):
 
     name = "orb"
     descriptor_metric = "hamming"
+    descriptor_size = 32
     _descriptor_dtype = np.uint8
 
     def __init__(self, n_features: int = 1000, scale_factor: float = 1.2, n_levels: int = 8, fast_threshold: int = 20):
@@ -135,25 +136,18 @@ class OrbBackend(_OpenCvBackend):
             params,
         )
 
-    @property
-    def descriptor_size(self) -> int:
-        return 32
-
 
 class SiftBackend(_OpenCvBackend):
     """OpenCV SIFT: 128-D float descriptors compared by L2 distance with Lowe's ratio test."""
 
     name = "sift"
     descriptor_metric = "l2"
+    descriptor_size = 128
     _descriptor_dtype = np.float32
 
     def __init__(self, n_features: int = 1000, contrast_threshold: float = 0.04):
         params = {"n_features": n_features, "contrast_threshold": contrast_threshold}
         super().__init__(cv2.SIFT.create(nfeatures=n_features, contrastThreshold=contrast_threshold), params)
-
-    @property
-    def descriptor_size(self) -> int:
-        return 128
 
 
 class LearnedBackend(FeatureBackend):

@@ -1,4 +1,5 @@
-"""What launch/*.launch.py share: the node's launch arguments and the node action that passes them on.
+"""What launch/*.launch.py share: the node's launch arguments, the node action that passes them on, and
+`package_node`, how every node of this package is started (in the `namespace` argument, output on the screen).
 
 Every launch file declares `use_sim_time`, `params_file` (default: config/<node>.yaml of the package share directory,
 found by `dlvf_ros.package_share`), `namespace`, `model`, `map`, `rviz` and the input topics `left_image`,
@@ -37,19 +38,26 @@ INPUT_TOPICS = {
     "odom": "odom",
 }
 
+# what the `map` and `model` arguments are to each node
+MAP_DESCRIPTIONS = {"teach_node": "map store directory to create", "localizer_node": "teach map store directory"}
+MODEL_DESCRIPTIONS = {
+    "teach_node": "exported feature model (.pt); empty: the shipped one",
+    "localizer_node": "exported feature model (.pt) the map was built with",
+}
+
 
 def node_arguments(
     node_name: str,
     *,
-    map_description: str,
-    model_description: str,
+    map_description: str | None = None,
     use_sim_time: str = "false",
     use_sim_time_description: str = "use /clock (bag replay)",
     namespace_description: str = "namespace of the node and its topics",
     topics: dict[str, str] | None = None,
 ) -> list:
     """DeclareLaunchArgument actions of `COMMON_ARGUMENTS` for `node_name` (only `map` has no default); `topics`
-    overrides the default of topic arguments (`INPUT_TOPICS` keys)."""
+    overrides the default of topic arguments (`INPUT_TOPICS` keys), `map_description` the node's
+    `MAP_DESCRIPTIONS` entry."""
     from launch.actions import DeclareLaunchArgument
 
     from dlvf_ros.package_share import package_share_directory
@@ -60,8 +68,8 @@ def node_arguments(
         DeclareLaunchArgument("use_sim_time", default_value=use_sim_time, description=use_sim_time_description),
         DeclareLaunchArgument("params_file", default_value=default_params, description=f"{node_name} parameter file"),
         DeclareLaunchArgument("namespace", default_value="", description=namespace_description),
-        DeclareLaunchArgument("model", default_value="", description=model_description),
-        DeclareLaunchArgument("map", description=map_description),
+        DeclareLaunchArgument("model", default_value="", description=MODEL_DESCRIPTIONS[node_name]),
+        DeclareLaunchArgument("map", description=map_description or MAP_DESCRIPTIONS[node_name]),
         DeclareLaunchArgument("rviz", default_value="false", description="also start RViz2 with config/dlvf.rviz"),
         DeclareLaunchArgument("left_image", default_value=topic["left_image"], description="rectified left image"),
         DeclareLaunchArgument("right_image", default_value=topic["right_image"], description="rectified right image"),
@@ -71,20 +79,32 @@ def node_arguments(
     ]
 
 
-def node_action(node_name: str, parameters: dict | None = None):
-    """The launch_ros Node running `node_name` (executable and node name) with the arguments of `node_arguments`
-    and `parameters` over the params_file's."""
+def package_node(executable: str, *, parameters: list, remappings: list | None = None):
+    """The launch_ros Node running this package's `executable` (also the node's name) in the `namespace` argument,
+    its output on the screen, with `parameters` (files and dicts) and `remappings` ((from, to) pairs)."""
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
 
     return Node(
         package="dlvf_ros",
-        executable=node_name,
-        name=node_name,
+        executable=executable,
+        name=executable,
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         emulate_tty=True,
+        parameters=parameters,
+        remappings=remappings,
+    )
+
+
+def node_action(node_name: str, parameters: dict | None = None):
+    """`node_name` (teach_node or localizer_node) as a `package_node` with the arguments of `node_arguments` and
+    `parameters` over the params_file's."""
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    return package_node(
+        node_name,
         parameters=[
             LaunchConfiguration("params_file"),
             {

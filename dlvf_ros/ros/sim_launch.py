@@ -5,7 +5,7 @@ arguments (`SIM_ARGUMENTS`, declared by `sim_arguments`), sim_node (`sim_action`
 
 from __future__ import annotations
 
-from dlvf_ros.ros.launch_arguments import INPUT_TOPICS
+from dlvf_ros.ros.launch_arguments import INPUT_TOPICS, package_node
 
 SIM_ARGUMENTS = ("seed", "style", "lighting", "path_length", "image_width", "image_height", "camera_rate", "clock")
 
@@ -29,18 +29,12 @@ def sim_arguments(lighting: str) -> list:
 def sim_action(mode: str):
     """sim_node in `mode` (teach: drives the centreline; repeat: by cmd_vel) with the `sim_arguments`."""
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
 
     from dlvf_ros.package_share import package_share_directory
 
-    return Node(
-        package="dlvf_ros",
-        executable="sim_node",
-        name="sim_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
+    return package_node(
+        "sim_node",
         parameters=[
             str(package_share_directory() / "config" / "sim_node.yaml"),
             {
@@ -62,18 +56,12 @@ def sim_action(mode: str):
 def path_tracker_action():
     """path_tracker_node with the package's config/path_tracker_node.yaml, on the node's `odom` input argument."""
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
     from launch_ros.parameter_descriptions import ParameterValue
 
     from dlvf_ros.package_share import package_share_directory
 
-    return Node(
-        package="dlvf_ros",
-        executable="path_tracker_node",
-        name="path_tracker_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
+    return package_node(
+        "path_tracker_node",
         parameters=[
             str(package_share_directory() / "config" / "path_tracker_node.yaml"),
             {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},

@@ -18,10 +18,18 @@ from dlvf_ros.matching.descriptor_matching import MatchingConfig
 from dlvf_ros.training.augment import AugmentConfig
 
 
-def _check_positive(owner: str, **values) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{owner}.{name} must be > 0, got {value}")
+def _check_positive(config: object, *names: str) -> None:
+    """Refuse `config` unless each of its fields `names` is > 0."""
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be > 0, got {getattr(config, name)}")
+
+
+def _check_non_negative(config: object, *names: str) -> None:
+    """Refuse `config` unless each of its fields `names` is >= 0."""
+    for name in names:
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be >= 0, got {getattr(config, name)}")
 
 
 def _check_image_size(owner: str, width: int, height: int) -> None:
@@ -80,9 +88,8 @@ class DatasetConfig:
     sgbm: SgbmConfig = field(default_factory=SgbmConfig)
 
     def __post_init__(self) -> None:
-        _check_positive("DatasetConfig", max_edges=self.max_edges)
-        if min(self.train_pairs, self.validation_pairs, self.test_pairs) < 0:
-            raise ValueError("DatasetConfig: pair counts must be >= 0")
+        _check_positive(self, "max_edges")
+        _check_non_negative(self, "train_pairs", "validation_pairs", "test_pairs")
         _check_image_size("DatasetConfig", self.image_width, self.image_height)
 
 
@@ -96,7 +103,7 @@ class SoftMatchConfig:
     chunk_size: int = 128  # source keypoints per dense chunk (memory ~ chunk_size x H x W floats per pair)
 
     def __post_init__(self) -> None:
-        _check_positive("SoftMatchConfig", temperature=self.temperature, chunk_size=self.chunk_size)
+        _check_positive(self, "temperature", "chunk_size")
 
 
 @dataclass
@@ -108,7 +115,7 @@ class PipelineConfig:
     min_inliers: int = 6  # per batch element; fewer and the element is skipped (counted)
 
     def __post_init__(self) -> None:
-        _check_positive("PipelineConfig", outlier_threshold_m=self.outlier_threshold_m)
+        _check_positive(self, "outlier_threshold_m")
         if self.min_inliers < 3:
             raise ValueError(f"PipelineConfig.min_inliers must be >= 3 (a rigid transform), got {self.min_inliers}")
 
@@ -138,13 +145,8 @@ class LossConfig:
         extra_weights = [self.keypoint_weight, self.descriptor_weight, self.pose_scale, self.repeatability_weight]
         if min(self.planar_weights + self.full_weights + extra_weights + [self.score_weight]) < 0:
             raise ValueError("LossConfig: loss weights must be >= 0")
-        _check_positive(
-            "LossConfig",
-            descriptor_temperature=self.descriptor_temperature,
-            repeatability_max_px=self.repeatability_max_px,
-        )
-        if self.descriptor_exclusion_px < 0:
-            raise ValueError(f"LossConfig.descriptor_exclusion_px must be >= 0, got {self.descriptor_exclusion_px}")
+        _check_positive(self, "descriptor_temperature", "repeatability_max_px")
+        _check_non_negative(self, "descriptor_exclusion_px")
 
 
 @dataclass
@@ -169,18 +171,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_positive(
-            "TrainConfig",
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            grad_clip_norm=self.grad_clip_norm,
-            train_samples_per_epoch=self.train_samples_per_epoch,
-            validation_samples_per_epoch=self.validation_samples_per_epoch,
-            early_stopping_patience=self.early_stopping_patience,
-            torch_threads=self.torch_threads,
+            self,
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "grad_clip_norm",
+            "train_samples_per_epoch",
+            "validation_samples_per_epoch",
+            "early_stopping_patience",
+            "torch_threads",
         )
-        if self.num_workers < 0:
-            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+        _check_non_negative(self, "num_workers")
 
 
 # --- test ----------------------------------------------------------------------------------------------------------
@@ -211,12 +212,7 @@ class PerFrameConfig:
     torch_threads: int = 2
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "PerFrameConfig",
-            frame_stride=self.frame_stride,
-            max_edges=self.max_edges,
-            torch_threads=self.torch_threads,
-        )
+        _check_positive(self, "frame_stride", "max_edges", "torch_threads")
         if (self.image_width is None) != (self.image_height is None):
             raise ValueError("PerFrameConfig: set both image_width and image_height, or neither")
         if self.image_width is not None and self.image_height is not None:
