@@ -205,6 +205,8 @@ def plan(config: DemoConfig, work: Path, model: Path | None) -> tuple[list[Step]
                         str(config.replay_rate),
                         "--lighting",
                         lighting,
+                        "--initial-keyframe",  # each repeat starts at the taught path's start
+                        "0",
                         "--overwrite",
                         *model_args,
                     ],

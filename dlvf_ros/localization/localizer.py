@@ -301,7 +301,10 @@ class Localizer:
             )
             tracking = predicted is not None
             refused = self.path.refusal(T_map_vehicle, best.members)
-            if not (refused or tracking):  # tracking: the innovation gate tells a wrong keyframe's pose apart
+            strong_near_prior = (
+                prior is not None and best_refined.num_inliers >= self.config.gate.min_inliers_without_prediction
+            )
+            if not (refused or tracking or strong_near_prior):  # fix_gate rule 4
                 refused = submap_refusal(support, self.config.gate)
             if not refused:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)

@@ -67,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the bag ends, wait until no frame result arrived for this long (s)",
     )
     parser.add_argument("--ready-timeout-s", type=float, default=60.0, help="start-up limit for the node (s)")
+    parser.add_argument(
+        "--initial-keyframe",
+        type=int,
+        default=None,
+        help="the run starts at this keyframe of the taught path (a repeat from the path's start: 0); the localizer "
+        "starts up around it (localizer.initial_keyframe_id; default: the parameter file's)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing recording in --out")
 
 
@@ -98,11 +105,18 @@ def find_lighting(bag: Path) -> str | None:
 
 
 def write_node_parameters(base: Path, out: Path, overrides: dict) -> Path:
-    """A copy of the parameter file `base` with `overrides` set in the node's ros__parameters."""
+    """A copy of the parameter file `base` with `overrides` set in the node's ros__parameters (dotted names, e.g.
+    `localizer.initial_keyframe_id`, set the nested entry)."""
     data = yaml.safe_load(base.read_text()) or {}
     keys = [k for k in ("/**", f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}") if k in data]
     key = keys[-1] if keys else f"/**/{NODE_NAME}"
-    data.setdefault(key, {}).setdefault("ros__parameters", {}).update(overrides)
+    parameters = data.setdefault(key, {}).setdefault("ros__parameters", {})
+    for name, value in overrides.items():
+        *groups, leaf = name.split(".")
+        section = parameters
+        for group in groups:
+            section = section.setdefault(group, {})
+        section[leaf] = value
     fileio.atomic_write_text(out, yaml.safe_dump(data, sort_keys=False))
     return out
 
@@ -137,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["model"] = str(args.model.resolve())
     if args.backend is not None:
         overrides["backend"] = args.backend
+    if args.initial_keyframe is not None:
+        if not 0 <= args.initial_keyframe < len(store):
+            raise SystemExit(
+                f"dlvf replay: --initial-keyframe {args.initial_keyframe} is not in the map (ids 0..{len(store) - 1})"
+            )
+        overrides["localizer.initial_keyframe_id"] = args.initial_keyframe
     params_file = write_node_parameters(base_params_file, args.out / "localizer_params.yaml", overrides)
     lighting = args.lighting or find_lighting(args.bag.resolve()) or "unknown"
 
