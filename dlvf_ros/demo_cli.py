@@ -8,6 +8,8 @@ key of its inputs so a second run reuses what is still valid:
 4. `dlvf evaluate --per-frame`: errors against ground truth through the nodes, and the per-frame mode on the same
    bags beside it; then one table and one plot across backends and lightings: success, strict success, the wrong-fix
    rate (published poses outside the success bounds: the safety figure), inliers, errors, latency.
+5. `dlvf closed-loop` per closed-loop backend on the same world (seed and style): sim_node, localizer_node and
+   path_tracker_node drive a taught path at each closed-loop lighting, lock-step; its table and top-down plot.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from dlvf_ros import fileio
 from dlvf_ros.config import load_config, to_dict
+from dlvf_ros.evaluation.closed_loop import results_table
 from dlvf_ros.evaluation.metrics import STRICT, SUCCESS, SuccessCriteria
 
 BACKENDS = ("learned", "orb", "sift", "xfeat")
@@ -43,15 +46,21 @@ class DemoConfig:
     backends: list[str] = field(default_factory=lambda: list(BACKENDS))
     replay_rate: float = 2.0
     success: SuccessCriteria = field(default_factory=lambda: SUCCESS)
+    closed_loop_lightings: list[str] = field(default_factory=lambda: ["night", "glare"])  # empty: no closed loop
+    closed_loop_backends: list[str] = field(default_factory=lambda: ["learned", "orb"])
+    closed_loop_path_length_m: float = 25.0
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.backends) - set(BACKENDS))
-        if unknown:
-            raise ValueError(f"DemoConfig.backends: unknown {unknown}; choose from {list(BACKENDS)}")
+        for name in ("backends", "closed_loop_backends"):
+            unknown = sorted(set(getattr(self, name)) - set(BACKENDS))
+            if unknown:
+                raise ValueError(f"DemoConfig.{name}: unknown {unknown}; choose from {list(BACKENDS)}")
         if not self.lightings:
             raise ValueError("DemoConfig.lightings: give at least one repeat lighting")
         if not (self.path_length_m > 0 and self.spacing_m > 0 and self.replay_rate > 0):
             raise ValueError("DemoConfig: path_length_m, spacing_m and replay_rate must be > 0")
+        if not self.closed_loop_path_length_m > 0:
+            raise ValueError("DemoConfig: closed_loop_path_length_m must be > 0")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,7 +227,41 @@ def plan(config: DemoConfig, work: Path, model: Path | None) -> tuple[list[Step]
             replays[backend].append(out)
         replay_keys = [step.key for step in steps[-len(config.lightings) :]]
         steps.append(_evaluate_step(config, work, backend, model, replays[backend], replay_keys))
+    if config.closed_loop_lightings:
+        steps += [_closed_loop_step(config, work, backend, model) for backend in config.closed_loop_backends]
     return steps, replays
+
+
+def _closed_loop_step(config: DemoConfig, work: Path, backend: str, model: Path | None) -> Step:
+    """`dlvf closed-loop` of one backend on the demo's world, cached on its settings, model and code."""
+    out = work / "closed_loop" / backend
+    model_args = ["--model", str(model)] if backend == "learned" and model is not None else []
+    argv = [
+        "closed-loop",
+        "--out",
+        str(out),
+        "--seed",
+        str(config.world_seed),
+        "--style",
+        config.style,
+        "--path-length",
+        str(config.closed_loop_path_length_m),
+        "--teach-lighting",
+        config.teach_lighting,
+        "--lightings",
+        ",".join(config.closed_loop_lightings),
+        "--backend",
+        backend,
+        "--overwrite",
+        *model_args,
+    ]
+    key = _key(
+        argv[2:],
+        fileio.sha256_file(model) if model is not None and model_args else None,
+        source_fingerprint("sim", "features", "geometry", "matching", "localization", "control", "ros", "replay"),
+        source_fingerprint("evaluation"),
+    )
+    return Step(f"closed loop {backend}", argv, key, out / "closed_loop.json", work / "logs")
 
 
 def _evaluate_step(
@@ -324,12 +367,21 @@ def run(args: argparse.Namespace) -> int:
         "results": results,
         "wall_time_s": time.perf_counter() - started,
     }
-    fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
     print(
         f"\nTaught at {config.teach_lighting} on world {config.world_seed}; success = localized "
         f"{config.success.describe()}, strict {STRICT.describe()}; wrong fixes = published poses outside the success "
         "bounds (% of published, count); per-frame = each frame against its nearest keyframe, no odometry."
     )
     print(report)
+    closed_loop_runs: dict[str, dict] = {}
+    for backend in config.closed_loop_backends if config.closed_loop_lightings else []:
+        out = work / "closed_loop" / backend
+        closed_loop = json.loads((out / "closed_loop.json").read_text())
+        closed_loop_runs[backend] = closed_loop["runs"]
+        print(f"\nClosed loop, {backend}: the path tracker drives the taught path by the localizer's poses (lock-step)")
+        print(results_table(closed_loop["runs"]))
+        print(f"plot: {out / 'closed_loop.png'}")
+    summary["closed_loop"] = closed_loop_runs
+    fileio.atomic_write_text(work / "demo_summary.json", json.dumps(summary, indent=2))
     print(f"\nplots: {work / 'demo.png'}, per backend: {work / 'evaluation'}; summary: {work / 'demo_summary.json'}")
     return 0

@@ -43,7 +43,12 @@ def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
         "replay orb dusk",
         "replay orb night",
         "evaluate orb",
+        "closed loop learned",
+        "closed loop orb",
     ]
+    closed_loop = steps[-2].argv
+    assert closed_loop[closed_loop.index("--lightings") + 1] == "night,glare" and "--model" in closed_loop
+    assert closed_loop[closed_loop.index("--seed") + 1] == "100" and "--model" not in steps[-1].argv
     assert replays["orb"] == [tmp_path / "replays" / "orb" / "dusk", tmp_path / "replays" / "orb" / "night"]
     replay_night = steps[3].argv
     assert replay_night[replay_night.index("--bag") + 1].endswith("run_000002")  # run 2 is the second repeat
@@ -52,7 +57,13 @@ def test_plan_renders_teaches_then_replays_every_lighting_per_backend(tmp_path):
     model.write_bytes(b"other weights")
     steps_after, _ = demo_cli.plan(config, tmp_path, model)
     changed = [a.name for a, b in zip(steps, steps_after) if a.key != b.key]
-    assert changed == ["teach learned", "replay learned dusk", "replay learned night", "evaluate learned"]
+    assert changed == [
+        "teach learned",
+        "replay learned dusk",
+        "replay learned night",
+        "evaluate learned",
+        "closed loop learned",
+    ]
     evaluate_learned = steps[4].argv
     assert "--per-frame" in evaluate_learned and evaluate_learned[evaluate_learned.index("--model") + 1] == str(model)
     assert evaluate_learned[evaluate_learned.index("--max-translation-error-m") + 1] == "0.25"
