@@ -5,7 +5,10 @@ import dataclasses
 
 import numpy as np
 from test_localization_localizer import (  # noqa: F401
+    NUM_KEYFRAMES,
+    RIG,
     confirmed,
+    keyframe_pose,
     make_localizer,
     map_path,
     observe,
@@ -14,8 +17,11 @@ from test_localization_localizer import (  # noqa: F401
     world,
 )
 
+from dlvf_ros.features.backends import OrbBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.health import HealthState
+from dlvf_ros.localization.map_format import Keyframe
+from dlvf_ros.localization.map_store import MapWriter
 
 
 def test_relocalize_searches_the_whole_map_even_with_an_initial_keyframe(map_path, world):  # noqa: F811
@@ -118,3 +124,41 @@ def test_lost_by_frame_count_keeps_tracking_within_odometry_reach(map_path, worl
             assert result.fixed and pose_error(result.T_map_vehicle, T_true)[0] < 0.05
         else:
             assert not result.fixed and "held back" in result.fix_refused
+
+
+def _map_seen_by_one_keyframe(path, points_world, seen_by):
+    """A map of the trail whose keyframes other than `seen_by` carry other descriptors: a view near `seen_by`
+    matches that keyframe only (night: the lit ground near the robot is found in its own keyframe alone)."""
+    rng = np.random.default_rng(16)
+    writer = MapWriter.create(path, OrbBackend(), RIG)
+    for i in range(NUM_KEYFRAMES):
+        frame = observe(points_world, keyframe_pose(i), rng, max_points=100)
+        f = frame.features
+        descriptors = f.descriptors if i == seen_by else rng.integers(0, 256, f.descriptors.shape, dtype=np.uint8)
+        writer.add(
+            Keyframe(
+                i, i * 10**9, keyframe_pose(i), f.keypoints, descriptors, f.scores, frame.points_camera, frame.valid
+            )
+        )
+    return path
+
+
+def test_near_a_start_up_prior_a_strong_pose_needs_no_second_keyframe(tmp_path, world):  # noqa: F811
+    """Support from keyframe 0 alone: refused as a whole-map pose (submap agreement), and near the start-up prior
+    with fewer than `min_inliers_without_prediction` inliers; accepted near the prior with that many."""
+    path = _map_seen_by_one_keyframe(tmp_path / "trail", world, seen_by=0)
+    T_true = transforms.from_xyz_rpy(0.3, 0.3, 0.0, yaw=0.08)
+    rng = np.random.default_rng(17)
+    frame = observe(world, T_true, rng, max_points=100, noise_px=0.2)
+    result = make_localizer(path).localize(0, frame, odom(T_true))
+    assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
+
+    weak = make_localizer(path, initial_keyframe_id=0, gate={"min_inliers_without_prediction": 500})
+    result = weak.localize(0, frame, odom(T_true))
+    assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
+
+    localizer = make_localizer(path, initial_keyframe_id=0)
+    result = confirmed(localizer, 0, frame, odom(T_true))
+    support = sorted(result.inliers_per_keyframe.values())
+    assert result.fixed and support[-1] >= 40 and support[-2] < localizer.config.gate.min_inliers_second_keyframe
+    assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
