@@ -10,6 +10,7 @@ from dlvf_ros.localization.fix_gate import (
     TaughtPath,
     mahalanobis2,
     planar_innovation,
+    precision_refusal,
     submap_refusal,
 )
 
@@ -85,3 +86,15 @@ def test_a_pose_supported_by_one_keyframe_of_its_submap_is_refused():
     assert submap_refusal({7: 40}, config) == ""  # a one-keyframe submap has no second keyframe to ask
     reason = submap_refusal({31: 73, 30: 2, 32: 0}, config)
     assert "73 inliers from keyframe 31 alone" in reason and "at most 2" in reason
+
+
+def test_a_fix_known_no_better_than_the_limits_is_refused():
+    config = FixGateConfig(max_position_sigma_m=0.25, max_heading_sigma_deg=2.0)
+    covariance = np.diag([0.05**2, 0.1**2, 1.0, 1.0, 1.0, np.radians(1.5) ** 2])  # z, roll, pitch do not count
+    assert precision_refusal(covariance, config) == ""
+    heading = covariance.copy()
+    heading[5, 5] = np.radians(2.5) ** 2
+    assert "2.5 deg" in precision_refusal(heading, config)
+    correlated = covariance.copy()
+    correlated[:2, :2] = [[0.04, 0.035], [0.035, 0.04]]  # 0.2 m each axis, 0.27 m along the diagonal
+    assert "0.27 m" in precision_refusal(correlated, config)

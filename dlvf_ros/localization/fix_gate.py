@@ -30,6 +30,11 @@
    of one keyframe only (measured on the held-out-style world's night repeat: 44 of 80 frames fixed with 3 outside
    0.25 m / 2 deg without the rule, 15 with it and the same 3), and the innovation gate refused every pose off by
    metres.
+5. Precision (always, last): the 1-sigma planar position and heading uncertainty of the fix's covariance, which
+   holds the fit's own uncertainty and its disagreement with the odometry prediction, must be within
+   `max_position_sigma_m` and `max_heading_sigma_deg`. A fit on a few near, lit points at night can be centimetre-right
+   and degrees-wrong in heading; a pose known no better than a path tracker needs is no fix (measured on the
+   held-out-style world's night repeat: the three fixes outside 2 deg had 2.1-3.5 deg sigma).
 Distances are planar (x, y of the map frame): the path is driven on the ground and z carries odometry drift.
 """
 
@@ -83,8 +88,22 @@ class FixGateConfig:
         (0, 1_000_000),
     )
 
+    max_position_sigma_m: float = setting(
+        0.25, "refuse a pose whose 1-sigma planar position uncertainty (m) exceeds this", (0.001, 1000.0)
+    )
+    max_heading_sigma_deg: float = setting(
+        2.0, "refuse a pose whose 1-sigma heading uncertainty (deg) exceeds this", (0.01, 180.0)
+    )
+
     def __post_init__(self) -> None:
-        for name in ("max_mahalanobis2", "end_reach_spacings", "keyframe_reach_spacings", "max_keyframe_angle_deg"):
+        for name in (
+            "max_mahalanobis2",
+            "end_reach_spacings",
+            "keyframe_reach_spacings",
+            "max_keyframe_angle_deg",
+            "max_position_sigma_m",
+            "max_heading_sigma_deg",
+        ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"FixGateConfig.{name} must be finite and positive, got {value}")
@@ -128,6 +147,18 @@ def submap_refusal(inliers_per_keyframe: dict[int, int], config: FixGateConfig) 
     return (
         f"{most} inliers from keyframe {first} alone, at most {second} from the other keyframes of its submap "
         f"(needs {config.min_inliers_second_keyframe}): they contradict it"
+    )
+
+
+def precision_refusal(covariance: np.ndarray, config: FixGateConfig) -> str:
+    """Why a pose with this 6x6 ROS covariance (m^2, rad^2) is too uncertain to publish (rule 5); "" if it is not."""
+    sigma_m = float(np.sqrt(max(np.linalg.eigvalsh(covariance[:2, :2]).max(), 0.0)))
+    sigma_deg = float(np.degrees(np.sqrt(max(covariance[5, 5], 0.0))))
+    if sigma_m <= config.max_position_sigma_m and sigma_deg <= config.max_heading_sigma_deg:
+        return ""
+    return (
+        f"too uncertain: 1-sigma {sigma_m:.2f} m, {sigma_deg:.1f} deg (limits {config.max_position_sigma_m} m, "
+        f"{config.max_heading_sigma_deg} deg)"
     )
 
 

@@ -45,6 +45,7 @@ from dlvf_ros.localization.fix_gate import (
     TaughtPath,
     mahalanobis2,
     planar_innovation,
+    precision_refusal,
     submap_refusal,
 )
 from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoFrontend
@@ -308,6 +309,9 @@ class Localizer:
                 refused = submap_refusal(support, self.config.gate)
             if not refused:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
+            if fix is not None:  # its covariance now holds the disagreement with odometry too
+                refused = precision_refusal(fix.covariance, self.config.gate)
+                fix = None if refused else fix
 
         fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
