@@ -143,22 +143,15 @@ def _map_seen_by_one_keyframe(path, points_world, seen_by):
     return path
 
 
-def test_near_a_start_up_prior_a_strong_pose_needs_no_second_keyframe(tmp_path, world):  # noqa: F811
-    """Support from keyframe 0 alone: refused as a whole-map pose (submap agreement), and near the start-up prior
-    with fewer than `min_inliers_without_prediction` inliers; accepted near the prior with that many."""
+def test_a_pose_from_one_keyframe_needs_a_second_one_even_near_the_start_up_prior(tmp_path, world):  # noqa: F811
+    """Support from keyframe 0 alone, 100 inliers, the pose right: refused without a prediction, whether the whole map
+    is searched or the start-up prior's window (a self-similar view gives such poses wrong too); once tracking, the
+    innovation gate decides instead."""
     path = _map_seen_by_one_keyframe(tmp_path / "trail", world, seen_by=0)
     T_true = transforms.from_xyz_rpy(0.3, 0.3, 0.0, yaw=0.08)
     rng = np.random.default_rng(17)
     frame = observe(world, T_true, rng, max_points=100, noise_px=0.2)
-    result = make_localizer(path).localize(0, frame, odom(T_true))
-    assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
-
-    weak = make_localizer(path, initial_keyframe_id=0, gate={"min_inliers_without_prediction": 500})
-    result = weak.localize(0, frame, odom(T_true))
-    assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
-
-    localizer = make_localizer(path, initial_keyframe_id=0)
-    result = confirmed(localizer, 0, frame, odom(T_true))
-    support = sorted(result.inliers_per_keyframe.values())
-    assert result.fixed and support[-1] >= 40 and support[-2] < localizer.config.gate.min_inliers_second_keyframe
-    assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+    for localizer in (make_localizer(path), make_localizer(path, initial_keyframe_id=0)):
+        result = localizer.localize(0, frame, odom(T_true))
+        assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
+        assert max(result.inliers_per_keyframe.values()) >= 40

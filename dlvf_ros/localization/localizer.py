@@ -302,10 +302,7 @@ class Localizer:
             )
             tracking = predicted is not None
             refused = self.path.refusal(T_map_vehicle, best.members)
-            strong_near_prior = (
-                prior is not None and best_refined.num_inliers >= self.config.gate.min_inliers_without_prediction
-            )
-            if not (refused or tracking or strong_near_prior):  # fix_gate rule 4
+            if not (refused or tracking):  # fix_gate rule 4
                 refused = submap_refusal(support, self.config.gate)
             if not refused:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
