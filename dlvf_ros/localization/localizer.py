@@ -306,6 +306,13 @@ class Localizer:
                 refused = submap_refusal(support, self.config.gate)
             if not refused:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
+            disagrees = innovation_m2 > self.config.gate.max_mahalanobis2  # False for NaN (not gated)
+            if fix is None and tracking and disagrees and self.health.state == HealthState.LOST:
+                # the prediction itself may be wrong (a wrong fix followed by odometry): while LOST a pose that
+                # disagrees with it can still re-localize the way a start-up pose does (fix_gate rules 2 and 4)
+                refused = submap_refusal(support, self.config.gate)
+                if not refused:
+                    fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, False, None)
             if fix is not None:  # its covariance now holds the disagreement with odometry too
                 refused = precision_refusal(fix.covariance, self.config.gate)
                 fix = None if refused else fix
