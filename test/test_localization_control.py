@@ -155,3 +155,19 @@ def test_a_pose_from_one_keyframe_needs_a_second_one_even_near_the_start_up_prio
         result = localizer.localize(0, frame, odom(T_true))
         assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
         assert max(result.inliers_per_keyframe.values()) >= 40
+
+
+def test_lost_after_a_wrong_prediction_re_localizes_like_a_start_up(map_path, world):  # noqa: F811
+    """A fix at 8 m, then odometry that says the vehicle stayed while it drove to 10 m (a wrong prediction, as after
+    a wrong fix): the views' poses disagree with the prediction and are refused until the health is LOST; then two
+    that agree with each other (40 inliers, submap agreement) re-localize."""
+    rng = np.random.default_rng(18)
+    localizer = make_localizer(map_path, health={"frames_to_lose": 3})
+    T_start = transforms.from_xyz_rpy(8.0, 0.2, 0.0)
+    assert confirmed(localizer, 0, observe(world, T_start, rng), odom(T_start)).fixed
+    T_true = transforms.from_xyz_rpy(10.0, 0.2, 0.0)
+    results = [localizer.localize(k * 10**8, observe(world, T_true, rng), odom(T_start)) for k in range(1, 7)]
+    assert all("disagrees with the odometry prediction" in r.fix_refused for r in results[:3])
+    assert results[2].state == HealthState.LOST
+    fixed = [r for r in results if r.fixed]
+    assert fixed and all(pose_error(r.T_map_vehicle, T_true)[0] < 0.05 for r in fixed)
