@@ -13,6 +13,8 @@
    odometry: two views from two places must agree. Near a start-up prior (an initial pose, e.g. /initialpose, or the
    initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, and must also pass
    the innovation gate against the prior: a robot parked at the start of its taught path is localized at night too.
+   While LOST, a pose that disagrees with the prediction takes this path too: the prediction may be a wrong fix
+   followed by odometry, which the innovation gate alone would keep for the whole odometry reach.
 3. Taught path (always), with the keyframe spacing s (median distance between consecutive keyframes):
    - a fix whose nearest keyframe is the first or the last must not lie more than `end_reach_spacings` x s beyond it
      along the path (a partial map: frames past its end get no fix);
