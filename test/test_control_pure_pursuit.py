@@ -10,9 +10,9 @@ from dlvf_ros.control.pure_pursuit import (
     TrackerMode,
     path_curvatures,
     point_on_path,
-    position_std_m,
 )
 from dlvf_ros.geometry import transforms
+from dlvf_ros.localization.covariance import planar_position_std_m
 from dlvf_ros.localization.path_tracking import TaughtPath
 
 DT_NS = 50_000_000  # odometry at 20 Hz
@@ -144,7 +144,7 @@ def test_geometry_helpers():
     end = path.T_map_vertex[-1, :2, 3]
     beyond = point_on_path(path, path.length_m + 1.0)
     assert np.linalg.norm(beyond - end) == pytest.approx(1.0)
-    assert position_std_m(np.diag([0.04, 0.09, 1, 1, 1, 1])) == pytest.approx(0.3)
-    assert position_std_m(None) == np.inf
+    assert planar_position_std_m(np.diag([0.04, 0.09, 1, 1, 1, 1])) == pytest.approx(0.3)
+    assert planar_position_std_m(None) == np.inf
     with pytest.raises(ValueError, match="min_speed_mps"):
         PathTrackerConfig(min_speed_mps=2.0, max_speed_mps=1.0)

@@ -29,6 +29,7 @@ import numpy as np
 from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.interpolation import interpolate_poses
+from dlvf_ros.localization.covariance import planar_position_std_m
 from dlvf_ros.localization.path_tracking import TaughtPath
 
 NS_PER_S = 1_000_000_000
@@ -137,16 +138,6 @@ def pursuit_curvature(T_map_vehicle: np.ndarray, target_xy: np.ndarray) -> float
     return 0.0 if distance_sq < 1e-12 else float(2.0 * y / distance_sq)
 
 
-def position_std_m(covariance: np.ndarray | None) -> float:
-    """The largest planar (x, y) standard deviation of a 6x6 pose covariance (m); inf when unknown."""
-    if covariance is None:
-        return float("inf")
-    xy = np.asarray(covariance, dtype=np.float64)[:2, :2]
-    if not np.all(np.isfinite(xy)):
-        return float("inf")
-    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (xy + xy.T))[-1], 0.0)))
-
-
 class PathTracker:
     """See the module docstring. Call `localize` for each localizer update and `command` for each odometry sample."""
 
@@ -174,7 +165,7 @@ class PathTracker:
         if T_odom_vehicle is None:
             return False
         self.T_map_odom = np.asarray(T_map_vehicle, dtype=np.float64) @ transforms.invert(T_odom_vehicle)
-        self._latest_good = bool(localized) and position_std_m(covariance) <= self.config.max_position_std_m
+        self._latest_good = bool(localized) and planar_position_std_m(covariance) <= self.config.max_position_std_m
         if self._latest_good:  # the odometry distance driven since the image was taken
             self.distance_since_good_m = float(np.linalg.norm(self._odometry[-1][1][:3, 3] - T_odom_vehicle[:3, 3]))
             self.last_good_ns = int(stamp_ns)

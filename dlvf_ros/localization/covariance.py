@@ -52,6 +52,16 @@ class CovarianceConfig:
 PLANAR_INDEX = (0, 1, 5)  # x, y and rz (heading) in the ROS covariance order (x, y, z, rx, ry, rz)
 
 
+def planar_position_std_m(covariance: np.ndarray | None) -> float:
+    """The largest planar (x, y) standard deviation of a 6x6 ROS pose covariance (m); inf when unknown."""
+    if covariance is None:
+        return float("inf")
+    xy = np.asarray(covariance, dtype=np.float64)[:2, :2]
+    if not np.all(np.isfinite(xy)):
+        return float("inf")
+    return float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (xy + xy.T))[-1], 0.0)))
+
+
 def skew(v: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
-from dlvf_ros.localization.covariance import PLANAR_INDEX
+from dlvf_ros.localization.covariance import PLANAR_INDEX, planar_position_std_m
 
 
 @dataclass
@@ -155,7 +155,7 @@ def submap_refusal(inliers_per_keyframe: dict[int, int], config: FixGateConfig) 
 
 def precision_refusal(covariance: np.ndarray, config: FixGateConfig) -> str:
     """Why a pose with this 6x6 ROS covariance (m^2, rad^2) is too uncertain to publish (rule 5); "" if it is not."""
-    sigma_m = float(np.sqrt(max(np.linalg.eigvalsh(covariance[:2, :2]).max(), 0.0)))
+    sigma_m = planar_position_std_m(covariance)
     sigma_deg = float(np.degrees(np.sqrt(max(covariance[5, 5], 0.0))))
     if sigma_m <= config.max_position_sigma_m and sigma_deg <= config.max_heading_sigma_deg:
         return ""
