@@ -137,7 +137,8 @@ def refused_start_log(module: str, log_dir: Path, **start_args) -> str:
     that it exits with status 1 within 60 s; returns its log."""
     process = start_ros_process(python_module_command(module), log_dir=log_dir, **start_args)
     with process:
-        assert process.wait(timeout_s=60.0) == 1
+        returncode = process.wait(timeout_s=60.0)
+    assert returncode == 1, f"{module} exited with {returncode}, not 1; its log:\n{process.log_text(tail_lines=40)}"
     return process.log_text()
 
 

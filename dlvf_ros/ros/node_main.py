@@ -2,11 +2,13 @@
 
 rclpy's default SIGINT handling races with `take_message` during shutdown (about 2 exits in 15 returned 1 here);
 a flag set by our own handler and a `spin_once` loop exit cleanly every time. A node
-whose start-up fails with `StartupError` logs one FATAL line naming the problem and the process exits with 1.
+whose start-up fails with `StartupError` logs one FATAL line naming the problem, destroys what it had created while
+the context is still valid, and the process exits with 1.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -36,10 +38,14 @@ def run_node(make_node: Callable[[], ClosableNode], name: str, argv: list[str] |
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
     try:
+        startup_error = ""
         try:
             node = make_node()
         except StartupError as exc:
-            rclpy.logging.get_logger(name).fatal(str(exc))
+            startup_error = str(exc)
+        if startup_error:
+            rclpy.logging.get_logger(name).fatal(startup_error)
+            gc.collect()  # the half-built node (held by the traceback) releases its DDS entities before shutdown
             return 1
         if not isinstance(node, Node):
             raise TypeError(f"{name}: make_node returned a {type(node).__name__}, not an rclpy Node")
