@@ -98,14 +98,23 @@ def test_the_speed_drops_in_the_curve():
     assert commands[-1].mode == TrackerMode.FINISHED
 
 
-def test_it_does_not_move_before_a_good_fix():
-    tracker = PathTracker(straight_then_arc(), PathTrackerConfig())
+def test_before_a_good_fix_it_creeps_straight_ahead_at_most_the_start_creep():
+    config = PathTrackerConfig(start_creep_m=0.6, start_creep_speed_mps=0.15)
+    tracker = PathTracker(straight_then_arc(), config)
     vehicle = Unicycle(0.0, 0.0, 0.0)
-    commands, _ = run(tracker, vehicle, 20, fix=lambda k: False)
-    assert all(c.linear_mps == 0.0 and c.angular_rad_s == 0.0 and c.mode == TrackerMode.WAITING for c in commands)
+    commands, _ = run(tracker, vehicle, 200, fix=lambda k: False)  # 10 s at 20 Hz: long enough to creep 0.6 m
+    assert all(c.mode == TrackerMode.WAITING and c.angular_rad_s == 0.0 for c in commands)
+    assert max(c.linear_mps for c in commands) <= config.start_creep_speed_mps + 1e-9
+    assert 0.55 <= vehicle.distance_m <= 0.61 and commands[-1].linear_mps < 0.01  # (one 50 ms step past it at most)
     uncertain = np.diag([1.0, 1.0, 0.01, 1e-4, 1e-4, 1e-4])  # 1 m standard deviation: not good
-    commands, _ = run(tracker, vehicle, 20, covariance=uncertain, start=20)
-    assert all(c.linear_mps == 0.0 for c in commands) and vehicle.distance_m == 0.0
+    crept_m = vehicle.distance_m
+    commands, _ = run(tracker, vehicle, 20, covariance=uncertain, start=200)
+    assert all(c.linear_mps < 0.01 for c in commands) and vehicle.distance_m - crept_m < 0.01
+
+    still = PathTracker(straight_then_arc(), PathTrackerConfig(start_creep_m=0.0))
+    vehicle = Unicycle(0.0, 0.0, 0.0)
+    commands, _ = run(still, vehicle, 20, fix=lambda k: False)
+    assert all(c.linear_mps == 0.0 and c.angular_rad_s == 0.0 for c in commands) and vehicle.distance_m == 0.0
 
 
 @pytest.mark.parametrize("lost_distance_m", [0.5, 1.0])

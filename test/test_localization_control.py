@@ -143,18 +143,40 @@ def _map_seen_by_one_keyframe(path, points_world, seen_by):
     return path
 
 
-def test_a_pose_from_one_keyframe_needs_a_second_one_even_near_the_start_up_prior(tmp_path, world):  # noqa: F811
-    """Support from keyframe 0 alone, 100 inliers, the pose right: refused without a prediction, whether the whole map
-    is searched or the start-up prior's window (a self-similar view gives such poses wrong too); once tracking, the
-    innovation gate decides instead."""
+def test_a_pose_from_one_keyframe_needs_a_second_one_or_motion_near_the_start_up_prior(tmp_path, world):  # noqa: F811
+    """Support from keyframe 0 alone, 100 inliers, the pose right: refused without a prediction when the whole map is
+    searched, and near the start-up prior as long as the vehicle stands (a self-similar view gives such poses wrong
+    too: "standing on the keyframe"). Near the prior it is a fix once a pose further on agrees with it through
+    odometry and would not without the motion; poses that stay put while odometry moves (snapped, wrong) never are."""
     path = _map_seen_by_one_keyframe(tmp_path / "trail", world, seen_by=0)
-    T_true = transforms.from_xyz_rpy(0.3, 0.3, 0.0, yaw=0.08)
     rng = np.random.default_rng(17)
-    frame = observe(world, T_true, rng, max_points=100, noise_px=0.2)
-    for localizer in (make_localizer(path), make_localizer(path, initial_keyframe_id=0)):
-        result = localizer.localize(0, frame, odom(T_true))
-        assert not result.fixed and "from keyframe 0 alone" in result.fix_refused, result.fix_refused
-        assert max(result.inliers_per_keyframe.values()) >= 40
+    T_start = transforms.from_xyz_rpy(0.3, 0.3, 0.0, yaw=0.08)
+
+    def views(poses, odometry):
+        return [
+            localizer.localize(k * 10**8, observe(world, T, rng, max_points=100, noise_px=0.2), odom(T_odom))
+            for k, (T, T_odom) in enumerate(zip(poses, odometry))
+        ]
+
+    standing = [T_start] * 6
+    localizer = make_localizer(path)
+    results = views(standing, standing)
+    assert not any(r.fixed for r in results) and "from keyframe 0 alone" in results[-1].fix_refused
+
+    localizer = make_localizer(path, initial_keyframe_id=0)
+    results = views(standing, standing)
+    assert not any(r.fixed for r in results) and "moves with odometry" in results[-1].fix_refused
+    assert max(results[-1].inliers_per_keyframe.values()) >= 40
+
+    creeping = [T_start @ transforms.from_xyz_rpy(0.12 * k, 0.0, 0.0) for k in range(6)]
+    localizer = make_localizer(path, initial_keyframe_id=0)
+    results = views(creeping, creeping)
+    assert not results[0].fixed and all(r.fixed for r in results[3:])  # fixed once it has moved (0.24 m here)
+    assert all(pose_error(r.T_map_vehicle, T)[0] < 0.05 for r, T in zip(results[3:], creeping[3:]))
+
+    localizer = make_localizer(path, initial_keyframe_id=0)
+    results = views(standing, creeping)  # the views stay on keyframe 0 while odometry drives 0.6 m
+    assert not any(r.fixed for r in results)
 
 
 def test_lost_after_a_wrong_prediction_re_localizes_like_a_start_up(map_path, world):  # noqa: F811

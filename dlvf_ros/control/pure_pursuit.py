@@ -14,8 +14,11 @@ ahead (within `curvature_preview_m`) curves, never below `min_speed_mps` there; 
 Safety: an update is good when the localizer is localized and the pose's planar position standard deviation is at
 most `max_position_std_m`. Without a good update the vehicle drives on odometry for at most `lost_distance_m` (the
 speed ramps down at `deceleration_mps2` so that it stands still by then) and `lost_time_s`; then it stops and stays
-stopped until a good update arrives (it resumes by itself). Before the first good update it does not move. At the
-end of the path (progress within `goal_tolerance_m` of its length) it stops for good.
+stopped until a good update arrives (it resumes by itself). Before the first good update it creeps straight ahead
+on odometry at `start_creep_speed_mps` for at most `start_creep_m`, then stands: a robot parked at its path's start
+may see one keyframe only (night), and the localizer confirms such a pose only by a second one taken further on
+(fix_gate rule 4); `start_creep_m` 0 keeps it still. At the end of the path (progress within
+`goal_tolerance_m` of its length) it stops for good.
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ class PathTrackerConfig:
         1.0, "without a good update the vehicle stands still within this odometry distance (m)", (0.0, 100.0)
     )
     lost_time_s: float = setting(5.0, "without a good update for this long (s) the vehicle stops", (0.0, 3600.0))
+    start_creep_m: float = setting(
+        0.6,
+        "before the first good update the vehicle creeps straight ahead on odometry for at most this (m; 0: still)",
+        (0.0, 10.0),
+    )
+    start_creep_speed_mps: float = setting(0.15, "speed of the start-up creep (m/s)", (0.01, 10.0))
     update_timeout_s: float = setting(
         0.5, "no localizer update for this long (s) counts as dead reckoning (the mode reported)", (0.001, 60.0)
     )
@@ -151,6 +160,7 @@ class PathTracker:
         self.last_good_ns: int | None = None
         self._odometry: deque[tuple[int, np.ndarray]] = deque(maxlen=ODOMETRY_HISTORY)
         self._vertex_hint: int | None = None
+        self._start_T_odom_vehicle: np.ndarray | None = None  # the first odometry sample: where the creep starts
         self._latest_good = False
         self._last_update_ns = 0
 
@@ -178,8 +188,10 @@ class PathTracker:
         if self._odometry and self.last_good_ns is not None and stamp_ns > self._odometry[-1][0]:
             self.distance_since_good_m += float(np.linalg.norm(T_odom_vehicle[:3, 3] - self._odometry[-1][1][:3, 3]))
         self._odometry.append((int(stamp_ns), T_odom_vehicle))
+        if self._start_T_odom_vehicle is None:
+            self._start_T_odom_vehicle = T_odom_vehicle
         if self.mode == TrackerMode.FINISHED or self.T_map_odom is None or self.last_good_ns is None:
-            return self._answer(stamp_ns, 0.0, 0.0, None)
+            return self._answer(stamp_ns, self._creep_speed(T_odom_vehicle), 0.0, None)
         T_map_vehicle = self.T_map_odom @ T_odom_vehicle
         position = self.path.locate(T_map_vehicle, None, self._vertex_hint)
         self._vertex_hint = position.vertex_id
@@ -202,6 +214,14 @@ class PathTracker:
         if abs(curvature) * speed > cfg.max_yaw_rate_rad_s:
             speed = cfg.max_yaw_rate_rad_s / abs(curvature)
         return self._answer(stamp_ns, speed, speed * curvature, position)
+
+    def _creep_speed(self, T_odom_vehicle: np.ndarray) -> float:
+        """Before the first good update: the start-up creep's speed, braking onto `start_creep_m` (0 after it)."""
+        cfg = self.config
+        if self.mode == TrackerMode.FINISHED or self.last_good_ns is not None or self._start_T_odom_vehicle is None:
+            return 0.0
+        driven_m = float(np.linalg.norm(T_odom_vehicle[:3, 3] - self._start_T_odom_vehicle[:3, 3]))
+        return min(cfg.start_creep_speed_mps, self._braking_speed(cfg.start_creep_m - driven_m))
 
     def _scheduled_speed(self, progress_m: float) -> float:
         cfg = self.config

@@ -25,9 +25,13 @@
    apart agree on one pose; "the same image place" matches of a self-similar view (night: the headlight-lit ground)
    explain it as standing on one keyframe, which the others contradict; a prior metres wide or the confirmation
    cannot tell them from a true pose, whatever their number of inliers (SIFT in the evening: 99 inliers from one
-   keyframe, 0.92 m off, confirmed by the next frame near the start-up prior). The price: a robot parked at night on
-   its path's start may match its own keyframe only (closed loop at 320x240, 0.3 m and 5 deg off the path: 70
-   inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm) and never get a first fix. While
+   keyframe, 0.92 m off, confirmed by the next frame near the start-up prior). Such poses stay on their keyframe
+   while the vehicle moves, true ones move with it: near a start-up prior, a one-keyframe pose is a fix when an
+   earlier pose near the prior agrees with it propagated by odometry, and the innovation gate refuses it without the
+   motion odometry measured between them (the vehicle moved, distinguishably, and the pose with it; a robot
+   parked at night on its path's start matches its own keyframe only: closed loop at 320x240, 0.3 m and 5 deg off the
+   path, 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm; the path tracker creeps
+   ahead before its first fix, `PathTrackerConfig.start_creep_m`, so that it gets one). While
    tracking the rule is not applied: at night the near, lit ground that the
    current view shares with the next keyframes is seen there at another scale, so true poses often have the support
    of one keyframe only (measured on the held-out-style world's night repeat: 44 of 80 frames fixed with 3 outside

@@ -30,7 +30,9 @@ state changes, so the localizer keeps working on the next good frame.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +57,8 @@ from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.localization.refine import RefineConfig, RefineResult
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
 from dlvf_ros.matching.descriptor_matching import MatchingConfig
+
+MOVING_CANDIDATES = 50  # one-keyframe poses near the start-up prior kept for confirmation by motion
 
 
 def localizer_ransac() -> RansacConfig:
@@ -206,6 +210,9 @@ class Localizer:
         self._last_stamp_ns: int | None = None
         self._odometer_m = 0.0
         self._frames_without_fix = 0
+        self._frames_off_prior = 0  # frames without a fix in which no pose agreed with the start-up prior
+        self._prior_agreed = False  # this frame's pose passed the innovation gate against the start-up prior
+        self._moving_candidates: deque[_Fix] = deque(maxlen=MOVING_CANDIDATES)  # fix_gate rule 4, near a prior
         self._start_up_window = True  # initial_keyframe_id applies
         self._seed: tuple[np.ndarray, np.ndarray] | None = None  # an initial pose and its covariance (ROS order)
         self._start_prior: _Fix | None = None  # the start-up prior, held at the odometry of the first frame after it
@@ -302,9 +309,14 @@ class Localizer:
             )
             tracking = predicted is not None
             refused = self.path.refusal(T_map_vehicle, best.members)
-            if not (refused or tracking):  # fix_gate rule 4
-                refused = submap_refusal(support, self.config.gate)
-            if not refused:
+            one_keyframe = "" if refused or tracking else submap_refusal(support, self.config.gate)  # rule 4
+            if refused or (one_keyframe and prior is None):
+                refused = refused or one_keyframe
+            elif one_keyframe and prior is not None:
+                fix, refused, innovation_m2 = self._confirm_by_motion(
+                    found, best_refined.num_inliers, prior, one_keyframe
+                )
+            else:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
             disagrees = innovation_m2 > self.config.gate.max_mahalanobis2  # False for NaN (not gated)
             if fix is None and tracking and disagrees and self.health.state == HealthState.LOST:
@@ -319,6 +331,8 @@ class Localizer:
 
         fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
+        self._frames_off_prior = 0 if fixed else self._frames_off_prior + (not self._prior_agreed)
+        self._prior_agreed = False
         if fix is not None and best is not None and best_refined is not None:  # a fix is the best submap's pose
             num_inliers, keyframe_id, num_matches = best_refined.num_inliers, best.reference, len(best.matches)
             inlier_points_camera = best.matches.src[best_refined.inliers]
@@ -384,9 +398,10 @@ class Localizer:
                     np.nan,
                 )
             if prior is not None:
-                innovation, distance2 = self._innovation(prior, found)
-                if distance2 > gate.max_mahalanobis2:
-                    return None, self._disagreement("the start-up prior", innovation, distance2), distance2
+                refusal, distance2 = self._prior_refusal(prior, found)
+                if refusal:
+                    return None, refusal, distance2
+                self._moving_candidates.append(found)  # it may confirm a one-keyframe pose by motion too
             reference, self._unconfirmed = self._unconfirmed, found
             if reference is None:
                 return (
@@ -403,6 +418,39 @@ class Localizer:
             return None, self._disagreement(what, innovation, distance2), distance2
         found.covariance = with_disagreement(found.covariance, innovation)
         return found, "", distance2
+
+    def _confirm_by_motion(
+        self, found: _Fix, num_inliers: int, prior: _Fix, one_keyframe: str
+    ) -> tuple[_Fix | None, str, float]:
+        """(fix or None, why not, squared Mahalanobis innovation) for a pose near the start-up prior that one keyframe
+        of its submap alone supports (`one_keyframe`: rule 4's refusal). It needs `gate.min_inliers_with_prior` inliers
+        and must agree with the prior; it is a fix if an earlier pose near the prior agrees with it propagated by
+        odometry and *not* without that motion (the innovation gate refuses the vehicle having stood still): a true
+        pose moves with the vehicle, a "standing on the keyframe" one stays on its keyframe. Otherwise it is held."""
+        gate = self.config.gate
+        if num_inliers < gate.min_inliers_with_prior:
+            needs = f"near the start-up prior it needs {gate.min_inliers_with_prior} inliers"
+            return None, f"{one_keyframe}; {needs}", np.nan
+        refusal, distance2 = self._prior_refusal(prior, found)
+        if refusal:
+            return None, refusal, distance2
+        for earlier in reversed(self._moving_candidates):  # the latest first
+            innovation, distance2 = self._innovation(earlier, found)
+            standing = dataclasses.replace(earlier, T_odom_vehicle=found.T_odom_vehicle)  # no motion between them
+            if distance2 <= gate.max_mahalanobis2 and self._innovation(standing, found)[1] > gate.max_mahalanobis2:
+                found.covariance = with_disagreement(found.covariance, innovation)
+                return found, "", distance2
+        self._moving_candidates.append(found)
+        return None, f"{one_keyframe}; held back until a pose further on moves with odometry from it", np.nan
+
+    def _prior_refusal(self, prior: _Fix, found: _Fix) -> tuple[str, float]:
+        """(why `found` disagrees with the start-up prior or "", squared Mahalanobis innovation); notes an agreement
+        (the prior then holds for this frame, `_start_prior_pose`)."""
+        innovation, distance2 = self._innovation(prior, found)
+        if distance2 > self.config.gate.max_mahalanobis2:
+            return self._disagreement("the start-up prior", innovation, distance2), distance2
+        self._prior_agreed = True
+        return "", distance2
 
     def _innovation(self, reference: _Fix, found: _Fix) -> tuple[np.ndarray, float]:
         """(planar innovation, squared Mahalanobis distance) of `found` against `reference` propagated by odometry,
@@ -439,9 +487,9 @@ class Localizer:
     def _start_prior_pose(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> _Fix | None:
         """Where the vehicle is believed to be before its first fix: an initial pose (`seed`) or, at start-up,
         `initial_keyframe_id` (with `start_sigma_m` / `start_sigma_deg`), taken as a pose at the odometry of the first
-        frame after it. It holds for `health.frames_to_lose` frames without a fix (then the whole map is searched);
-        None when there is none or a fix exists."""
-        if self._fix is not None or self._frames_without_fix >= self.config.health.frames_to_lose:
+        frame after it. It holds until `health.frames_to_lose` frames without a fix found no pose that agrees with it
+        (then the whole map is searched); None when there is none or a fix exists."""
+        if self._fix is not None or self._frames_off_prior >= self.config.health.frames_to_lose:
             return None
         if self._start_prior is None:
             if self._seed is not None:
