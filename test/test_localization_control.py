@@ -178,6 +178,14 @@ def test_a_pose_from_one_keyframe_needs_a_second_one_or_motion_near_the_start_up
     results = views(standing, creeping)  # the views stay on keyframe 0 while odometry drives 0.6 m
     assert not any(r.fixed for r in results)
 
+    # only at the start, against the start's keyframe: a view matching another keyframe alone moves with the vehicle
+    # when it is matched one keyframe spacing off all along (SIFT at night), so a start 2 m on is not fixed so
+    path_1 = _map_seen_by_one_keyframe(tmp_path / "trail_1", world, seen_by=1)
+    localizer = make_localizer(path_1, initial_keyframe_id=0, start_sigma_m=2.0)
+    further = [transforms.from_xyz_rpy(2.3 + 0.12 * k, 0.3, 0.0, yaw=0.08) for k in range(6)]
+    results = views(further, further)
+    assert not any(r.fixed for r in results) and "not the start's keyframe 0" in results[-1].fix_refused
+
 
 def test_lost_after_a_wrong_prediction_re_localizes_like_a_start_up(map_path, world):  # noqa: F811
     """A fix at 8 m, then odometry that says the vehicle stayed while it drove to 10 m (a wrong prediction, as after

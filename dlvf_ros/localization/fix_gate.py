@@ -184,12 +184,16 @@ class TaughtPath:
         steps = steps[steps > 1e-3]
         self.spacing_m = float(np.median(steps)) if len(steps) else 1.0  # one keyframe: the teach default
 
+    def nearest_keyframe(self, T_map_vehicle: np.ndarray) -> int:
+        """Index of the keyframe nearest (planar) to the vehicle."""
+        return int(np.argmin(np.linalg.norm(self.positions_m - T_map_vehicle[:2, 3], axis=1)))
+
     def refusal(self, T_map_vehicle: np.ndarray, matched_keyframes: list[int]) -> str:
         """Why a fix at T_map_vehicle, computed from `matched_keyframes`, is off the taught path; "" if it is not."""
         cfg = self.config
         position = T_map_vehicle[:2, 3]
         distance = np.linalg.norm(self.positions_m - position, axis=1)
-        nearest = int(np.argmin(distance))
+        nearest = self.nearest_keyframe(T_map_vehicle)
         heading = self.headings_rad[nearest]
         along_m = float((position - self.positions_m[nearest]) @ np.array([np.cos(heading), np.sin(heading)]))
         end_reach_m = cfg.end_reach_spacings * self.spacing_m

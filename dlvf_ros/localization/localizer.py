@@ -41,7 +41,13 @@ from dlvf_ros.config import setting
 from dlvf_ros.features.backends import make_backend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.ransac import RansacConfig
-from dlvf_ros.localization.covariance import CovarianceConfig, fix_covariance, grow, with_disagreement
+from dlvf_ros.localization.covariance import (
+    CovarianceConfig,
+    fix_covariance,
+    grow,
+    planar_position_std_m,
+    with_disagreement,
+)
 from dlvf_ros.localization.fix_gate import (
     FixGateConfig,
     TaughtPath,
@@ -314,7 +320,7 @@ class Localizer:
                 refused = refused or one_keyframe
             elif one_keyframe and prior is not None:
                 fix, refused, innovation_m2 = self._confirm_by_motion(
-                    found, best_refined.num_inliers, prior, one_keyframe
+                    found, best_refined.num_inliers, prior, max(support, key=support.__getitem__), one_keyframe
                 )
             else:
                 fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
@@ -420,14 +426,23 @@ class Localizer:
         return found, "", distance2
 
     def _confirm_by_motion(
-        self, found: _Fix, num_inliers: int, prior: _Fix, one_keyframe: str
+        self, found: _Fix, num_inliers: int, prior: _Fix, keyframe_id: int, one_keyframe: str
     ) -> tuple[_Fix | None, str, float]:
         """(fix or None, why not, squared Mahalanobis innovation) for a pose near the start-up prior that one keyframe
-        of its submap alone supports (`one_keyframe`: rule 4's refusal). It needs `gate.min_inliers_with_prior` inliers
-        and must agree with the prior; it is a fix if an earlier pose near the prior agrees with it propagated by
-        odometry and *not* without that motion (the innovation gate refuses the vehicle having stood still): a true
-        pose moves with the vehicle, a "standing on the keyframe" one stays on its keyframe. Otherwise it is held."""
+        (`keyframe_id`) of its submap alone supports (`one_keyframe`: rule 4's refusal). Only a vehicle at its start
+        is localized so: the keyframe must be the one nearest the prior, the vehicle must have driven no further than
+        the prior's 1-sigma position uncertainty since it, the pose needs `gate.min_inliers_with_prior` inliers and
+        must agree with the prior. It is a fix if an earlier such pose agrees with it propagated by odometry and *not*
+        without that motion (the innovation gate refuses the vehicle having stood still): a true pose moves with the
+        vehicle, a "standing on the keyframe" one stays on its keyframe. Otherwise it is held. (A view that matches
+        the keyframe one spacing ahead as if it were the current one moves with the vehicle too, shifted by the
+        spacing: SIFT at night along the whole path; hence only at the start, against the start's own keyframe.)"""
         gate = self.config.gate
+        start_keyframe = self.path.nearest_keyframe(prior.T_map_vehicle)
+        if keyframe_id != start_keyframe or found.odometer_m - prior.odometer_m > planar_position_std_m(
+            prior.covariance
+        ):
+            return None, f"{one_keyframe} (not the start's keyframe {start_keyframe}, at the start)", np.nan
         if num_inliers < gate.min_inliers_with_prior:
             needs = f"near the start-up prior it needs {gate.min_inliers_with_prior} inliers"
             return None, f"{one_keyframe}; {needs}", np.nan

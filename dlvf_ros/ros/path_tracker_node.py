@@ -6,9 +6,10 @@ localizer's path-tracker output (`localization/vertex_odometry` + `localization/
 `localizer_namespace`, paired by `dlvf_ros.tracker_client.TrackerClient`) and odometry on `odom`
 (nav_msgs/Odometry, odom -> base_link). Never ground truth.
 Outputs: one geometry_msgs/Twist on `cmd_vel` (linear.x m/s, angular.z rad/s) per odometry message, zero until the
-path arrived and then, until the first good fix, the start-up creep straight ahead (`tracker.start_creep_m`), and the tracker's state per command on `path_tracker/status` (DiagnosticArray, one
-status: mode, progress_m, cross_track_m, heading_error_rad, distance_since_good_m, linear_mps, angular_rad_s; level
-OK while tracking or finished, WARN when dead reckoning or waiting, ERROR when stopped without fixes).
+path arrived and then, until the first good fix, the start-up creep straight ahead (`tracker.start_creep_m`), and
+the tracker's state per command on `path_tracker/status` (DiagnosticArray, one status: mode, progress_m,
+cross_track_m, heading_error_rad, distance_since_good_m, linear_mps, angular_rad_s; level OK while tracking or
+finished, WARN when dead reckoning or waiting, ERROR when stopped without fixes).
 """
 
 from __future__ import annotations
