@@ -25,18 +25,20 @@
    apart agree on one pose; "the same image place" matches of a self-similar view (night: the headlight-lit ground)
    explain it as standing on one keyframe, which the others contradict; a prior metres wide or the confirmation
    cannot tell them from a true pose, whatever their number of inliers (SIFT in the evening: 99 inliers from one
-   keyframe, 0.92 m off, confirmed by the next frame near the start-up prior). Such poses stay on their keyframe
-   while the vehicle moves, true ones move with it: near a start-up prior, a one-keyframe pose is a fix when an
-   earlier pose near the prior agrees with it propagated by odometry, and the innovation gate refuses it without the
-   motion odometry measured between them (the vehicle moved, distinguishably, and the pose with it; a robot
-   parked at night on its path's start matches its own keyframe only: closed loop at 320x240, 0.3 m and 5 deg off the
-   path, 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm; the path tracker creeps
-   ahead before its first fix, `PathTrackerConfig.start_creep_m`, so that it gets one). While
-   tracking the rule is not applied: at night the near, lit ground that the
-   current view shares with the next keyframes is seen there at another scale, so true poses often have the support
-   of one keyframe only (measured on the held-out-style world's night repeat: 44 of 80 frames fixed with 3 outside
-   0.25 m / 2 deg without the rule, 15 with it and the same 3), and the innovation gate refused every pose off by
-   metres.
+   keyframe, 0.92 m off, confirmed by the next frame near the start-up prior).
+   - At the start, motion tells them apart: a "standing on the keyframe" pose stays on its keyframe while the vehicle
+     moves, a true one moves with it. A one-keyframe pose supported by the keyframe nearest the start-up prior, the
+     vehicle within the prior's 1-sigma position uncertainty of it, is a fix when an earlier such pose agrees with it
+     propagated by odometry and the innovation gate refuses it without the motion odometry measured between them.
+     A robot parked at night on its path's start matches its own keyframe only (closed loop at 320x240, 0.3 m and
+     5 deg off the path: 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm); the path
+     tracker creeps ahead before its first fix (`PathTrackerConfig.start_creep_m`) so that it gets one.
+   - Only there: a view matched to the keyframe one spacing off, all along the path, moves with the vehicle too
+     (SIFT at night on the held-out-style world: 18 wrong fixes 1.3 m off when any keyframe could confirm so).
+   - While tracking the rule is not applied: at night the near, lit ground that the current view shares with the
+     next keyframes is seen there at another scale, so true poses often have the support of one keyframe only
+     (measured on the held-out-style world's night repeat: 44 of 80 frames fixed with 3 outside 0.25 m / 2 deg
+     without the rule, 15 with it and the same 3), and the innovation gate refused every pose off by metres.
 5. Precision (always, last): the 1-sigma planar position and heading uncertainty of the fix's covariance, which
    holds the fit's own uncertainty and its disagreement with the odometry prediction, must be within
    `max_position_sigma_m` and `max_heading_sigma_deg`. A fit on a few near, lit points at night can be centimetre-right
