@@ -11,10 +11,13 @@
    `min_inliers_without_prediction` inliers (a weak pose somewhere among all keyframes is too often a chance
    alignment) and is held back until the next frame's pose passes the innovation gate against it, propagated by
    odometry: two views from two places must agree. Near a start-up prior (an initial pose, e.g. /initialpose, or the
-   initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, and must also pass
-   the innovation gate against the prior: a robot parked at the start of its taught path is localized at night too.
-   While LOST, a pose that disagrees with the prediction takes this path too: the prediction may be a wrong fix
-   followed by odometry, which the innovation gate alone would keep for the whole odometry reach.
+   initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, must also pass the
+   innovation gate against the prior, and the two must be views from two places indeed: the later one agrees with
+   the earlier propagated by odometry and would not without the motion odometry measured between them (a robot
+   parked at its start sees one view, whose "standing on a keyframe" explanation two frames confirm as well as the
+   true one: closed-loop dusk started 0.9 m off so; the path tracker creeps ahead before its first fix). While LOST,
+   a pose that disagrees with the prediction takes this path too: the prediction may be a wrong fix followed by
+   odometry, which the innovation gate alone would keep for the whole odometry reach.
 3. Taught path (always), with the keyframe spacing s (median distance between consecutive keyframes):
    - a fix whose nearest keyframe is the first or the last must not lie more than `end_reach_spacings` x s beyond it
      along the path (a partial map: frames past its end get no fix);
@@ -28,8 +31,8 @@
    keyframe, 0.92 m off, confirmed by the next frame near the start-up prior).
    - At the start, motion tells them apart: a "standing on the keyframe" pose stays on its keyframe while the vehicle
      moves, a true one moves with it. A one-keyframe pose supported by the keyframe nearest the start-up prior, the
-     vehicle within the prior's 1-sigma position uncertainty of it, is a fix when an earlier such pose agrees with it
-     propagated by odometry and the innovation gate refuses it without the motion odometry measured between them.
+     vehicle within the prior's 1-sigma position uncertainty of it, may be confirmed as rule 2 confirms near a prior
+     (by a pose further on that moves with odometry from it).
      A robot parked at night on its path's start matches its own keyframe only (closed loop at 320x240, 0.3 m and
      5 deg off the path: 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm); the path
      tracker creeps ahead before its first fix (`PathTrackerConfig.start_creep_m`) so that it gets one.
