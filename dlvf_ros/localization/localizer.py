@@ -20,9 +20,9 @@ A pose found so is published as a fix only when it passes `fix_gate`: it lies on
 ends, near the keyframes it was matched against), and it agrees with the odometry prediction (Mahalanobis
 innovation gate) or, without one (start-up, beyond odometry's reach), more than one keyframe of its submap supports
 it, it has many inliers (fewer near a start-up prior, which it must agree with too) and the next frame's pose agrees
-with it (confirmation). A frame without a fix reports the dead-reckoned pose (last fix + odometry) with a grown
-covariance, and `fix_refused` says why a pose was held back. The health state machine (`health`) is updated with
-every frame.
+with it (confirmation; near a start-up prior a pose further on that moves with odometry from it). A frame without
+a fix reports the dead-reckoned pose (last fix + odometry) with a grown covariance, and `fix_refused` says why a pose
+was held back. The health state machine (`health`) is updated with every frame.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
