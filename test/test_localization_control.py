@@ -8,12 +8,14 @@ from test_localization_localizer import (  # noqa: F401
     NUM_KEYFRAMES,
     RIG,
     confirmed,
+    confirmed_by_motion,
     keyframe_pose,
     make_localizer,
     map_path,
     observe,
     odom,
     pose_error,
+    two_views,
     world,
 )
 
@@ -39,11 +41,11 @@ def test_relocalize_searches_the_whole_map_even_with_an_initial_keyframe(map_pat
 
 def test_seed_searches_around_the_initial_pose_and_never_fixes_by_itself(map_path, world):  # noqa: F811
     rng = np.random.default_rng(11)
-    T_true = transforms.from_xyz_rpy(16.3, 0.2, 0.0)
+    frames, T_true = two_views(world, transforms.from_xyz_rpy(16.3, 0.2, 0.0), rng)
     localizer = make_localizer(map_path, window={"radius_m": 2.0, "max_candidates": 3})
     localizer.seed(transforms.from_xyz_rpy(16.0, 0.0, 0.0), np.diag([0.25, 0.25, 0, 0, 0, 0.01]))
-    result = confirmed(localizer, 0, observe(world, T_true, rng), odom(T_true))
-    assert result.search == "window" and result.search_radius_m == 2.0 and set(result.candidates) <= {7, 8, 9}
+    result = confirmed_by_motion(localizer, 0, frames)
+    assert result.search == "window" and 2.0 <= result.search_radius_m < 2.1 and set(result.candidates) <= {7, 8, 9}
     assert result.fixed and pose_error(result.T_map_vehicle, T_true)[0] < 0.05
 
     # a seed at the wrong place: the search stays there and finds nothing (no fix, no pose), then falls back to the
@@ -77,16 +79,17 @@ def test_a_start_up_prior_lowers_the_inlier_bar_for_poses_that_agree_with_it(map
     """12 visible points, matched in a submap of 3 keyframes (night: few inliers). Searched for in the whole map, the
     pose needs
     `gate.min_inliers_without_prediction` (40) and is refused; near the initial keyframe it needs
-    `gate.min_inliers_with_prior` (15), passes the innovation gate against the prior and is confirmed by the next
-    frame."""
-    T_true = transforms.from_xyz_rpy(14.3, 0.3, 0.0, yaw=0.05)
+    `gate.min_inliers_with_prior` (15), passes the innovation gate against the prior and is confirmed by a frame
+    0.3 m further on."""
     rng = np.random.default_rng(13)
-    frame = observe(world, T_true, rng, max_points=12, noise_px=0.2)
-    without_prior = make_localizer(map_path).localize(0, frame, odom(T_true))
+    frames, T_true = two_views(
+        world, transforms.from_xyz_rpy(14.3, 0.3, 0.0, yaw=0.05), rng, max_points=12, noise_px=0.2
+    )
+    without_prior = make_localizer(map_path).localize(0, *frames[1])
     assert without_prior.search == "global" and "needs 40" in without_prior.fix_refused
 
     localizer = make_localizer(map_path, initial_keyframe_id=7)
-    result = confirmed(localizer, 0, frame, odom(T_true))
+    result = confirmed_by_motion(localizer, 0, frames)
     assert result.search == "window" and result.fixed and 15 <= result.num_inliers < 40
     assert pose_error(result.T_map_vehicle, T_true)[0] < 0.1
 

@@ -245,7 +245,8 @@ def test_initialpose_brings_a_lost_node_back_with_a_search_around_it(world, node
         conversions.matrix_to_pose_with_covariance_stamped(T_guess, np.diag([0.25, 0.25, 0, 0, 0, 0.05]), 0, "map")
     )
     client.spin(0.5)
-    update, first = _first_fix(client, tracker, world, 3.0, tracker.latest.stamp_ns + 10**9)
+    # near the prior the start-up confirmation spans motion: 0.2 m here, three frames
+    update, first = _first_fix(client, tracker, world, 3.0, tracker.latest.stamp_ns + 10**9, frames=3)
     assert (
         update.localized and _search_of(client, first) == "window" and _search_of(client, update.stamp_ns) == "window"
     )
