@@ -198,7 +198,7 @@ class TaughtPath:
         cfg = self.config
         position = T_map_vehicle[:2, 3]
         distance = np.linalg.norm(self.positions_m - position, axis=1)
-        nearest = self.nearest_keyframe(T_map_vehicle)
+        nearest = int(np.argmin(distance))
         heading = self.headings_rad[nearest]
         along_m = float((position - self.positions_m[nearest]) @ np.array([np.cos(heading), np.sin(heading)]))
         end_reach_m = cfg.end_reach_spacings * self.spacing_m

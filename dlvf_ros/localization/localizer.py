@@ -64,7 +64,7 @@ from dlvf_ros.localization.refine import RefineConfig, RefineResult
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
 from dlvf_ros.matching.descriptor_matching import MatchingConfig
 
-MOVING_CANDIDATES = 50  # one-keyframe poses near the start-up prior kept for confirmation by motion
+MOVING_CANDIDATES = 50  # start-up poses near the prior kept for confirmation by motion (`_moved_with`)
 
 
 def localizer_ransac() -> RansacConfig:
@@ -218,7 +218,7 @@ class Localizer:
         self._frames_without_fix = 0
         self._frames_off_prior = 0  # frames without a fix in which no pose agreed with the start-up prior
         self._prior_agreed = False  # this frame's pose passed the innovation gate against the start-up prior
-        self._moving_candidates: deque[_Fix] = deque(maxlen=MOVING_CANDIDATES)  # fix_gate rule 4, near a prior
+        self._moving_candidates: deque[_Fix] = deque(maxlen=MOVING_CANDIDATES)  # fix_gate rule 2, near a prior
         self._start_up_window = True  # initial_keyframe_id applies
         self._seed: tuple[np.ndarray, np.ndarray] | None = None  # an initial pose and its covariance (ROS order)
         self._start_prior: _Fix | None = None  # the start-up prior, held at the odometry of the first frame after it
@@ -434,28 +434,19 @@ class Localizer:
     ) -> tuple[_Fix | None, str, float]:
         """(fix or None, why not, squared Mahalanobis innovation) for a pose near the start-up prior that one keyframe
         (`keyframe_id`) of its submap alone supports (`one_keyframe`: rule 4's refusal). Only a vehicle at its start
-        is localized so: the keyframe must be the one nearest the prior, the vehicle must have driven no further than
-        the prior's 1-sigma position uncertainty since it, the pose needs `gate.min_inliers_with_prior` inliers and
-        must agree with the prior. It is a fix if an earlier such pose agrees with it propagated by odometry and *not*
-        without that motion (the innovation gate refuses the vehicle having stood still): a true pose moves with the
-        vehicle, a "standing on the keyframe" one stays on its keyframe. Otherwise it is held. (A view that matches
-        the keyframe one spacing ahead as if it were the current one moves with the vehicle too, shifted by the
-        spacing: SIFT at night along the whole path; hence only at the start, against the start's own keyframe.)"""
-        gate = self.config.gate
+        is localized so: the keyframe must be the one nearest the prior and the vehicle must have driven no further
+        than the prior's 1-sigma position uncertainty since it; then `_gate` decides as for any pose near the prior
+        (inliers, agreement with the prior, confirmation by motion: a "standing on the keyframe" pose stays on its
+        keyframe while the vehicle moves). (A view that matches the keyframe one spacing ahead as if it were the
+        current one moves with the vehicle too, shifted by the spacing: SIFT at night along the whole path; hence only
+        at the start, against the start's own keyframe.)"""
         start_keyframe = self.path.nearest_keyframe(prior.T_map_vehicle)
         if keyframe_id != start_keyframe or found.odometer_m - prior.odometer_m > planar_position_std_m(
             prior.covariance
         ):
             return None, f"{one_keyframe} (not the start's keyframe {start_keyframe}, at the start)", np.nan
-        if num_inliers < gate.min_inliers_with_prior:
-            needs = f"near the start-up prior it needs {gate.min_inliers_with_prior} inliers"
-            return None, f"{one_keyframe}; {needs}", np.nan
-        refusal, distance2 = self._prior_refusal(prior, found)
-        if refusal:
-            return None, refusal, distance2
-        fix, distance2 = self._moved_with(found)
-        held = f"{one_keyframe}; held back until a pose further on moves with odometry from it"
-        return fix, "" if fix is not None else held, distance2
+        fix, refused, distance2 = self._gate(found, num_inliers, False, prior)
+        return fix, f"{one_keyframe}; {refused}" if refused else "", distance2
 
     def _moved_with(self, found: _Fix) -> tuple[_Fix | None, float]:
         """Confirmation by motion near the start-up prior: (`found` as a fix, or None when it is held as a candidate;
