@@ -35,7 +35,7 @@ NODES = {
     "path_tracker_node": (
         path_tracker_node,
         "PathTrackerNodeConfig (dlvf_ros/ros/path_tracker_node.py) and\n"
-        "PathTrackerConfig (dlvf_ros/control/pure_pursuit.py)",
+        "PathTrackerConfig (dlvf_ros/control/path_tracker.py)",
     ),
 }
 

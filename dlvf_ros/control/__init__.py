@@ -1,1 +1,1 @@
-"""Path following on the taught path (no ROS here): `pure_pursuit.PathTracker`, driven by path_tracker_node."""
+"""Path following on the taught path (no ROS here): `path_tracker.PathTracker`, driven by path_tracker_node."""

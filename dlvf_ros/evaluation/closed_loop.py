@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dlvf_ros import fileio
-from dlvf_ros.control.pure_pursuit import TrackerMode
+from dlvf_ros.control.path_tracker import TrackerMode
 from dlvf_ros.evaluation import evaluate, metrics, records
 from dlvf_ros.localization.path_tracking import TaughtPath
 

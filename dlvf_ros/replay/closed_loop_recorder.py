@@ -13,7 +13,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 
-from dlvf_ros.control.pure_pursuit import TrackerMode
+from dlvf_ros.control.path_tracker import TrackerMode
 from dlvf_ros.evaluation import closed_loop, records
 from dlvf_ros.replay.recorder import OutputRecorder
 from dlvf_ros.ros import conversions

@@ -1,5 +1,5 @@
 """path_tracker_node: drives the taught path by the localizer's output (wiring around
-`dlvf_ros.control.pure_pursuit.PathTracker`).
+`dlvf_ros.control.path_tracker.PathTracker`).
 
 Inputs: the taught path `localization/path` (nav_msgs/Path in `map`, transient local; pose k is teach vertex k), the
 localizer's path-tracker output (`localization/vertex_odometry` + `localization/tracking_status` under
@@ -24,7 +24,7 @@ from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 
 from dlvf_ros.config import setting
-from dlvf_ros.control.pure_pursuit import PathTracker, PathTrackerConfig, TrackerCommand, TrackerMode
+from dlvf_ros.control.path_tracker import PathTracker, PathTrackerConfig, TrackerCommand, TrackerMode
 from dlvf_ros.localization.path_tracking import TaughtPath, rotate_covariance
 from dlvf_ros.ros import conversions
 from dlvf_ros.ros.node_base import LATCHED_QOS

@@ -1,15 +1,25 @@
-"""Pure pursuit on the taught path, with a speed schedule and the safety stops of a VT&R path tracker.
+"""Path following on the taught path (curvature feedforward and a line-of-sight course), with a speed schedule and the
+safety stops of a VT&R path tracker.
 
 `PathTracker` steers by the localizer's output only (never ground truth): each localizer update (`localize`) gives
 `T_map_vehicle` at an image stamp, which anchors the odometry frame in the map (`T_map_odom`); each odometry sample
 (`command`) then places the vehicle on the map between updates (`T_map_vehicle = T_map_odom @ T_odom_vehicle`) and
 answers with a velocity command (linear m/s, angular rad/s, vehicle frame).
 
-Control: the lookahead point lies `lookahead_m + lookahead_time_s * speed` ahead of the vehicle's projection on the
-path (the end segments extended); the command drives the arc through it (curvature 2 y / (x^2 + y^2), the point in
-the vehicle frame). Speed: `max_speed_mps`, lowered to sqrt(max_lateral_acceleration / curvature) where the path
-ahead (within `curvature_preview_m`) curves, never below `min_speed_mps` there; lowered to brake at
-`deceleration_mps2` onto the path's end; the yaw rate is capped at `max_yaw_rate_rad_s` by slowing down on the arc.
+Control: at the vehicle's projection on the path (arc length s), with cross-track error e (m, + left) and heading
+error psi (vehicle yaw minus the path's, rad), the commanded curvature (1/m, + left) is
+
+    kappa = kappa_path(s) + heading_gain_per_m * wrap(-atan(e / approach_m) - psi)
+
+kappa_path is the path's signed curvature (its heading change over `curvature_window_m`), so the vehicle follows
+curves without the corner cutting of a lookahead; the second term turns it onto a course that meets the path
+`approach_m` ahead. Linearised, e decays about exponentially over `approach_m` of travel once psi follows its course
+(over 1 / heading_gain_per_m); this spends less heading error for the same lateral error than pure pursuit, whose
+error dynamics are a lightly damped second-order system with one length (the lookahead). The path's heading is
+interpolated between segment midpoints, so it has no steps at the vertices. Speed: `max_speed_mps`, lowered to
+sqrt(max_lateral_acceleration / curvature) where the path ahead (within `curvature_preview_m`) curves, never below
+`min_speed_mps` there; lowered to brake at `deceleration_mps2` onto the path's end; the yaw rate is capped at
+`max_yaw_rate_rad_s` by slowing down.
 
 Safety: an update is good when the localizer is localized and the pose's planar position standard deviation is at
 most `max_position_std_m`. Without a good update the vehicle drives on odometry for at most `lost_distance_m` (the
@@ -33,7 +43,7 @@ from dlvf_ros.config import setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.interpolation import interpolate_poses
 from dlvf_ros.localization.covariance import planar_position_std_m
-from dlvf_ros.localization.path_tracking import TaughtPath
+from dlvf_ros.localization.path_tracking import TaughtPath, wrap_angle
 
 NS_PER_S = 1_000_000_000
 ODOMETRY_HISTORY = 200  # odometry samples kept to place an update at its image stamp
@@ -41,7 +51,7 @@ ODOMETRY_HISTORY = 200  # odometry samples kept to place an update at its image 
 
 @dataclass
 class PathTrackerConfig:
-    """Pure pursuit, speed schedule and safety stops (parameters of path_tracker_node)."""
+    """Steering, speed schedule and safety stops (parameters of path_tracker_node)."""
 
     max_speed_mps: float = setting(0.8, "cruise speed on straight path (m/s)", (0.01, 10.0))
     min_speed_mps: float = setting(0.25, "slowest scheduled speed in tight curves (m/s)", (0.01, 10.0))
@@ -57,8 +67,12 @@ class PathTrackerConfig:
     deceleration_mps2: float = setting(
         0.5, "planned braking onto the path's end and onto a safety stop (m/s^2)", (0.01, 10.0)
     )
-    lookahead_m: float = setting(0.6, "pure pursuit lookahead at standstill (m)", (0.05, 20.0))
-    lookahead_time_s: float = setting(0.75, "lookahead grows by speed times this (s)", (0.0, 20.0))
+    approach_m: float = setting(
+        2.25, "the course onto the path aims at the point this far ahead of the projection (m)", (0.05, 100.0)
+    )
+    heading_gain_per_m: float = setting(
+        4.0, "curvature commanded per radian between the heading and that course (1/m per rad)", (0.01, 100.0)
+    )
     max_yaw_rate_rad_s: float = setting(0.8, "largest commanded yaw rate (rad/s)", (0.01, 10.0))
     goal_tolerance_m: float = setting(
         0.05, "the run ends when the progress is within this of the path's length (m)", (0.0, 10.0)
@@ -110,41 +124,24 @@ class TrackerCommand:
     distance_since_good_m: float  # odometry distance since the last good update (m)
 
 
-def path_curvatures(path: TaughtPath, window_m: float) -> np.ndarray:
-    """|curvature| (1/m) at each vertex: the path's heading change over `window_m` of arc length centred on it (the
-    heading interpolated between segment midpoints)."""
+def path_headings(path: TaughtPath) -> tuple[np.ndarray, np.ndarray]:
+    """(arc lengths (m), unwrapped headings (rad)) of the path's segment midpoints: the path's heading at arc length
+    s is their linear interpolation (constant before the first and after the last midpoint)."""
     xy = path.T_map_vertex[:, :2, 3]
     if len(path) < 2:
-        return np.zeros(len(path))
+        return np.zeros(1), np.array([transforms.yaw_of(path.T_map_vertex[0])])
     segment = np.diff(xy, axis=0)
-    yaw = np.unwrap(np.arctan2(segment[:, 1], segment[:, 0]))  # each segment's heading, at its midpoint
-    middle = 0.5 * (path.vertex_progress_m[:-1] + path.vertex_progress_m[1:])
+    s = path.vertex_progress_m
+    return 0.5 * (s[:-1] + s[1:]), np.unwrap(np.arctan2(segment[:, 1], segment[:, 0]))
+
+
+def path_curvatures(path: TaughtPath, window_m: float) -> np.ndarray:
+    """Signed curvature (1/m, + turning left) at each vertex: the path's heading change over `window_m` of arc length
+    centred on it (headings from `path_headings`)."""
+    middle, yaw = path_headings(path)
     s = path.vertex_progress_m
     half = 0.5 * window_m
-    return np.abs(np.interp(s + half, middle, yaw) - np.interp(s - half, middle, yaw)) / window_m
-
-
-def point_on_path(path: TaughtPath, progress_m: float) -> np.ndarray:
-    """(x, y) in the map at arc length `progress_m` along the path; beyond either end along the end segment."""
-    xy = path.T_map_vertex[:, :2, 3]
-    if len(path) < 2:
-        yaw = transforms.yaw_of(path.T_map_vertex[0])
-        return xy[0] + progress_m * np.array([np.cos(yaw), np.sin(yaw)])
-    s = path.vertex_progress_m
-    segment = int(np.clip(np.searchsorted(s, progress_m, side="right") - 1, 0, len(path) - 2))
-    length = s[segment + 1] - s[segment]
-    t = (progress_m - s[segment]) / length if length > 0 else 0.0
-    return xy[segment] + t * (xy[segment + 1] - xy[segment])
-
-
-def pursuit_curvature(T_map_vehicle: np.ndarray, target_xy: np.ndarray) -> float:
-    """Signed curvature (1/m, + turning left) of the arc from the vehicle (tangent to its heading) through the point."""
-    yaw = transforms.yaw_of(T_map_vehicle)
-    dx, dy = np.asarray(target_xy, dtype=np.float64) - T_map_vehicle[:2, 3]
-    x = np.cos(yaw) * dx + np.sin(yaw) * dy  # the point in the vehicle frame (planar)
-    y = -np.sin(yaw) * dx + np.cos(yaw) * dy
-    distance_sq = x * x + y * y
-    return 0.0 if distance_sq < 1e-12 else float(2.0 * y / distance_sq)
+    return (np.interp(s + half, middle, yaw) - np.interp(s - half, middle, yaw)) / window_m
 
 
 class PathTracker:
@@ -154,6 +151,7 @@ class PathTracker:
         self.path = path
         self.config = config
         self.curvature = path_curvatures(path, config.curvature_window_m)
+        self._heading_at = path_headings(path)
         self.mode = TrackerMode.WAITING
         self.T_map_odom: np.ndarray | None = None  # from the latest update with a pose
         self.distance_since_good_m = 0.0
@@ -209,11 +207,19 @@ class PathTracker:
         if (stamp_ns - self.last_good_ns) / NS_PER_S > cfg.lost_time_s or speed <= 0.0:
             self.mode = TrackerMode.STOPPED
             return self._answer(stamp_ns, 0.0, 0.0, position)
-        lookahead = cfg.lookahead_m + cfg.lookahead_time_s * speed
-        curvature = pursuit_curvature(T_map_vehicle, point_on_path(self.path, position.progress_m + lookahead))
+        curvature = self._steering_curvature(T_map_vehicle, position.progress_m, position.cross_track_m)
         if abs(curvature) * speed > cfg.max_yaw_rate_rad_s:
             speed = cfg.max_yaw_rate_rad_s / abs(curvature)
         return self._answer(stamp_ns, speed, speed * curvature, position)
+
+    def _steering_curvature(self, T_map_vehicle: np.ndarray, progress_m: float, cross_track_m: float) -> float:
+        """The commanded curvature (1/m, + left; see the module docstring)."""
+        cfg = self.config
+        middle, yaw = self._heading_at
+        heading_error = wrap_angle(transforms.yaw_of(T_map_vehicle) - float(np.interp(progress_m, middle, yaw)))
+        course = -np.arctan(cross_track_m / cfg.approach_m)
+        feedforward = float(np.interp(progress_m, self.path.vertex_progress_m, self.curvature))
+        return feedforward + cfg.heading_gain_per_m * wrap_angle(course - heading_error)
 
     def _creep_speed(self, T_odom_vehicle: np.ndarray) -> float:
         """Before the first good update: the start-up creep's speed, braking onto `start_creep_m` (0 after it)."""
@@ -227,7 +233,7 @@ class PathTracker:
         cfg = self.config
         s = self.path.vertex_progress_m
         ahead = (s >= progress_m - 0.5 * cfg.curvature_window_m) & (s <= progress_m + cfg.curvature_preview_m)
-        curvature = float(self.curvature[ahead].max()) if ahead.any() else 0.0
+        curvature = float(np.abs(self.curvature[ahead]).max()) if ahead.any() else 0.0
         if curvature <= 0.0:
             return cfg.max_speed_mps
         return float(
