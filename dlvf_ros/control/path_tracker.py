@@ -14,12 +14,12 @@ error psi (vehicle yaw minus the path's, rad), the commanded curvature (1/m, + l
 kappa_path is the path's signed curvature (its heading change over `curvature_window_m`), so the vehicle follows
 curves without the corner cutting of a lookahead; the second term turns it onto a course that meets the path
 `approach_m` ahead. Linearised, e decays about exponentially over `approach_m` of travel once psi follows its course
-(over 1 / heading_gain_per_m); this spends less heading error for the same lateral error than pure pursuit, whose
-error dynamics are a lightly damped second-order system with one length (the lookahead). The path's heading is
-interpolated between segment midpoints, so it has no steps at the vertices. Speed: `max_speed_mps`, lowered to
-sqrt(max_lateral_acceleration / curvature) where the path ahead (within `curvature_preview_m`) curves, never below
-`min_speed_mps` there; lowered to brake at `deceleration_mps2` onto the path's end; the yaw rate is capped at
-`max_yaw_rate_rad_s` by slowing down.
+(over 1 / heading_gain_per_m); this spends less heading error for the same lateral error than pure pursuit (used
+before), whose one length, the lookahead, sets both how fast it turns back and how far it cuts curves. The path's
+heading is interpolated between segment midpoints, so it has no steps at the vertices. Speed: `max_speed_mps`,
+lowered to sqrt(max_lateral_acceleration / |curvature|) where the path ahead (within `curvature_preview_m`) curves,
+never below `min_speed_mps` there; lowered to brake at `deceleration_mps2` onto the path's end; the yaw rate is
+capped at `max_yaw_rate_rad_s` by slowing down.
 
 Safety: an update is good when the localizer is localized and the pose's planar position standard deviation is at
 most `max_position_std_m`. Without a good update the vehicle drives on odometry for at most `lost_distance_m` (the

@@ -149,7 +149,7 @@ def score_run(
 def results_table(results: dict[str, dict]) -> str:
     """One line per run label: tracking, progress, stops, localization, speed and time."""
     header = (
-        f"{'run':<16} {'done':>6} {'end':>3} {'lateral RMS/max':>15} {'settled RMS/max':>15} {'heading RMS':>11} "
+        f"{'run':<16} {'done':>6} {'end':>3} {'lateral RMS/max':>15} {'settled RMS/max':>15} {'heading RMS':>16} "
         f"{'stops':>9} {'safety':>9} {'success':>7} {'wrong':>6} {'frames':>7} {'speed':>8} {'sim':>6} {'wall':>6} "
         f"{'sim/wall':>8}"
     )
@@ -160,15 +160,16 @@ def results_table(results: dict[str, dict]) -> str:
         lines.append(
             f"{label:<16} {r['completed_fraction']:>6.1%} {'yes' if r['finished'] else 'no':>3} "
             f"{lateral['rmse']:>7.3f}/{lateral['max_abs']:.3f}m {settled['rmse']:>7.3f}/{settled['max_abs']:.3f}m "
-            f"{r['heading_settled_deg']['rmse']:>7.2f} deg {r['stops']:>2d} /{r['stopped_s']:>4.1f}s "
+            f"{r['heading_deg']['rmse']:>7.2f}/{r['heading_settled_deg']['rmse']:.2f} deg "
+            f"{r['stops']:>2d} /{r['stopped_s']:>4.1f}s "
             f"{r['safety_stops']:>2d} /{r['safety_stopped_s']:>4.1f}s {loc['success_rate']:>7.1%} "
             f"{loc['wrong_fix_rate']:>6.1%} {loc['frames']:>3d}/{loc['images']:<3d} {r['mean_speed_mps']:>4.2f}m/s "
             f"{r['sim_time_s']:>5.1f}s {r['wall_time_s']:>5.0f}s {r['simulator']['sim_s_per_wall_s']:>8.2f}"
         )
     lines.append(
-        f"settled: from {SETTLE_M:.0f} m of progress on; heading RMS settled; stops: count / seconds standing; "
-        "safety: the tracker's stops without good fixes; success and wrong fixes: the localizer's frames; frames: "
-        "processed / published; sim/wall: sim seconds per wall second"
+        f"settled: from {SETTLE_M:.0f} m of progress on; heading RMS: whole run / settled; stops: count / seconds "
+        "standing; safety: the tracker's stops without good fixes; success and wrong fixes: the localizer's frames; "
+        "frames: processed / published; sim/wall: sim seconds per wall second"
     )
     return "\n".join(lines)
 
