@@ -6,7 +6,8 @@ command runs, so `dlvf sim` never loads torch and `dlvf --help` loads nothing.
 Errors the package raises for bad input (ValueError and its kinds: ConfigError, MapStoreError, BagError,
 ModelContractError, ...; OSError: a missing, unreadable or misplaced file) end the command with one line on stderr,
 `dlvf COMMAND: error: MESSAGE`, and exit code 2; `--debug` (or DLVF_DEBUG=1) shows the traceback instead. Anything
-else is a bug and keeps its traceback.
+else is a bug and keeps its traceback. Ctrl-C and SIGTERM end a command with exit code 130 after stopping the node
+processes it started.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
 
 # command -> (module, one-line help)
@@ -52,6 +54,11 @@ def error_line(exc: BaseException) -> str:
     return re.sub(r"\s*\n\s*", " ", message.strip())
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds a command like Ctrl-C does, so the `with` blocks stop the node processes it started."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv or os.environ.get("DLVF_DEBUG", "") not in ("", "0")
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     command_parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])
+    previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
@@ -85,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dlvf {argv[0]}: error: {error_line(exc)}", file=sys.stderr)
         return INPUT_ERROR_EXIT_CODE
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 if __name__ == "__main__":

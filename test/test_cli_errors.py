@@ -3,6 +3,12 @@ traceback, and nothing created. (`dlvf teach` has its own matrix in test_localiz
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from dlvf_ros import cli
@@ -104,3 +110,35 @@ def test_os_errors_name_the_file():
         "/maps/trail/index.jsonl: Permission denied"
     )
     assert cli.error_line(ValueError("first line\n  second line")) == "first line second line"
+
+
+def test_sigterm_stops_the_processes_a_command_started(tmp_path):
+    """`kill` of a running `dlvf` command (a supervisor stopping it) must not leave its node processes running."""
+    script = tmp_path / "command.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, time, types
+            from dlvf_ros import cli
+            from dlvf_ros.replay.processes import start_ros_process
+
+            def run(args):
+                with start_ros_process(["sleep", "60"], log_dir=sys.argv[1]) as child:
+                    print(child.pid, flush=True)
+                    time.sleep(60)
+
+            sys.modules["a_command"] = types.SimpleNamespace(add_arguments=lambda parser: None, run=run)
+            cli.COMMANDS["a-command"] = ("a_command", "starts a child and waits")
+            sys.exit(cli.main(["a-command"]))
+            """
+        )
+    )
+    command = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    child_pid = int(command.stdout.readline())
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(timeout=30) == 130
+    assert "dlvf a-command: interrupted" in command.stderr.read()
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)
