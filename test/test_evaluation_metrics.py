@@ -67,6 +67,17 @@ def test_bad_shapes_and_nan_are_rejected():
         metrics.SuccessCriteria(min_inliers=-1)
 
 
+def test_errors_in_sigmas_use_the_planar_block_and_the_yaw_variance():
+    T_gt = np.stack([transforms.from_xyz_rpy(1.0, 2.0, 0.0, yaw=0.5)] * 2)
+    T_est = T_gt @ transforms.from_xyz_rpy(0.3, 0.0, 0.0, yaw=0.02)  # 0.3 m ahead of the vehicle, turned 0.02 rad
+    covariance = np.stack([np.diag([0.01, 0.04, 1.0, 1.0, 1.0, 0.0001])] * 2)
+    covariance[1, :2, :2] = np.diag([0.09, 0.09])
+    in_sigmas = metrics.errors_in_sigmas(T_est, T_gt, covariance)
+    dx, dy = 0.3 * np.cos(0.5), 0.3 * np.sin(0.5)  # the error in the map frame
+    np.testing.assert_allclose(in_sigmas["position"], [np.hypot(dx / 0.1, dy / 0.2), 1.0], rtol=1e-9)
+    np.testing.assert_allclose(in_sigmas["heading"], [2.0, 2.0], rtol=1e-9)
+
+
 def test_success_criteria_presets_and_wrong_fixes():
     assert metrics.SuccessCriteria() == metrics.SUCCESS
     assert (metrics.SUCCESS.max_translation_error_m, metrics.SUCCESS.max_heading_error_deg) == (0.25, 2.0)
@@ -172,7 +183,12 @@ def test_evaluate_replay_counts_success_and_statistics(tmp_path, legacy):
     assert run.wrong_fix.tolist() == [False, False, False, True, False, False]  # 0.8 m off
     np.testing.assert_allclose(run.errors["along_track_m"][[0, 1, 2, 3, 5]], [0, 0.1, -0.2, 0.8, 0.05], atol=1e-9)
     np.testing.assert_allclose(run.errors["lateral_m"][[0, 1, 2, 3, 5]], 0, atol=1e-9)
+    # the published covariance is 0.01 * I: 0.1 m (x, y) and 0.1 rad (yaw) standard deviations
+    np.testing.assert_allclose(run.errors_in_sigmas["position"][[0, 1, 2, 3, 5]], [0, 1, 2, 8, 0.5], atol=1e-9)
+    np.testing.assert_allclose(run.errors_in_sigmas["heading"][[0, 1, 2, 3, 5]], 0, atol=1e-9)
+    assert np.isnan(run.errors_in_sigmas["position"][4])
     summary = evaluate.summarize([run])
+    assert summary["position_error_sigmas_p95"] == pytest.approx(np.percentile([0, 1, 2, 8, 0.5], 95))
     assert summary["success_rate"] == pytest.approx(4 / 6)
     assert summary["strict_success_rate"] == pytest.approx(3 / 6)
     assert summary["wrong_fix_rate"] == pytest.approx(1 / 5) and summary["wrong_fixes"] == 1

@@ -48,6 +48,8 @@ class RunEvaluation:
     errors: dict[str, np.ndarray]  # metrics.pose_errors keys, NaN where not localized or no ground truth
     T_map_vehicle_est: np.ndarray  # (N, 4, 4), NaN where not localized
     T_map_vehicle_gt: np.ndarray  # (N, 4, 4), NaN where no ground truth
+    # metrics.errors_in_sigmas keys against the published covariance; NaN where none was published (per-frame mode)
+    errors_in_sigmas: dict[str, np.ndarray]
 
 
 def score_frames(
@@ -62,9 +64,11 @@ def score_frames(
     T_est: np.ndarray,
     T_gt: np.ndarray,
     criteria: metrics.SuccessCriteria,
+    covariance: np.ndarray | None = None,
 ) -> RunEvaluation:
     """Errors and success of N frames: estimates `T_est` (NaN where not localized) against `T_gt` (NaN where there
-    is no ground truth), both (N, 4, 4) in one frame (the map, or each frame's keyframe)."""
+    is no ground truth), both (N, 4, 4) in one frame (the map, or each frame's keyframe); `covariance` (N, 6, 6): the
+    published map-frame covariance of each estimate (None: none published)."""
     localized = np.asarray(localized, dtype=bool)
     has_gt = np.all(np.isfinite(T_gt), axis=(1, 2))
     both = localized & has_gt
@@ -75,6 +79,10 @@ def score_frames(
     if both.any():
         for key, values in metrics.pose_errors(T_est[both], T_gt[both]).items():
             errors[key][both] = values
+    in_sigmas = {key: np.full(len(stamp_ns), np.nan) for key in ("position", "heading")}
+    if covariance is not None and both.any():
+        for key, values in metrics.errors_in_sigmas(T_est[both], T_gt[both], covariance[both]).items():
+            in_sigmas[key][both] = values
     return RunEvaluation(
         name,
         lighting,
@@ -91,6 +99,7 @@ def score_frames(
         errors,
         T_est,
         T_gt,
+        in_sigmas,
     )
 
 
@@ -117,9 +126,11 @@ def evaluate_replay(
     latency_ms = np.array([frames.latency_ms[r] if r is not None else np.nan for r in rows], dtype=np.float64)
 
     T_est = np.full((n, 4, 4), np.nan)
+    covariance = np.full((n, 6, 6), np.nan)
     for i, s in enumerate(stamp_ns):
         if localized[i]:
             T_est[i] = replay.T_map_vehicle[pose_row[int(s)]]
+            covariance[i] = replay.covariance[pose_row[int(s)]]
     T_world_vehicle, has_gt = interpolate_poses(
         ground_truth.stamp_ns, ground_truth.T_world_vehicle, stamp_ns, int(max_ground_truth_gap_s * 1e9)
     )
@@ -140,13 +151,18 @@ def evaluate_replay(
         T_est,
         T_gt,
         criteria,
+        covariance,
     )
 
 
 def _median(values: np.ndarray) -> float:
+    return _percentile(values, 50)
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
-    return float(np.median(values)) if len(values) else float("nan")
+    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 def summarize(runs: list[RunEvaluation]) -> dict:
@@ -165,7 +181,6 @@ def summarize(runs: list[RunEvaluation]) -> dict:
     images = int(sum(r.n_images for r in runs))
     evaluable = int(has_gt.sum())
     fixes = int((localized & has_gt).sum())
-    finite_latency = latency[np.isfinite(latency)]
     return {
         "runs": [r.name for r in runs],
         "images": images,
@@ -182,10 +197,13 @@ def summarize(runs: list[RunEvaluation]) -> dict:
         "lateral_m": metrics.statistics(cat["lateral_m"]),
         "heading_deg": metrics.statistics(cat["heading_deg"]),
         "translation_m": metrics.statistics(cat["translation_m"]),
+        # published covariance against the errors (NaN without covariances): a consistent one gives 2.45 and 1.96
+        "position_error_sigmas_p95": _percentile(np.concatenate([r.errors_in_sigmas["position"] for r in runs]), 95),
+        "heading_error_sigmas_p95": _percentile(np.concatenate([r.errors_in_sigmas["heading"] for r in runs]), 95),
         "inliers_median": _median(inliers),
         "inliers_median_localized": _median(inliers[localized]),
-        "latency_ms_median": _median(finite_latency),
-        "latency_ms_p95": float(np.percentile(finite_latency, 95)) if len(finite_latency) else float("nan"),
+        "latency_ms_median": _median(latency),
+        "latency_ms_p95": _percentile(latency, 95),
     }
 
 

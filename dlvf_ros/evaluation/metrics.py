@@ -89,6 +89,20 @@ def pose_errors(T_map_vehicle_est: np.ndarray, T_map_vehicle_gt: np.ndarray) -> 
     }
 
 
+def errors_in_sigmas(
+    T_map_vehicle_est: np.ndarray, T_map_vehicle_gt: np.ndarray, covariance: np.ndarray
+) -> dict[str, np.ndarray]:
+    """How many published standard deviations each estimate is off: `position` = the planar (map x, y) error's
+    Mahalanobis distance under the (x, y) block of its ROS covariance (consistent: 95 % below 2.45), `heading` =
+    |yaw error| / the yaw standard deviation (consistent: 95 % below 1.96). `covariance`: (N, 6, 6), map frame."""
+    errors = pose_errors(T_map_vehicle_est, T_map_vehicle_gt)
+    xy = T_map_vehicle_est[:, :2, 3] - T_map_vehicle_gt[:, :2, 3]
+    covariance = np.asarray(covariance, dtype=np.float64)
+    position = np.sqrt(np.einsum("ni,ni->n", xy, np.linalg.solve(covariance[:, :2, :2], xy[..., None])[..., 0]))
+    heading = np.abs(np.radians(errors["heading_deg"])) / np.sqrt(covariance[:, 5, 5])
+    return {"position": position, "heading": heading}
+
+
 def within_bounds(errors: dict[str, np.ndarray], criteria: SuccessCriteria) -> np.ndarray:
     """Frames whose planar and heading errors are within `criteria`'s bounds (False where the errors are NaN)."""
     with np.errstate(invalid="ignore"):
