@@ -73,10 +73,11 @@ def test_fix_covariance_is_floored_and_disagreement_widens_it():
     config = CovarianceConfig()
     T_map_vehicle = transforms.from_xyz_rpy(3.0, 1.0, 0.0, yaw=0.3)
     tight = fix_covariance(np.eye(6) * 1e-10, T_map_vehicle, np.eye(4), config)
-    np.testing.assert_allclose(np.diag(tight), [0.02**2] * 3 + [0.002**2] * 3)
+    np.testing.assert_allclose(np.diag(tight), [config.min_sigma_m**2] * 3 + [config.min_sigma_rad**2] * 3)
     widened = with_disagreement(tight, np.array([0.1, -0.2, 0.01]))
-    assert widened[0, 0] == pytest.approx(0.02**2 + 0.01) and widened[1, 1] == pytest.approx(0.02**2 + 0.04)
-    assert widened[0, 1] == pytest.approx(-0.02) and widened[5, 5] == pytest.approx(0.002**2 + 1e-4)
+    floor_m2, floor_rad2 = config.min_sigma_m**2, config.min_sigma_rad**2
+    assert widened[0, 0] == pytest.approx(floor_m2 + 0.01) and widened[1, 1] == pytest.approx(floor_m2 + 0.04)
+    assert widened[0, 1] == pytest.approx(-0.02) and widened[5, 5] == pytest.approx(floor_rad2 + 1e-4)
     assert widened[2, 2] == tight[2, 2] and np.allclose(widened, widened.T)
 
 

@@ -9,7 +9,9 @@ fix's actual error, because a path tracker trusts it:
    PoseWithCovariance parameterisation of T_map_vehicle: position (x, y, z) in the map frame, then rotation about
    the fixed map axes (rx, ry, rz): delta_t = rho - [t]x phi.
 3. Floor: the diagonal is at least (`min_sigma_m`^2 x3, `min_sigma_rad`^2 x3): stereo errors are correlated, so
-   the 1/N shrinkage of (1) is never trusted below it.
+   the 1/N shrinkage of (1) is never trusted below it. The rotation floor was measured: with 0.002 rad the heading
+   errors of the fixes of closed-loop repeats on the validation world (seed 1011, five lightings, 791 fixes) had a
+   95th percentile of 3.2 published sigmas (6 % beyond 3), with 0.0045 rad 1.8 (a consistent covariance: 1.96).
 4. Disagreement: a fix that passed the innovation gate (`fix_gate.py`) adds the outer product of its planar
    innovation nu = (x, y, heading) against the odometry prediction to the (x, y, rz) block: where vision and odometry
    disagree by 10 cm, neither is trusted to better than 10 cm.
@@ -31,7 +33,7 @@ class CovarianceConfig:
     """Covariance floors (1-sigma) and random-walk growth rates (variance per metre driven and per second)."""
 
     min_sigma_m: float = setting(0.02, "floor of the position standard deviation (m)", (0.0, 100.0))
-    min_sigma_rad: float = setting(0.002, "floor of the rotation standard deviation (rad)", (0.0, 3.2))
+    min_sigma_rad: float = setting(0.0045, "floor of the rotation standard deviation (rad)", (0.0, 3.2))
     growth_m2_per_m: float = setting(
         0.0025, "position variance added per metre driven without a fix (m^2/m)", (0.0, 100.0)
     )
