@@ -76,6 +76,8 @@ def test_errors_in_sigmas_use_the_planar_block_and_the_yaw_variance():
     dx, dy = 0.3 * np.cos(0.5), 0.3 * np.sin(0.5)  # the error in the map frame
     np.testing.assert_allclose(in_sigmas["position"], [np.hypot(dx / 0.1, dy / 0.2), 1.0], rtol=1e-9)
     np.testing.assert_allclose(in_sigmas["heading"], [2.0, 2.0], rtol=1e-9)
+    certain = metrics.errors_in_sigmas(T_est[:1], T_gt[:1], np.zeros((1, 6, 6)))  # claims no error at all
+    assert certain["position"][0] == np.inf and certain["heading"][0] == np.inf
 
 
 def test_success_criteria_presets_and_wrong_fixes():

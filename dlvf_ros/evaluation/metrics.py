@@ -98,9 +98,15 @@ def errors_in_sigmas(
     errors = pose_errors(T_map_vehicle_est, T_map_vehicle_gt)
     xy = T_map_vehicle_est[:, :2, 3] - T_map_vehicle_gt[:, :2, 3]
     covariance = np.asarray(covariance, dtype=np.float64)
-    position = np.sqrt(np.einsum("ni,ni->n", xy, np.linalg.solve(covariance[:, :2, :2], xy[..., None])[..., 0]))
-    heading = np.abs(np.radians(errors["heading_deg"])) / np.sqrt(covariance[:, 5, 5])
-    return {"position": position, "heading": heading}
+    block = covariance[:, :2, :2]
+    definite = np.linalg.det(block) > 0  # a degenerate published covariance claims certainty: inf sigmas
+    position = np.full(len(xy), np.inf)
+    if definite.any():
+        solved = np.linalg.solve(block[definite], xy[definite][..., None])[..., 0]
+        position[definite] = np.sqrt(np.einsum("ni,ni->n", xy[definite], solved))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        heading = np.abs(np.radians(errors["heading_deg"])) / np.sqrt(covariance[:, 5, 5])
+    return {"position": position, "heading": np.where(np.isnan(heading), np.inf, heading)}
 
 
 def within_bounds(errors: dict[str, np.ndarray], criteria: SuccessCriteria) -> np.ndarray:
