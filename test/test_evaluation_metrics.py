@@ -72,11 +72,14 @@ def test_errors_in_sigmas_use_the_planar_block_and_the_yaw_variance():
     T_est = T_gt @ transforms.from_xyz_rpy(0.3, 0.0, 0.0, yaw=0.02)  # 0.3 m ahead of the vehicle, turned 0.02 rad
     covariance = np.stack([np.diag([0.01, 0.04, 1.0, 1.0, 1.0, 0.0001])] * 2)
     covariance[1, :2, :2] = np.diag([0.09, 0.09])
-    in_sigmas = metrics.errors_in_sigmas(T_est, T_gt, covariance)
+    heading_deg = metrics.pose_errors(T_est, T_gt)["heading_deg"]
+    in_sigmas = metrics.errors_in_sigmas(T_est[:, :2, 3] - T_gt[:, :2, 3], heading_deg, covariance)
     dx, dy = 0.3 * np.cos(0.5), 0.3 * np.sin(0.5)  # the error in the map frame
     np.testing.assert_allclose(in_sigmas["position"], [np.hypot(dx / 0.1, dy / 0.2), 1.0], rtol=1e-9)
     np.testing.assert_allclose(in_sigmas["heading"], [2.0, 2.0], rtol=1e-9)
-    certain = metrics.errors_in_sigmas(T_est[:1], T_gt[:1], np.zeros((1, 6, 6)))  # claims no error at all
+    certain = metrics.errors_in_sigmas(  # a covariance that claims no error at all
+        T_est[:1, :2, 3] - T_gt[:1, :2, 3], heading_deg[:1], np.zeros((1, 6, 6))
+    )
     assert certain["position"][0] == np.inf and certain["heading"][0] == np.inf
 
 

@@ -81,7 +81,8 @@ def score_frames(
             errors[key][both] = values
     in_sigmas = {key: np.full(len(stamp_ns), np.nan) for key in ("position", "heading")}
     if covariance is not None and both.any():
-        for key, values in metrics.errors_in_sigmas(T_est[both], T_gt[both], covariance[both]).items():
+        xy_error = T_est[both, :2, 3] - T_gt[both, :2, 3]
+        for key, values in metrics.errors_in_sigmas(xy_error, errors["heading_deg"][both], covariance[both]).items():
             in_sigmas[key][both] = values
     return RunEvaluation(
         name,

@@ -90,13 +90,13 @@ def pose_errors(T_map_vehicle_est: np.ndarray, T_map_vehicle_gt: np.ndarray) -> 
 
 
 def errors_in_sigmas(
-    T_map_vehicle_est: np.ndarray, T_map_vehicle_gt: np.ndarray, covariance: np.ndarray
+    xy_error_m: np.ndarray, heading_error_deg: np.ndarray, covariance: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """How many published standard deviations each estimate is off: `position` = the planar (map x, y) error's
-    Mahalanobis distance under the (x, y) block of its ROS covariance (consistent: 95 % below 2.45), `heading` =
-    |yaw error| / the yaw standard deviation (consistent: 95 % below 1.96). `covariance`: (N, 6, 6), map frame."""
-    errors = pose_errors(T_map_vehicle_est, T_map_vehicle_gt)
-    xy = T_map_vehicle_est[:, :2, 3] - T_map_vehicle_gt[:, :2, 3]
+    """How many published standard deviations each estimate is off: `position` = the planar error `xy_error_m`
+    (N, 2; estimate minus truth in the map frame) as a Mahalanobis distance under the (x, y) block of its ROS
+    covariance (consistent: 95 % below 2.45), `heading` = |heading error| (`pose_errors`' heading_deg) / the yaw
+    standard deviation (consistent: 95 % below 1.96). `covariance`: (N, 6, 6), map frame."""
+    xy = np.asarray(xy_error_m, dtype=np.float64)
     covariance = np.asarray(covariance, dtype=np.float64)
     block = covariance[:, :2, :2]
     definite = np.linalg.det(block) > 0  # a degenerate published covariance claims certainty: inf sigmas
@@ -105,7 +105,7 @@ def errors_in_sigmas(
         solved = np.linalg.solve(block[definite], xy[definite][..., None])[..., 0]
         position[definite] = np.sqrt(np.einsum("ni,ni->n", xy[definite], solved))
     with np.errstate(divide="ignore", invalid="ignore"):
-        heading = np.abs(np.radians(errors["heading_deg"])) / np.sqrt(covariance[:, 5, 5])
+        heading = np.abs(np.radians(heading_error_deg)) / np.sqrt(covariance[:, 5, 5])
     return {"position": position, "heading": np.where(np.isnan(heading), np.inf, heading)}
 
 
