@@ -151,7 +151,7 @@ class PathTracker:
         self.path = path
         self.config = config
         self.curvature = path_curvatures(path, config.curvature_window_m)
-        self._heading_at = path_headings(path)
+        self._midpoint_progress_m, self._midpoint_yaw_rad = path_headings(path)  # the path's heading, interpolated
         self.mode = TrackerMode.WAITING
         self.T_map_odom: np.ndarray | None = None  # from the latest update with a pose
         self.distance_since_good_m = 0.0
@@ -215,8 +215,8 @@ class PathTracker:
     def _steering_curvature(self, T_map_vehicle: np.ndarray, progress_m: float, cross_track_m: float) -> float:
         """The commanded curvature (1/m, + left; see the module docstring)."""
         cfg = self.config
-        middle, yaw = self._heading_at
-        heading_error = wrap_angle(transforms.yaw_of(T_map_vehicle) - float(np.interp(progress_m, middle, yaw)))
+        path_yaw = float(np.interp(progress_m, self._midpoint_progress_m, self._midpoint_yaw_rad))
+        heading_error = wrap_angle(transforms.yaw_of(T_map_vehicle) - path_yaw)
         course = -np.arctan(cross_track_m / cfg.approach_m)
         feedforward = float(np.interp(progress_m, self.path.vertex_progress_m, self.curvature))
         return feedforward + cfg.heading_gain_per_m * wrap_angle(course - heading_error)
