@@ -16,6 +16,7 @@ from dlvf_ros.sim.lighting import SKIES, lighting_for_hour
 from dlvf_ros.sim.style import (
     FAMILIES,
     HELD_OUT,
+    HELD_OUT_VALIDATION,
     PRESETS,
     Style,
     covering_styles,
@@ -57,6 +58,14 @@ def test_draws_are_seeded_and_never_return_held_out_members():
     for seed in range(40):
         style = draw_style(seed, held_out=True)
         assert set(style.held_out_members) == set(HELD_OUT)
+    # the validation set: disjoint from the test set; training worlds draw neither, validation worlds are made of it
+    assert all(not set(members) & set(HELD_OUT.get(f, ())) for f, members in HELD_OUT_VALIDATION.items())
+    for seed in range(200):
+        training, validation = parse_style("training", seed), parse_style("held_out_validation", seed)
+        assert training == draw_style(seed, exclude=HELD_OUT_VALIDATION) and not training.held_out_members
+        assert all(getattr(training, f) not in members for f, members in HELD_OUT_VALIDATION.items())
+        assert all(getattr(validation, f) in members for f, members in HELD_OUT_VALIDATION.items())
+        assert not validation.held_out_members
     # extra exclusions; and a family with nothing left is an error
     assert all(draw_style(seed, exclude={"sky": ("foggy", "hazy")}).sky not in ("foggy", "hazy") for seed in range(50))
     with pytest.raises(ValueError, match="every camera member is excluded"):
@@ -96,6 +105,7 @@ def test_styles_yaml_mirrors_the_module():
     shipped = yaml.safe_load((Path(__file__).parents[1] / "config" / "styles.yaml").read_text())
     assert {f: tuple(m) for f, m in shipped["families"].items()} == FAMILIES
     assert {f: tuple(m) for f, m in shipped["held_out"].items()} == HELD_OUT
+    assert {f: tuple(m) for f, m in shipped["held_out_validation"].items()} == HELD_OUT_VALIDATION
     assert {name: Style(**members) for name, members in shipped["presets"].items()} == PRESETS
 
 

@@ -12,8 +12,9 @@ class WorldConfig:
     """Procedural terrain, trail and clutter in a style. Lengths in metres.
 
     `style`: a spec for `style.parse_style`, resolved with the world seed: ``drawn`` (the seed's own style, never a
-    held-out member), ``held_out_test``, a preset (``classic``: the look before styles, ``demo``) and/or
-    ``family=member`` overrides. Densities are the full densities; the style's members scale them."""
+    held-out test member), ``training`` (neither held-out set), ``held_out_test``, ``held_out_validation``, a preset
+    (``classic``: the look before styles, ``demo``) and/or ``family=member`` overrides. Densities
+    are the full densities; the style's members scale them."""
 
     style: str = "drawn"
     path_length_m: float = 100.0  # taught path length; the trail continues before and after it

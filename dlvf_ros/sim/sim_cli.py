@@ -56,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--style",
         default=None,
-        help="world style: drawn (the seed's own, never held out), held_out_test, classic (the look before "
-        "styles), demo, and/or family=member overrides, e.g. ground=snow,camera=cheap_cmos; or a YAML file of "
-        "family: member (default: the config's world.style, drawn)",
+        help="world style: drawn (the seed's own, never a test member), training (neither held-out set), "
+        "held_out_test, held_out_validation, classic (the look before styles), demo, and/or family=member "
+        "overrides, e.g. ground=snow,camera=cheap_cmos; or a YAML file of family: member (default: the config's "
+        "world.style, drawn)",
     )
     parser.add_argument(
         "--style-sheet",

@@ -4,8 +4,11 @@ A `Style` names the ground and trail surfaces, the rock shapes, the trees, the u
 the terrain, the sky and weather, the camera and the headlights of a world. `draw_style(seed)` draws one member of
 each family (one random stream per family) and never returns a member of `HELD_OUT`: those are kept for honest
 testing (training and checkpoint selection must not see them). `draw_style(seed, held_out=True)` makes a world of
-held-out members. `parse_style(spec, seed)` reads a spec such as ``"classic"``, ``"drawn"``, ``"held_out_test"``,
-``"ground=snow,camera=cheap_cmos"`` or ``"demo,sky=foggy"`` (a base, then overrides by name).
+held-out members. A second set, `HELD_OUT_VALIDATION`, serves checkpoint selection: ``training`` worlds never draw
+it either, ``held_out_validation`` worlds are made of it, so selection measures holding on unseen members without
+touching the test members. `parse_style(spec, seed)` reads a spec such as ``"classic"``, ``"drawn"``,
+``"training"``, ``"held_out_test"``, ``"ground=snow,camera=cheap_cmos"`` or ``"demo,sky=foggy"`` (a base, then
+overrides by name).
 
 The members' methods live where they are used: surfaces in textures.py, objects and terrain in world.py, sky and
 headlights in lighting.py, cameras in camera.py (each registry is keyed by exactly the names below).
@@ -47,7 +50,18 @@ HELD_OUT: dict[str, tuple[str, ...]] = {
     "camera": ("rolling_industrial",),
 }
 
-DRAW_MODES = ("drawn", "held_out_test")  # spec bases that draw from the seed (training members / held-out members)
+# Members kept for checkpoint and model selection (fixed before stage 4 trained): `training` worlds never draw them,
+# `held_out_validation` worlds are made of them. (Stage 3's `drawn` worlds did draw them.)
+HELD_OUT_VALIDATION: dict[str, tuple[str, ...]] = {
+    "ground": ("moss",),
+    "trail": ("planks",),
+    "undergrowth": ("stumps",),
+    "man_made": ("barrels",),
+    "camera": ("cheap_cmos",),
+}
+
+# spec bases that draw from the seed: any non-test member / neither held-out set / test members / validation members
+DRAW_MODES = ("drawn", "training", "held_out_test", "held_out_validation")
 
 
 @dataclass(frozen=True)
@@ -108,22 +122,28 @@ PRESETS: dict[str, Style] = {
 }
 
 
-def draw_style(seed: int, held_out: bool = False, exclude: dict[str, tuple[str, ...]] | None = None) -> Style:
+def draw_style(
+    seed: int,
+    held_out: bool | dict[str, tuple[str, ...]] = False,
+    exclude: dict[str, tuple[str, ...]] | None = None,
+) -> Style:
     """The style of world `seed`: one member per family, each family from its own stream of the seed.
 
     Training draws (`held_out=False`) never return a member of HELD_OUT nor of `exclude` (family -> members).
     `held_out=True` draws the families that have held-out members among those members only (and `exclude` is not
-    applied to them), so the world is made of everything training never saw."""
+    applied to them), so the world is made of everything training never saw; `held_out` may also name another
+    held-out set (family -> members, e.g. HELD_OUT_VALIDATION) to draw from in the same way."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"draw_style: seed must be a non-negative integer, got {seed!r}")
     exclude = exclude or {}
     unknown = sorted(set(exclude) - set(FAMILIES))
     if unknown:
         raise ValueError(f"draw_style: unknown families {unknown} in exclude; families: {', '.join(FAMILIES)}")
+    held_out_set = HELD_OUT if held_out is True else (held_out or {})
     chosen = {}
     for index, (family, members) in enumerate(FAMILIES.items()):
-        if held_out and family in HELD_OUT:
-            allowed = list(HELD_OUT[family])
+        if family in held_out_set:
+            allowed = list(held_out_set[family])
         else:
             banned = set(HELD_OUT.get(family, ())) | set(exclude.get(family, ()))
             allowed = [m for m in members if m not in banned]
@@ -135,7 +155,7 @@ def draw_style(seed: int, held_out: bool = False, exclude: dict[str, tuple[str, 
 
 
 def parse_style(spec: str, seed: int) -> Style:
-    """Style from a spec: an optional base (a preset name, ``drawn`` or ``held_out_test``; default ``drawn``), then
+    """Style from a spec: an optional base (a preset name or one of DRAW_MODES; default ``drawn``), then
     comma-separated ``family=member`` overrides, e.g. ``"ground=snow,camera=cheap_cmos"`` or ``"classic,sky=foggy"``.
     The drawn bases use the world seed."""
     tokens = [t.strip() for t in str(spec).split(",") if t.strip()]
@@ -144,8 +164,12 @@ def parse_style(spec: str, seed: int) -> Style:
         base = tokens.pop(0)
     if base == "drawn":
         style = draw_style(seed)
+    elif base == "training":
+        style = draw_style(seed, exclude=HELD_OUT_VALIDATION)
     elif base == "held_out_test":
         style = draw_style(seed, held_out=True)
+    elif base == "held_out_validation":
+        style = draw_style(seed, held_out=HELD_OUT_VALIDATION)
     elif base in PRESETS:
         style = PRESETS[base]
     else:
@@ -170,7 +194,7 @@ def covering_styles() -> list[Style]:
 
 
 def style_spec_from_yaml(path: str | Path) -> str:
-    """A spec from a YAML mapping: optional ``base`` (preset, drawn or held_out_test) and ``family: member`` keys."""
+    """A spec from a YAML mapping: optional ``base`` (a preset or one of DRAW_MODES) and ``family: member`` keys."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
