@@ -132,10 +132,15 @@ def test_pairs_are_cross_run_within_k_edges_with_ground_truth(plane_world, tmp_p
             T_world_target = ds.T_world_vehicle(target)
             expected = tf.invert(T_world_target) @ ds.T_world_vehicle(source)
             np.testing.assert_allclose(T, expected, atol=1e-6)
-    # the same seed gives the same pairs; the manifest verifies its files
-    again = build_dataset([plane_world], tmp_path / "ds2", config)
+    # the same seed gives the same pairs, and the same disparity files from several processes; the manifest
+    # verifies its files
+    again = build_dataset([plane_world], tmp_path / "ds2", config, workers=2)
     assert again.data_hash == manifest.data_hash
     np.testing.assert_array_equal(again.pairs("train").source, train.source)
+    cached = sorted(p.relative_to(tmp_path / "ds") for p in (tmp_path / "ds" / "disparity").rglob("*.npy"))
+    assert cached and cached == sorted(p.relative_to(tmp_path / "ds2") for p in (tmp_path / "ds2").rglob("*.npy"))
+    for path in cached:
+        np.testing.assert_array_equal(np.load(tmp_path / "ds" / path), np.load(tmp_path / "ds2" / path))
     (tmp_path / "ds" / "pairs_train.npz").write_bytes(b"changed")
     with pytest.raises(ValueError, match="changed"):
         DatasetManifest.load(tmp_path / "ds")

@@ -105,9 +105,14 @@ class DatasetManifest:
 
 
 def build_dataset(
-    roots: list[str | Path], out: str | Path, config: DatasetConfig, cache_dir: str | Path | None = None
+    roots: list[str | Path],
+    out: str | Path,
+    config: DatasetConfig,
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
 ) -> DatasetManifest:
-    """Sample the pairs of every split, fill the disparity cache, write the manifest last (atomically)."""
+    """Sample the pairs of every split, fill the disparity cache (in `workers` processes), write the manifest last
+    (atomically)."""
     if not roots:
         raise ValueError("build_dataset: give at least one dataset root (--data ROOT [ROOT ...])")
     out = Path(out)
@@ -130,7 +135,7 @@ def build_dataset(
         for root, source, target in zip(pairs.root_index, pairs.source, pairs.target)
         for vertex in (source, target)
     ]
-    cache.ensure(images)
+    cache.ensure(images, workers=workers)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "config": to_dict(config),

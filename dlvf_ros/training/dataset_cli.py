@@ -25,11 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache", default=None, help="disparity cache directory (default: OUT/disparity); may be shared"
     )
+    parser.add_argument("--workers", type=int, default=1, help="processes that compute the disparity cache (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(DatasetConfig, args.config)
-    manifest = build_dataset(args.data, args.out, config, args.cache)
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    manifest = build_dataset(args.data, args.out, config, args.cache, args.workers)
     data = manifest.data
     print(
         f"dataset {manifest.directory} (data hash {manifest.data_hash[:12]}), "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -59,13 +60,26 @@ class DisparityCache:
         right = resized_rgb(root, vertex, "right", self.width, self.height)
         return disparity_sgbm(left, right, self.sgbm)
 
-    def ensure(self, items: list[tuple[int, tuple[int, int]]], description: str = "disparity") -> int:
-        """Compute and store every missing (root_index, vertex); returns how many were computed."""
+    def store(self, item: tuple[int, tuple[int, int]]) -> None:
+        """Compute the disparity of (root_index, vertex) and write it to its cache file (atomically)."""
+        buffer = io.BytesIO()
+        np.save(buffer, self.compute(*item), allow_pickle=False)
+        fileio.atomic_write_bytes(self.path(*item), buffer.getvalue())
+
+    def ensure(self, items: list[tuple[int, tuple[int, int]]], description: str = "disparity", workers: int = 1) -> int:
+        """Compute and store every missing (root_index, vertex), in `workers` processes; returns how many were
+        computed (the files are the same for any number of workers)."""
         missing = [item for item in dict.fromkeys(items) if not self.path(*item).is_file()]
-        for root_index, vertex in tqdm(missing, desc=description, unit="image", leave=False):
-            buffer = io.BytesIO()
-            np.save(buffer, self.compute(root_index, vertex), allow_pickle=False)
-            fileio.atomic_write_bytes(self.path(root_index, vertex), buffer.getvalue())
+        progress = tqdm(total=len(missing), desc=description, unit="image", leave=False)
+        if workers > 1 and len(missing) > 1:
+            with ProcessPoolExecutor(min(workers, len(missing))) as pool:
+                for _ in pool.map(self.store, missing, chunksize=8):
+                    progress.update()
+        else:
+            for item in missing:
+                self.store(item)
+                progress.update()
+        progress.close()
         return len(missing)
 
     def load(self, root_index: int, vertex: tuple[int, int]) -> np.ndarray:
