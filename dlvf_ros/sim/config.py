@@ -13,8 +13,8 @@ class WorldConfig:
 
     `style`: a spec for `style.parse_style`, resolved with the world seed: ``drawn`` (the seed's own style, never a
     held-out test member), ``training`` (neither held-out set), ``held_out_test``, ``held_out_validation``, a preset
-    (``classic``: the look before styles, ``demo``) and/or ``family=member`` overrides. Densities
-    are the full densities; the style's members scale them."""
+    (``classic``: the look before styles, ``demo``) and/or ``family=member`` overrides. Densities are the full
+    densities; the style's members scale them."""
 
     style: str = "drawn"
     path_length_m: float = 100.0  # taught path length; the trail continues before and after it

@@ -31,9 +31,10 @@ export -f render el; export T0 PY W PATH_M
 ( { echo "3001 held_out_validation"; for i in $(seq 1 $N_TRAIN); do echo "$((SEED0 + i)) training"; done; } \
   | xargs -P $PAR -L 1 bash -c 'render $0 $1' ) &
 RENDER_PID=$!
-while kill -0 $RENDER_PID 2>/dev/null; do  # past RENDER_S, go on with the worlds done (at least 8)
+while kill -0 $RENDER_PID 2>/dev/null; do  # past RENDER_S, go on with the worlds done (at least 8); 90 s later anyway
   n=$(ls $W/world_[0-2]*/done 2>/dev/null | wc -l)
   if [ $(el) -ge $RENDER_S ] && [ -f $W/world_3001/done ] && [ $n -ge 8 ]; then break; fi
+  [ $(el) -ge $((RENDER_S + 90)) ] && break
   sleep 3
 done
 pkill -f "dlvf_ros.cli sim"; sleep 1
