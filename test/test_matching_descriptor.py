@@ -68,6 +68,29 @@ def test_l2_ratio_test_drops_ambiguous_matches():
     assert np.all(matches.index_a == matches.index_b)
 
 
+def test_allowed_pairs_tell_apart_descriptors_that_alias():
+    """Each descriptor of b appears twice in a: an exact decoy and a noisy true one. Unrestricted, the decoys win;
+    restricted to the allowed pairs (e.g. near a predicted position), the true ones are matched, and a row with no
+    allowed pair gets no match. The same holds for the binary metric."""
+    rng = np.random.default_rng(5)
+    b = _zncc_normalise(rng.normal(size=(50, 64)))
+    a = np.vstack([b, _zncc_normalise(b + 0.3 * rng.normal(size=b.shape))])  # rows 0-49 decoys, 50-99 true
+    assert np.all(match_descriptors(a, b, "zncc").index_a < 50)
+    allowed = np.zeros((100, 50), bool)
+    allowed[50:, :] = np.eye(50, dtype=bool)
+    allowed[99, 49] = False
+    matches = match_descriptors(a, b, "zncc", allowed=allowed)
+    assert np.array_equal(matches.index_a, np.arange(50, 99)) and np.array_equal(matches.index_b, np.arange(49))
+    binary = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    flipped = binary.copy()
+    flipped[:, 0] ^= np.uint8(0b111)  # 3 bits off
+    assert np.all(match_descriptors(np.vstack([binary, flipped]), binary, "hamming").index_a < 50)
+    matches = match_descriptors(np.vstack([binary, flipped]), binary, "hamming", allowed=allowed)
+    assert np.array_equal(matches.index_a, np.arange(50, 99))
+    with pytest.raises(ValueError, match="allowed has shape"):
+        match_descriptors(a, b, "zncc", allowed=allowed[:10])
+
+
 def test_matching_errors_and_empty_inputs():
     a = np.zeros((5, 8), np.float32)
     assert len(match_descriptors(a, np.zeros((0, 8), np.float32), "zncc")) == 0

@@ -49,13 +49,39 @@ class Correspondences:
         return cls(*(np.concatenate([getattr(p, key) for p in parts]) for key in ("src", "tgt", "weights")))
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Where a predicted pose puts a keyframe's points: T_current_keyframe (left optical frames) on `rig`; a keyframe
+    point may only match a current keypoint within `radius_px` (px at the rig's resolution) of its projection."""
+
+    T_current_keyframe: np.ndarray
+    rig: StereoRig
+    radius_px: float
+
+    def allowed(self, keypoints_px: np.ndarray, keyframe_points: np.ndarray) -> np.ndarray:
+        """(N, M) bool: current keypoint i (N, 2) px may match keyframe point j (M, 3) m (keyframe left optical)."""
+        points = transforms.transform_points(self.T_current_keyframe, keyframe_points)
+        in_front = points[:, 2] > 0.1
+        projected, _ = self.rig.project(np.where(in_front[:, None], points, 1.0))
+        distance2 = np.sum((keypoints_px[:, None, :] - projected[None, :, :]) ** 2, axis=2)
+        return (distance2 <= self.radius_px**2) & in_front[None, :]
+
+
 def match_keyframe(
-    current: StereoFeatures, keyframe: StereoFeatures, metric: str, config: MatchingConfig
+    current: StereoFeatures,
+    keyframe: StereoFeatures,
+    metric: str,
+    config: MatchingConfig,
+    guidance: Guidance | None = None,
 ) -> Correspondences:
     """Mutual nearest-neighbour matches of `current` (only features with a stereo point, see
-    `StereoFeatures.subset_valid`) against the keyframe's features that have a stereo point."""
+    `StereoFeatures.subset_valid`) against the keyframe's features that have a stereo point; with `guidance`, only
+    between keypoints near where a predicted pose projects the keyframe's points."""
     keyframe = keyframe.subset_valid()
-    matches = match_descriptors(current.features.descriptors, keyframe.features.descriptors, metric, config)
+    allowed = None if guidance is None else guidance.allowed(current.features.keypoints, keyframe.points_camera)
+    matches = match_descriptors(
+        current.features.descriptors, keyframe.features.descriptors, metric, config, allowed=allowed
+    )
     weights = (
         matches.quality * current.features.scores[matches.index_a] * keyframe.features.scores[matches.index_b]
     ).astype(np.float64)

@@ -9,7 +9,9 @@ RANSAC and the stereo reprojection refinement (`keyframe_pose`, the steps the pe
 T_keyframe_vehicle relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6
 covariance (`covariance`). Tracking uses one submap (the window, its nearest keyframe the reference); a global search
 tries the `global_ransac_candidates` keyframes with the most matches, each with its neighbours, and keeps the one
-with the most inliers.
+with the most inliers. While tracking (not LOST), a frame that gives no fix so is matched again with guidance: each
+keyframe point only against the current keypoints within `guided_radius_px` of where the odometry prediction projects
+it (`keyframe_pose.Guidance`); its pose goes through the same gate.
 
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
@@ -58,7 +60,7 @@ from dlvf_ros.localization.fix_gate import (
 )
 from dlvf_ros.localization.frontend import StereoConfig, StereoFeatures, StereoFrontend
 from dlvf_ros.localization.health import HealthConfig, HealthMonitor, HealthState
-from dlvf_ros.localization.keyframe_pose import Correspondences, PoseEstimator, match_keyframe
+from dlvf_ros.localization.keyframe_pose import Correspondences, Guidance, PoseEstimator, match_keyframe
 from dlvf_ros.localization.map_store import MapStore
 from dlvf_ros.localization.refine import RefineConfig, RefineResult
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
@@ -89,6 +91,12 @@ class LocalizerConfig:
     covariance: CovarianceConfig = field(default_factory=CovarianceConfig)
     gate: FixGateConfig = field(default_factory=FixGateConfig)
     min_matches: int = setting(12, "descriptor matches a candidate keyframe needs to go through RANSAC", (3, 1_000_000))
+    guided_radius_px: float = setting(
+        48.0,
+        "tracking: a frame without a fix is matched again, each map point only against keypoints within this radius "
+        "(px at the camera's resolution) of where the odometry prediction projects it; 0 turns this off",
+        (0.0, 10_000.0),
+    )
     # falls back to the whole map after health.frames_to_lose frames without a fix
     initial_keyframe_id: int | None = setting(
         None, "start-up: search around this keyframe instead of the whole map", (-1, 100_000_000), none_value=-1
@@ -141,6 +149,7 @@ class LocalizationResult:
     # reprojection refinement), localize_total (everything after the front end)
     timings_ms: dict[str, float]
     fix_refused: str = ""  # why a pose that matching found was not published ("" when published or none found)
+    guided: bool = False  # the fix came from guided matching (`guided_radius_px`) after unguided matching gave none
     inliers_per_keyframe: dict[int, int] = field(default_factory=dict)  # of the pose found, by submap keyframe
     innovation_mahalanobis2: float = float("nan")  # of the gated pose against its prediction (NaN: not gated)
     inlier_points_camera: np.ndarray | None = None  # (N, 3) the fix's inlier points in the left optical frame (m)
@@ -168,6 +177,18 @@ class _Submap:
 
     def inliers_per_keyframe(self, inliers: np.ndarray) -> dict[int, int]:
         return {k: int(np.sum(inliers & (self.keyframe_of_match == k))) for k in self.members}
+
+
+@dataclass
+class _Decision:
+    """What `Localizer._decide` made of a frame's best pose: the fix to publish (None: none), why a found pose was
+    refused, its squared Mahalanobis innovation (NaN: not gated), T_keyframe_vehicle and inliers per keyframe."""
+
+    fix: _Fix | None = None
+    refused: str = ""
+    innovation_m2: float = float("nan")
+    T_keyframe_vehicle: np.ndarray | None = None
+    support: dict[int, int] = field(default_factory=dict)
 
 
 class Localizer:
@@ -277,63 +298,17 @@ class Localizer:
         search, radius, centre, candidates = self._candidates(predicted, prior, stamp_ns, T_odom_vehicle)
         current = frame.subset_valid()
         timings = dict(frame.timings_ms)
-        t0 = time.perf_counter()
-        per_keyframe = {int(k): self._match(current, int(k)) for k in candidates}
-        submaps = [
-            self._submap(reference, members, per_keyframe)
-            for reference, members in self._submaps(search, candidates, per_keyframe)
-        ]
-        submaps = [s for s in submaps if len(s.matches) >= self.config.min_matches]
-        timings["matching"] = 1000 * (time.perf_counter() - t0)
-
-        t0 = time.perf_counter()
-        best: _Submap | None = None
-        best_refined: RefineResult | None = None
-        for submap in submaps:
-            refined = self.estimator.estimate(submap.matches)
-            if refined is not None and (best_refined is None or refined.num_inliers > best_refined.num_inliers):
-                best, best_refined = submap, refined
-        timings["ransac"] = 1000 * (time.perf_counter() - t0)
-
-        fix: _Fix | None = None
-        refused, innovation_m2, T_keyframe_vehicle, support = "", float("nan"), None, {}
-        if best is not None and best_refined is not None:
-            support = best.inliers_per_keyframe(best_refined.inliers)
-            T_keyframe_vehicle = self.estimator.vehicle_pose(best_refined)
-            T_map_vehicle = self.map.entries[best.reference].T_map_keyframe @ T_keyframe_vehicle
-            found = _Fix(
-                T_map_vehicle,
-                T_odom_vehicle,
-                int(stamp_ns),
-                fix_covariance(
-                    best_refined.covariance,
-                    T_map_vehicle,
-                    self.map.rig.T_vehicle_camera,
-                    self.config.covariance,
-                ),
-                self._odometer_m,
-            )
-            tracking = predicted is not None
-            refused = self.path.refusal(T_map_vehicle, best.members)
-            one_keyframe = "" if refused or tracking else submap_refusal(support, self.config.gate)  # rule 4
-            if refused or (one_keyframe and prior is None):
-                refused = refused or one_keyframe
-            elif one_keyframe and prior is not None:
-                fix, refused, innovation_m2 = self._confirm_by_motion(
-                    found, best_refined.num_inliers, prior, max(support, key=support.__getitem__), one_keyframe
-                )
-            else:
-                fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
-            disagrees = innovation_m2 > self.config.gate.max_mahalanobis2  # False for NaN (not gated)
-            if fix is None and tracking and disagrees and self.health.state == HealthState.LOST:
-                # the prediction itself may be wrong (a wrong fix followed by odometry): while LOST a pose that
-                # disagrees with it can still re-localize the way a start-up pose does (fix_gate rules 2 and 4)
-                refused = submap_refusal(support, self.config.gate)
-                if not refused:
-                    fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, False, None)
-            if fix is not None:  # its covariance now holds the disagreement with odometry too
-                refused = precision_refusal(fix.covariance, self.config.gate)
-                fix = None if refused else fix
+        submaps, best, best_refined = self._search(current, search, candidates, None, timings)
+        decision = self._decide(best, best_refined, predicted, prior, T_odom_vehicle, stamp_ns)
+        guided = False
+        if decision.fix is None and self._may_guide(predicted):
+            assert predicted is not None
+            guided_search = self._search(current, search, candidates, predicted, timings)
+            guided_decision = self._decide(*guided_search[1:], predicted, prior, T_odom_vehicle, stamp_ns)
+            if guided_decision.fix is not None:
+                (submaps, best, best_refined), decision, guided = guided_search, guided_decision, True
+        fix, refused, innovation_m2 = decision.fix, decision.refused, decision.innovation_m2
+        T_keyframe_vehicle, support = decision.T_keyframe_vehicle, decision.support
 
         fixed = fix is not None
         self._frames_without_fix = 0 if fixed else self._frames_without_fix + 1
@@ -348,6 +323,7 @@ class Localizer:
         if fix is not None:
             self._fix, self._unconfirmed = fix, None
         state = self.health.update(fixed, num_inliers, self._distance_since_fix_m)
+        T_map_vehicle: np.ndarray | None
         if fix is not None:
             T_map_vehicle, covariance = fix.T_map_vehicle, fix.covariance
         elif self._fix is not None:
@@ -378,10 +354,98 @@ class Localizer:
             distance_since_fix_m=self._distance_since_fix_m,
             timings_ms=timings,
             fix_refused=refused,
+            guided=guided,
             inliers_per_keyframe=support,
             innovation_mahalanobis2=innovation_m2,
             inlier_points_camera=inlier_points_camera,
         )
+
+    def _may_guide(self, predicted: np.ndarray | None) -> bool:
+        """Guided matching is tried while tracking (a prediction, not LOST) and with `guided_radius_px` > 0."""
+        return predicted is not None and self.health.state != HealthState.LOST and self.config.guided_radius_px > 0
+
+    def _search(
+        self,
+        current: StereoFeatures,
+        search: str,
+        candidates: np.ndarray,
+        guide: np.ndarray | None,
+        timings: dict[str, float],
+    ) -> tuple[list[_Submap], _Submap | None, RefineResult | None]:
+        """(submaps with enough matches, the one whose RANSAC + refinement kept the most inliers, its result). With
+        `guide` (a predicted T_map_vehicle) each map point is only matched near where that pose projects it
+        (`guided_radius_px`). Adds the time spent to `timings` "matching" and "ransac" (ms)."""
+        t0 = time.perf_counter()
+        per_keyframe = {int(k): self._match(current, int(k), guide) for k in candidates}
+        submaps = [
+            self._submap(reference, members, per_keyframe)
+            for reference, members in self._submaps(search, candidates, per_keyframe)
+        ]
+        submaps = [s for s in submaps if len(s.matches) >= self.config.min_matches]
+        timings["matching"] = timings.get("matching", 0.0) + 1000 * (time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        best: _Submap | None = None
+        best_refined: RefineResult | None = None
+        for submap in submaps:
+            refined = self.estimator.estimate(submap.matches)
+            if refined is not None and (best_refined is None or refined.num_inliers > best_refined.num_inliers):
+                best, best_refined = submap, refined
+        timings["ransac"] = timings.get("ransac", 0.0) + 1000 * (time.perf_counter() - t0)
+        return submaps, best, best_refined
+
+    def _decide(
+        self,
+        best: _Submap | None,
+        best_refined: RefineResult | None,
+        predicted: np.ndarray | None,
+        prior: _Fix | None,
+        T_odom_vehicle: np.ndarray,
+        stamp_ns: int,
+    ) -> _Decision:
+        """Whether the best submap's pose is published as a fix (see the module docstring and `fix_gate`)."""
+        decision = _Decision()
+        if best is None or best_refined is None:
+            return decision
+        support = best.inliers_per_keyframe(best_refined.inliers)
+        T_keyframe_vehicle = self.estimator.vehicle_pose(best_refined)
+        T_map_vehicle = self.map.entries[best.reference].T_map_keyframe @ T_keyframe_vehicle
+        found = _Fix(
+            T_map_vehicle,
+            T_odom_vehicle,
+            int(stamp_ns),
+            fix_covariance(
+                best_refined.covariance,
+                T_map_vehicle,
+                self.map.rig.T_vehicle_camera,
+                self.config.covariance,
+            ),
+            self._odometer_m,
+        )
+        fix: _Fix | None = None
+        innovation_m2 = float("nan")
+        tracking = predicted is not None
+        refused = self.path.refusal(T_map_vehicle, best.members)
+        one_keyframe = "" if refused or tracking else submap_refusal(support, self.config.gate)  # rule 4
+        if refused or (one_keyframe and prior is None):
+            refused = refused or one_keyframe
+        elif one_keyframe and prior is not None:
+            fix, refused, innovation_m2 = self._confirm_by_motion(
+                found, best_refined.num_inliers, prior, max(support, key=support.__getitem__), one_keyframe
+            )
+        else:
+            fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, tracking, prior)
+        disagrees = innovation_m2 > self.config.gate.max_mahalanobis2  # False for NaN (not gated)
+        if fix is None and tracking and disagrees and self.health.state == HealthState.LOST:
+            # the prediction itself may be wrong (a wrong fix followed by odometry): while LOST a pose that
+            # disagrees with it can still re-localize the way a start-up pose does (fix_gate rules 2 and 4)
+            refused = submap_refusal(support, self.config.gate)
+            if not refused:
+                fix, refused, innovation_m2 = self._gate(found, best_refined.num_inliers, False, None)
+        if fix is not None:  # its covariance now holds the disagreement with odometry too
+            refused = precision_refusal(fix.covariance, self.config.gate)
+            fix = None if refused else fix
+        return _Decision(fix, refused, innovation_m2, T_keyframe_vehicle, support)
 
     def _gate(
         self, found: _Fix, num_inliers: int, tracking: bool, prior: _Fix | None
@@ -580,11 +644,23 @@ class Localizer:
         keyframe_of_match = np.concatenate([np.full(len(per_keyframe[m]), m) for m in members])
         return _Submap(reference, members, Correspondences.concatenate(parts), keyframe_of_match)
 
-    def _match(self, current: StereoFeatures, keyframe_id: int) -> Correspondences:
+    def _match(self, current: StereoFeatures, keyframe_id: int, guide: np.ndarray | None) -> Correspondences:
+        """Matches of `current` against one keyframe; with `guide` (a predicted T_map_vehicle) only near where it
+        projects the keyframe's points into the current left image."""
         keyframe = self.map.keyframe(keyframe_id)
+        guidance = None
+        if guide is not None:
+            T_vehicle_camera = self.map.rig.T_vehicle_camera
+            T_current_keyframe = (
+                transforms.invert(guide @ T_vehicle_camera)
+                @ self.map.entries[keyframe_id].T_map_keyframe
+                @ T_vehicle_camera
+            )
+            guidance = Guidance(T_current_keyframe, self.map.rig, self.config.guided_radius_px)
         return match_keyframe(
             current,
             StereoFeatures(keyframe.features, keyframe.points_camera, keyframe.valid),
             self.map.descriptor_metric,
             self.config.matching,
+            guidance,
         )

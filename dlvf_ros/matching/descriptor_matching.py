@@ -75,9 +75,14 @@ def _ratio_ok(distance: np.ndarray, axis: int, ratio: float) -> np.ndarray:
 
 
 def match_descriptors(
-    descriptors_a: np.ndarray, descriptors_b: np.ndarray, metric: str, config: MatchingConfig | None = None
+    descriptors_a: np.ndarray,
+    descriptors_b: np.ndarray,
+    metric: str,
+    config: MatchingConfig | None = None,
+    allowed: np.ndarray | None = None,
 ) -> DescriptorMatches:
-    """Mutual nearest neighbours between (Na, C) and (Nb, C) descriptors under `metric`, thresholded per metric."""
+    """Mutual nearest neighbours between (Na, C) and (Nb, C) descriptors under `metric`, thresholded per metric;
+    with `allowed` ((Na, Nb) bool), only among the allowed pairs (e.g. near a predicted position)."""
     config = config or MatchingConfig()
     if descriptors_a.ndim != 2 or descriptors_b.ndim != 2 or descriptors_a.shape[1] != descriptors_b.shape[1]:
         raise ValueError(
@@ -100,11 +105,16 @@ def match_descriptors(
     else:
         raise ValueError(f"match_descriptors: unknown metric {metric!r}; expected 'zncc', 'cosine', 'hamming' or 'l2'")
 
+    if allowed is not None:
+        if allowed.shape != cost.shape:
+            raise ValueError(f"match_descriptors: allowed has shape {allowed.shape}, expected {cost.shape}")
+        cost = np.where(allowed, cost.astype(np.float32), np.float32(np.inf))
     best_b = np.argmin(cost, axis=1)
     best_a = np.argmin(cost, axis=0)
     index_a = np.arange(len(descriptors_a))
     mutual = best_a[best_b] == index_a
     best_cost = cost[index_a, best_b]
+    mutual &= np.isfinite(best_cost)  # a row with no allowed pair has none
     if metric in ("zncc", "cosine"):
         keep = mutual & (-best_cost >= (config.zncc_min if metric == "zncc" else config.cosine_min))
         quality = 0.5 * (1.0 - best_cost)

@@ -358,6 +358,7 @@ class LocalizerNode(StereoNode):
                 "matches": result.num_matches,
                 "search": result.search,
                 "refused": result.fix_refused,
+                "guided": result.guided,
                 **{f"time_{k}_ms": f"{v:.1f}" for k, v in result.timings_ms.items()},
             },
         )
