@@ -345,7 +345,8 @@ def test_a_fix_that_disagrees_with_odometry_is_refused_by_the_innovation_gate(ma
     wrong_view = observe(world, transforms.from_xyz_rpy(10.0, 0.2, 0.0), rng)
     result = localizer.localize(10**8, wrong_view, odom(T_true))
     assert result.search == "window" and result.search_radius_m > 1.6
-    assert not result.fixed and "disagrees with the odometry prediction by 1.60 m" in result.fix_refused
+    assert not result.fixed and not result.guided
+    assert "disagrees with the odometry prediction by 1.60 m" in result.fix_refused
     assert result.innovation_mahalanobis2 > localizer.config.gate.max_mahalanobis2
     assert result.num_inliers == 0 and result.keyframe_id is None
     assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05  # dead-reckoned

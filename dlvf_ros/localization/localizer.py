@@ -9,9 +9,11 @@ RANSAC and the stereo reprojection refinement (`keyframe_pose`, the steps the pe
 T_keyframe_vehicle relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6
 covariance (`covariance`). Tracking uses one submap (the window, its nearest keyframe the reference); a global search
 tries the `global_ransac_candidates` keyframes with the most matches, each with its neighbours, and keeps the one
-with the most inliers. While tracking (not LOST), a frame that gives no fix so is matched again with guidance: each
-keyframe point only against the current keypoints within `guided_radius_px` of where the odometry prediction projects
-it (`keyframe_pose.Guidance`); its pose goes through the same gate.
+with the most inliers. While tracking (not LOST), a frame in which this finds no pose, or only one that agrees with
+the prediction but is too uncertain, is matched again with guidance: each keyframe point only against the current
+keypoints within `guided_radius_px` of where the odometry prediction projects it (`keyframe_pose.Guidance`); its pose
+goes through the same gate. A pose that disagrees with the prediction (or lies off the path) is not searched for
+again so: guidance would pull it towards the prediction that the evidence contradicts.
 
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
@@ -93,8 +95,9 @@ class LocalizerConfig:
     min_matches: int = setting(12, "descriptor matches a candidate keyframe needs to go through RANSAC", (3, 1_000_000))
     guided_radius_px: float = setting(
         48.0,
-        "tracking: a frame without a fix is matched again, each map point only against keypoints within this radius "
-        "(px at the camera's resolution) of where the odometry prediction projects it; 0 turns this off",
+        "tracking: a frame in which matching finds no pose (or one that agrees but is too uncertain) is matched "
+        "again, each map point only against keypoints within this radius (px at the camera's resolution) of where "
+        "the odometry prediction projects it; 0: off",
         (0.0, 10_000.0),
     )
     # falls back to the whole map after health.frames_to_lose frames without a fix
@@ -149,7 +152,7 @@ class LocalizationResult:
     # reprojection refinement), localize_total (everything after the front end)
     timings_ms: dict[str, float]
     fix_refused: str = ""  # why a pose that matching found was not published ("" when published or none found)
-    guided: bool = False  # the fix came from guided matching (`guided_radius_px`) after unguided matching gave none
+    guided: bool = False  # the fix came from guided matching (`guided_radius_px`), see the module docstring
     inliers_per_keyframe: dict[int, int] = field(default_factory=dict)  # of the pose found, by submap keyframe
     innovation_mahalanobis2: float = float("nan")  # of the gated pose against its prediction (NaN: not gated)
     inlier_points_camera: np.ndarray | None = None  # (N, 3) the fix's inlier points in the left optical frame (m)
@@ -301,7 +304,9 @@ class Localizer:
         submaps, best, best_refined = self._search(current, search, candidates, None, timings)
         decision = self._decide(best, best_refined, predicted, prior, T_odom_vehicle, stamp_ns)
         guided = False
-        if decision.fix is None and self._may_guide(predicted):
+        # guidance where nothing contradicts the prediction: no pose found, or one that agreed but was too uncertain
+        agreed = decision.innovation_m2 <= self.config.gate.max_mahalanobis2  # False for NaN (not gated)
+        if decision.fix is None and (best is None or agreed) and self._may_guide(predicted):
             assert predicted is not None
             guided_search = self._search(current, search, candidates, predicted, timings)
             guided_decision = self._decide(*guided_search[1:], predicted, prior, T_odom_vehicle, stamp_ns)
