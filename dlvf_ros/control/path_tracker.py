@@ -89,7 +89,7 @@ class PathTrackerConfig:
         "before the first good update the vehicle creeps straight ahead on odometry for at most this (m; 0: still)",
         (0.0, 10.0),
     )
-    start_creep_speed_mps: float = setting(0.15, "speed of the start-up creep (m/s)", (0.01, 10.0))
+    start_creep_speed_mps: float = setting(0.3, "speed of the start-up creep (m/s)", (0.01, 10.0))
     update_timeout_s: float = setting(
         0.5, "no localizer update for this long (s) counts as dead reckoning (the mode reported)", (0.001, 60.0)
     )
