@@ -2,7 +2,8 @@
 # Stage 4 in one go on a many-core machine with a GPU (run from the repository root): render `training`-style
 # worlds on every core plus the held_out_validation world 3001 (checkpoint selection), build the pairs, fine-tune.
 # Env: OUT (results: log, metrics, checkpoints), PY, N_TRAIN, SEED0 (training seeds SEED0+1 .. SEED0+N_TRAIN),
-# PATH_M, PAR (processes), RENDER_S and TRAIN_UNTIL_S (seconds from the start), INIT, W (scratch), TRAIN_CONFIG.
+# PATH_M, PAR (processes), RENDER_S and TRAIN_UNTIL_S (seconds from the start; 0: render and pair only), INIT,
+# W (scratch), TRAIN_CONFIG.
 # On a lent machine without the GL loaders or moderngl, unpack the carried .gl/*.deb and .whl/*.whl first
 # (/work/.library/device/README.md); both are skipped when absent.
 set -uo pipefail
@@ -45,6 +46,7 @@ grep -aoh "world [0-9]* style [^ ]*" $W/world_*.log
 sed "s/train: \[[^]]*\]/train: [$(seq -s, 1 $N)]/" $S/dataset.yaml > $W/dataset.yaml
 $PY -m dlvf_ros.cli dataset --data $W/world_3001 $TRAIN_ROOTS --out $W/pairs --config $W/dataset.yaml --workers $PAR
 cp $W/pairs/dataset.json $OUT/
+if [ "$TRAIN_UNTIL_S" -le 0 ]; then echo "[$(el)s] pairs ready; TRAIN_UNTIL_S=0: no training"; exit 0; fi
 copy_out() { for f in best.pt last.pt; do [ -f $W/run/checkpoints/$f ] && cp $W/run/checkpoints/$f $OUT/; done
              [ -f $W/run/metrics.csv ] && cp $W/run/metrics.csv $OUT/; }
 ( while true; do sleep 20; copy_out; done ) & COPY_PID=$!
