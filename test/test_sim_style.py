@@ -56,7 +56,7 @@ def test_draws_are_seeded_and_never_return_held_out_members():
     assert len({style.spec for style in draws}) > 500  # the families are drawn independently
     # held-out worlds: every family that has held-out members takes one of them
     for seed in range(40):
-        style = draw_style(seed, held_out=True)
+        style = draw_style(seed, held_out=HELD_OUT)
         assert set(style.held_out_members) == set(HELD_OUT)
     # the validation set: disjoint from the test set; training worlds draw neither, validation worlds are made of it
     assert all(not set(members) & set(HELD_OUT.get(f, ())) for f, members in HELD_OUT_VALIDATION.items())
@@ -79,7 +79,7 @@ def test_draws_are_seeded_and_never_return_held_out_members():
 def test_named_styles_and_overrides(tmp_path):
     assert parse_style("classic", 5) == Style() == PRESETS["classic"]
     assert parse_style("drawn", 5) == parse_style("", 5) == draw_style(5)
-    assert parse_style("held_out_test", 5) == draw_style(5, held_out=True)
+    assert parse_style("held_out_test", 5) == draw_style(5, held_out=HELD_OUT)
     demo = parse_style("demo", 5)
     assert set(demo.held_out_members) == set(HELD_OUT)  # the demo world is made of held-out members
     overridden = parse_style("ground=snow,camera=cheap_cmos", 5)

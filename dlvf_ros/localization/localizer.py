@@ -306,8 +306,7 @@ class Localizer:
         guided = False
         # guidance where nothing contradicts the prediction: no pose found, or one that agreed but was too uncertain
         agreed = decision.innovation_m2 <= self.config.gate.max_mahalanobis2  # False for NaN (not gated)
-        if decision.fix is None and (best is None or agreed) and self._may_guide(predicted):
-            assert predicted is not None
+        if predicted is not None and decision.fix is None and (best is None or agreed) and self._may_guide():
             guided_search = self._search(current, search, candidates, predicted, timings)
             guided_decision = self._decide(*guided_search[1:], predicted, prior, T_odom_vehicle, stamp_ns)
             if guided_decision.fix is not None:
@@ -365,9 +364,9 @@ class Localizer:
             inlier_points_camera=inlier_points_camera,
         )
 
-    def _may_guide(self, predicted: np.ndarray | None) -> bool:
-        """Guided matching is tried while tracking (a prediction, not LOST) and with `guided_radius_px` > 0."""
-        return predicted is not None and self.health.state != HealthState.LOST and self.config.guided_radius_px > 0
+    def _may_guide(self) -> bool:
+        """Guided matching is tried while tracking with a prediction, not LOST, and with `guided_radius_px` > 0."""
+        return self.health.state != HealthState.LOST and self.config.guided_radius_px > 0
 
     def _search(
         self,
@@ -632,15 +631,11 @@ class Localizer:
 
     def _submap(self, reference: int, members: list[int], per_keyframe: dict[int, Correspondences]) -> _Submap:
         """The members' matches together, map points moved into the reference keyframe's left optical frame."""
-        T_vehicle_camera = self.map.rig.T_vehicle_camera
-        T_camera_vehicle = transforms.invert(T_vehicle_camera)
-        T_reference_map = transforms.invert(self.map.entries[reference].T_map_keyframe)
+        T_map_reference = self.map.entries[reference].T_map_keyframe
         parts = []
         for member in members:
             matches = per_keyframe[member]
-            T_refcam_membercam = (
-                T_camera_vehicle @ T_reference_map @ self.map.entries[member].T_map_keyframe @ T_vehicle_camera
-            )
+            T_refcam_membercam = self._camera_from_camera(T_map_reference, self.map.entries[member].T_map_keyframe)
             parts.append(
                 Correspondences(
                     matches.src, transforms.transform_points(T_refcam_membercam, matches.tgt), matches.weights
@@ -649,18 +644,18 @@ class Localizer:
         keyframe_of_match = np.concatenate([np.full(len(per_keyframe[m]), m) for m in members])
         return _Submap(reference, members, Correspondences.concatenate(parts), keyframe_of_match)
 
+    def _camera_from_camera(self, T_map_vehicle_a: np.ndarray, T_map_vehicle_b: np.ndarray) -> np.ndarray:
+        """T_camera_a_camera_b: left optical frame of the rig on vehicle pose b into that on vehicle pose a."""
+        T_vehicle_camera = self.map.rig.T_vehicle_camera
+        return transforms.invert(T_map_vehicle_a @ T_vehicle_camera) @ T_map_vehicle_b @ T_vehicle_camera
+
     def _match(self, current: StereoFeatures, keyframe_id: int, guide: np.ndarray | None) -> Correspondences:
         """Matches of `current` against one keyframe; with `guide` (a predicted T_map_vehicle) only near where it
         projects the keyframe's points into the current left image."""
         keyframe = self.map.keyframe(keyframe_id)
         guidance = None
         if guide is not None:
-            T_vehicle_camera = self.map.rig.T_vehicle_camera
-            T_current_keyframe = (
-                transforms.invert(guide @ T_vehicle_camera)
-                @ self.map.entries[keyframe_id].T_map_keyframe
-                @ T_vehicle_camera
-            )
+            T_current_keyframe = self._camera_from_camera(guide, self.map.entries[keyframe_id].T_map_keyframe)
             guidance = Guidance(T_current_keyframe, self.map.rig, self.config.guided_radius_px)
         return match_keyframe(
             current,

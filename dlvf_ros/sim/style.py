@@ -3,8 +3,8 @@
 A `Style` names the ground and trail surfaces, the rock shapes, the trees, the undergrowth, the man-made objects,
 the terrain, the sky and weather, the camera and the headlights of a world. `draw_style(seed)` draws one member of
 each family (one random stream per family) and never returns a member of `HELD_OUT`: those are kept for honest
-testing (training and checkpoint selection must not see them). `draw_style(seed, held_out=True)` makes a world of
-held-out members. A second set, `HELD_OUT_VALIDATION`, serves checkpoint selection: ``training`` worlds never draw
+testing (training and checkpoint selection must not see them). `draw_style(seed, held_out=HELD_OUT)` makes a world
+of held-out members. A second set, `HELD_OUT_VALIDATION`, serves checkpoint selection: ``training`` worlds never draw
 it either, ``held_out_validation`` worlds are made of it, so selection measures holding on unseen members without
 touching the test members. `parse_style(spec, seed)` reads a spec such as ``"classic"``, ``"drawn"``,
 ``"training"``, ``"held_out_test"``, ``"ground=snow,camera=cheap_cmos"`` or ``"demo,sky=foggy"`` (a base, then
@@ -124,26 +124,25 @@ PRESETS: dict[str, Style] = {
 
 def draw_style(
     seed: int,
-    held_out: bool | dict[str, tuple[str, ...]] = False,
+    held_out: dict[str, tuple[str, ...]] | None = None,
     exclude: dict[str, tuple[str, ...]] | None = None,
 ) -> Style:
     """The style of world `seed`: one member per family, each family from its own stream of the seed.
 
-    Training draws (`held_out=False`) never return a member of HELD_OUT nor of `exclude` (family -> members).
-    `held_out=True` draws the families that have held-out members among those members only (and `exclude` is not
-    applied to them), so the world is made of everything training never saw; `held_out` may also name another
-    held-out set (family -> members, e.g. HELD_OUT_VALIDATION) to draw from in the same way."""
+    Training draws (no `held_out`) never return a member of HELD_OUT nor of `exclude` (family -> members). With a
+    held-out set (family -> members: HELD_OUT, HELD_OUT_VALIDATION), its families are drawn among its members only
+    (`exclude` is not applied to them), so the world is made of members that training never saw."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"draw_style: seed must be a non-negative integer, got {seed!r}")
     exclude = exclude or {}
     unknown = sorted(set(exclude) - set(FAMILIES))
     if unknown:
         raise ValueError(f"draw_style: unknown families {unknown} in exclude; families: {', '.join(FAMILIES)}")
-    held_out_set = HELD_OUT if held_out is True else (held_out or {})
+    held_out = held_out or {}
     chosen = {}
     for index, (family, members) in enumerate(FAMILIES.items()):
-        if family in held_out_set:
-            allowed = list(held_out_set[family])
+        if family in held_out:
+            allowed = list(held_out[family])
         else:
             banned = set(HELD_OUT.get(family, ())) | set(exclude.get(family, ()))
             allowed = [m for m in members if m not in banned]
@@ -167,7 +166,7 @@ def parse_style(spec: str, seed: int) -> Style:
     elif base == "training":
         style = draw_style(seed, exclude=HELD_OUT_VALIDATION)
     elif base == "held_out_test":
-        style = draw_style(seed, held_out=True)
+        style = draw_style(seed, held_out=HELD_OUT)
     elif base == "held_out_validation":
         style = draw_style(seed, held_out=HELD_OUT_VALIDATION)
     elif base in PRESETS:

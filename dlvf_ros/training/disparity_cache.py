@@ -70,16 +70,15 @@ class DisparityCache:
         """Compute and store every missing (root_index, vertex), in `workers` processes; returns how many were
         computed (the files are the same for any number of workers)."""
         missing = [item for item in dict.fromkeys(items) if not self.path(*item).is_file()]
-        progress = tqdm(total=len(missing), desc=description, unit="image", leave=False)
-        if workers > 1 and len(missing) > 1:
-            with ProcessPoolExecutor(min(workers, len(missing))) as pool:
-                for _ in pool.map(self.store, missing, chunksize=8):
+        with tqdm(total=len(missing), desc=description, unit="image", leave=False) as progress:
+            if workers > 1 and len(missing) > 1:
+                with ProcessPoolExecutor(min(workers, len(missing))) as pool:
+                    for _ in pool.map(self.store, missing, chunksize=8):
+                        progress.update()
+            else:
+                for item in missing:
+                    self.store(item)
                     progress.update()
-        else:
-            for item in missing:
-                self.store(item)
-                progress.update()
-        progress.close()
         return len(missing)
 
     def load(self, root_index: int, vertex: tuple[int, int]) -> np.ndarray:
