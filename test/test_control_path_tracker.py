@@ -97,6 +97,24 @@ def test_the_offset_start_costs_little_heading_error():
     assert np.sqrt(np.mean(lateral**2)) < 0.085 and np.sqrt(np.mean(heading**2)) < 1.85
 
 
+def test_from_a_standstill_heading_away_it_turns_in_place_before_driving_off():
+    """0.3 m left, heading 5 deg further left: it turns in place (mode aligning) until it heads within
+    `align_tolerance_deg` of its course onto the path, then drives; it never gets further off than it started."""
+    path = TaughtPath(np.stack([transforms.from_xyz_rpy(x, 0.0, 0.0, yaw=0.0) for x in np.arange(0.0, 10.01, 1.0)]))
+    config = PathTrackerConfig()
+    vehicle = Unicycle(0.0, 0.3, np.deg2rad(5.0))
+    commands, positions = run(PathTracker(path, config), vehicle, 200)
+    aligning = [c for c in commands if c.mode == TrackerMode.ALIGNING]
+    assert aligning and all(c.linear_mps == 0.0 and c.angular_rad_s < 0.0 for c in aligning)
+    first_drive = next(c for c in commands if c.linear_mps > 0.0)
+    assert first_drive.mode == TrackerMode.TRACKING and first_drive.heading_error_rad < 0.0  # towards the path
+    assert np.max(positions[:, 1]) <= 0.3 + 1e-9
+
+    aligned = Unicycle(0.0, 0.3, -np.arctan(0.3 / config.approach_m))  # already on its course: drives off at once
+    commands, _ = run(PathTracker(path, config), aligned, 10)
+    assert not any(c.mode == TrackerMode.ALIGNING for c in commands) and commands[-1].linear_mps > 0.0
+
+
 def test_the_speed_drops_in_the_curve():
     path = straight_then_arc(radius_m=1.5, turn_rad=np.pi)  # 4.7 m of arc
     config = PathTrackerConfig()
@@ -112,12 +130,13 @@ def test_the_speed_drops_in_the_curve():
     assert commands[-1].mode == TrackerMode.FINISHED
 
 
-def test_before_a_good_fix_it_creeps_straight_ahead_at_most_the_start_creep():
-    config = PathTrackerConfig(start_creep_m=0.6, start_creep_speed_mps=0.15)
+def test_before_a_good_fix_it_waits_then_creeps_straight_ahead_at_most_the_start_creep():
+    config = PathTrackerConfig(start_wait_s=1.0, start_creep_m=0.6, start_creep_speed_mps=0.15)
     tracker = PathTracker(straight_then_arc(), config)
     vehicle = Unicycle(0.0, 0.0, 0.0)
     commands, _ = run(tracker, vehicle, 200, fix=lambda k: False)  # 10 s at 20 Hz: long enough to creep 0.6 m
     assert all(c.mode == TrackerMode.WAITING and c.angular_rad_s == 0.0 for c in commands)
+    assert all(c.linear_mps == 0.0 for c in commands[:20]) and commands[20].linear_mps > 0.0  # 1 s at 20 Hz
     assert max(c.linear_mps for c in commands) <= config.start_creep_speed_mps + 1e-9
     assert 0.55 <= vehicle.distance_m <= 0.61 and commands[-1].linear_mps < 0.01  # (one 50 ms step past it at most)
     uncertain = np.diag([1.0, 1.0, 0.01, 1e-4, 1e-4, 1e-4])  # 1 m standard deviation: not good

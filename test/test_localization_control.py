@@ -148,12 +148,15 @@ def _map_seen_by_one_keyframe(path, points_world, seen_by):
 
 def test_a_pose_from_one_keyframe_needs_a_second_one_or_motion_near_the_start_up_prior(tmp_path, world):  # noqa: F811
     """Support from keyframe 0 alone, 100 inliers, the pose right: refused without a prediction when the whole map is
-    searched, and near the start-up prior as long as the vehicle stands (a self-similar view gives such poses wrong
-    too: "standing on the keyframe"). Near the prior it is a fix once a pose further on agrees with it through
-    odometry and would not without the motion; poses that stay put while odometry moves (snapped, wrong) never are."""
+    searched. Near the start-up prior, a pose off every keyframe (0.42 m here) is a fix once the next frame of the
+    standing vehicle agrees with it; one within `stationary_confirmation_m` of a keyframe is refused as long as the
+    vehicle stands (a self-similar view gives such poses wrong too: "standing on the keyframe") and is a fix once a
+    pose further on agrees with it through odometry and would not without the motion; poses that stay on the
+    keyframe while odometry moves (snapped, wrong) never are."""
     path = _map_seen_by_one_keyframe(tmp_path / "trail", world, seen_by=0)
     rng = np.random.default_rng(17)
     T_start = transforms.from_xyz_rpy(0.3, 0.3, 0.0, yaw=0.08)
+    T_near = transforms.from_xyz_rpy(0.08, 0.05, 0.0, yaw=0.08)  # 0.09 m from keyframe 0
 
     def views(poses, odometry):
         return [
@@ -168,17 +171,23 @@ def test_a_pose_from_one_keyframe_needs_a_second_one_or_motion_near_the_start_up
 
     localizer = make_localizer(path, initial_keyframe_id=0)
     results = views(standing, standing)
+    assert not results[0].fixed and all(r.fixed for r in results[1:])  # off every keyframe: the next frame confirms
+    assert all(pose_error(r.T_map_vehicle, T_start)[0] < 0.05 for r in results[1:])
+
+    standing_near = [T_near] * 6
+    localizer = make_localizer(path, initial_keyframe_id=0)
+    results = views(standing_near, standing_near)
     assert not any(r.fixed for r in results) and "moves with odometry" in results[-1].fix_refused
     assert max(results[-1].inliers_per_keyframe.values()) >= 40
 
-    creeping = [T_start @ transforms.from_xyz_rpy(0.12 * k, 0.0, 0.0) for k in range(6)]
+    creeping = [T_near @ transforms.from_xyz_rpy(0.12 * k, 0.0, 0.0) for k in range(6)]
     localizer = make_localizer(path, initial_keyframe_id=0)
     results = views(creeping, creeping)
     assert not results[0].fixed and all(r.fixed for r in results[3:])  # fixed once it has moved (0.24 m here)
     assert all(pose_error(r.T_map_vehicle, T)[0] < 0.05 for r, T in zip(results[3:], creeping[3:]))
 
     localizer = make_localizer(path, initial_keyframe_id=0)
-    results = views(standing, creeping)  # the views stay on keyframe 0 while odometry drives 0.6 m
+    results = views([keyframe_pose(0)] * 6, creeping)  # the views stay on keyframe 0 while odometry drives 0.6 m
     assert not any(r.fixed for r in results)
 
     # only at the start, against the start's keyframe: a view matching another keyframe alone moves with the vehicle

@@ -72,15 +72,21 @@ def test_wrap_angle():
     assert wrap_angle(3 * np.pi / 2) == pytest.approx(-np.pi / 2) and wrap_angle(-np.pi) == pytest.approx(np.pi)
 
 
-def test_tracker_messages_round_trip_through_the_client():
-    from dlvf_ros.ros.tracker_output import tracking_messages
+def messages(*frame):
+    """The tracker output of one frame (stamp, state, reason, fixed, inliers, position, velocity) from `localizer_node`
+    with vehicle frame "base"."""
+    from dlvf_ros.ros.tracker_output import TrackingFrame, tracking_messages
 
+    return tracking_messages(TrackingFrame(*frame), "base", "loc")
+
+
+def test_tracker_messages_round_trip_through_the_client():
     path = _L_path()
     covariance = np.diag([0.01, 0.02, 0.03, 0.001, 0.002, 0.003])
     where = path.locate(transforms.from_xyz_rpy(3.1, 2.2, 0.0, yaw=np.pi / 2 + 0.05), covariance)
     velocity = np.array([0.5, 0.0, 0.0, 0.0, 0.0, 0.1])
     stamp = 12_345_678_901_234
-    odometry, status = tracking_messages(stamp, HealthState.DEGRADED, "why", True, 42, where, velocity, "base", "loc")
+    odometry, status = messages(stamp, HealthState.DEGRADED, "why", True, 42, where, velocity)
     assert odometry.header.frame_id == "teach_vertex_5" and odometry.child_frame_id == "base"
     assert status.status[0].level == status.status[0].WARN
     updates = []
@@ -99,23 +105,21 @@ def test_tracker_messages_round_trip_through_the_client():
     np.testing.assert_allclose(p.velocity, velocity)
 
     # a frame without a pose is complete on its own, and is not localized; an older half arriving late is ignored
-    odometry_late, _ = tracking_messages(stamp - 1, HealthState.LOCALIZED, "", True, 50, where, None, "base", "loc")
-    lost_odometry, lost = tracking_messages(stamp + 10, HealthState.LOST, "lost", False, 0, None, None, "base", "loc")
+    odometry_late, _ = messages(stamp - 1, HealthState.LOCALIZED, "", True, 50, where, None)
+    lost_odometry, lost = messages(stamp + 10, HealthState.LOST, "lost", False, 0, None, None)
     assert lost_odometry is None
     update = client.add_tracking_status(lost)
     assert update.pose is None and not update.localized and update.status.progress_m is None
     assert client.add_vertex_odometry(odometry_late) is None and client.latest is update
     # a LOST frame with a dead-reckoned pose is not localized either
-    _, lost_with_pose = tracking_messages(stamp + 20, HealthState.LOST, "", False, 0, where, None, "base", "loc")
+    _, lost_with_pose = messages(stamp + 20, HealthState.LOST, "", False, 0, where, None)
     assert tc.parse_tracking_status(lost_with_pose).localized is False
 
 
 def test_client_restarts_when_time_goes_backwards_and_names_bad_frames():
-    from dlvf_ros.ros.tracker_output import tracking_messages
-
     client = tc.TrackerClient(backwards_jump_s=1.0)
     for stamp in (100 * 10**9, 5 * 10**9):  # the bag looped: 95 s back
-        _, status = tracking_messages(stamp, HealthState.LOST, "", False, 0, None, None, "base", "loc")
+        _, status = messages(stamp, HealthState.LOST, "", False, 0, None, None)
         assert client.add_tracking_status(status) is not None
     assert client.latest.stamp_ns == 5 * 10**9
     assert tc.vertex_id_of_frame("/teach_vertex_12") == 12

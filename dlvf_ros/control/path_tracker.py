@@ -19,16 +19,19 @@ before), whose one length, the lookahead, sets both how fast it turns back and h
 heading is interpolated between segment midpoints, so it has no steps at the vertices. Speed: `max_speed_mps`,
 lowered to sqrt(max_lateral_acceleration / |curvature|) where the path ahead (within `curvature_preview_m`) curves,
 never below `min_speed_mps` there; lowered to brake at `deceleration_mps2` onto the path's end; the yaw rate is
-capped at `max_yaw_rate_rad_s` by slowing down.
+capped at `max_yaw_rate_rad_s` by slowing down. From a standstill (the start, a safety stop) the vehicle first turns in
+place (yaw rate `align_gain_per_s` x the course error wrap(...) above) until its heading is within
+`align_tolerance_deg` of the course: a vehicle started heading away from the path would otherwise drive further off
+while it turns.
 
 Safety: an update is good when the localizer is localized and the pose's planar position standard deviation is at
 most `max_position_std_m`. Without a good update the vehicle drives on odometry for at most `lost_distance_m` (the
 speed ramps down at `deceleration_mps2` so that it stands still by then) and `lost_time_s`; then it stops and stays
-stopped until a good update arrives (it resumes by itself). Before the first good update it creeps straight ahead
-on odometry at `start_creep_speed_mps` for at most `start_creep_m`, then stands: a robot parked at its path's start
-may see one keyframe only (night), and the localizer confirms such a pose only by a second one taken further on
-(fix_gate rule 4); `start_creep_m` 0 keeps it still. At the end of the path (progress within
-`goal_tolerance_m` of its length) it stops for good.
+stopped until a good update arrives (it resumes by itself). Before the first good update it stands for `start_wait_s`,
+then creeps straight ahead on odometry at `start_creep_speed_mps` for at most `start_creep_m`, then stands: the
+localizer confirms a start-up pose of a standing vehicle only off every keyframe, and one on a keyframe by a second
+pose taken further on (fix_gate rules 2 and 4); `start_creep_m` 0 keeps it still. At the end of the path (progress
+within `goal_tolerance_m` of its length) it stops for good.
 """
 
 from __future__ import annotations
@@ -68,12 +71,24 @@ class PathTrackerConfig:
         0.5, "planned braking onto the path's end and onto a safety stop (m/s^2)", (0.01, 10.0)
     )
     approach_m: float = setting(
-        2.25, "the course onto the path aims at the point this far ahead of the projection (m)", (0.05, 100.0)
+        2.75, "the course onto the path aims at the point this far ahead of the projection (m)", (0.05, 100.0)
     )
     heading_gain_per_m: float = setting(
         4.0, "curvature commanded per radian between the heading and that course (1/m per rad)", (0.01, 100.0)
     )
     max_yaw_rate_rad_s: float = setting(0.8, "largest commanded yaw rate (rad/s)", (0.01, 10.0))
+    align_tolerance_deg: float = setting(
+        5.0,
+        "from a standstill (start-up, after a safety stop) the vehicle first turns in place until its heading is "
+        "within this (deg) of the course onto the path; 180: drives off at once",
+        (0.1, 180.0),
+    )
+    align_gain_per_s: float = setting(
+        2.0,
+        "turning in place, the yaw rate (rad/s) is this times the heading's difference from the course (rad), at most "
+        "max_yaw_rate_rad_s: it slows down onto the course instead of overshooting it",
+        (0.01, 100.0),
+    )
     goal_tolerance_m: float = setting(
         0.05, "the run ends when the progress is within this of the path's length (m)", (0.0, 10.0)
     )
@@ -84,6 +99,9 @@ class PathTrackerConfig:
         1.0, "without a good update the vehicle stands still within this odometry distance (m)", (0.0, 100.0)
     )
     lost_time_s: float = setting(5.0, "without a good update for this long (s) the vehicle stops", (0.0, 3600.0))
+    start_wait_s: float = setting(
+        1.5, "before the first good update the vehicle stands this long (s) before the start-up creep", (0.0, 3600.0)
+    )
     start_creep_m: float = setting(
         0.6,
         "before the first good update the vehicle creeps straight ahead on odometry for at most this (m; 0: still)",
@@ -104,6 +122,7 @@ class PathTrackerConfig:
 
 class TrackerMode(enum.Enum):
     WAITING = "waiting"  # no good update yet
+    ALIGNING = "aligning"  # turning in place onto the course before driving off (start-up, after a stop)
     TRACKING = "tracking"  # driving on good updates
     DEAD_RECKONING = "dead_reckoning"  # driving on odometry since the last good update, within the allowance
     STOPPED = "stopped"  # no good update for longer than the allowance: standing until one comes
@@ -158,9 +177,10 @@ class PathTracker:
         self.last_good_ns: int | None = None
         self._odometry: deque[tuple[int, np.ndarray]] = deque(maxlen=ODOMETRY_HISTORY)
         self._vertex_hint: int | None = None
-        self._start_T_odom_vehicle: np.ndarray | None = None  # the first odometry sample: where the creep starts
+        self._start: tuple[int, np.ndarray] | None = None  # the first odometry sample (ns, T): the wait, the creep
         self._latest_good = False
         self._last_update_ns = 0
+        self._standstill = True  # not driven since the start or the latest safety stop: align before driving off
 
     def localize(self, stamp_ns: int, localized: bool, T_map_vehicle: np.ndarray | None, covariance) -> bool:
         """One localizer update at image stamp `stamp_ns`: its pose (None: none) with its map-frame covariance.
@@ -186,10 +206,10 @@ class PathTracker:
         if self._odometry and self.last_good_ns is not None and stamp_ns > self._odometry[-1][0]:
             self.distance_since_good_m += float(np.linalg.norm(T_odom_vehicle[:3, 3] - self._odometry[-1][1][:3, 3]))
         self._odometry.append((int(stamp_ns), T_odom_vehicle))
-        if self._start_T_odom_vehicle is None:
-            self._start_T_odom_vehicle = T_odom_vehicle
+        if self._start is None:
+            self._start = (int(stamp_ns), T_odom_vehicle)
         if self.mode == TrackerMode.FINISHED or self.T_map_odom is None or self.last_good_ns is None:
-            return self._answer(stamp_ns, self._creep_speed(T_odom_vehicle), 0.0, None)
+            return self._answer(stamp_ns, self._creep_speed(stamp_ns, T_odom_vehicle), 0.0, None)
         T_map_vehicle = self.T_map_odom @ T_odom_vehicle
         position = self.path.locate(T_map_vehicle, None, self._vertex_hint)
         self._vertex_hint = position.vertex_id
@@ -206,27 +226,37 @@ class PathTracker:
         )
         if (stamp_ns - self.last_good_ns) / NS_PER_S > cfg.lost_time_s or speed <= 0.0:
             self.mode = TrackerMode.STOPPED
+            self._standstill = True
             return self._answer(stamp_ns, 0.0, 0.0, position)
-        curvature = self._steering_curvature(T_map_vehicle, position.progress_m, position.cross_track_m)
+        course_error = self._course_error(T_map_vehicle, position.progress_m, position.cross_track_m)
+        if self._standstill and abs(course_error) > np.deg2rad(cfg.align_tolerance_deg):
+            self.mode = TrackerMode.ALIGNING
+            yaw_rate = np.clip(cfg.align_gain_per_s * course_error, -cfg.max_yaw_rate_rad_s, cfg.max_yaw_rate_rad_s)
+            return self._answer(stamp_ns, 0.0, float(yaw_rate), position)
+        self._standstill = False
+        feedforward = float(np.interp(position.progress_m, self.path.vertex_progress_m, self.curvature))
+        curvature = feedforward + cfg.heading_gain_per_m * course_error
         if abs(curvature) * speed > cfg.max_yaw_rate_rad_s:
             speed = cfg.max_yaw_rate_rad_s / abs(curvature)
         return self._answer(stamp_ns, speed, speed * curvature, position)
 
-    def _steering_curvature(self, T_map_vehicle: np.ndarray, progress_m: float, cross_track_m: float) -> float:
-        """The commanded curvature (1/m, + left; see the module docstring)."""
-        cfg = self.config
+    def _course_error(self, T_map_vehicle: np.ndarray, progress_m: float, cross_track_m: float) -> float:
+        """The course onto the path minus the vehicle's heading (rad, + left; see the module docstring)."""
         path_yaw = float(np.interp(progress_m, self._midpoint_progress_m, self._midpoint_yaw_rad))
         heading_error = wrap_angle(transforms.yaw_of(T_map_vehicle) - path_yaw)
-        course = -np.arctan(cross_track_m / cfg.approach_m)
-        feedforward = float(np.interp(progress_m, self.path.vertex_progress_m, self.curvature))
-        return feedforward + cfg.heading_gain_per_m * wrap_angle(course - heading_error)
+        course = -np.arctan(cross_track_m / self.config.approach_m)
+        return wrap_angle(course - heading_error)
 
-    def _creep_speed(self, T_odom_vehicle: np.ndarray) -> float:
-        """Before the first good update: the start-up creep's speed, braking onto `start_creep_m` (0 after it)."""
+    def _creep_speed(self, stamp_ns: int, T_odom_vehicle: np.ndarray) -> float:
+        """Before the first good update: 0 for `start_wait_s`, then the start-up creep's speed, braking onto
+        `start_creep_m` (0 after it)."""
         cfg = self.config
-        if self.mode == TrackerMode.FINISHED or self.last_good_ns is not None or self._start_T_odom_vehicle is None:
+        if self.mode == TrackerMode.FINISHED or self.last_good_ns is not None or self._start is None:
             return 0.0
-        driven_m = float(np.linalg.norm(T_odom_vehicle[:3, 3] - self._start_T_odom_vehicle[:3, 3]))
+        start_ns, T_odom_start = self._start
+        if (stamp_ns - start_ns) / NS_PER_S < cfg.start_wait_s:
+            return 0.0
+        driven_m = float(np.linalg.norm(T_odom_vehicle[:3, 3] - T_odom_start[:3, 3]))
         return min(cfg.start_creep_speed_mps, self._braking_speed(cfg.start_creep_m - driven_m))
 
     def _scheduled_speed(self, progress_m: float) -> float:

@@ -10,7 +10,8 @@ Per run (`score_run`):
   with the initial offset) and once settled, from `SETTLE_M` of progress on (`*_settled`);
 - progress: share of the path's length the vehicle reached (ground-truth arc length of its projection) and whether
   the tracker declared the end reached (`finished`);
-- stops: standstills (ground-truth speed below `STANDSTILL_MPS` for at least `MIN_STOP_S`) after the first motion
+- stops: standstills (ground-truth speed below `STANDSTILL_MPS` and yaw rate below `STANDSTILL_RAD_S`, a turn in
+  place is motion, for at least `MIN_STOP_S`) after the first motion
   and before the finish, and the tracker's safety stops (mode `stopped`): count and total seconds;
 - speed and time: mean speed (distance / time from first motion to the end), sim and wall time, and the simulator's
   own account (`simulator_status`: frames published, sim seconds per wall second; under the real-time clock below 1
@@ -30,11 +31,13 @@ import numpy as np
 from dlvf_ros import fileio
 from dlvf_ros.control.path_tracker import TrackerMode
 from dlvf_ros.evaluation import evaluate, metrics, records
+from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.path_tracking import TaughtPath
 
 GROUND_TRUTH_FILE = "ground_truth.jsonl"
 TRACKER_FILE = "tracker.jsonl"
-STANDSTILL_MPS = 0.02  # slower than this counts as standing
+STANDSTILL_MPS = 0.02  # slower than this, turning slower than STANDSTILL_RAD_S, counts as standing
+STANDSTILL_RAD_S = 0.02
 MIN_STOP_S = 0.5  # a standstill at least this long is a stop
 SETTLE_M = 3.0  # tracking errors "settled": from this much progress along the path on (m), after the initial offset
 
@@ -49,6 +52,11 @@ class TrackingTrace:
     lateral_m: np.ndarray  # (N,) + left of the path
     heading_deg: np.ndarray  # (N,) vehicle yaw - path yaw, + counter-clockwise
     speed_mps: np.ndarray  # (N,) from consecutive positions (0 for the first)
+    yaw_rate_rad_s: np.ndarray  # (N,) from consecutive headings (0 for the first)
+
+    def standing(self) -> np.ndarray:
+        """(N,) bool: neither driving nor turning."""
+        return (self.speed_mps <= STANDSTILL_MPS) & (np.abs(self.yaw_rate_rad_s) <= STANDSTILL_RAD_S)
 
 
 def read_ground_truth(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +83,10 @@ def trace_on_path(taught: TaughtPath, stamp_ns: np.ndarray, T_world_vehicle: np.
     positions = [taught.locate(T) for T in T_world_vehicle]
     xy = T_world_vehicle[:, :2, 3]
     dt = np.diff(stamp_ns) * 1e-9
-    speed = np.concatenate([[0.0], np.linalg.norm(np.diff(xy, axis=0), axis=1) / np.where(dt > 0, dt, np.inf)])
+    step_s = np.where(dt > 0, dt, np.inf)
+    speed = np.concatenate([[0.0], np.linalg.norm(np.diff(xy, axis=0), axis=1) / step_s])
+    yaw = np.unwrap([transforms.yaw_of(T) for T in T_world_vehicle]) if len(xy) else np.zeros(0)
+    yaw_rate = np.concatenate([[0.0], np.diff(yaw) / step_s])
     return TrackingTrace(
         stamp_ns=np.asarray(stamp_ns, dtype=np.int64),
         xy=xy,
@@ -83,6 +94,7 @@ def trace_on_path(taught: TaughtPath, stamp_ns: np.ndarray, T_world_vehicle: np.
         lateral_m=np.array([p.cross_track_m for p in positions]),
         heading_deg=np.rad2deg([p.heading_error_rad for p in positions]),
         speed_mps=speed,
+        yaw_rate_rad_s=yaw_rate,
     )
 
 
@@ -102,15 +114,14 @@ def score_run(
     simulator: dict[str, str],
 ) -> dict:
     """The run's scores (JSON-ready; see the module docstring); `simulator`: `simulator_status`."""
-    moving = np.flatnonzero(trace.speed_mps > STANDSTILL_MPS)
+    standing = trace.standing()
+    moving = np.flatnonzero(~standing)
     finished_at = np.flatnonzero(tracker_mode == TrackerMode.FINISHED.value)
     end_ns = int(tracker_stamp_ns[finished_at[0]]) if len(finished_at) else int(trace.stamp_ns[-1])
     start_ns = int(trace.stamp_ns[moving[0]]) if len(moving) else end_ns
     driven = (trace.stamp_ns >= start_ns) & (trace.stamp_ns <= end_ns)
     standstills = [
-        (a, b)
-        for a, b in intervals(driven & (trace.speed_mps <= STANDSTILL_MPS), trace.stamp_ns)
-        if (b - a) * 1e-9 >= MIN_STOP_S and b < end_ns
+        (a, b) for a, b in intervals(driven & standing, trace.stamp_ns) if (b - a) * 1e-9 >= MIN_STOP_S and b < end_ns
     ]
     safety = intervals(tracker_mode == TrackerMode.STOPPED.value, tracker_stamp_ns)
     distance_m = float(np.sum(np.linalg.norm(np.diff(trace.xy[driven], axis=0), axis=1))) if driven.sum() > 1 else 0.0

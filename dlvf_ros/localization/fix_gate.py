@@ -12,10 +12,13 @@
    alignment) and is held back until the next frame's pose passes the innovation gate against it, propagated by
    odometry: two views from two places must agree. Near a start-up prior (an initial pose, e.g. /initialpose, or the
    initial keyframe with its sigmas) each of the two needs only `min_inliers_with_prior` inliers, must also pass the
-   innovation gate against the prior, and the two must be views from two places indeed: the later one agrees with
-   the earlier propagated by odometry and would not without the motion odometry measured between them (a robot
-   parked at its start sees one view, whose "standing on a keyframe" explanation two frames confirm as well as the
-   true one: closed-loop dusk started 0.9 m off so; the path tracker creeps ahead before its first fix). While LOST,
+   innovation gate against the prior, and the two must not be explained by "standing on a keyframe": a robot parked
+   at its start sees one view, whose "standing on a keyframe" explanation two frames confirm as well as the true one
+   (closed-loop dusk started 0.9 m off so). So either the later pose agrees with the earlier propagated by odometry
+   and would not without the motion odometry measured between them, or both lie at least
+   `stationary_confirmation_m` from every keyframe, where that explanation puts no pose (closed loop at night, parked
+   0.3 m and 5 deg off the path's start: confirmed by its first two frames). A robot parked on a keyframe gets its
+   first fix once it moves: the path tracker creeps ahead when no fix has come after `start_wait_s`. While LOST,
    a pose that disagrees with the prediction takes this path too: the prediction may be a wrong fix followed by
    odometry, which the innovation gate alone would keep for the whole odometry reach.
 3. Taught path (always), with the keyframe spacing s (median distance between consecutive keyframes):
@@ -32,10 +35,9 @@
    - At the start, motion tells them apart: a "standing on the keyframe" pose stays on its keyframe while the vehicle
      moves, a true one moves with it. A one-keyframe pose supported by the keyframe nearest the start-up prior, the
      vehicle within the prior's 1-sigma position uncertainty of it, may be confirmed as rule 2 confirms near a prior
-     (by a pose further on that moves with odometry from it).
+     (by a pose further on that moves with odometry from it, or, off every keyframe, by the next frame).
      A robot parked at night on its path's start matches its own keyframe only (closed loop at 320x240, 0.3 m and
-     5 deg off the path: 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm); the path
-     tracker creeps ahead before its first fix (`PathTrackerConfig.start_creep_m`) so that it gets one.
+     5 deg off the path: 70 inliers from keyframe 0, none from keyframes 1 and 2, the pose right to 1 cm).
    - Only there: a view matched to the keyframe one spacing off, all along the path, moves with the vehicle too
      (SIFT at night on the held-out-style world: 18 wrong fixes 1.3 m off when any keyframe could confirm so).
    - While tracking the rule is not applied: at night the near, lit ground that the current view shares with the
@@ -94,6 +96,12 @@ class FixGateConfig:
         "also pass the innovation gate against the prior",
         (3, 1_000_000),
     )
+    stationary_confirmation_m: float = setting(
+        0.15,
+        "start-up near a prior: two frames of a standing vehicle confirm a pose at least this far (m, planar) from "
+        "every keyframe; nearer one, 'standing on the keyframe' explains it too and the confirmation must span motion",
+        (0.001, 1000.0),
+    )
     min_inliers_second_keyframe: int = setting(
         3,
         "refuse a pose unless a second keyframe of its submap gives at least this many of its inliers",
@@ -113,6 +121,7 @@ class FixGateConfig:
             "end_reach_spacings",
             "keyframe_reach_spacings",
             "max_keyframe_angle_deg",
+            "stationary_confirmation_m",
             "max_position_sigma_m",
             "max_heading_sigma_deg",
         ):
@@ -191,13 +200,20 @@ class TaughtPath:
 
     def nearest_keyframe(self, T_map_vehicle: np.ndarray) -> int:
         """Index of the keyframe nearest (planar) to the vehicle."""
-        return int(np.argmin(np.linalg.norm(self.positions_m - T_map_vehicle[:2, 3], axis=1)))
+        return int(np.argmin(self._distances_m(T_map_vehicle)))
+
+    def keyframe_distance_m(self, T_map_vehicle: np.ndarray) -> float:
+        """Planar distance (m) from the vehicle to the nearest keyframe."""
+        return float(np.min(self._distances_m(T_map_vehicle)))
+
+    def _distances_m(self, T_map_vehicle: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(self.positions_m - T_map_vehicle[:2, 3], axis=1)
 
     def refusal(self, T_map_vehicle: np.ndarray, matched_keyframes: list[int]) -> str:
         """Why a fix at T_map_vehicle, computed from `matched_keyframes`, is off the taught path; "" if it is not."""
         cfg = self.config
         position = T_map_vehicle[:2, 3]
-        distance = np.linalg.norm(self.positions_m - position, axis=1)
+        distance = self._distances_m(T_map_vehicle)
         nearest = int(np.argmin(distance))
         heading = self.headings_rad[nearest]
         along_m = float((position - self.positions_m[nearest]) @ np.array([np.cos(heading), np.sin(heading)]))

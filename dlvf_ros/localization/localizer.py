@@ -20,13 +20,14 @@ consistent identity pose against *any* single keyframe (flat ground at the same 
 one-keyframe RANSAC accepts. Against several keyframes those false matches contradict each other (each implies its
 own keyframe's pose), while true matches to every keyframe agree on one pose.
 
-A pose found so is published as a fix only when it passes `fix_gate`: it lies on the taught path (not beyond its
-ends, near the keyframes it was matched against), and it agrees with the odometry prediction (Mahalanobis
-innovation gate) or, without one (start-up, beyond odometry's reach), more than one keyframe of its submap supports
-it, it has many inliers (fewer near a start-up prior, which it must agree with too) and the next frame's pose agrees
-with it (confirmation; near a start-up prior a pose further on that moves with odometry from it). A frame without
-a fix reports the dead-reckoned pose (last fix + odometry) with a grown covariance, and `fix_refused` says why a pose
-was held back. The health state machine (`health`) is updated with every frame.
+A pose found so is published as a fix only when it passes `fix_gate`: it lies on the taught path (not beyond its ends,
+near the keyframes it was matched against), and it agrees with the odometry prediction (Mahalanobis innovation gate)
+or, without one (start-up, beyond odometry's reach), more than one keyframe of its submap supports it, it has many
+inliers (fewer near a start-up prior, which it must agree with too) and the next frame's pose agrees with it
+(confirmation; near a start-up prior a pose further on that moves with odometry from it, or the next frame of a pose
+off every keyframe). A frame without a fix reports the dead-reckoned pose (last fix + odometry) with a grown
+covariance, and `fix_refused` says why a pose was held back. The health state machine (`health`) is updated with every
+frame.
 
 Bad input (wrong image size, non-finite or non-rigid odometry, time going backwards) raises ValueError before any
 state changes, so the localizer keeps working on the next good frame.
@@ -68,7 +69,7 @@ from dlvf_ros.localization.refine import RefineConfig, RefineResult
 from dlvf_ros.localization.search_window import WindowConfig, keyframes_in_window, search_radius_m
 from dlvf_ros.matching.descriptor_matching import MatchingConfig
 
-MOVING_CANDIDATES = 50  # start-up poses near the prior kept for confirmation by motion (`_moved_with`)
+MOVING_CANDIDATES = 50  # start-up poses near the prior kept for their confirmation (`_confirmed_near_prior`)
 
 
 def localizer_ransac() -> RansacConfig:
@@ -434,7 +435,7 @@ class Localizer:
         if refused or (one_keyframe and prior is None):
             refused = refused or one_keyframe
         elif one_keyframe and prior is not None:
-            fix, refused, innovation_m2 = self._confirm_by_motion(
+            fix, refused, innovation_m2 = self._confirm_at_start(
                 found, best_refined.num_inliers, prior, max(support, key=support.__getitem__), one_keyframe
             )
         else:
@@ -460,8 +461,9 @@ class Localizer:
         back until the next frame's pose, propagated by odometry, agrees with it (confirmation); each of the two needs
         `gate.min_inliers_without_prediction` inliers. Near a start-up prior (an initial pose or keyframe) each needs
         `gate.min_inliers_with_prior`, must pass the innovation gate against the prior, and the confirmation must
-        span motion (`_moved_with`): a vehicle parked at its start sees one view, whose "standing on a keyframe"
-        explanation two frames confirm as well as the true one (closed-loop dusk started 0.9 m off so).
+        span motion unless both poses lie off every keyframe (`_confirmed_near_prior`): a vehicle parked at its start
+        sees one view, whose "standing on a keyframe" explanation two frames confirm as well as the true one
+        (closed-loop dusk started 0.9 m off so).
         """
         gate = self.config.gate
         if not tracking:
@@ -477,9 +479,8 @@ class Localizer:
                 refusal, distance2 = self._prior_refusal(prior, found)
                 if refusal:
                     return None, refusal, distance2
-                fix, distance2 = self._moved_with(found)
-                held = "held back until a pose further on moves with odometry from it (start-up)"
-                return fix, "" if fix is not None else held, distance2
+                fix, distance2 = self._confirmed_near_prior(found)
+                return fix, "" if fix is not None else self._held_near_prior(found), distance2
             reference, self._unconfirmed = self._unconfirmed, found
             if reference is None:
                 return (
@@ -497,17 +498,17 @@ class Localizer:
         found.covariance = with_disagreement(found.covariance, innovation)
         return found, "", distance2
 
-    def _confirm_by_motion(
+    def _confirm_at_start(
         self, found: _Fix, num_inliers: int, prior: _Fix, keyframe_id: int, one_keyframe: str
     ) -> tuple[_Fix | None, str, float]:
         """(fix or None, why not, squared Mahalanobis innovation) for a pose near the start-up prior that one keyframe
-        (`keyframe_id`) of its submap alone supports (`one_keyframe`: rule 4's refusal). Only a vehicle at its start
-        is localized so: the keyframe must be the one nearest the prior and the vehicle must have driven no further
-        than the prior's 1-sigma position uncertainty since it; then `_gate` decides as for any pose near the prior
-        (inliers, agreement with the prior, confirmation by motion: a "standing on the keyframe" pose stays on its
-        keyframe while the vehicle moves). (A view that matches the keyframe one spacing ahead as if it were the
-        current one moves with the vehicle too, shifted by the spacing: SIFT at night along the whole path; hence only
-        at the start, against the start's own keyframe.)"""
+        (`keyframe_id`) of its submap alone supports (`one_keyframe`: rule 4's refusal). Only a vehicle at its start is
+        localized so: the keyframe must be the one nearest the prior and the vehicle must have driven no further than
+        the prior's 1-sigma position uncertainty since it; then `_gate` decides as for any pose near the prior (inliers,
+        agreement with the prior, confirmation: a "standing on the keyframe" pose stays on its keyframe while the
+        vehicle moves, and a pose off every keyframe is not one). (A view that matches the keyframe one spacing ahead as
+        if it were the current one moves with the vehicle too, shifted by the spacing: SIFT at night along the whole
+        path; hence only at the start, against the start's own keyframe.)"""
         start_keyframe = self.path.nearest_keyframe(prior.T_map_vehicle)
         if keyframe_id != start_keyframe or found.odometer_m - prior.odometer_m > planar_position_std_m(
             prior.covariance
@@ -516,19 +517,38 @@ class Localizer:
         fix, refused, distance2 = self._gate(found, num_inliers, False, prior)
         return fix, f"{one_keyframe}; {refused}" if refused else "", distance2
 
-    def _moved_with(self, found: _Fix) -> tuple[_Fix | None, float]:
-        """Confirmation by motion near the start-up prior: (`found` as a fix, or None when it is held as a candidate;
-        squared Mahalanobis innovation). It is a fix when an earlier candidate agrees with it propagated by odometry
-        and *not* without that motion (the innovation gate refuses the vehicle having stood still between them)."""
+    def _confirmed_near_prior(self, found: _Fix) -> tuple[_Fix | None, float]:
+        """Confirmation near the start-up prior: (`found` as a fix, or None when it is held as a candidate; squared
+        Mahalanobis innovation). It is a fix when an earlier candidate agrees with it propagated by odometry, and
+        either would not without that motion (the innovation gate refuses the vehicle having stood still between
+        them) or both lie at least `gate.stationary_confirmation_m` from every keyframe: "standing on a keyframe"
+        explains neither, so a standing vehicle needs no motion to tell them from it."""
         max_distance2 = self.config.gate.max_mahalanobis2
+        off_keyframes = self._off_keyframes(found)
         for earlier in reversed(self._moving_candidates):  # the latest first
             innovation, distance2 = self._innovation(earlier, found)
             standing = dataclasses.replace(earlier, T_odom_vehicle=found.T_odom_vehicle)  # no motion between them
-            if distance2 <= max_distance2 and self._innovation(standing, found)[1] > max_distance2:
+            if distance2 <= max_distance2 and (
+                (off_keyframes and self._off_keyframes(earlier)) or self._innovation(standing, found)[1] > max_distance2
+            ):
                 found.covariance = with_disagreement(found.covariance, innovation)
                 return found, distance2
         self._moving_candidates.append(found)
         return None, np.nan
+
+    def _off_keyframes(self, found: _Fix) -> bool:
+        return self.path.keyframe_distance_m(found.T_map_vehicle) >= self.config.gate.stationary_confirmation_m
+
+    def _held_near_prior(self, found: _Fix) -> str:
+        if self._off_keyframes(found):
+            return (
+                "held back until the next frame's pose agrees with it or a pose further on moves with odometry "
+                "(start-up)"
+            )
+        return (
+            f"held back until a pose further on moves with odometry from it (start-up: within "
+            f"{self.config.gate.stationary_confirmation_m} m of a keyframe, 'standing on the keyframe' explains it too)"
+        )
 
     def _prior_refusal(self, prior: _Fix, found: _Fix) -> tuple[str, float]:
         """(why `found` disagrees with the start-up prior or "", squared Mahalanobis innovation); notes an agreement

@@ -21,7 +21,7 @@ from dlvf_ros.ros.path_tracker_node import STATUS_TOPIC
 from dlvf_ros.ros.sim_node import NODE_NAME as SIM_NODE
 from dlvf_ros.ros.sim_node import RUN_STATUS
 
-DRIVING = {TrackerMode.TRACKING.value, TrackerMode.DEAD_RECKONING.value}
+DRIVING = {TrackerMode.ALIGNING.value, TrackerMode.TRACKING.value, TrackerMode.DEAD_RECKONING.value}
 
 
 class ClosedLoopRecorder(OutputRecorder):

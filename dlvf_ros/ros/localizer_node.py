@@ -60,7 +60,7 @@ from dlvf_ros.ros.node_main import StartupError, make_node_backend, run_node
 from dlvf_ros.ros.node_parameters import ParameterSpec, node_parameter_specs
 from dlvf_ros.ros.odometry_buffer import OdometryLookupError
 from dlvf_ros.ros.stereo_input import StereoInputError, decode_stereo, distortion_note
-from dlvf_ros.ros.tracker_output import LEVELS, tracking_messages
+from dlvf_ros.ros.tracker_output import LEVELS, TrackingFrame, tracking_messages
 from dlvf_ros.ros.visual_output import health_marker, match_image_message
 
 if TYPE_CHECKING:
@@ -412,7 +412,7 @@ class LocalizerNode(StereoNode):
         with self._stats_lock:
             self._last_inliers = 0
         self.get_logger().error(error, throttle_duration_sec=5.0)
-        self._send_tracking(frames.stamp_ns, HealthState(self._state), error, False, 0, None, None)
+        self._send_tracking(TrackingFrame(frames.stamp_ns, HealthState(self._state), error, False, 0, None, None))
         self._publish_frame_result(
             frames, DiagnosticStatus.ERROR, error, state=self._state, error=error, extra={"fixed": False}
         )
@@ -433,23 +433,14 @@ class LocalizerNode(StereoNode):
             velocity = transforms.body_twist(T_previous, T_odom_vehicle, (stamp_ns - previous_ns) * 1e-9)
         self._previous_odometry = (stamp_ns, T_odom_vehicle)
         self._send_tracking(
-            stamp_ns, result.state, result.health_reason, result.fixed, result.num_inliers, position, velocity
+            TrackingFrame(
+                stamp_ns, result.state, result.health_reason, result.fixed, result.num_inliers, position, velocity
+            )
         )
         return position
 
-    def _send_tracking(
-        self,
-        stamp_ns: int,
-        state: HealthState,
-        reason: str,
-        fixed: bool,
-        inliers: int,
-        position: PathPosition | None,
-        velocity: np.ndarray | None,
-    ) -> None:
-        odometry, status = tracking_messages(
-            stamp_ns, state, reason, fixed, inliers, position, velocity, self.cfg.base_frame, self.get_name()
-        )
+    def _send_tracking(self, frame: TrackingFrame) -> None:
+        odometry, status = tracking_messages(frame, self.cfg.base_frame, self.get_name())
         if odometry is not None:
             self.vertex_odometry_pub.publish(odometry)
         self.tracking_status_pub.publish(status)

@@ -6,9 +6,10 @@ localizer's path-tracker output (`localization/vertex_odometry` + `localization/
 `localizer_namespace`, paired by `dlvf_ros.tracker_client.TrackerClient`) and odometry on `odom`
 (nav_msgs/Odometry, odom -> base_link). Never ground truth.
 Outputs: one geometry_msgs/Twist on `cmd_vel` (linear.x m/s, angular.z rad/s) per odometry message, zero until the
-path arrived and then, until the first good fix, the start-up creep straight ahead (`tracker.start_creep_m`), and
+path arrived and then, until the first good fix, the start-up wait and creep straight ahead (`tracker.start_wait_s`,
+`tracker.start_creep_m`), and
 the tracker's state per command on `path_tracker/status` (DiagnosticArray, one status: mode, progress_m,
-cross_track_m, heading_error_rad, distance_since_good_m, linear_mps, angular_rad_s; level OK while tracking or
+cross_track_m, heading_error_rad, distance_since_good_m, linear_mps, angular_rad_s; level OK while aligning, tracking or
 finished, WARN when dead reckoning or waiting, ERROR when stopped without fixes).
 """
 
@@ -37,6 +38,7 @@ STATUS_TOPIC = "path_tracker/status"
 ODOMETRY_QUEUE_DEPTH = 50
 LEVELS = {
     TrackerMode.WAITING: DiagnosticStatus.WARN,
+    TrackerMode.ALIGNING: DiagnosticStatus.OK,
     TrackerMode.TRACKING: DiagnosticStatus.OK,
     TrackerMode.DEAD_RECKONING: DiagnosticStatus.WARN,
     TrackerMode.STOPPED: DiagnosticStatus.ERROR,

@@ -1,10 +1,12 @@
 """The path-tracker output of localizer_node as messages (the layout is `dlvf_ros.tracker_client`'s, which parses it).
 
-`tracking_messages` builds one frame's nav_msgs/Odometry (vertex-relative pose; None when the frame has no pose) and
-diagnostic_msgs/DiagnosticArray (tracking status), both stamped with the image time.
+`tracking_messages` builds, from a `TrackingFrame`, one frame's nav_msgs/Odometry (vertex-relative pose; None when
+the frame has no pose) and diagnostic_msgs/DiagnosticArray (tracking status), both stamped with the image time.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -22,19 +24,25 @@ LEVELS = {
 }
 
 
+@dataclass(frozen=True)
+class TrackingFrame:
+    """What the path-tracker output says of one frame. `velocity`: (vx, vy, vz, wx, wy, wz) in the vehicle frame
+    (m/s, rad/s), None when unknown (zeros are sent)."""
+
+    stamp_ns: int
+    state: HealthState
+    reason: str
+    fixed: bool
+    inliers: int
+    position: PathPosition | None
+    velocity: np.ndarray | None
+
+
 def tracking_messages(
-    stamp_ns: int,
-    state: HealthState,
-    reason: str,
-    fixed: bool,
-    inliers: int,
-    position: PathPosition | None,
-    velocity: np.ndarray | None,
-    vehicle_frame: str,
-    node_name: str,
+    frame: TrackingFrame, vehicle_frame: str, node_name: str
 ) -> tuple[Odometry | None, DiagnosticArray]:
-    """(vertex odometry or None, tracking status) of one frame. `velocity`: (vx, vy, vz, wx, wy, wz) in the vehicle
-    frame (m/s, rad/s), None when unknown (zeros are sent)."""
+    """(vertex odometry or None, tracking status) of one frame."""
+    stamp_ns, state, position = frame.stamp_ns, frame.state, frame.position
     odometry = None
     if position is not None:
         odometry = conversions.matrix_to_odometry(
@@ -42,14 +50,14 @@ def tracking_messages(
             stamp_ns,
             frame_id=tc.vertex_frame_id(position.vertex_id),
             child_frame_id=vehicle_frame,
-            twist=velocity,
+            twist=frame.velocity,
             pose_covariance=position.covariance,
         )
     values = {
         tc.LOCALIZED_KEY: tc.format_flag(position is not None and state != HealthState.LOST),
         tc.STATE_KEY: state.value,
-        tc.FIXED_KEY: tc.format_flag(fixed),
-        tc.INLIERS_KEY: str(int(inliers)),
+        tc.FIXED_KEY: tc.format_flag(frame.fixed),
+        tc.INLIERS_KEY: str(int(frame.inliers)),
         tc.VERTEX_KEY: "" if position is None else str(position.vertex_id),
         tc.PROGRESS_KEY: tc.format_number(None if position is None else position.progress_m),
         tc.CROSS_TRACK_KEY: tc.format_number(None if position is None else position.cross_track_m),
@@ -61,7 +69,7 @@ def tracking_messages(
             DiagnosticStatus(
                 level=LEVELS[state],
                 name=f"{node_name}: tracking",
-                message=reason,
+                message=frame.reason,
                 hardware_id=node_name,
                 values=[KeyValue(key=k, value=v) for k, v in values.items()],
             )
