@@ -106,8 +106,19 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _check_range(field: dataclasses.Field, value: Any, where: str) -> None:
+    """A number given for a `setting` must lie within its declared inclusive range."""
+    limits = field.metadata.get("range")
+    if limits is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = limits
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: {value!r} is outside its range [{low}, {high}]")
+
+
 def from_dict(cls: type[T], data: dict, source: str = "<dict>") -> T:
-    """Build dataclass `cls` from a mapping; missing keys keep their defaults, unknown keys are an error."""
+    """Build dataclass `cls` from a mapping; missing keys keep their defaults, unknown keys and numbers outside a
+    `setting`'s range are an error."""
     if data is None:
         data = {}
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -116,6 +127,8 @@ def from_dict(cls: type[T], data: dict, source: str = "<dict>") -> T:
         raise ConfigError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; known keys: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: _convert(value, hints[name], f"{source}: {name}") for name, value in data.items()}
+    for name, value in kwargs.items():
+        _check_range(fields[name], value, f"{source}: {name}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -10,12 +10,12 @@ from typing import Literal
 import pytest
 
 from dlvf_ros import cli, fileio
-from dlvf_ros.config import ConfigError, from_dict, load_config
+from dlvf_ros.config import ConfigError, from_dict, load_config, setting
 
 
 @dataclass
 class Inner:
-    rate_hz: float = 10.0
+    rate_hz: float = setting(10.0, "how often (Hz)", (0.1, 100.0))
     mode: Literal["dense", "sparse"] = "sparse"
 
 
@@ -44,6 +44,8 @@ def test_config_defaults_overrides_and_nesting(tmp_path):
         ({"inner": {"mode": "both"}}, "not one of"),
         ({"inner": {"rate_hz": True}}, "expected a number"),
         ({"sizes": [1, "a"]}, r"sizes\[1\]"),
+        ({"inner": {"rate_hz": 500}}, r"my.yaml: inner: rate_hz: 500.0 is outside its range \[0.1, 100.0\]"),
+        ({"inner": {"rate_hz": float("nan")}}, "outside its range"),
     ],
 )
 def test_config_errors_name_the_key(data, message):

@@ -36,7 +36,7 @@ class _Inner:
 
 @dataclass
 class _Outer:
-    count: int = setting(3, "how many", (1, 10))
+    count: int = setting(3, "how many", (0, 10))  # 0 is in range, and __post_init__ refuses it
     inner: _Inner = field(default_factory=lambda: _Inner(gain=0.25))
     start: int | None = setting(None, "first id", (-1, 100), none_value=-1)
 
@@ -60,7 +60,7 @@ def test_specs_follow_the_instance_defaults_nested_names_and_none_values():
     descriptor = specs["p.inner.gain"].descriptor()
     assert descriptor.read_only and descriptor.floating_point_range[0].to_value == 1.0
     assert descriptor.description == "gain"
-    assert specs["p.count"].descriptor().integer_range[0].from_value == 1
+    assert specs["p.count"].descriptor().integer_range[0].from_value == 0
     assert not specs["p.inner.mode"].descriptor().integer_range
 
 
@@ -71,6 +71,8 @@ def test_config_from_parameters_rebuilds_and_validates():
     assert config_from_parameters(_Outer, {**values, "p.start": 7}, "p.").start == 7
     with pytest.raises(ParameterError, match="count must be >= 1"):
         config_from_parameters(_Outer, {**values, "p.count": 0}, "p.")
+    with pytest.raises(ParameterError, match=r"count: 11 is outside its range \[0, 10\]"):
+        config_from_parameters(_Outer, {**values, "p.count": 11}, "p.")
 
 
 def test_undocumented_field_is_declared_and_marked_and_bad_specs_are_errors():
@@ -111,7 +113,7 @@ def test_parameter_file_holds_every_default_with_its_description(tmp_path):
     specs = node_parameter_specs([(_Outer, "p.")])
     text = parameter_file_text("some_node", specs, "a header\nover two lines")
     assert text.startswith("# a header\n# over two lines\n")
-    assert "    p:\n      # how many [1, 10]\n      count: 3\n" in text
+    assert "    p:\n      # how many [0, 10]\n      count: 3\n" in text
     path = tmp_path / "p.yaml"
     path.write_text(text)
     assert yaml_parameters(path, "some_node") == {spec.name: spec.default for spec in specs}
