@@ -129,6 +129,9 @@ class TrackerMode(enum.Enum):
     FINISHED = "finished"  # reached the path's end
 
 
+STANDING_MODES = {TrackerMode.WAITING, TrackerMode.ALIGNING, TrackerMode.STOPPED}  # not driven since the start / a stop
+
+
 @dataclass(frozen=True)
 class TrackerCommand:
     """The answer to one odometry sample: the command and what it was based on."""
@@ -180,7 +183,6 @@ class PathTracker:
         self._start: tuple[int, np.ndarray] | None = None  # the first odometry sample (ns, T): the wait, the creep
         self._latest_good = False
         self._last_update_ns = 0
-        self._standstill = True  # not driven since the start or the latest safety stop: align before driving off
 
     def localize(self, stamp_ns: int, localized: bool, T_map_vehicle: np.ndarray | None, covariance) -> bool:
         """One localizer update at image stamp `stamp_ns`: its pose (None: none) with its map-frame covariance.
@@ -210,6 +212,7 @@ class PathTracker:
             self._start = (int(stamp_ns), T_odom_vehicle)
         if self.mode == TrackerMode.FINISHED or self.T_map_odom is None or self.last_good_ns is None:
             return self._answer(stamp_ns, self._creep_speed(stamp_ns, T_odom_vehicle), 0.0, None)
+        from_standstill = self.mode in STANDING_MODES  # the previous command's: align before driving off
         T_map_vehicle = self.T_map_odom @ T_odom_vehicle
         position = self.path.locate(T_map_vehicle, None, self._vertex_hint)
         self._vertex_hint = position.vertex_id
@@ -226,14 +229,12 @@ class PathTracker:
         )
         if (stamp_ns - self.last_good_ns) / NS_PER_S > cfg.lost_time_s or speed <= 0.0:
             self.mode = TrackerMode.STOPPED
-            self._standstill = True
             return self._answer(stamp_ns, 0.0, 0.0, position)
         course_error = self._course_error(T_map_vehicle, position.progress_m, position.cross_track_m)
-        if self._standstill and abs(course_error) > np.deg2rad(cfg.align_tolerance_deg):
+        if from_standstill and abs(course_error) > np.deg2rad(cfg.align_tolerance_deg):
             self.mode = TrackerMode.ALIGNING
             yaw_rate = np.clip(cfg.align_gain_per_s * course_error, -cfg.max_yaw_rate_rad_s, cfg.max_yaw_rate_rad_s)
             return self._answer(stamp_ns, 0.0, float(yaw_rate), position)
-        self._standstill = False
         feedforward = float(np.interp(position.progress_m, self.path.vertex_progress_m, self.curvature))
         curvature = feedforward + cfg.heading_gain_per_m * course_error
         if abs(curvature) * speed > cfg.max_yaw_rate_rad_s:

@@ -479,8 +479,7 @@ class Localizer:
                 refusal, distance2 = self._prior_refusal(prior, found)
                 if refusal:
                     return None, refusal, distance2
-                fix, distance2 = self._confirmed_near_prior(found)
-                return fix, "" if fix is not None else self._held_near_prior(found), distance2
+                return self._confirmed_near_prior(found)
             reference, self._unconfirmed = self._unconfirmed, found
             if reference is None:
                 return (
@@ -517,12 +516,12 @@ class Localizer:
         fix, refused, distance2 = self._gate(found, num_inliers, False, prior)
         return fix, f"{one_keyframe}; {refused}" if refused else "", distance2
 
-    def _confirmed_near_prior(self, found: _Fix) -> tuple[_Fix | None, float]:
-        """Confirmation near the start-up prior: (`found` as a fix, or None when it is held as a candidate; squared
-        Mahalanobis innovation). It is a fix when an earlier candidate agrees with it propagated by odometry, and
-        either would not without that motion (the innovation gate refuses the vehicle having stood still between
-        them) or both lie at least `gate.stationary_confirmation_m` from every keyframe: "standing on a keyframe"
-        explains neither, so a standing vehicle needs no motion to tell them from it."""
+    def _confirmed_near_prior(self, found: _Fix) -> tuple[_Fix | None, str, float]:
+        """Confirmation near the start-up prior: (`found` as a fix, or None when it is held as a candidate; why it is
+        held; squared Mahalanobis innovation). It is a fix when an earlier candidate agrees with it propagated by
+        odometry, and either would not without that motion (the innovation gate refuses the vehicle having stood
+        still between them) or both lie at least `gate.stationary_confirmation_m` from every keyframe: "standing on a
+        keyframe" explains neither, so a standing vehicle needs no motion to tell them from it."""
         max_distance2 = self.config.gate.max_mahalanobis2
         off_keyframes = self._off_keyframes(found)
         for earlier in reversed(self._moving_candidates):  # the latest first
@@ -532,23 +531,25 @@ class Localizer:
                 (off_keyframes and self._off_keyframes(earlier)) or self._innovation(standing, found)[1] > max_distance2
             ):
                 found.covariance = with_disagreement(found.covariance, innovation)
-                return found, distance2
+                return found, "", distance2
         self._moving_candidates.append(found)
-        return None, np.nan
+        if off_keyframes:
+            return (
+                None,
+                "held back until the next frame's pose agrees with it or a pose further on moves with odometry "
+                "(start-up)",
+                np.nan,
+            )
+        return (
+            None,
+            f"held back until a pose further on moves with odometry from it (start-up: within "
+            f"{self.config.gate.stationary_confirmation_m} m of a keyframe, 'standing on the keyframe' explains it "
+            "too)",
+            np.nan,
+        )
 
     def _off_keyframes(self, found: _Fix) -> bool:
         return self.path.keyframe_distance_m(found.T_map_vehicle) >= self.config.gate.stationary_confirmation_m
-
-    def _held_near_prior(self, found: _Fix) -> str:
-        if self._off_keyframes(found):
-            return (
-                "held back until the next frame's pose agrees with it or a pose further on moves with odometry "
-                "(start-up)"
-            )
-        return (
-            f"held back until a pose further on moves with odometry from it (start-up: within "
-            f"{self.config.gate.stationary_confirmation_m} m of a keyframe, 'standing on the keyframe' explains it too)"
-        )
 
     def _prior_refusal(self, prior: _Fix, found: _Fix) -> tuple[str, float]:
         """(why `found` disagrees with the start-up prior or "", squared Mahalanobis innovation); notes an agreement
