@@ -18,21 +18,7 @@ export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TQDM_MININ
 VARIANTS=$(grep -v '^#' $A/variants.txt | awk '{print $1}')
 while read -r name init changes; do
   mkdir -p $W/ab/$name/snap
-  $PY - "$changes" $W/ab/$name/train.yaml <<'PY'
-import os, sys, yaml
-config = yaml.safe_load(open("models/training/stage4/train.yaml"))
-config["num_workers"], config["torch_threads"] = int(os.environ.get("WORKERS", 3)), 2
-for change in sys.argv[1].split() + os.environ.get("EXTRA", "").split():
-    if change == "-":
-        continue
-    key, value = change.split("=")
-    *parents, leaf = key.split(".")
-    node = config
-    for parent in parents:
-        node = node.setdefault(parent, {})
-    node[leaf] = yaml.safe_load(value)
-yaml.safe_dump(config, open(sys.argv[2], "w"), sort_keys=False)
-PY
+  $PY models/training/variant_config.py models/training/stage4/train.yaml "$changes" $W/ab/$name/train.yaml
   echo "[$(el)s] $name: init $init, $changes"
   timeout $((TRAIN_UNTIL_S - $(el))) $PY -m dlvf_ros.cli train --dataset $W/pairs --out $W/ab/$name \
     --config $W/ab/$name/train.yaml --init $init < /dev/null > $W/ab/$name/log.txt 2>&1 &
