@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Stage 6 in one go on a many-core machine with a GPU (run from the repository root): render and pair the worlds
+# (models/training/stage4/render_and_train.sh with TRAIN_UNTIL_S=0: world 3001 for selection and N_TRAIN `training`
+# worlds), pair the same worlds again at 256x192, then fine-tune stage 5 by every variant of variants.txt at once
+# until TRAIN_UNTIL_S. OUT receives log.txt, dataset.json, dataset192.json and one tar per variant (best.pt by validation loss,
+# metrics.csv, train.yaml, log.txt), refreshed every 30 s so that a cut-off run still brings its checkpoints back.
+# Env: OUT, PY, TRAIN_UNTIL_S (seconds from the start), WORKERS (loader processes per variant), EXTRA (changes for
+# every variant, e.g. "device=cpu batch_size=2" for a smoke run), and the env of render_and_train.sh.
+set -uo pipefail
+T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
+S=models/training/stage6; PY=${PY:-python3}; W=${W:-/tmp/stage4}; TRAIN_UNTIL_S=${TRAIN_UNTIL_S:-530}
+WORKERS=${WORKERS:-4}; INIT=${INIT:-models/training/stage5/best.pt}
+mkdir -p $W $OUT
+TRAIN_UNTIL_S=0 bash models/training/stage4/render_and_train.sh  # logs to $OUT/log.txt; stops before training
+exec > >(tee -a $OUT/log.txt) 2>&1
+export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TQDM_MININTERVAL=60
+[ -f $W/pairs/dataset.json ] || { echo "no pairs"; exit 3; }
+start() {  # name pairs changes
+  mkdir -p $W/v/$1
+  $PY models/training/variant_config.py models/training/stage5/train.yaml "$3" $W/v/$1/train.yaml
+  echo "[$(el)s] $1: pairs $2, $3"
+  timeout $((TRAIN_UNTIL_S - $(el))) $PY -m dlvf_ros.cli train --dataset $W/$2 --out $W/v/$1 \
+    --config $W/v/$1/train.yaml --init $INIT < /dev/null > $W/v/$1/log.txt 2>&1 &
+}
+copy_out() {
+  for d in $W/v/*/; do
+    v=$(basename $d); [ -f $d/checkpoints/best.pt ] || continue
+    cp $d/checkpoints/best.pt $d/best.pt
+    tar -C $d -cf $OUT/$v.tar.tmp best.pt metrics.csv train.yaml log.txt 2>/dev/null && mv $OUT/$v.tar.tmp $OUT/$v.tar
+  done
+}
+while read -r name pairs changes; do [ $pairs = pairs ] && start $name $pairs "$changes"; done < <(grep -v '^#' $S/variants.txt)
+if grep -v '^#' $S/variants.txt | grep -q pairs192; then
+  sed 's/image_width: 320/image_width: 256/; s/image_height: 240/image_height: 192/' $W/dataset.yaml > $W/dataset192.yaml
+  ROOTS="$W/world_3001 $(for d in $W/world_[0-2]*/; do [ -f $d/done ] && echo ${d%/}; done | tr '\n' ' ')"  # as stage 4's
+  $PY -m dlvf_ros.cli dataset --data $ROOTS --out $W/pairs192 --config $W/dataset192.yaml --workers 8 > $W/pairs192.log 2>&1
+  echo "[$(el)s] 256x192 pairs: $(tail -1 $W/pairs192.log)"; cp $W/pairs192/dataset.json $OUT/dataset192.json
+  while read -r name pairs changes; do [ $pairs = pairs192 ] && start $name $pairs "$changes"; done \
+    < <(grep -v '^#' $S/variants.txt)
+fi
+cp $W/pairs/dataset.json $OUT/
+while [ -n "$(jobs -r)" ]; do sleep 30; copy_out; done
+copy_out
+for d in $W/v/*/; do echo "$(basename $d): $(grep -ao "epoch [0-9]*: train[^,]*, val [^ ]* (best [^)]*)" $d/log.txt | tail -1)"; done
+ls -la $OUT; echo "[$(el)s] done"
