@@ -2,10 +2,11 @@
 # Stage 6 in one go on a many-core machine with a GPU (run from the repository root): render and pair the worlds
 # (models/training/stage4/render_and_train.sh with TRAIN_UNTIL_S=0: world 3001 for selection and N_TRAIN `training`
 # worlds), pair the same worlds again at 256x192, then fine-tune stage 5 by every variant of variants.txt at once
-# until TRAIN_UNTIL_S. OUT receives log.txt, dataset.json, dataset192.json and one tar per variant (best.pt by validation loss,
-# metrics.csv, train.yaml, log.txt), refreshed every 30 s so that a cut-off run still brings its checkpoints back.
-# Env: OUT, PY, TRAIN_UNTIL_S (seconds from the start), WORKERS (loader processes per variant), EXTRA (changes for
-# every variant, e.g. "device=cpu batch_size=2" for a smoke run), and the env of render_and_train.sh.
+# until TRAIN_UNTIL_S (each variant's config: models/training/variant_config.py). OUT receives log.txt, dataset.json,
+# dataset192.json and one tar per variant (best.pt by validation loss, metrics.csv, train.yaml, log.txt), refreshed
+# every 30 s so that a cut-off run still brings its checkpoints back.
+# Env: OUT, PY, TRAIN_UNTIL_S (seconds from the start), WORKERS (loader processes per variant), INIT, EXTRA (changes
+# for every variant, e.g. "device=cpu batch_size=2" for a smoke run), and the env of render_and_train.sh.
 set -uo pipefail
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 S=models/training/stage6; PY=${PY:-python3}; W=${W:-/tmp/stage4}; TRAIN_UNTIL_S=${TRAIN_UNTIL_S:-530}
