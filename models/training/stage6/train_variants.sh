@@ -30,14 +30,18 @@ copy_out() {
     tar -C $d -cf $OUT/$v.tar.tmp best.pt metrics.csv train.yaml log.txt 2>/dev/null && mv $OUT/$v.tar.tmp $OUT/$v.tar
   done
 }
-while read -r name pairs changes; do [ $pairs = pairs ] && start $name $pairs "$changes"; done < <(grep -v '^#' $S/variants.txt)
+start_on() {  # pairs: start every variant of variants.txt that trains on these pairs
+  while read -r name pairs changes; do [ $pairs = $1 ] && start $name $pairs "$changes"; done \
+    < <(grep -v '^#' $S/variants.txt)
+}
+start_on pairs
 if grep -v '^#' $S/variants.txt | grep -q pairs192; then
   sed 's/image_width: 320/image_width: 256/; s/image_height: 240/image_height: 192/' $W/dataset.yaml > $W/dataset192.yaml
-  ROOTS="$W/world_3001 $(for d in $W/world_[0-2]*/; do [ -f $d/done ] && echo ${d%/}; done | tr '\n' ' ')"  # as stage 4's
+  ROOTS=$($PY -c 'import json, sys; print(*(r["path"] for r in json.load(open(sys.argv[1]))["roots"]))' \
+    $W/pairs/dataset.json)  # the 320x240 pairs' roots, in their order (the split names roots by index)
   $PY -m dlvf_ros.cli dataset --data $ROOTS --out $W/pairs192 --config $W/dataset192.yaml --workers 8 > $W/pairs192.log 2>&1
   echo "[$(el)s] 256x192 pairs: $(tail -1 $W/pairs192.log)"; cp $W/pairs192/dataset.json $OUT/dataset192.json
-  while read -r name pairs changes; do [ $pairs = pairs192 ] && start $name $pairs "$changes"; done \
-    < <(grep -v '^#' $S/variants.txt)
+  start_on pairs192
 fi
 cp $W/pairs/dataset.json $OUT/
 while [ -n "$(jobs -r)" ]; do sleep 30; copy_out; done
