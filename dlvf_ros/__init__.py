@@ -11,7 +11,14 @@ __version__ = "0.1.0"
 
 import os as _os
 
-# OpenMP threads that wait for work by sleeping, not spinning: on a busy 2-core robot computer spinning torch threads
-# made a forward + backward pass ~10x slower (measured: 19.4 s against 1.4 s at load 15). Set before torch loads (its
-# OpenMP runtime reads it once); an explicit OMP_WAIT_POLICY in the environment wins.
+# Idle worker threads of torch's and numpy's thread pools sleep instead of spinning. Both runtimes read their setting
+# once, when they load, so it is set here, before anything imports torch or numpy (every entry point imports this
+# package first); a value already in the environment wins.
+# - OMP_WAIT_POLICY=PASSIVE (torch's OpenMP threads): on a busy 2-core robot computer spinning threads made a forward +
+#   backward pass ~10x slower (measured: 19.4 s against 1.4 s at load 15).
+# - OPENBLAS_THREAD_TIMEOUT=4 (numpy's OpenBLAS: sleep after 2^4 cycles instead of 2^28, ~0.1 s): after each
+#   descriptor-matching product its spinning workers took the two cores from the next frame's network forward
+#   (localizing learned-only frames back to back, 2 threads: 135 ms a frame against 75 ms, the forward 70 ms against
+#   28 ms).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors
+from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors, mutual_nearest
 
 
 def _zncc_normalise(x):
@@ -89,6 +89,20 @@ def test_allowed_pairs_tell_apart_descriptors_that_alias():
     assert np.array_equal(matches.index_a, np.arange(50, 99))
     with pytest.raises(ValueError, match="allowed has shape"):
         match_descriptors(a, b, "zncc", allowed=allowed[:10])
+
+
+def test_mutual_check_is_the_first_row_of_least_cost_in_each_column():
+    """The column side of the mutual check equals numpy's argmin over the columns, ties (integer Hamming costs, rows
+    of inf outside the allowed pairs) included: a column's first row of least cost is its only mutual partner."""
+    rng = np.random.default_rng(7)
+    for cost in (
+        rng.normal(size=(120, 90)).astype(np.float32),
+        rng.integers(0, 12, size=(120, 90)).astype(np.float32),
+        np.where(rng.random((120, 90)) < 0.9, np.inf, rng.integers(0, 5, size=(120, 90))).astype(np.float32),
+    ):
+        best_b, mutual = mutual_nearest(cost)
+        np.testing.assert_array_equal(best_b, np.argmin(cost, axis=1))
+        np.testing.assert_array_equal(mutual, np.argmin(cost, axis=0)[best_b] == np.arange(len(cost)))
 
 
 def test_matching_errors_and_empty_inputs():

@@ -74,6 +74,24 @@ def _ratio_ok(distance: np.ndarray, axis: int, ratio: float) -> np.ndarray:
     return best < ratio * second
 
 
+def mutual_nearest(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(best_b (Na,): each row's first column of least cost, mutual (Na,): whether the row is also its best column's
+    first row of least cost), the same as `cost.argmin(axis=0)[best_b] == rows`. numpy's argmin over axis 0 walks
+    the columns with a stride (~2 ms for 1100 x 950, a third of a learned frame's matching); the column minima come
+    from a vectorised min instead, and only columns where rows tie (Hamming distances, guided matching's inf) look
+    for the first of them."""
+    rows = np.arange(len(cost))
+    best_b = np.argmin(cost, axis=1)
+    at_column_min = cost == cost.min(axis=0)
+    mutual = at_column_min[rows, best_b]
+    tied = np.flatnonzero(at_column_min.sum(axis=0) > 1)
+    if len(tied):
+        first_row = np.full(cost.shape[1], -1)
+        first_row[tied] = np.argmax(at_column_min[:, tied], axis=0)
+        mutual &= (first_row[best_b] < 0) | (first_row[best_b] == rows)
+    return best_b, mutual
+
+
 def match_descriptors(
     descriptors_a: np.ndarray,
     descriptors_b: np.ndarray,
@@ -109,10 +127,8 @@ def match_descriptors(
         if allowed.shape != cost.shape:
             raise ValueError(f"match_descriptors: allowed has shape {allowed.shape}, expected {cost.shape}")
         cost = np.where(allowed, cost.astype(np.float32), np.float32(np.inf))
-    best_b = np.argmin(cost, axis=1)
-    best_a = np.argmin(cost, axis=0)
     index_a = np.arange(len(descriptors_a))
-    mutual = best_a[best_b] == index_a
+    best_b, mutual = mutual_nearest(cost)
     best_cost = cost[index_a, best_b]
     mutual &= np.isfinite(best_cost)  # a row with no allowed pair has none
     if metric in ("zncc", "cosine"):
