@@ -355,6 +355,38 @@ def test_a_fix_that_disagrees_with_odometry_is_refused_by_the_innovation_gate(ma
     assert result.fixed and pose_error(result.T_map_vehicle, T_next)[0] < 0.05
 
 
+def test_a_refused_pose_gives_way_to_a_guided_one_only_with_as_many_inliers(map_path, world):
+    """Tracking at 8 m. The next frame holds, listed first, the view of the same place turned 14 deg (an alias, as a
+    self-similar trail can make one) and after it the true view, each landmark with the same descriptor in both:
+    unguided matching takes the alias, whose pose the innovation gate refuses. Matching again near where the odometry
+    prediction projects each map point picks the true features: a guided fix at the true pose, because it keeps at
+    least as many inliers as the refused pose. When the true view shows fewer landmarks than the alias (150 against
+    400) the guided pose, although it agrees with the prediction, does not replace the better-supported refused one:
+    no fix."""
+
+    def listed_together(first, second):
+        parts = (first, second)
+        features = Features(
+            *(np.concatenate([getattr(p.features, k) for p in parts]) for k in ("keypoints", "descriptors", "scores"))
+        )
+        return StereoFeatures(features, np.vstack([p.points_camera for p in parts]), np.ones(len(features), bool))
+
+    T_start, T_true = transforms.from_xyz_rpy(8.0, 0.2, 0.0), transforms.from_xyz_rpy(8.4, 0.2, 0.0)
+    T_alias = transforms.from_xyz_rpy(8.4, 0.2, 0.0, yaw=0.25)
+    for true_landmarks, radius_px, expect_fix in ((400, 48.0, True), (400, 0.0, False), (150, 48.0, False)):
+        rng = np.random.default_rng(8)
+        localizer = make_localizer(map_path, guided_radius_px=radius_px)
+        assert confirmed(localizer, 0, observe(world, T_start, rng), odom(T_start)).fixed
+        alias = observe(world, T_alias, rng, max_points=400)
+        frame = listed_together(alias, observe(world, T_true, rng, max_points=true_landmarks, noise_px=0.3))
+        result = localizer.localize(10**8, frame, odom(T_true))
+        assert result.fixed == expect_fix and result.guided == expect_fix, (true_landmarks, radius_px)
+        if expect_fix:
+            assert pose_error(result.T_map_vehicle, T_true)[0] < 0.05
+        else:
+            assert "disagrees with the odometry prediction by 0.00 m, 14.3 deg" in result.fix_refused
+
+
 def test_start_up_poses_that_disagree_are_not_published_until_two_agree(map_path, world):
     """No prediction at start-up: a pose is published only once the next frame's pose agrees with it through
     odometry. Here the second frame shows the view of 4 m further on while odometry moved 0.4 m."""

@@ -9,11 +9,14 @@ RANSAC and the stereo reprojection refinement (`keyframe_pose`, the steps the pe
 T_keyframe_vehicle relative to the reference and T_map_vehicle = T_map_keyframe T_keyframe_vehicle, with a 6x6
 covariance (`covariance`). Tracking uses one submap (the window, its nearest keyframe the reference); a global search
 tries the `global_ransac_candidates` keyframes with the most matches, each with its neighbours, and keeps the one
-with the most inliers. While tracking (not LOST), a frame in which this finds no pose, or only one that agrees with
-the prediction but is too uncertain, is matched again with guidance: each keyframe point only against the current
-keypoints within `guided_radius_px` of where the odometry prediction projects it (`keyframe_pose.Guidance`); its pose
-goes through the same gate. A pose that disagrees with the prediction (or lies off the path) is not searched for
-again so: guidance would pull it towards the prediction that the evidence contradicts.
+with the most inliers. While tracking (not LOST), a frame in which this finds no pose, one that agrees with the
+prediction but is too uncertain, or one that the innovation gate refuses, is matched again with guidance: each
+keyframe point only against the current keypoints within `guided_radius_px` of where the odometry prediction projects
+it (`keyframe_pose.Guidance`); its pose goes through the same gate. A guided pose replaces a refused one only if it
+keeps at least as many inliers: the matches, not the prediction, decide between the two (on a self-similar trail the
+unguided pose is often an along-track alias a few decimetres off; on validation world 3001 this took the learned
+model from 91.5-98.8 % to 97.6-98.8 % per lighting through the nodes, no wrong fix). A pose off the path is not
+searched for again so.
 
 Why a submap: on a trail that looks alike along the track, a matcher that pairs "the same image place" finds a
 consistent identity pose against *any* single keyframe (flat ground at the same pixel has the same depth), which
@@ -96,9 +99,10 @@ class LocalizerConfig:
     min_matches: int = setting(12, "descriptor matches a candidate keyframe needs to go through RANSAC", (3, 1_000_000))
     guided_radius_px: float = setting(
         48.0,
-        "tracking: a frame in which matching finds no pose (or one that agrees but is too uncertain) is matched "
-        "again, each map point only against keypoints within this radius (px at the camera's resolution) of where "
-        "the odometry prediction projects it; 0: off",
+        "tracking: a frame in which matching finds no pose, one that agrees but is too uncertain, or one the "
+        "innovation gate refuses (then only if the guided pose keeps as many inliers) is matched again, each map "
+        "point only against keypoints within this radius (px at the camera's resolution) of where the odometry "
+        "prediction projects it; 0: off",
         (0.0, 10_000.0),
     )
     # falls back to the whole map after health.frames_to_lose frames without a fix
@@ -305,12 +309,20 @@ class Localizer:
         submaps, best, best_refined = self._search(current, search, candidates, None, timings)
         decision = self._decide(best, best_refined, predicted, prior, T_odom_vehicle, stamp_ns)
         guided = False
-        # guidance where nothing contradicts the prediction: no pose found, or one that agreed but was too uncertain
-        agreed = decision.innovation_m2 <= self.config.gate.max_mahalanobis2  # False for NaN (not gated)
-        if predicted is not None and decision.fix is None and (best is None or agreed) and self._may_guide():
+        # guidance where no pose was published while tracking: none found, one that agreed but was too uncertain, or
+        # one the innovation gate refused, which a guided pose replaces only if it keeps as many inliers
+        gated = not np.isnan(decision.innovation_m2)
+        disagreed = decision.innovation_m2 > self.config.gate.max_mahalanobis2  # False for NaN (not gated)
+        if predicted is not None and decision.fix is None and (best is None or gated) and self._may_guide():
             guided_search = self._search(current, search, candidates, predicted, timings)
             guided_decision = self._decide(*guided_search[1:], predicted, prior, T_odom_vehicle, stamp_ns)
-            if guided_decision.fix is not None:
+            refused_inliers = best_refined.num_inliers if disagreed and best_refined is not None else 0
+            guided_refined = guided_search[2]
+            if (
+                guided_decision.fix is not None
+                and guided_refined is not None
+                and (guided_refined.num_inliers >= refused_inliers)
+            ):
                 (submaps, best, best_refined), decision, guided = guided_search, guided_decision, True
         fix, refused, innovation_m2 = decision.fix, decision.refused, decision.innovation_m2
         T_keyframe_vehicle, support = decision.T_keyframe_vehicle, decision.support
