@@ -321,7 +321,7 @@ class Localizer:
             if (
                 guided_decision.fix is not None
                 and guided_refined is not None
-                and (guided_refined.num_inliers >= refused_inliers)
+                and guided_refined.num_inliers >= refused_inliers
             ):
                 (submaps, best, best_refined), decision, guided = guided_search, guided_decision, True
         fix, refused, innovation_m2 = decision.fix, decision.refused, decision.innovation_m2
