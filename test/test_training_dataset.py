@@ -19,7 +19,7 @@ from dlvf_ros.geometry.stereo_matching import SgbmConfig
 from dlvf_ros.training.config import DatasetConfig, SplitConfig
 from dlvf_ros.training.dataset import DatasetManifest, PairDataset, build_dataset
 from dlvf_ros.training.disparity_cache import resized_rgb
-from dlvf_ros.training.pairs import resolve_splits
+from dlvf_ros.training.pairs import resolve_splits, sample_pairs
 
 TEXTURE_M_PER_PX = 0.01
 TEXTURE_ORIGIN_M = np.array([-4.0, -6.0])
@@ -144,6 +144,18 @@ def test_pairs_are_cross_run_within_k_edges_with_ground_truth(plane_world, tmp_p
     (tmp_path / "ds" / "pairs_train.npz").write_bytes(b"changed")
     with pytest.raises(ValueError, match="changed"):
         DatasetManifest.load(tmp_path / "ds")
+
+
+def test_anchored_pairs_target_the_anchor_run_only(plane_world):
+    ds = UtiasDataset(plane_world)
+    members = [(0, run) for run in (0, 1, 2, 3)]
+    pairs = sample_pairs([ds], members, 60, 3, np.random.default_rng(0), anchor_run=0)
+    assert set(pairs.target[:, 0]) == {0} and set(pairs.source[:, 0]) == {1, 2, 3}
+    for source, target, T in zip(pairs.source, pairs.target, pairs.T_target_source):
+        expected = tf.invert(ds.T_world_vehicle(tuple(target))) @ ds.T_world_vehicle(tuple(source))
+        np.testing.assert_allclose(T, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="anchor run 0"):  # a split without the anchor run has no pair
+        sample_pairs([ds], members[1:], 5, 3, np.random.default_rng(0), anchor_run=0)
 
 
 def test_splits_by_run_and_by_world_are_disjoint(plane_world, tmp_path):

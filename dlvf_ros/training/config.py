@@ -84,6 +84,7 @@ class DatasetConfig:
     test_pairs: int = 20_000
     image_width: int = 320  # CPU-friendly; the reference trains at 512 x 384
     image_height: int = 240
+    anchor_run: int | None = None  # every pair's target in this run (the teach run); None: any two runs
     split: SplitConfig = field(default_factory=SplitConfig)
     sgbm: SgbmConfig = field(default_factory=SgbmConfig)
 

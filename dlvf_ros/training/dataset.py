@@ -123,7 +123,7 @@ def build_dataset(
     pair_sets = {}
     for split in SPLITS:
         pair_sets[split] = sample_pairs(
-            datasets, members[split], counts[split], config.max_edges, rng, f"{split} pairs"
+            datasets, members[split], counts[split], config.max_edges, rng, f"{split} pairs", config.anchor_run
         )
     cache_directory = Path(cache_dir) if cache_dir is not None else out / "disparity"
     cache = DisparityCache(

@@ -2,7 +2,8 @@
 
 A pair is a random source vertex and a target vertex within `max_edges` pose-graph edges that lies in a *different*
 run of the same split and the same dataset root, with the ground truth `T_target_source` (vehicle frames, metres)
-composed along the pose graph. A split member is `(root_index, run_id)`.
+composed along the pose graph; with an anchor run, every target lies in that run (the teach run, which repeats are
+localized against) and no source does. A split member is `(root_index, run_id)`.
 """
 
 from __future__ import annotations
@@ -113,15 +114,18 @@ def sample_pairs(
     max_edges: int,
     rng: np.random.Generator,
     description: str = "pairs",
+    anchor_run: int | None = None,
 ) -> PairSet:
-    """`count` random cross-run pairs among `members`; raises ValueError if the members admit no pair at all."""
+    """`count` random cross-run pairs among `members`, each target in `anchor_run` if given; raises ValueError if
+    the members admit no pair at all."""
     runs_of_root: dict[int, set[int]] = {}
     for root, run in members:
         runs_of_root.setdefault(root, set()).add(run)
+    targets_of_root = {root: runs if anchor_run is None else runs & {anchor_run} for root, runs in runs_of_root.items()}
     candidates = [
         (root, vertex)
         for root, runs in sorted(runs_of_root.items())
-        for run in sorted(runs)
+        for run in sorted(runs - {anchor_run})
         for vertex in datasets[root].graph.vertices(run)
     ]
     empty = PairSet(
@@ -143,7 +147,8 @@ def sample_pairs(
             if not alive.any():
                 raise ValueError(
                     f"{description}: no vertex of the split {sorted(members)} has a vertex of another run of the split "
-                    f"within {max_edges} pose-graph edges; raise max_edges or put more runs in the split"
+                    f"{'' if anchor_run is None else f'(the anchor run {anchor_run}) '}within {max_edges} pose-graph "
+                    "edges; raise max_edges or put more runs in the split"
                 )
             index = int(rng.choice(np.flatnonzero(alive)))
             if index not in partners:
@@ -151,7 +156,7 @@ def sample_pairs(
                 partners[index] = [
                     (other, edges)
                     for other, edges in datasets[root].neighbours(vertex, max_edges).items()
-                    if other[0] != vertex[0] and other[0] in runs_of_root[root]
+                    if other[0] != vertex[0] and other[0] in targets_of_root[root]
                 ]
                 if not partners[index]:
                     alive[index] = False
