@@ -13,8 +13,10 @@ Defaults: the reference uses 15 iterations of 6-point samples, a 4 m tolerance a
 find an all-inlier 6-point sample with probability 1 - (1 - r^6)^15: 21 % at an inlier ratio r = 0.5, 1 % at r = 0.3.
 Vectorised hypotheses cost ~20-30 us each at N = 300-1200 on one CPU thread (512 in 10-15 ms of CPU time), so the
 default draws up to 512: 99.9 % at r = 0.5, 88 % at r = 0.4, 31 % at r = 0.3 with uniform sampling, and
-score-weighted sampling raises the effective ratio. The 6-point sample, 4 m tolerance and 60 % early stop
-are kept from the reference; the adaptive stop is off by default (the localizer turns it on).
+score-weighted sampling raises the effective ratio where the weights favour the inliers (the localizer samples
+uniformly: with its tolerance the heaviest matches are often outliers; `localizer_ransac`). The 6-point sample,
+4 m tolerance and 60 % early stop are kept from the reference; the adaptive stop is off by default (the localizer
+turns it on).
 """
 
 from __future__ import annotations

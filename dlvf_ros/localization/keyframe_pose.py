@@ -4,7 +4,7 @@ The steps that the tracking `Localizer` (against a local submap of keyframes) an
 against one keyframe) share, so that both measure the same thing:
 1. `match_keyframe`: mutual nearest neighbours between the frame's and a keyframe's descriptors (features with a
    stereo point only); each match is weighted by descriptor quality x both keypoint scores.
-2. `PoseEstimator.estimate`: RANSAC on the matched 3-D points (score-weighted sampling, weighted-SVD refits) for a
+2. `PoseEstimator.estimate`: RANSAC on the matched 3-D points (minimal samples, weighted-SVD refits) for a
    start, then Gauss-Newton on the stereo reprojection error (`refine.py`), its pixel gates scaled to the backend's
    keypoint pixels -> T_cur_keyframe (left optical frames) with the covariance of the fit.
 3. `PoseEstimator.vehicle_pose`: T_keyframe_vehicle (vehicle frames) of that result.

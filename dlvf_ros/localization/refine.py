@@ -37,7 +37,8 @@ class RefineConfig:
         0.3, "floor of the residual standard deviation (px) used for the covariance", (0.001, 100.0)
     )
     # Off by default: the pixel noise model is the same for every match, and classical detector responses are no
-    # confidence (ORB: 5-8 cm instead of 0.2 m errors on the simulator); RANSAC samples by the weights either way.
+    # confidence (ORB: 5-8 cm instead of 0.2 m errors on the simulator); RANSAC may sample by the weights
+    # (`RansacConfig.weighted_sampling`).
     weight_by_scores: bool = setting(
         False, "scale refinement residuals by the match weights (descriptor quality x scores)"
     )
