@@ -5,13 +5,17 @@ Unknown keys and wrong types raise `ConfigError` naming the file and the key pat
 
 Settings a user tunes (the node parameters) are declared with `setting(default, "description", (low, high))`: the
 description and inclusive range live in the field's metadata, beside the default, and the ROS parameter descriptors
-and config/*.yaml are generated from them (`dlvf_ros.ros.node_parameters`).
+and config/*.yaml are generated from them (`dlvf_ros.ros.node_parameters`). The ranges are checked both on load
+(`from_dict`, a `ConfigError` naming the key path) and on construction (a config's `__post_init__` calls
+`check_settings`), so a config built in Python is held to them too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -106,14 +110,31 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def _check_range(field: dataclasses.Field, value: Any, where: str) -> None:
-    """A number given for a `setting` must lie within its declared inclusive range."""
+def _out_of_range(field: dataclasses.Field, value: Any) -> tuple[float, float] | None:
+    """The declared range (low, high) of `field` when `value` is a number (not a bool) that is not finite or lies
+    outside it; None when it fits, has no range or is no number (None of an optional field)."""
     limits = field.metadata.get("range")
-    if limits is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
+    if limits is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
     low, high = limits
-    if not low <= value <= high:
-        raise ConfigError(f"{where}: {value!r} is outside its range [{low}, {high}]")
+    return None if math.isfinite(value) and low <= value <= high else limits
+
+
+def check_settings(config: DataclassInstance) -> None:
+    """Raise ValueError when a field of the dataclass instance `config` lies outside its declared `setting` range
+    (or is not finite); config dataclasses call it first in `__post_init__`."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        limits = _out_of_range(f, value)
+        if limits is not None:
+            raise ValueError(f"{type(config).__name__}.{f.name} must be in [{limits[0]}, {limits[1]}], got {value}")
+
+
+def _check_range(field: dataclasses.Field, value: Any, where: str) -> None:
+    """A number given for a `setting` must lie within its declared inclusive range (the test of `check_settings`)."""
+    limits = _out_of_range(field, value)
+    if limits is not None:
+        raise ConfigError(f"{where}: {value!r} is outside its range [{limits[0]}, {limits[1]}]")
 
 
 def from_dict(cls: type[T], data: dict, source: str = "<dict>") -> T:

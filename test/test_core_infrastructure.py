@@ -10,13 +10,15 @@ from typing import Literal
 import pytest
 
 from dlvf_ros import cli, fileio
-from dlvf_ros.config import ConfigError, from_dict, load_config, setting
+from dlvf_ros.config import ConfigError, check_settings, from_dict, load_config, setting
+from dlvf_ros.geometry.ransac import RansacConfig
 
 
 @dataclass
 class Inner:
     rate_hz: float = setting(10.0, "how often (Hz)", (0.1, 100.0))
     mode: Literal["dense", "sparse"] = "sparse"
+    cap: int | None = setting(None, "at most this many", (-1, 10), none_value=-1)
 
 
 @dataclass
@@ -51,6 +53,17 @@ def test_config_defaults_overrides_and_nesting(tmp_path):
 def test_config_errors_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(Outer, data, "my.yaml")
+
+
+def test_check_settings_holds_values_to_their_declared_ranges():
+    check_settings(Inner(rate_hz=100.0, cap=10))  # the range is inclusive
+    check_settings(Inner(cap=None))  # None of an optional field is skipped
+    with pytest.raises(ValueError, match=r"^Inner.rate_hz must be in \[0.1, 100.0\], got 500$"):
+        check_settings(Inner(rate_hz=500))
+    with pytest.raises(ValueError, match=r"Inner.rate_hz must be in \[0.1, 100.0\], got nan"):
+        check_settings(Inner(rate_hz=float("nan")))
+    with pytest.raises(ValueError, match=r"RansacConfig.sample_size must be in \[3, 1000\], got 2"):
+        RansacConfig(sample_size=2)  # built in Python, not loaded: __post_init__ checks the ranges
 
 
 def test_config_file_errors(tmp_path):

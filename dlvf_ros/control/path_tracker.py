@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.interpolation import interpolate_poses
 from dlvf_ros.localization.covariance import planar_position_std_m
@@ -116,6 +116,7 @@ class PathTrackerConfig:
     )
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.min_speed_mps > self.max_speed_mps:
             raise ValueError(f"min_speed_mps {self.min_speed_mps} exceeds max_speed_mps {self.max_speed_mps}")
 

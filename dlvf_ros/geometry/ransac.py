@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.geometry.svd import effective_point_count, weighted_svd
 
 
@@ -58,20 +58,7 @@ class RansacConfig:
     seed: int = setting(0, "seed of the RANSAC sampler when none is passed", (0, 2**31 - 1))
 
     def __post_init__(self) -> None:
-        if self.sample_size < 3:
-            raise ValueError(f"RansacConfig: sample_size must be >= 3 points, got {self.sample_size}")
-        if self.iterations < 1 or self.hypotheses_per_round < 1:
-            raise ValueError("RansacConfig: iterations and hypotheses_per_round must be >= 1")
-        if not self.inlier_threshold_m > 0:
-            raise ValueError(f"RansacConfig: inlier_threshold_m must be positive, got {self.inlier_threshold_m}")
-        if not 0 < self.early_stop_inlier_ratio <= 1:
-            raise ValueError(
-                f"RansacConfig: early_stop_inlier_ratio must be in (0, 1], got {self.early_stop_inlier_ratio}"
-            )
-        if not 0 < self.confidence <= 1:
-            raise ValueError(f"RansacConfig: confidence must be in (0, 1], got {self.confidence}")
-        if self.min_inliers < 3 or self.refinement_steps < 0:
-            raise ValueError("RansacConfig: min_inliers must be >= 3 and refinement_steps >= 0")
+        check_settings(self)
 
 
 @dataclass

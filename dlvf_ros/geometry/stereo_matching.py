@@ -14,7 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 
 
 @dataclass
@@ -35,14 +35,13 @@ class SgbmConfig:
     mode: Literal["sgbm", "hh", "sgbm_3way"] = setting("sgbm", "SGBM mode: sgbm, hh or sgbm_3way")
 
     def __post_init__(self) -> None:
-        if self.num_disparities <= 0 or self.num_disparities % 16 != 0:
-            raise ValueError(
-                f"SgbmConfig: num_disparities must be a positive multiple of 16, got {self.num_disparities}"
-            )
-        if self.block_size < 1 or self.block_size % 2 == 0:
-            raise ValueError(f"SgbmConfig: block_size must be odd and >= 1, got {self.block_size}")
-        if not 0 <= self.p1 < self.p2:
-            raise ValueError(f"SgbmConfig: need 0 <= p1 < p2, got p1={self.p1}, p2={self.p2}")
+        check_settings(self)
+        if self.num_disparities % 16 != 0:
+            raise ValueError(f"SgbmConfig: num_disparities must be a multiple of 16, got {self.num_disparities}")
+        if self.block_size % 2 == 0:
+            raise ValueError(f"SgbmConfig: block_size must be odd, got {self.block_size}")
+        if self.p1 >= self.p2:
+            raise ValueError(f"SgbmConfig: need p1 < p2, got p1={self.p1}, p2={self.p2}")
 
 
 _MODES = {"sgbm": cv2.STEREO_SGBM_MODE_SGBM, "hh": cv2.STEREO_SGBM_MODE_HH, "sgbm_3way": cv2.STEREO_SGBM_MODE_SGBM_3WAY}
@@ -159,12 +158,7 @@ class ZnccConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.patch_radius < 1:
-            raise ValueError(f"ZnccConfig: patch_radius must be >= 1 px, got {self.patch_radius}")
-        if not -1.0 <= self.min_zncc < 1.0:
-            raise ValueError(f"ZnccConfig: min_zncc must be in [-1, 1), got {self.min_zncc}")
-        if self.uniqueness_ratio < 0 or self.min_patch_std < 0:
-            raise ValueError("ZnccConfig: uniqueness_ratio and min_patch_std must be >= 0")
+        check_settings(self)
 
 
 def _zncc_along_rows(

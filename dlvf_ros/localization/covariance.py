@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 
 
 @dataclass
@@ -46,9 +46,7 @@ class CovarianceConfig:
     )
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"CovarianceConfig.{name} must be finite and non-negative, got {value}")
+        check_settings(self)
 
 
 PLANAR_INDEX = (0, 1, 5)  # x, y and rz (heading) in the ROS covariance order (x, y, z, rx, ry, rz)

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.localization.covariance import PLANAR_INDEX, planar_position_std_m
 
@@ -116,27 +116,7 @@ class FixGateConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_mahalanobis2",
-            "end_reach_spacings",
-            "keyframe_reach_spacings",
-            "max_keyframe_angle_deg",
-            "stationary_confirmation_m",
-            "max_position_sigma_m",
-            "max_heading_sigma_deg",
-        ):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"FixGateConfig.{name} must be finite and positive, got {value}")
-        if (
-            min(self.min_inliers_without_prediction, self.min_inliers_with_prior) < 3
-            or self.min_inliers_second_keyframe < 0
-        ):
-            raise ValueError(
-                "FixGateConfig: min_inliers_without_prediction and min_inliers_with_prior must be >= 3 and "
-                f"min_inliers_second_keyframe >= 0, got {self.min_inliers_without_prediction}, "
-                f"{self.min_inliers_with_prior}, {self.min_inliers_second_keyframe}"
-            )
+        check_settings(self)
 
 
 def planar_innovation(T_map_predicted: np.ndarray, T_map_fix: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.features.backends import FeatureBackend, Features, check_image_rgb
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import (
@@ -69,10 +69,9 @@ class StereoConfig:
     )
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.method not in STEREO_METHODS:
             raise ValueError(f"StereoConfig: method must be one of {', '.join(STEREO_METHODS)}, got {self.method!r}")
-        if self.refine_search_px < 1:
-            raise ValueError(f"StereoConfig: refine_search_px must be >= 1, got {self.refine_search_px}")
 
     def half_resolution_sgbm(self) -> SgbmConfig:
         """`sgbm` for the half-resolution pair: half the disparity range (a multiple of 16, rounded up)."""

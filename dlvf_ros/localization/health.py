@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 
 
 class HealthState(str, enum.Enum):  # noqa: UP042 (str() must stay the member name)
@@ -37,11 +37,7 @@ class HealthConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("good_inliers", "frames_to_degrade", "frames_to_recover", "frames_to_lose"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"HealthConfig.{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_dead_reckoning_m <= 0:
-            raise ValueError(f"HealthConfig.max_dead_reckoning_m must be positive, got {self.max_dead_reckoning_m}")
+        check_settings(self)
 
 
 class HealthMonitor:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.features.backends import make_backend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.ransac import RansacConfig
@@ -131,6 +131,7 @@ class LocalizerConfig:
     )
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.min_matches < self.ransac.min_inliers:
             raise ValueError(
                 f"LocalizerConfig: min_matches ({self.min_matches}) must be >= ransac.min_inliers "
@@ -138,11 +139,6 @@ class LocalizerConfig:
             )
         if self.initial_keyframe_id is not None and self.initial_keyframe_id < 0:
             raise ValueError(f"LocalizerConfig: initial_keyframe_id must be >= 0, got {self.initial_keyframe_id}")
-        if not (np.isfinite(self.start_sigma_m) and self.start_sigma_m > 0 and 0 < self.start_sigma_deg <= 180):
-            raise ValueError(
-                "LocalizerConfig: start_sigma_m must be positive and start_sigma_deg in (0, 180], got "
-                f"{self.start_sigma_m}, {self.start_sigma_deg}"
-            )
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 
@@ -44,8 +44,7 @@ class RefineConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.iterations < 2 or not (self.inlier_threshold_px > 0 and self.huber_px > 0 and self.min_sigma_px > 0):
-            raise ValueError("RefineConfig: iterations must be >= 2 and the pixel thresholds positive")
+        check_settings(self)
         if self.initial_threshold_px < self.inlier_threshold_px:
             raise ValueError("RefineConfig: initial_threshold_px must be >= inlier_threshold_px")
 

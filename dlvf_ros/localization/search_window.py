@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 
 
 @dataclass
@@ -32,14 +32,9 @@ class WindowConfig:
     )
 
     def __post_init__(self) -> None:
-        if not (self.radius_m > 0 and self.max_radius_m >= self.radius_m):
-            raise ValueError(
-                f"WindowConfig: need 0 < radius_m <= max_radius_m, got {self.radius_m}, {self.max_radius_m}"
-            )
-        if self.growth_per_m < 0 or self.degraded_factor < 1:
-            raise ValueError("WindowConfig: growth_per_m must be >= 0 and degraded_factor >= 1")
-        if self.max_candidates < 1 or self.global_ransac_candidates < 1:
-            raise ValueError("WindowConfig: max_candidates and global_ransac_candidates must be >= 1")
+        check_settings(self)
+        if self.radius_m > self.max_radius_m:
+            raise ValueError(f"WindowConfig: need radius_m <= max_radius_m, got {self.radius_m}, {self.max_radius_m}")
 
 
 def search_radius_m(config: WindowConfig, distance_since_fix_m: float, degraded: bool) -> float:

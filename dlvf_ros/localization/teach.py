@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.features.backends import FeatureBackend
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
@@ -46,13 +46,7 @@ class TeachConfig:
     stereo: StereoConfig = field(default_factory=StereoConfig)  # recorded in the manifest; repeat must use the same
 
     def __post_init__(self) -> None:
-        if not (self.keyframe_distance_m > 0 and self.keyframe_angle_deg > 0):
-            raise ValueError(
-                f"TeachConfig: keyframe_distance_m and keyframe_angle_deg must be positive, got "
-                f"{self.keyframe_distance_m}, {self.keyframe_angle_deg}"
-            )
-        if self.min_valid_points < 3:
-            raise ValueError(f"TeachConfig: min_valid_points must be >= 3, got {self.min_valid_points}")
+        check_settings(self)
 
 
 # Slack on the keyframe thresholds: a move of exactly keyframe_distance_m can come out a few ulp short after pose

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 
 
 @dataclass
@@ -26,13 +26,7 @@ class MatchingConfig:
     lowe_ratio: float = setting(0.8, "SIFT: Lowe ratio test threshold", (0.01, 1.0))
 
     def __post_init__(self) -> None:
-        for name in ("zncc_min", "cosine_min"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"MatchingConfig.{name} must be in [-1, 1], got {getattr(self, name)}")
-        if not 0 <= self.hamming_max <= 256:
-            raise ValueError(f"MatchingConfig.hamming_max must be in [0, 256] bits, got {self.hamming_max}")
-        if not 0.0 < self.lowe_ratio <= 1.0:
-            raise ValueError(f"MatchingConfig.lowe_ratio must be in (0, 1], got {self.lowe_ratio}")
+        check_settings(self)
 
 
 @dataclass(frozen=True)

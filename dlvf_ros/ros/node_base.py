@@ -40,7 +40,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.localization.frame_record import (
     FRAME_STATUS_DEPTH,
     FRAME_STATUS_KIND,
@@ -121,6 +121,9 @@ class StereoNodeConfig:
         "base_link", "vehicle frame (REP 105 base_link; teach_node reads the camera extrinsic under it on /tf_static)"
     )
     torch_threads: int = setting(2, "CPU threads for the learned and xfeat backends (torch.set_num_threads)", (1, 256))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.geometry import transforms
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.sim.config import SimConfig
@@ -70,6 +70,7 @@ class LiveSimConfig:
     )
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.image_width * 3 != self.image_height * 4:
             raise ValueError(
                 f"image size {self.image_width}x{self.image_height} is not 4:3 like the rig; e.g. 512x384 or 320x240"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlvf_ros.config import setting
+from dlvf_ros.config import check_settings, setting
 from dlvf_ros.sim.trajectory import pose_on_path, vehicle_pose_on_terrain
 from dlvf_ros.sim.world import World
 
@@ -42,6 +42,9 @@ class VehicleConfig:
     command_timeout_s: float = setting(
         0.5, "a velocity command older than this (s, sim time) stops the vehicle", (0.001, 60.0)
     )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
