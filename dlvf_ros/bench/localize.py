@@ -1,21 +1,24 @@
-"""`dlvf bench localize`: end-to-end localization latency per stereo frame, feature backends and stereo methods side
-by side.
+"""`dlvf bench localize`: end-to-end localization latency per stereo frame, feature backends, stereo methods and
+RANSAC sampling side by side.
 
 Per backend and stereo method (`--stereo`, see `localization.frontend`): teach a short map from rendered (or bagged)
 teach frames, then time `Localizer.process` on repeat frames 0.5 m beside the path: features + stereo + descriptor
-matching + RANSAC and refinement, on `--threads` CPU threads. The candidates are timed interleaved, frame by frame in
-a rotating order, so a change in the machine's load hits them all alike. Prints a table (median / p90 ms, Hz,
-per-stage medians, the ratios to the learned model and to ORB with the same stereo method and to the first stereo
-method with the same backend, and, on rendered frames, the median pose error against ground truth) and writes JSON
-(`--json`). XFeat is a row by default when its optional package is installed.
+matching + RANSAC and refinement, on `--threads` CPU threads, with each RANSAC sampling of `--ransac-sampling`
+(uniform or weighted by the matches' weights; `RansacConfig.weighted_sampling`). The candidates are timed
+interleaved, frame by frame in a rotating order, so a change in the machine's load hits them all alike. Prints a
+table (median / p90 ms, Hz, per-stage medians, the ratios to the learned model and to ORB with the same stereo method
+and sampling, to the first stereo method with the same backend and sampling and, given two samplings, to the first
+sampling with the same backend and stereo method, and, on rendered frames, the median pose error against ground
+truth) and writes JSON (`--json`). XFeat is a row by default when its optional package is installed.
 The learned model is `--model`, else the one shipped in models/, else an untrained exported network of the default
 size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model with the
-first stereo method must run at >= 5 Hz; below it the command exits 1.
+first stereo method and sampling must run at >= 5 Hz; below it the command exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -33,11 +36,17 @@ log = logging.getLogger(__name__)
 
 FLOOR_HZ = 5.0
 STAGES = ("features", "stereo", "matching", "ransac")
+SAMPLINGS = ("uniform", "weighted")  # RANSAC minimal samples drawn uniformly or by the match weights
+
+
+def _sampling_name(weighted_sampling: bool) -> str:
+    return SAMPLINGS[int(weighted_sampling)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dlvf_ros.features import xfeat_backend
     from dlvf_ros.localization.frontend import STEREO_METHODS, StereoConfig
+    from dlvf_ros.localization.localizer import localizer_ransac
 
     parser.add_argument(
         "--backends",
@@ -48,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stereo",
         default=StereoConfig().method,
         help=f"comma-separated stereo methods to compare ({', '.join(STEREO_METHODS)}; default: the default one)",
+    )
+    parser.add_argument(
+        "--ransac-sampling",
+        default=_sampling_name(localizer_ransac().weighted_sampling),
+        help=f"comma-separated RANSAC samplings to compare ({', '.join(SAMPLINGS)}; default: the localizer's)",
     )
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: shipped, else untrained)")
     parser.add_argument("--width", type=int, default=512, help="image width in pixels (rendered frames)")
@@ -111,11 +125,9 @@ def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
     return path, "untrained exported FeatureNet (default size; same cost as a trained model)"
 
 
-def _teach(backend, stereo: str, rig, teach, workdir: Path):
-    """A localizer for `backend` with stereo method `stereo` against a map taught from `teach`."""
-    from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
-    from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
-    from dlvf_ros.localization.map_store import MapStore
+def _teach(backend, stereo: str, rig, teach, workdir: Path) -> tuple[Path, int]:
+    """(map path, keyframes) of a map taught from `teach` with `backend` and stereo method `stereo`."""
+    from dlvf_ros.localization.frontend import StereoConfig
     from dlvf_ros.localization.teach import TeachConfig, Teacher
 
     path = workdir / f"map_{backend.name}_{stereo}"
@@ -123,16 +135,27 @@ def _teach(backend, stereo: str, rig, teach, workdir: Path):
     teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=stereo_config))
     for stamp_ns, left, right, T_odom_vehicle, _ in teach:
         teacher.add_frame(stamp_ns, left, right, T_odom_vehicle)
-    config = LocalizerConfig(stereo=stereo_config)
-    return Localizer(MapStore.open(path), StereoFrontend(backend, rig, config.stereo), config), teacher.num_keyframes
+    return path, teacher.num_keyframes
 
 
-def _summary(backend: str, stereo: str, keyframes: int, records: list[dict]) -> dict:
+def _localizer(backend, stereo: str, sampling: str, rig, map_path: Path):
+    """A localizer against the map at `map_path` with stereo method `stereo` and RANSAC sampling `sampling`."""
+    from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
+    from dlvf_ros.localization.localizer import Localizer, LocalizerConfig, localizer_ransac
+    from dlvf_ros.localization.map_store import MapStore
+
+    ransac = dataclasses.replace(localizer_ransac(), weighted_sampling=sampling == "weighted")
+    config = LocalizerConfig(stereo=from_dict(StereoConfig, {"method": stereo}, "--stereo"), ransac=ransac)
+    return Localizer(MapStore.open(map_path), StereoFrontend(backend, rig, config.stereo), config)
+
+
+def _summary(backend: str, stereo: str, sampling: str, keyframes: int, records: list[dict]) -> dict:
     totals = np.array([r["total_ms"] for r in records])
     errors = [r["error"] for r in records if r["error"] is not None]
     return {
         "backend": backend,
         "stereo": stereo,
+        "ransac_sampling": sampling,
         "keyframes": keyframes,
         "frames": len(records),
         "fixed": sum(r["fixed"] for r in records),
@@ -147,21 +170,26 @@ def _summary(backend: str, stereo: str, keyframes: int, records: list[dict]) -> 
     }
 
 
-def _bench(candidates: list[tuple[str, str]], model: Path | None, rig, teach, repeat, warmup: int, workdir: Path):
-    """Teach every (backend, stereo) candidate, then time them on each repeat frame in turn, in a rotating order."""
+def _bench(candidates: list[tuple[str, str, str]], model: Path | None, rig, teach, repeat, warmup: int, workdir: Path):
+    """Teach a map per (backend, stereo) of the (backend, stereo, sampling) candidates, then time each candidate's
+    localizer on each repeat frame in turn, in a rotating order."""
     from dlvf_ros.features.backends import make_backend
     from dlvf_ros.geometry import transforms
 
-    backends = {name: make_backend(name, model if name == "learned" else None) for name, _ in candidates}
-    localizers = {}
-    for name, stereo in candidates:
+    backends = {name: make_backend(name, model if name == "learned" else None) for name, _, _ in candidates}
+    maps = {}
+    for name, stereo in dict.fromkeys((name, stereo) for name, stereo, _ in candidates):
         log.info("teaching %s / %s ...", name, stereo)
-        localizers[(name, stereo)] = _teach(backends[name], stereo, rig, teach, workdir)
-    records: dict[tuple[str, str], list[dict]] = {candidate: [] for candidate in candidates}
+        maps[(name, stereo)] = _teach(backends[name], stereo, rig, teach, workdir)
+    localizers = {
+        (name, stereo, sampling): _localizer(backends[name], stereo, sampling, rig, maps[(name, stereo)][0])
+        for name, stereo, sampling in candidates
+    }
+    records: dict[tuple[str, str, str], list[dict]] = {candidate: [] for candidate in candidates}
     log.info("localizing ...")
     for k, (stamp_ns, left, right, T_odom_vehicle, T_map_vehicle_true) in enumerate(repeat):
         for candidate in candidates[k % len(candidates) :] + candidates[: k % len(candidates)]:
-            localizer = localizers[candidate][0]
+            localizer = localizers[candidate]
             start = time.perf_counter()
             result = localizer.process(stamp_ns, left, right, T_odom_vehicle)
             elapsed_ms = 1000 * (time.perf_counter() - start)
@@ -184,7 +212,8 @@ def _bench(candidates: list[tuple[str, str]], model: Path | None, rig, teach, re
                 }
             )
     return [
-        _summary(name, stereo, localizers[(name, stereo)][1], records[(name, stereo)]) for name, stereo in candidates
+        _summary(name, stereo, sampling, maps[(name, stereo)][1], records[(name, stereo, sampling)])
+        for name, stereo, sampling in candidates
     ]
 
 
@@ -202,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     stereo_methods = [m.strip() for m in args.stereo.split(",") if m.strip()]
+    samplings = list(dict.fromkeys(m.strip() for m in args.ransac_sampling.split(",") if m.strip()))
     if not backends or args.frames < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("dlvf bench localize: need at least one backend, --frames >= 1, --warmup >= 0, --threads >= 1")
     unknown = sorted(set(backends) - set(BACKEND_NAMES))
@@ -213,6 +243,12 @@ def run(args: argparse.Namespace) -> int:
     if not stereo_methods or unknown:
         raise SystemExit(
             f"dlvf bench localize: --stereo takes a comma-separated list of {', '.join(STEREO_METHODS)}; got {unknown}"
+        )
+    unknown = sorted(set(samplings) - set(SAMPLINGS))
+    if not samplings or unknown:
+        raise SystemExit(
+            f"dlvf bench localize: --ransac-sampling takes a comma-separated list of {', '.join(SAMPLINGS)}; "
+            f"got {unknown}"
         )
     if (args.teach_bag is None) != (args.repeat_bag is None):
         raise SystemExit("dlvf bench localize: give both --teach-bag and --repeat-bag, or neither (renders frames)")
@@ -227,53 +263,66 @@ def run(args: argparse.Namespace) -> int:
         _, repeat = _bag_frames(args.repeat_bag)
         repeat = repeat[: args.frames + args.warmup]
     model, model_note = None, None
-    candidates = [(name, stereo) for stereo in stereo_methods for name in backends]
+    candidates = [(name, stereo, sampling) for sampling in samplings for stereo in stereo_methods for name in backends]
     with tempfile.TemporaryDirectory(prefix="dlvf_bench_localize_") as tmp:
         workdir = Path(tmp)
         if "learned" in backends:
             model, model_note = _learned_model(args.model, rig, workdir)
         results = _bench(candidates, model, rig, teach, repeat, args.warmup, workdir)
 
-    by_key = {(r["backend"], r["stereo"]): r for r in results}
+    by_key = {(r["backend"], r["stereo"], r["ransac_sampling"]): r for r in results}
     reference_backends = [b for b in ("learned", "orb") if b in backends] or backends[:1]
-    reference_stereo = stereo_methods[0]
+    reference_stereo, reference_sampling = stereo_methods[0], samplings[0]
     ratio_keys = [f"ratio_to_{b}" for b in reference_backends] + [f"ratio_to_{reference_stereo}"]
+    if len(samplings) > 1:
+        ratio_keys.append(f"ratio_to_{reference_sampling}")
     for r in results:
-        for backend in reference_backends:
-            r[f"ratio_to_{backend}"] = r["median_ms"] / by_key[(backend, r["stereo"])]["median_ms"]
-        r[f"ratio_to_{reference_stereo}"] = r["median_ms"] / by_key[(r["backend"], reference_stereo)]["median_ms"]
+        backend, stereo, sampling = r["backend"], r["stereo"], r["ransac_sampling"]
+        for reference in reference_backends:
+            r[f"ratio_to_{reference}"] = r["median_ms"] / by_key[(reference, stereo, sampling)]["median_ms"]
+        r[f"ratio_to_{reference_stereo}"] = r["median_ms"] / by_key[(backend, reference_stereo, sampling)]["median_ms"]
+        if len(samplings) > 1:
+            r[f"ratio_to_{reference_sampling}"] = (
+                r["median_ms"] / by_key[(backend, stereo, reference_sampling)]["median_ms"]
+            )
     stereo_width = max(len(m) for m in stereo_methods + ["stereo"])
     ratio_widths = [max(8, len(key) - len("ratio_to_") + 2) for key in ratio_keys]
     header = (
-        f"{'backend':>8} {'stereo':>{stereo_width}} {'frames':>6} {'fixed':>5} {'inliers':>7} {'err m':>6} "
-        f"{'err deg':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
+        f"{'backend':>8} {'stereo':>{stereo_width}} {'ransac':>8} {'frames':>6} {'fixed':>5} {'inliers':>7} "
+        f"{'err m':>6} {'err deg':>7} {'median ms':>9} {'p90 ms':>7} {'Hz':>6} "
         + " ".join(f"{s:>9}" for s in STAGES)
         + "".join(f" {'x ' + key[len('ratio_to_') :]:>{w}}" for key, w in zip(ratio_keys, ratio_widths))
+    )
+    sampling_note = (
+        f", x {reference_sampling}: to {reference_sampling} RANSAC sampling with the same backend and stereo"
+        if len(samplings) > 1
+        else ""
     )
     load = os.getloadavg()
     print(
         f"\nend-to-end localization per stereo frame, {rig.width}x{rig.height}, {args.threads} threads "
         f"(per-stage columns: median ms; x {' / x '.join(reference_backends)}: ratio to that backend with the same "
-        f"stereo, x {reference_stereo}: to {reference_stereo} with the same backend; err: median pose error of the "
-        f"fixes); machine load average {load[0]:.1f} on {os.cpu_count()} CPUs (other processes slow every column)"
+        f"stereo and sampling, x {reference_stereo}: to {reference_stereo} with the same backend and sampling"
+        f"{sampling_note}; ransac: how RANSAC draws its samples; err: median pose error of the fixes); machine load "
+        f"average {load[0]:.1f} on {os.cpu_count()} CPUs (other processes slow every column)"
     )
     print(header)
     for r in results:
         print(
-            f"{r['backend']:>8} {r['stereo']:>{stereo_width}} {r['frames']:>6} {r['fixed']:>5} "
-            f"{r['median_inliers']:>7.0f} {_format(r['median_error_m'], 6, 3)} {_format(r['median_error_deg'], 7, 2)} "
-            f"{r['median_ms']:>9.1f} {r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
+            f"{r['backend']:>8} {r['stereo']:>{stereo_width}} {r['ransac_sampling']:>8} {r['frames']:>6} "
+            f"{r['fixed']:>5} {r['median_inliers']:>7.0f} {_format(r['median_error_m'], 6, 3)} "
+            f"{_format(r['median_error_deg'], 7, 2)} {r['median_ms']:>9.1f} {r['p90_ms']:>7.1f} {r['hz']:>6.1f} "
             + " ".join(f"{r['stage_median_ms'][s]:>9.1f}" for s in STAGES)
             + "".join(f" {r[key]:>{w}.2f}" for key, w in zip(ratio_keys, ratio_widths))
         )
-    learned = by_key.get(("learned", reference_stereo))
+    learned = by_key.get(("learned", reference_stereo, reference_sampling))
     floor_ok = learned is None or learned["hz"] >= FLOOR_HZ
     if model_note:
         print(f"learned model: {model_note}")
     if learned is not None:
         print(
-            f"floor: learned ({reference_stereo}) {learned['hz']:.1f} Hz {'>=' if floor_ok else '<'} "
-            f"{FLOOR_HZ:.0f} Hz: {'OK' if floor_ok else 'BELOW FLOOR'}"
+            f"floor: learned ({reference_stereo}, {reference_sampling}) {learned['hz']:.1f} Hz "
+            f"{'>=' if floor_ok else '<'} {FLOOR_HZ:.0f} Hz: {'OK' if floor_ok else 'BELOW FLOOR'}"
         )
     if args.json is not None:
         report = {
@@ -283,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
             "threads": args.threads,
             "warmup_frames": args.warmup,
             "stereo_methods": stereo_methods,
+            "ransac_samplings": samplings,
             "learned_model": model_note,
             "floor_hz": FLOOR_HZ,
             "floor_ok": floor_ok,
