@@ -72,8 +72,8 @@ def _teach(client, frames, count):
 def _connect_and_teach(client, frames, count):
     """Wait for the node's subscriptions, publish the camera extrinsic, then teach the first `count` frames.
 
-    The extrinsic goes out once the node subscribes to /tf_static, so that it arrives well before the first images
-    (frames without it are skipped, which would move every keyframe)."""
+    The extrinsic goes out once the node subscribes to /tf_static, before the first images; a frame that still comes
+    first waits for it (`extrinsic_wait_s`) instead of being skipped, which would move every keyframe."""
     client.wait_matched()
     client.wait_for(lambda: client.static_broadcaster.pub_tf.get_subscription_count() > 0, 10.0, "/tf_static reader")
     client.publish_static_camera()
@@ -128,7 +128,7 @@ def test_killed_teach_node_leaves_a_loadable_map(teach_frames, tmp_path):
 
 def test_without_the_camera_extrinsic_frames_are_skipped_with_a_named_error(teach_frames, tmp_path):
     rig, frames = teach_frames
-    with _teach_node(tmp_path / "map", tmp_path, rig, base_frame="chassis") as (process, client):
+    with _teach_node(tmp_path / "map", tmp_path, rig, base_frame="chassis", extrinsic_wait_s=0.5) as (process, client):
         client.wait_matched()
         client.publish_static_camera()  # base_link -> camera, but the node wants chassis -> camera
         _teach(client, frames, 2)

@@ -49,6 +49,12 @@ class TeachNodeConfig(StereoNodeConfig):
     odometry_max_hold_s: float = setting_with_default(StereoNodeConfig, "odometry_max_hold_s", 0.0)
     # the worker has a queue: waiting for late odometry costs no frames
     odometry_wait_s: float = setting_with_default(StereoNodeConfig, "odometry_wait_s", 1.0)
+    extrinsic_wait_s: float = setting(
+        5.0,
+        "a frame waits up to this long (s) for the camera extrinsic on /tf_static before it is skipped: the first "
+        "images can arrive before the latched transform does",
+        (0.0, 600.0),
+    )
     overwrite: bool = setting(False, "replace an existing map store at map_path")
     max_pending_frames: int = setting(
         30, "frames queued for the worker; beyond this the oldest is dropped", (1, 10_000)
@@ -119,7 +125,9 @@ class TeachNode(StereoNode):
     def _process(self, frames: StereoSet) -> None:
         stamp_ns = frames.stamp_ns
         try:
-            T_vehicle_camera = self.static_transforms.lookup(self.cfg.base_frame, frames.left_info.header.frame_id)
+            T_vehicle_camera = self.static_transforms.lookup(
+                self.cfg.base_frame, frames.left_info.header.frame_id, self.cfg.extrinsic_wait_s
+            )
             frame = decode_stereo(frames.left, frames.right, frames.left_info, frames.right_info, T_vehicle_camera)
             teacher = self._teacher_for(frame.rig)
             T_odom_vehicle = self.odometry.lookup(stamp_ns, self.cfg.odometry_wait_s)
