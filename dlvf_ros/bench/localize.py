@@ -125,14 +125,18 @@ def _learned_model(model: Path | None, rig, workdir: Path) -> tuple[Path, str]:
     return path, "untrained exported FeatureNet (default size; same cost as a trained model)"
 
 
+def _stereo_config(method: str):
+    from dlvf_ros.localization.frontend import StereoConfig
+
+    return from_dict(StereoConfig, {"method": method}, "--stereo")
+
+
 def _teach(backend, stereo: str, rig, teach, workdir: Path) -> tuple[Path, int]:
     """(map path, keyframes) of a map taught from `teach` with `backend` and stereo method `stereo`."""
-    from dlvf_ros.localization.frontend import StereoConfig
     from dlvf_ros.localization.teach import TeachConfig, Teacher
 
     path = workdir / f"map_{backend.name}_{stereo}"
-    stereo_config = from_dict(StereoConfig, {"method": stereo}, "--stereo")
-    teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=stereo_config))
+    teacher = Teacher.create(path, backend, rig, TeachConfig(store_images=False, stereo=_stereo_config(stereo)))
     for stamp_ns, left, right, T_odom_vehicle, _ in teach:
         teacher.add_frame(stamp_ns, left, right, T_odom_vehicle)
     return path, teacher.num_keyframes
@@ -140,12 +144,12 @@ def _teach(backend, stereo: str, rig, teach, workdir: Path) -> tuple[Path, int]:
 
 def _localizer(backend, stereo: str, sampling: str, rig, map_path: Path):
     """A localizer against the map at `map_path` with stereo method `stereo` and RANSAC sampling `sampling`."""
-    from dlvf_ros.localization.frontend import StereoConfig, StereoFrontend
+    from dlvf_ros.localization.frontend import StereoFrontend
     from dlvf_ros.localization.localizer import Localizer, LocalizerConfig, localizer_ransac
     from dlvf_ros.localization.map_store import MapStore
 
     ransac = dataclasses.replace(localizer_ransac(), weighted_sampling=sampling == "weighted")
-    config = LocalizerConfig(stereo=from_dict(StereoConfig, {"method": stereo}, "--stereo"), ransac=ransac)
+    config = LocalizerConfig(stereo=_stereo_config(stereo), ransac=ransac)
     return Localizer(MapStore.open(map_path), StereoFrontend(backend, rig, config.stereo), config)
 
 

@@ -83,7 +83,7 @@ def localizer_ransac() -> RansacConfig:
     final poses equal those of all 512 (measured on the simulator's frames). Uniform sampling: the highest-weighted
     matches are often far points, whose depth error exceeds the 3-D tolerance, so the inliers held 16-32 % of the
     weight against 42-50 % of the matches and weighted draws needed 384-512 hypotheses instead of 128-256 (same
-    success on the validation worlds; model card, "Localizer RANSAC")."""
+    success on the validation worlds; models/README.md, "Stage 10")."""
     return RansacConfig(
         iterations=512,
         sample_size=3,

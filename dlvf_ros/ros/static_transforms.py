@@ -47,10 +47,11 @@ class StaticTransforms:
         """T_parent_child, waiting up to `wait_s` (s) for /tf_static to connect the frames; LookupError naming them
         when it still does not. Call it from a thread other than the one that receives /tf_static."""
         deadline = time.monotonic() + wait_s
+        parent, child = parent.lstrip("/"), child.lstrip("/")
         with self._changed:
             while True:
                 try:
-                    return self._compose(parent.lstrip("/"), child.lstrip("/"))
+                    return self._compose(parent, child)
                 except LookupError:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0.0:
