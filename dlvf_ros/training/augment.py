@@ -68,19 +68,21 @@ class AugmentConfig:
             raise ValueError("AugmentConfig: exposure_log2_std and white_balance_std must be >= 0")
 
 
-def _uniform(generator: torch.Generator, n: int, bounds: Sequence[float]) -> torch.Tensor:
+def _uniform(
+    generator: torch.Generator, n: int, bounds: Sequence[float], device: torch.device | None = None
+) -> torch.Tensor:
     low, high = bounds
-    return low + (high - low) * torch.rand(n, generator=generator)
+    return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
 
 
-def _chance(generator: torch.Generator, n: int, p: float) -> torch.Tensor:
-    return torch.rand(n, generator=generator) < p
+def _chance(generator: torch.Generator, n: int, p: float, device: torch.device | None = None) -> torch.Tensor:
+    return (torch.rand(n, generator=generator) < p).to(device)
 
 
-def _pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised coordinates (x in [-1, 1] across, y in [-1, 1] down), each [1, 1, H, W]."""
-    y = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(1, 1, height, width)
-    x = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(1, 1, height, width)
+    y = torch.linspace(-1.0, 1.0, height, device=device).view(1, 1, height, 1).expand(1, 1, height, width)
+    x = torch.linspace(-1.0, 1.0, width, device=device).view(1, 1, 1, width).expand(1, 1, height, width)
     return x, y
 
 
@@ -101,35 +103,38 @@ def _blur(images: torch.Tensor, generator: torch.Generator, config: AugmentConfi
         along = x * math.cos(angle) + y * math.sin(angle)
         across = -x * math.sin(angle) + y * math.cos(angle)
         kernel = torch.clamp(1.0 - across.abs(), min=0.0) * (along.abs() <= length / 2).to(images.dtype)
-    kernel = (kernel / kernel.sum()).expand(3, 1, *kernel.shape)
+    kernel = (kernel / kernel.sum()).expand(3, 1, *kernel.shape).to(images.device)
     padding = kernel.shape[-1] // 2
     padded = F.pad(images, (padding, padding, padding, padding), mode="replicate")
     return F.conv2d(padded, kernel, groups=3)
 
 
 def augment_images(images: torch.Tensor, generator: torch.Generator, config: AugmentConfig) -> torch.Tensor:
-    """A photometric variant of each image [B, 3, H, W] (float RGB in [0, 1]); the input is not modified."""
+    """A photometric variant of each image [B, 3, H, W] (float RGB in [0, 1]); the input is not modified.
+
+    The draws come from `generator` (a CPU generator: a handful of numbers per image, and the seed of the noise); the
+    pixels are computed on the images' device, so on a GPU the augmentation does not hold up training on the CPU."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"augment_images: expected [B, 3, H, W] RGB, got {tuple(images.shape)}")
     if not config.enabled:
         return images
     batch, _, height, width = images.shape
     device, dtype = images.device, images.dtype
-    out = images.detach().to("cpu", torch.float32).clamp(0.0, 1.0) ** 2.2  # to (approximately) linear light
-    x, y = _pixel_grid(height, width)
+    out = images.detach().to(torch.float32).clamp(0.0, 1.0) ** 2.2  # to (approximately) linear light
+    x, y = _pixel_grid(height, width, device)
     view = (batch, 1, 1, 1)
 
     # light: exposure, white balance
-    exposure = torch.exp2(torch.randn(batch, generator=generator) * config.exposure_log2_std).view(view)
-    white_balance = torch.exp(torch.randn(batch, 3, generator=generator) * config.white_balance_std).view(
-        batch, 3, 1, 1
+    exposure = torch.exp2(torch.randn(batch, generator=generator) * config.exposure_log2_std).view(view).to(device)
+    white_balance = (
+        torch.exp(torch.randn(batch, 3, generator=generator) * config.white_balance_std).view(batch, 3, 1, 1).to(device)
     )
     out = out * exposure * white_balance
 
     # night: the scene darkened to an ambient level, plus a pool of headlight light on the ground ahead
-    night = _chance(generator, batch, config.p_night).view(view).to(out.dtype)
-    ambient = _uniform(generator, batch, config.night_ambient_range).view(view)
-    centre_x = (torch.rand(batch, generator=generator) * 0.4 - 0.2).view(view)
+    night = _chance(generator, batch, config.p_night, device).view(view).to(out.dtype)
+    ambient = _uniform(generator, batch, config.night_ambient_range, device).view(view)
+    centre_x = (torch.rand(batch, generator=generator) * 0.4 - 0.2).view(view).to(device)
     pool = torch.exp(-(((x - centre_x) / 0.7) ** 2) - ((y - 1.0) / 0.9) ** 2)  # bright at the bottom centre
     lit = ambient + (1.0 - ambient) * pool
     darkened = out * lit
@@ -137,27 +142,27 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, config: Aug
     out = night * (darkened * gain.clamp(max=20.0)) + (1.0 - night) * out
 
     # veiling glare and haze towards a low sun near the horizon, and a flare blob
-    glare = _chance(generator, batch, config.p_glare).view(view).to(out.dtype)
-    strength = _uniform(generator, batch, config.glare_strength_range).view(view)
-    sun_x = (torch.rand(batch, generator=generator) * 1.6 - 0.8).view(view)
-    sun_y = (torch.rand(batch, generator=generator) * 0.6 - 0.9).view(view)
+    glare = _chance(generator, batch, config.p_glare, device).view(view).to(out.dtype)
+    strength = _uniform(generator, batch, config.glare_strength_range, device).view(view)
+    sun_x = (torch.rand(batch, generator=generator) * 1.6 - 0.8).view(view).to(device)
+    sun_y = (torch.rand(batch, generator=generator) * 0.6 - 0.9).view(view).to(device)
     distance = torch.sqrt((x - sun_x) ** 2 + ((y - sun_y) * 1.3) ** 2)
     veil = strength * (0.35 + 0.65 * torch.exp(-distance / 0.5))
-    flare_colour = torch.tensor([1.0, 0.85, 0.6]).view(1, 3, 1, 1)
+    flare_colour = torch.tensor([1.0, 0.85, 0.6], device=device).view(1, 3, 1, 1)
     flare = 0.6 * strength * torch.exp(-(((x + sun_x * 0.6) ** 2 + (y + sun_y * 0.6) ** 2) / 0.02))
     hazy = out * (1.0 - 0.6 * veil) + (veil + flare) * flare_colour
     out = glare * hazy + (1.0 - glare) * out
 
     # camera: tone (gamma, contrast, saturation) in display space, vignetting, blur, noise
     out = out.clamp(0.0, 1.0) ** (1.0 / 2.2)
-    log_gamma = _uniform(generator, batch, (math.log(config.gamma_range[0]), math.log(config.gamma_range[1])))
+    log_gamma = _uniform(generator, batch, [math.log(bound) for bound in config.gamma_range], device)
     out = out.clamp(min=1e-6) ** torch.exp(log_gamma).view(view)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - mean) * _uniform(generator, batch, config.contrast_range).view(view) + mean
+    out = (out - mean) * _uniform(generator, batch, config.contrast_range, device).view(view) + mean
     grey = out.mean(dim=1, keepdim=True)
-    out = grey + (out - grey) * _uniform(generator, batch, config.saturation_range).view(view)
-    vignette = _chance(generator, batch, config.p_vignette).view(view).to(out.dtype)
-    falloff = _uniform(generator, batch, config.vignette_range).view(view)
+    out = grey + (out - grey) * _uniform(generator, batch, config.saturation_range, device).view(view)
+    vignette = _chance(generator, batch, config.p_vignette, device).view(view).to(out.dtype)
+    falloff = _uniform(generator, batch, config.vignette_range, device).view(view)
     out = out * (1.0 - vignette * falloff * (x**2 + y**2) / 2.0)
     blurred = _chance(generator, batch, config.p_blur)
     if bool(blurred.any()):
@@ -165,8 +170,10 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, config: Aug
             [_blur(out[i : i + 1], generator, config) if blurred[i] else out[i : i + 1] for i in range(batch)]
         )
     out = out.clamp(0.0, 1.0)
-    read = _uniform(generator, batch, config.read_noise_range).view(view)
-    shot = _uniform(generator, batch, config.shot_noise_range).view(view)
+    read = _uniform(generator, batch, config.read_noise_range, device).view(view)
+    shot = _uniform(generator, batch, config.shot_noise_range, device).view(view)
     amplification = 1.0 + night * 0.25 * (gain.clamp(max=20.0) - 1.0).clamp(min=0.0)  # night gain lifts the noise
-    noise = torch.randn(out.shape, generator=generator) * (read + shot * torch.sqrt(out)) * amplification
-    return (out + noise).clamp(0.0, 1.0).to(device, dtype)
+    noise_generator = torch.Generator(device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+    noise = torch.randn(out.shape, generator=noise_generator, device=device) * (read + shot * torch.sqrt(out))
+    noise = noise * amplification
+    return (out + noise).clamp(0.0, 1.0).to(dtype)
