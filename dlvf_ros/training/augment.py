@@ -134,7 +134,7 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, config: Aug
     # night: the scene darkened to an ambient level, plus a pool of headlight light on the ground ahead
     night = _chance(generator, batch, config.p_night, device).view(view).to(out.dtype)
     ambient = _uniform(generator, batch, config.night_ambient_range, device).view(view)
-    centre_x = (torch.rand(batch, generator=generator) * 0.4 - 0.2).view(view).to(device)
+    centre_x = _uniform(generator, batch, (-0.2, 0.2), device).view(view)
     pool = torch.exp(-(((x - centre_x) / 0.7) ** 2) - ((y - 1.0) / 0.9) ** 2)  # bright at the bottom centre
     lit = ambient + (1.0 - ambient) * pool
     darkened = out * lit
@@ -144,8 +144,8 @@ def augment_images(images: torch.Tensor, generator: torch.Generator, config: Aug
     # veiling glare and haze towards a low sun near the horizon, and a flare blob
     glare = _chance(generator, batch, config.p_glare, device).view(view).to(out.dtype)
     strength = _uniform(generator, batch, config.glare_strength_range, device).view(view)
-    sun_x = (torch.rand(batch, generator=generator) * 1.6 - 0.8).view(view).to(device)
-    sun_y = (torch.rand(batch, generator=generator) * 0.6 - 0.9).view(view).to(device)
+    sun_x = _uniform(generator, batch, (-0.8, 0.8), device).view(view)
+    sun_y = _uniform(generator, batch, (-0.9, -0.3), device).view(view)
     distance = torch.sqrt((x - sun_x) ** 2 + ((y - sun_y) * 1.3) ** 2)
     veil = strength * (0.35 + 0.65 * torch.exp(-distance / 0.5))
     flare_colour = torch.tensor([1.0, 0.85, 0.6], device=device).view(1, 3, 1, 1)
