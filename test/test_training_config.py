@@ -48,3 +48,12 @@ def test_reference_defaults():
 def test_bad_values_are_refused(cls, data, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(cls, data, "test.yaml")
+
+
+def test_per_frame_disparity_range_scales_with_the_test_width():
+    """Every backend gets depth down to the same distance: 48 disparities at the reference's 320 px, 80 at 512 px."""
+    config = PerFrameConfig()
+    assert config.localizer_config().stereo.sgbm.num_disparities == 48
+    assert config.localizer_config(512).stereo.sgbm.num_disparities == 80
+    assert config.sgbm_for_width(384).num_disparities == 64
+    assert config.sgbm_for_width(512).block_size == config.sgbm.block_size

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     runs = choose_runs(args, config, dataset)
     torch.set_num_threads(config.torch_threads)
     # the reference: dense SGBM at the test size, as training's disparities
-    localizer_config = config.localizer_config()
+    localizer_config = config.localizer_config(size[0])
     frontend = StereoFrontend(backend, dataset.rig.scaled(*size), localizer_config.stereo)
     localizer = PerFrameLocalizer(frontend, localizer_config)
     cache: dict[tuple[int, int], StereoFeatures] = {}
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         "model": backend.signature(),
         "data": str(dataset.root),
         "config": to_dict(config),
+        "sgbm": to_dict(localizer_config.stereo.sgbm),  # the disparity range used at this image size
         "wall_time_s": time.perf_counter() - started,
     }
     fileio.atomic_write_text(out / "test_results.json", json.dumps(result, indent=1, default=str))

@@ -5,7 +5,8 @@ Defaults are the reference method's values (Gridseth and Barfoot, RA-L 2022) unl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from dlvf_ros.evaluation.metrics import SUCCESS, SuccessCriteria
@@ -186,6 +187,9 @@ class TrainConfig:
 
 
 # --- test ----------------------------------------------------------------------------------------------------------
+SGBM_REFERENCE_WIDTH = 320  # px: the image width PerFrameConfig.sgbm is for (the reference's 320 x 240)
+
+
 @dataclass
 class PerFrameConfig:
     """`dlvf test`, the per-frame mode: which frames, at which image size, localized with which settings, scored how.
@@ -194,7 +198,9 @@ class PerFrameConfig:
     one: the teach run), every `frame_stride`-th vertex, against the
     metrically closest vertex of the earlier run within `max_edges` pose-graph edges, by the localizer's own matching,
     RANSAC and refinement: `matching`, `ransac`, `refine` and `min_matches` are `LocalizerConfig`'s settings of the
-    same names and defaults; `sgbm` is for the test image size (the reference's 48 disparities at 320 x 240).
+    same names and defaults; `sgbm` is the reference's (48 disparities at 320 x 240): at another test width its
+    disparity range scales with the width (`sgbm_for_width`), so that every backend gets depth down to the same
+    distance whatever size it is tested at (XFeat, ORB and SIFT at the camera's size).
     `success` is the success criteria; strict success is always `evaluation.metrics.STRICT`.
     """
 
@@ -220,11 +226,21 @@ class PerFrameConfig:
             _check_image_size("PerFrameConfig", self.image_width, self.image_height)
         self.localizer_config()  # refuses min_matches below ransac.min_inliers
 
-    def localizer_config(self) -> LocalizerConfig:
-        """The `LocalizerConfig` of the per-frame mode: dense SGBM stereo at the test size, like the training
-        disparities (the fields it does not use keep their defaults)."""
+    def sgbm_for_width(self, image_width: int) -> SgbmConfig:
+        """`sgbm` for a test image `image_width` px wide: the disparity range (and the minimum disparity) scaled
+        from the reference width, the range rounded up to a multiple of 16 (48 at 320 px, 80 at 512 px)."""
+        scale = image_width / SGBM_REFERENCE_WIDTH
+        return replace(
+            self.sgbm,
+            min_disparity=round(self.sgbm.min_disparity * scale),
+            num_disparities=16 * math.ceil(self.sgbm.num_disparities * scale / 16),
+        )
+
+    def localizer_config(self, image_width: int = SGBM_REFERENCE_WIDTH) -> LocalizerConfig:
+        """The `LocalizerConfig` of the per-frame mode on images `image_width` px wide: dense SGBM stereo at the
+        test size, like the training disparities (the fields it does not use keep their defaults)."""
         return LocalizerConfig(
-            stereo=StereoConfig(method="sgbm", sgbm=self.sgbm),
+            stereo=StereoConfig(method="sgbm", sgbm=self.sgbm_for_width(image_width)),
             matching=self.matching,
             ransac=self.ransac,
             refine=self.refine,
