@@ -186,7 +186,8 @@ def test_per_frame_modes_of_dlvf_test_and_dlvf_evaluate_agree(recorded, tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "per frame" in result.stdout and "nodes" in result.stdout
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"sgbm": {"num_disparities": 96}}))  # the localizer's SGBM
+    # the localizer's SGBM, at any width
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"sgbm": {"num_disparities": 96}, "sgbm_width": None}))
     tested = tmp_path / "test"
     result = _dlvf(
         "test",

@@ -43,6 +43,7 @@ def test_reference_defaults():
         (TrainConfig, {"learning_rate": 0}, "learning_rate"),
         (TrainConfig, {"lr": 0.1}, "unknown key"),
         (PerFrameConfig, {"image_width": 320}, "both"),
+        (PerFrameConfig, {"sgbm_width": 0}, "sgbm_width"),
     ],
 )
 def test_bad_values_are_refused(cls, data, message):
@@ -53,7 +54,8 @@ def test_bad_values_are_refused(cls, data, message):
 def test_per_frame_disparity_range_scales_with_the_test_width():
     """Every backend gets depth down to the same distance: 48 disparities at the reference's 320 px, 80 at 512 px."""
     config = PerFrameConfig()
-    assert config.localizer_config().stereo.sgbm.num_disparities == 48
+    assert config.localizer_config(320).stereo.sgbm.num_disparities == 48
     assert config.localizer_config(512).stereo.sgbm.num_disparities == 80
     assert config.sgbm_for_width(384).num_disparities == 64
     assert config.sgbm_for_width(512).block_size == config.sgbm.block_size
+    assert PerFrameConfig(sgbm_width=None).localizer_config(512).stereo.sgbm.num_disparities == 48

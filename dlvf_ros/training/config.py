@@ -187,9 +187,6 @@ class TrainConfig:
 
 
 # --- test ----------------------------------------------------------------------------------------------------------
-SGBM_REFERENCE_WIDTH = 320  # px: the image width PerFrameConfig.sgbm is for (the reference's 320 x 240)
-
-
 @dataclass
 class PerFrameConfig:
     """`dlvf test`, the per-frame mode: which frames, at which image size, localized with which settings, scored how.
@@ -198,9 +195,9 @@ class PerFrameConfig:
     one: the teach run), every `frame_stride`-th vertex, against the
     metrically closest vertex of the earlier run within `max_edges` pose-graph edges, by the localizer's own matching,
     RANSAC and refinement: `matching`, `ransac`, `refine` and `min_matches` are `LocalizerConfig`'s settings of the
-    same names and defaults; `sgbm` is the reference's (48 disparities at 320 x 240): at another test width its
-    disparity range scales with the width (`sgbm_for_width`), so that every backend gets depth down to the same
-    distance whatever size it is tested at (XFeat, ORB and SIFT at the camera's size).
+    same names and defaults; `sgbm` is for images `sgbm_width` px wide (the reference's 48 disparities at 320 x 240):
+    at another test width its disparity range scales with the width (`sgbm_for_width`), so that every backend gets
+    depth down to the same distance whatever size it is tested at (XFeat, ORB and SIFT at the camera's size).
     `success` is the success criteria; strict success is always `evaluation.metrics.STRICT`.
     """
 
@@ -212,6 +209,7 @@ class PerFrameConfig:
     image_height: int | None = None
     success: SuccessCriteria = field(default_factory=lambda: SUCCESS)
     sgbm: SgbmConfig = field(default_factory=SgbmConfig)
+    sgbm_width: int | None = 320  # px: the image width `sgbm` is for; None: `sgbm` as given at any width
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     ransac: RansacConfig = field(default_factory=localizer_ransac)  # its seed seeds every frame's sampling
     refine: RefineConfig = field(default_factory=RefineConfig)
@@ -220,6 +218,8 @@ class PerFrameConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "frame_stride", "max_edges", "torch_threads")
+        if self.sgbm_width is not None:
+            _check_positive(self, "sgbm_width")
         if (self.image_width is None) != (self.image_height is None):
             raise ValueError("PerFrameConfig: set both image_width and image_height, or neither")
         if self.image_width is not None and self.image_height is not None:
@@ -228,19 +228,23 @@ class PerFrameConfig:
 
     def sgbm_for_width(self, image_width: int) -> SgbmConfig:
         """`sgbm` for a test image `image_width` px wide: the disparity range (and the minimum disparity) scaled
-        from the reference width, the range rounded up to a multiple of 16 (48 at 320 px, 80 at 512 px)."""
-        scale = image_width / SGBM_REFERENCE_WIDTH
+        from `sgbm_width`, the range rounded up to a multiple of 16 (by default 48 at 320 px, 80 at 512 px)."""
+        if self.sgbm_width is None:
+            return self.sgbm
+        scale = image_width / self.sgbm_width
         return replace(
             self.sgbm,
             min_disparity=round(self.sgbm.min_disparity * scale),
             num_disparities=16 * math.ceil(self.sgbm.num_disparities * scale / 16),
         )
 
-    def localizer_config(self, image_width: int = SGBM_REFERENCE_WIDTH) -> LocalizerConfig:
-        """The `LocalizerConfig` of the per-frame mode on images `image_width` px wide: dense SGBM stereo at the
-        test size, like the training disparities (the fields it does not use keep their defaults)."""
+    def localizer_config(self, image_width: int | None = None) -> LocalizerConfig:
+        """The `LocalizerConfig` of the per-frame mode on images `image_width` px wide (None: `sgbm_width`): dense
+        SGBM stereo at the test size, like the training disparities (the fields it does not use keep their defaults).
+        """
+        sgbm = self.sgbm if image_width is None else self.sgbm_for_width(image_width)
         return LocalizerConfig(
-            stereo=StereoConfig(method="sgbm", sgbm=self.sgbm_for_width(image_width)),
+            stereo=StereoConfig(method="sgbm", sgbm=sgbm),
             matching=self.matching,
             ransac=self.ransac,
             refine=self.refine,
