@@ -239,7 +239,7 @@ class PerFrameConfig:
         )
 
     def localizer_config(self, image_width: int | None = None) -> LocalizerConfig:
-        """The `LocalizerConfig` of the per-frame mode on images `image_width` px wide (None: `sgbm_width`): dense
+        """The `LocalizerConfig` of the per-frame mode on images `image_width` px wide (None: `sgbm` as given): dense
         SGBM stereo at the test size, like the training disparities (the fields it does not use keep their defaults).
         """
         sgbm = self.sgbm if image_width is None else self.sgbm_for_width(image_width)
