@@ -259,3 +259,34 @@ def test_export_names_its_training_data_and_refuses_another_dataset(tmp_path):
         training_data_summary(tmp_path, "other")
     with pytest.raises(ValueError, match="no dataset.json"):
         training_data_summary(tmp_path / "missing", "abc")
+
+
+def test_describe_gives_forwards_descriptors_at_the_keypoints_and_the_eager_ones_between(net, model_path):
+    from dlvf_ros.features.sampling import sample_descriptors
+
+    model = load_feature_model(model_path)
+    base = (np.random.default_rng(1).random((*SIZE, 3)) * 255).astype(np.uint8)
+    image = np.repeat(np.repeat(base, 2, axis=0), 2, axis=1)  # INTER_AREA gives `base` back to the model
+    features, field = model.extract_with_field(image)
+    assert model.can_describe and field is not None and field.pixel_scale == 2.0
+    assert np.allclose(field(features.keypoints), features.descriptors, atol=1e-4)
+    assert np.array_equal(features.keypoints, model.extract(image).keypoints)
+    points = np.array([[3.0, 5.0], [40.5, 20.25], [90.0, 60.0]])  # image pixels
+    tensor = torch.from_numpy(base).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        maps = net({"image": tensor})["encoder_maps"]
+        eager = sample_descriptors(maps, torch.from_numpy((points + 0.5) / 2 - 0.5).float()[None], SIZE)[0]
+    assert np.allclose(field(points), eager.numpy(), atol=1e-4)
+
+
+def test_a_model_exported_before_describe_loads_and_has_no_field(net, model_path, tmp_path):
+    from dlvf_ros.features.export import ExportedFeatureNet
+
+    old = torch.jit.freeze(torch.jit.script(ExportedFeatureNet(net).eval()), preserved_attrs=["dense"])
+    path = tmp_path / "old.pt"
+    torch.jit.save(old, str(path), _extra_files={"metadata.json": json.dumps(read_metadata(model_path))})
+    model = load_feature_model(path)
+    image = (np.random.default_rng(2).random((*SIZE, 3)) * 255).astype(np.uint8)
+    features, field = model.extract_with_field(image)
+    assert not model.can_describe and field is None
+    assert np.allclose(features.descriptors, load_feature_model(model_path).extract(image).descriptors, atol=1e-4)

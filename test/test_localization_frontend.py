@@ -10,9 +10,9 @@ from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import SgbmConfig, sample_disparity
 from dlvf_ros.localization.frontend import (
     STEREO_METHODS,
+    KeypointDisparity,
     StereoConfig,
     StereoFrontend,
-    keypoint_disparity,
 )
 from dlvf_ros.localization.localizer import Localizer, LocalizerConfig
 from dlvf_ros.localization.map_store import MapMismatchError, MapStore
@@ -29,7 +29,7 @@ def test_every_method_measures_a_sub_pixel_plane():
     rng = np.random.default_rng(2)
     uv = np.column_stack([rng.uniform(100, 250, 300), rng.uniform(5, 186, 300)])  # inside SGBM's full range
     for method in STEREO_METHODS:
-        disparity = keypoint_disparity(rgb(left), rgb(right), uv, StereoConfig(method))
+        disparity = KeypointDisparity(rgb(left), rgb(right), StereoConfig(method))(uv)
         assert disparity.dtype == np.float32 and disparity.shape == (300,)
         error = np.abs(disparity - truth(uv))
         assert np.isfinite(disparity).mean() > 0.9, method  # measured 1.0 (each)
@@ -45,9 +45,9 @@ def test_methods_refuse_bad_input():
     with pytest.raises(ValueError, match="refine_search_px"):
         StereoConfig(refine_search_px=0)
     with pytest.raises(ValueError, match="differ in size"):
-        keypoint_disparity(image, image[:16], np.zeros((1, 2)), StereoConfig())
+        KeypointDisparity(image, image[:16], StereoConfig())
     with pytest.raises(ValueError, match="uint8"):
-        keypoint_disparity(image.astype(np.float32), image, np.zeros((1, 2)), StereoConfig())
+        KeypointDisparity(image.astype(np.float32), image, StereoConfig())
     assert StereoConfig().half_resolution_sgbm().num_disparities == 48
     assert StereoConfig(sgbm=SgbmConfig(num_disparities=80)).half_resolution_sgbm().num_disparities == 48
 
@@ -76,7 +76,7 @@ def test_disparity_at_keypoints_against_the_simulators_exact_depth():
             assert smooth.sum() > 150  # measured 278 (noon), 284 (night)
             median_error = {}
             for method in STEREO_METHODS:
-                error = np.abs(keypoint_disparity(images.left, images.right, uv, StereoConfig(method)) - truth)[smooth]
+                error = np.abs(KeypointDisparity(images.left, images.right, StereoConfig(method))(uv) - truth)[smooth]
                 found = np.isfinite(error)
                 median_error[method] = np.median(error[found])
                 # measured: valid 0.90-0.99, median 0.09-0.15 px, at most 1 of 278 > 2 px off

@@ -3,13 +3,14 @@ RANSAC sampling side by side.
 
 Per backend and stereo method (`--stereo`, see `localization.frontend`): teach a short map from rendered (or bagged)
 teach frames, then time `Localizer.process` on repeat frames 0.5 m beside the path: features + stereo + descriptor
-matching + RANSAC and refinement, on `--threads` CPU threads, with each RANSAC sampling of `--ransac-sampling`
-(uniform or weighted by the matches' weights; `RansacConfig.weighted_sampling`). The candidates are timed
-interleaved, frame by frame in a rotating order, so a change in the machine's load hits them all alike. Prints a
-table (median / p90 ms, Hz, per-stage medians, the ratios to the learned model and to ORB with the same stereo method
-and sampling, to the first stereo method with the same backend and sampling and, given two samplings, to the first
-sampling with the same backend and stereo method, and, on rendered frames, the median pose error against ground
-truth) and writes JSON (`--json`). XFeat is a row by default when its optional package is installed.
+matching (with match refinement at `--refine-radius`, `MatchingConfig.refine_radius`, for backends that can) +
+RANSAC and refinement, on `--threads` CPU threads, with each RANSAC sampling of `--ransac-sampling` (uniform or
+weighted by the matches' weights; `RansacConfig.weighted_sampling`). The candidates are timed interleaved, frame by
+frame in a rotating order, so a change in the machine's load hits them all alike. Prints a table (median / p90 ms,
+Hz, per-stage medians, the ratios to the learned model and to ORB with the same stereo method and sampling, to the
+first stereo method with the same backend and sampling and, given two samplings, to the first sampling with the same
+backend and stereo method, and, on rendered frames, the median pose error against ground truth) and writes JSON
+(`--json`). XFeat is a row by default when its optional package is installed.
 The learned model is `--model`, else the one shipped in models/, else an untrained exported network of the default
 size: its cost is the same as a trained one's (the output says which was used). Floor: the learned model with the
 first stereo method and sampling must run at >= 5 Hz; below it the command exits 1.
@@ -31,6 +32,7 @@ import numpy as np
 
 from dlvf_ros import fileio
 from dlvf_ros.config import from_dict
+from dlvf_ros.matching.descriptor_matching import MatchingConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ransac-sampling",
         default=_sampling_name(localizer_ransac().weighted_sampling),
         help=f"comma-separated RANSAC samplings to compare ({', '.join(SAMPLINGS)}; default: the localizer's)",
+    )
+    parser.add_argument(
+        "--refine-radius",
+        type=int,
+        default=MatchingConfig().refine_radius,
+        help="match refinement radius (network px; 0: off; default: the localizer's)",
     )
     parser.add_argument("--model", type=Path, default=None, help="exported model (default: shipped, else untrained)")
     parser.add_argument("--width", type=int, default=512, help="image width in pixels (rendered frames)")
@@ -142,14 +150,16 @@ def _teach(backend, stereo: str, rig, teach, workdir: Path) -> tuple[Path, int]:
     return path, teacher.num_keyframes
 
 
-def _localizer(backend, stereo: str, sampling: str, rig, map_path: Path):
-    """A localizer against the map at `map_path` with stereo method `stereo` and RANSAC sampling `sampling`."""
+def _localizer(backend, stereo: str, sampling: str, refine_radius: int, rig, map_path: Path):
+    """A localizer against the map at `map_path` with stereo method `stereo`, RANSAC sampling `sampling` and match
+    refinement radius `refine_radius`."""
     from dlvf_ros.localization.frontend import StereoFrontend
     from dlvf_ros.localization.localizer import Localizer, LocalizerConfig, localizer_ransac
     from dlvf_ros.localization.map_store import MapStore
 
     ransac = dataclasses.replace(localizer_ransac(), weighted_sampling=sampling == "weighted")
-    config = LocalizerConfig(stereo=_stereo_config(stereo), ransac=ransac)
+    matching = MatchingConfig(refine_radius=refine_radius)
+    config = LocalizerConfig(stereo=_stereo_config(stereo), matching=matching, ransac=ransac)
     return Localizer(MapStore.open(map_path), StereoFrontend(backend, rig, config.stereo), config)
 
 
@@ -174,7 +184,16 @@ def _summary(backend: str, stereo: str, sampling: str, keyframes: int, records: 
     }
 
 
-def _bench(candidates: list[tuple[str, str, str]], model: Path | None, rig, teach, repeat, warmup: int, workdir: Path):
+def _bench(
+    candidates: list[tuple[str, str, str]],
+    model: Path | None,
+    refine_radius: int,
+    rig,
+    teach,
+    repeat,
+    warmup: int,
+    workdir: Path,
+):
     """Teach a map per (backend, stereo) of the (backend, stereo, sampling) candidates, then time each candidate's
     localizer on each repeat frame in turn, in a rotating order."""
     from dlvf_ros.features.backends import make_backend
@@ -186,7 +205,9 @@ def _bench(candidates: list[tuple[str, str, str]], model: Path | None, rig, teac
         log.info("teaching %s / %s ...", name, stereo)
         maps[(name, stereo)] = _teach(backends[name], stereo, rig, teach, workdir)
     localizers = {
-        (name, stereo, sampling): _localizer(backends[name], stereo, sampling, rig, maps[(name, stereo)][0])
+        (name, stereo, sampling): _localizer(
+            backends[name], stereo, sampling, refine_radius, rig, maps[(name, stereo)][0]
+        )
         for name, stereo, sampling in candidates
     }
     records: dict[tuple[str, str, str], list[dict]] = {candidate: [] for candidate in candidates}
@@ -272,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         workdir = Path(tmp)
         if "learned" in backends:
             model, model_note = _learned_model(args.model, rig, workdir)
-        results = _bench(candidates, model, rig, teach, repeat, args.warmup, workdir)
+        results = _bench(candidates, model, args.refine_radius, rig, teach, repeat, args.warmup, workdir)
 
     by_key = {(r["backend"], r["stereo"], r["ransac_sampling"]): r for r in results}
     reference_backends = [b for b in ("learned", "orb") if b in backends] or backends[:1]
@@ -307,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
         f"\nend-to-end localization per stereo frame, {rig.width}x{rig.height}, {args.threads} threads "
         f"(per-stage columns: median ms; x {' / x '.join(reference_backends)}: ratio to that backend with the same "
         f"stereo and sampling, x {reference_stereo}: to {reference_stereo} with the same backend and sampling"
-        f"{sampling_note}; ransac: how RANSAC draws its samples; err: median pose error of the fixes); machine load "
+        f"{sampling_note}; ransac: how RANSAC draws its samples; err: median pose error of the fixes; match "
+        f"refinement radius {args.refine_radius}); machine load "
         f"average {load[0]:.1f} on {os.cpu_count()} CPUs (other processes slow every column)"
     )
     print(header)
@@ -337,6 +359,7 @@ def run(args: argparse.Namespace) -> int:
             "warmup_frames": args.warmup,
             "stereo_methods": stereo_methods,
             "ransac_samplings": samplings,
+            "refine_radius": args.refine_radius,
             "learned_model": model_note,
             "floor_hz": FLOOR_HZ,
             "floor_ok": floor_ok,

@@ -65,7 +65,7 @@ def evaluate_bag_per_frame(
             continue
         k = int(metrics.nearest_keyframes(T_world, ground_truth.T_world_keyframe)[0])
         T_keyframe_vehicle_gt = transforms.invert(ground_truth.T_world_keyframe[k]) @ T_world[0]
-        T_keyframe_vehicle, count, ms = _localize_frame(localizer, localizer.frontend.process(left, right), keyframe(k))
+        T_keyframe_vehicle, count, ms = _localize_frame(localizer, localizer.frame_features(left, right), keyframe(k))
         T_est.append(ground_truth.T_map_keyframe[k] @ T_keyframe_vehicle)
         T_gt.append(ground_truth.T_map_keyframe[k] @ T_keyframe_vehicle_gt)
         inliers.append(count)
@@ -99,7 +99,7 @@ class DatasetFrame:
 
 def evaluate_dataset_per_frame(
     dataset,
-    features: Callable[[tuple[int, int]], StereoFeatures],
+    features: Callable[[tuple[int, int], bool], StereoFeatures],
     localizer: PerFrameLocalizer,
     runs: list[int],
     criteria: metrics.SuccessCriteria,
@@ -109,10 +109,10 @@ def evaluate_dataset_per_frame(
     map_run: int | None = None,
 ) -> tuple[list[RunEvaluation], list[DatasetFrame]]:
     """Each later run of `runs` against each earlier one (with `map_run`: every other run against that one) in a
-    `UtiasDataset` (every `frame_stride`-th vertex, against
-    the closest vertex within `max_edges` edges); `features(vertex)` gives a vertex's stereo features at the test
-    size. Returns one `RunEvaluation` per run pair (named "run->map_run", errors in the map vertex's vehicle frame)
-    and the frames in the same order."""
+    `UtiasDataset` (every `frame_stride`-th vertex, against the closest vertex within `max_edges` edges);
+    `features(vertex, current)` gives a vertex's stereo features at the test size, as the frame to localize
+    (`current`: `PerFrameLocalizer.frame_features`) or as the keyframe. Returns one `RunEvaluation` per run pair
+    (named "run->map_run", errors in the map vertex's vehicle frame) and the frames in the same order."""
     if len(runs) < 2:
         raise ValueError(f"dlvf test: need at least two runs to localize one against another, got {runs}")
     missing = sorted(set(runs) - set(dataset.run_ids))
@@ -133,7 +133,7 @@ def evaluate_dataset_per_frame(
             map_vertex, T_vertex_map = dataset.closest_vertex(vertex, reference, max_edges)
         except ValueError:
             continue
-        T_keyframe_vehicle, count, ms = _localize_frame(localizer, features(vertex), features(map_vertex))
+        T_keyframe_vehicle, count, ms = _localize_frame(localizer, features(vertex, True), features(map_vertex, False))
         stamps = dataset.stamps_ns(vertex[0])
         frame = DatasetFrame(
             vertex[0], vertex[1], map_vertex[0], map_vertex[1], (stamps or {}).get(vertex[1], vertex[1])

@@ -126,9 +126,12 @@ def run(args: argparse.Namespace) -> int:
     localizer = PerFrameLocalizer(frontend, localizer_config)
     cache: dict[tuple[int, int], StereoFeatures] = {}
 
-    def features(vertex: tuple[int, int]) -> StereoFeatures:
-        if vertex not in cache:
+    def features(vertex: tuple[int, int], current: bool) -> StereoFeatures:
+        """A keyframe's features are cached (the nearest of many frames); a current frame's may hold a resampler."""
+        if current or vertex not in cache:
             left, right = (resized_rgb(dataset.root, vertex, side, *size) for side in ("left", "right"))
+            if current:
+                return localizer.frame_features(left, right)
             cache[vertex] = frontend.process(left, right)
         return cache[vertex]
 

@@ -4,7 +4,9 @@ the optional XFeat baseline (`dlvf_ros.features.xfeat_backend`).
 Every backend maps one RGB image (`uint8 (H, W, 3)`) to `Features`: keypoints `(N, 2)` float32 pixels (integer
 values at pixel centres), descriptors `(N, C)` and scores `(N,)` float32 in [0, 1]. `descriptor_metric` says how
 descriptors compare (see `dlvf_ros.matching.descriptor_matching`); `signature()` is what a map manifest records so
-that a map is only ever localized against with the features it was built from.
+that a map is only ever localized against with the features it was built from. A backend that can describe other
+pixels of an image it extracted (the learned one) also returns a `DescriptorField` (`extract_with_field`), which
+match refinement uses (`dlvf_ros.matching.refinement`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -45,6 +48,16 @@ class Features:
         return Features(self.keypoints[mask_or_index], self.descriptors[mask_or_index], self.scores[mask_or_index])
 
 
+class DescriptorField(Protocol):
+    """Descriptors of one extracted image at any of its pixels."""
+
+    pixel_scale: float  # image pixels per pixel of the resolution the descriptors are computed at
+
+    def __call__(self, points_px: np.ndarray) -> np.ndarray:
+        """(M, 2) float (u, v) image pixels -> (M, C) float32 descriptors, normalised as the backend's."""
+        ...
+
+
 def check_image_rgb(image_rgb: np.ndarray, name: str = "image_rgb") -> np.ndarray:
     """Raise a clear ValueError unless `image_rgb` is a uint8 (H, W, 3) array."""
     if not isinstance(image_rgb, np.ndarray):
@@ -66,6 +79,10 @@ class FeatureBackend(abc.ABC):
     @abc.abstractmethod
     def extract(self, image_rgb: np.ndarray) -> Features:
         """Features of one uint8 (H, W, 3) RGB image."""
+
+    def extract_with_field(self, image_rgb: np.ndarray) -> tuple[Features, DescriptorField | None]:
+        """`extract` and the image's `DescriptorField`; None for backends that describe their keypoints only."""
+        return self.extract(image_rgb), None
 
     @abc.abstractmethod
     def signature(self) -> dict:
@@ -172,6 +189,9 @@ class LearnedBackend(FeatureBackend):
 
     def extract(self, image_rgb: np.ndarray) -> Features:
         return self._model.extract(image_rgb)
+
+    def extract_with_field(self, image_rgb: np.ndarray) -> tuple[Features, DescriptorField | None]:
+        return self._model.extract_with_field(image_rgb)
 
     @property
     def descriptor_size(self) -> int:

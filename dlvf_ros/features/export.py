@@ -11,7 +11,7 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -41,13 +41,26 @@ class ExportedFeatureNet(nn.Module):
         self.temperature: float = float(net.conf["temperature"])
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        keypoints, descriptors, scores, _ = self.forward_with_maps(image)
+        return keypoints, descriptors, scores
+
+    @torch.jit.export
+    def forward_with_maps(
+        self, image: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         height, width = int(image.shape[2]), int(image.shape[3])
         encoder_maps = self.encoder(image.contiguous(memory_format=torch.channels_last))
         keypoint_logits, score_map = self.heads(encoder_maps)
         keypoints = soft_argmax_keypoints(keypoint_logits, self.cell, self.temperature)
         descriptors = sample_descriptors(encoder_maps, keypoints, (height, width))
         scores = sample_scores(score_map, keypoints)
-        return keypoints.transpose(1, 2), descriptors.transpose(1, 2), scores.unsqueeze(1)
+        return keypoints.transpose(1, 2), descriptors.transpose(1, 2), scores.unsqueeze(1), encoder_maps
+
+    @torch.jit.export
+    def describe(self, encoder_maps: List[torch.Tensor], points: torch.Tensor) -> torch.Tensor:
+        # level 0 has the input image's size
+        image_size = (int(encoder_maps[0].shape[2]), int(encoder_maps[0].shape[3]))
+        return sample_descriptors(encoder_maps, points.transpose(1, 2), image_size).transpose(1, 2)
 
     @torch.jit.export
     def dense(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +94,8 @@ def build_metadata(net: FeatureNet, input_size: Tuple[int, int], provenance: dic
         "outputs": {
             "forward": "keypoints [1,2,N] (u,v px), descriptors [1,C,N] (zero mean, unit std over C), scores [1,1,N]",
             "dense": "descriptor_map [1,C,H,W] (normalised per pixel), score_map [1,1,H,W] (after sigmoid)",
+            "forward_with_maps": "forward's outputs and the encoder maps (a list), for describe",
+            "describe": "descriptors [1,C,M] at points [1,2,M] (u,v px) of the image whose encoder maps are given",
         },
         **provenance,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -89,7 +104,8 @@ def build_metadata(net: FeatureNet, input_size: Tuple[int, int], provenance: dic
 
 
 def script_feature_net(net: FeatureNet) -> torch.jit.ScriptModule:
-    """Frozen TorchScript module of `net` (eval mode) with `forward` and `dense` per the contract.
+    """Frozen TorchScript module of `net` (eval mode) with the contract's methods (`forward`, `dense`,
+    `forward_with_maps`, `describe`).
 
     Freezing inlines the weights as constants and folds each BatchNorm into its convolution (~10-25 % faster on CPU);
     weights and activations are channels-last (NHWC), which oneDNN convolves ~13 % faster on CPU (`dlvf bench
@@ -99,7 +115,7 @@ def script_feature_net(net: FeatureNet) -> torch.jit.ScriptModule:
     net = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     with quiet_jit():
         scripted = torch.jit.script(ExportedFeatureNet(net).eval())
-        return torch.jit.freeze(scripted, preserved_attrs=["dense"])
+        return torch.jit.freeze(scripted, preserved_attrs=["dense", "forward_with_maps", "describe"])
 
 
 def onnx_model_bytes(net: FeatureNet, input_size: Tuple[int, int]) -> bytes:

@@ -9,6 +9,10 @@ Contract of an exported model file (`dlvf export`):
 - `dense(image) -> (descriptor_map [1, C, H, W], score_map [1, 1, H, W])` for consumers that sample their own points
   (VT&R3 style): the full-resolution descriptor map normalised per pixel (re-normalise after sub-pixel sampling) and
   the score map after the sigmoid. It builds the 31m-channel full-resolution map, ~5x the cost of `forward`.
+- `forward_with_maps(image) -> (keypoints, descriptors, scores, encoder_maps)` and
+  `describe(encoder_maps, points [1, 2, M]) -> descriptors [1, C, M]`: descriptors at any sub-pixel points of the
+  image, normalised as `forward`'s (which equal `describe` at the keypoints), for match refinement. Models exported
+  before these existed lack them; they still load, and their matches are not refined.
 - `metadata.json` (torch.jit extra file): see `build_metadata` (architecture, m, descriptor_size C, cell_size,
   input size, colour order, pixel convention, training config, data hash, creation time, torch version).
 `load_feature_model` refuses a file that breaks the contract (naming the file, what was expected and what was found),
@@ -89,12 +93,33 @@ class FeatureModel:
     def descriptor_size(self) -> int:
         return int(self.metadata["descriptor_size"])
 
+    @property
+    def can_describe(self) -> bool:
+        """True when the model has `forward_with_maps` and `describe` (see the module docstring)."""
+        return hasattr(self.module, "describe") and hasattr(self.module, "forward_with_maps")
+
     def extract(self, image_rgb: np.ndarray) -> Features:
         """uint8 (H, W, 3) RGB -> features in the image's own pixels (float32).
 
         An image of another size is resized (cv2 INTER_AREA when shrinking, INTER_LINEAR otherwise) to the model input
         size; keypoints map back with the pixel-centre convention: u = (u_model + 0.5) W / W_model - 0.5, likewise v.
         """
+        image, scale = self._input(image_rgb)
+        with torch.inference_mode():
+            outputs = self.module(image)
+        return self._features(outputs, scale)
+
+    def extract_with_field(self, image_rgb: np.ndarray) -> tuple[Features, ModelDescriptorField | None]:
+        """`extract` and the image's descriptor field (None when the model cannot `describe`)."""
+        if not self.can_describe:
+            return self.extract(image_rgb), None
+        image, scale = self._input(image_rgb)
+        with torch.inference_mode():
+            *outputs, encoder_maps = self.module.forward_with_maps(image)
+        return self._features(tuple(outputs), scale), ModelDescriptorField(self.module, encoder_maps, scale)
+
+    def _input(self, image_rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The model's input tensor for `image_rgb` and the (u, v) image pixels per model pixel."""
         height, width = check_image_rgb(image_rgb, "FeatureModel.extract: image_rgb").shape[:2]
         model_height, model_width = self.input_size
         resized = image_rgb
@@ -104,16 +129,33 @@ class FeatureModel:
                 image_rgb, (model_width, model_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
             )
         image = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        with torch.inference_mode():
-            keypoints, descriptors, scores = self.module(image)
-        keypoints = keypoints[0].T.numpy().astype(np.float32)
-        scale = np.array([width / model_width, height / model_height], dtype=np.float32)
-        keypoints = (keypoints + 0.5) * scale - 0.5
+        return image, np.array([width / model_width, height / model_height], dtype=np.float32)
+
+    @staticmethod
+    def _features(outputs: tuple, scale: np.ndarray) -> Features:
+        keypoints, descriptors, scores = outputs
+        keypoints = (keypoints[0].T.numpy().astype(np.float32) + 0.5) * scale - 0.5
         return Features(
             keypoints,
             np.ascontiguousarray(descriptors[0].T.numpy(), dtype=np.float32),
             scores[0, 0].numpy().astype(np.float32),
         )
+
+
+class ModelDescriptorField:
+    """An exported model's descriptors of one image at any of its pixels (`backends.DescriptorField`)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, encoder_maps: list[torch.Tensor], scale: np.ndarray) -> None:
+        self._module = module
+        self._encoder_maps = encoder_maps
+        self._scale = scale  # (u, v) image pixels per model pixel
+        self.pixel_scale = float(scale[0])
+
+    def __call__(self, points_px: np.ndarray) -> np.ndarray:
+        model_points = (np.asarray(points_px, np.float32) + 0.5) / self._scale - 0.5
+        with torch.inference_mode():
+            descriptors = self._module.describe(self._encoder_maps, torch.from_numpy(model_points.T[None].copy()))
+        return np.ascontiguousarray(descriptors[0].T.numpy(), dtype=np.float32)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -224,6 +266,11 @@ def check_contract(
         )
     if not bool(((scores >= 0) & (scores <= 1)).all()):
         raise ModelContractError(f"model file {path}: scores outside [0, 1]")
+    if hasattr(module, "describe"):
+        with torch.inference_mode():
+            described = module.describe(module.forward_with_maps(contract_test_image(height, width))[3], keypoints)
+        if described.shape != descriptors.shape or not torch.allclose(described, descriptors, atol=1e-3):
+            raise ModelContractError(f"model file {path}: describe at the keypoints differs from forward's descriptors")
 
 
 def load_feature_model(

@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import numpy as np
 
 from dlvf_ros.config import check_settings, setting
-from dlvf_ros.features.backends import FeatureBackend, Features, check_image_rgb
+from dlvf_ros.features.backends import DescriptorField, FeatureBackend, Features, check_image_rgb
 from dlvf_ros.geometry.camera import StereoRig
 from dlvf_ros.geometry.stereo_matching import (
     SgbmConfig,
@@ -85,35 +85,74 @@ class StereoConfig:
 STEREO_METHODS: tuple[str, ...] = get_args(get_type_hints(StereoConfig)["method"])
 
 
-def keypoint_disparity(
-    left_rgb: np.ndarray, right_rgb: np.ndarray, keypoints: np.ndarray, config: StereoConfig
-) -> np.ndarray:
-    """Disparity (N,) float32 px at (N, 2) left keypoints (u, v) of a rectified pair, NaN where none was found."""
-    left, right = grey_image(left_rgb, "left_rgb"), grey_image(right_rgb, "right_rgb")
-    if left.shape != right.shape:
-        raise ValueError(f"stereo: left {left.shape} and right {right.shape} images differ in size")
-    if config.method == "sgbm":
-        return sample_disparity(disparity_sgbm(left, right, config.sgbm), keypoints)
-    left_f32, right_f32 = left.astype(np.float32), right.astype(np.float32)
-    if config.method == "keypoints":
-        low = max(config.sgbm.min_disparity, 0)
-        high = low + config.sgbm.num_disparities - 1
-        return zncc_disparity(left_f32, right_f32, keypoints, low, high, config.zncc, left_right_check=True)
-    coarse = disparity_sgbm(half_resolution(left), half_resolution(right), config.half_resolution_sgbm())
-    disparity = 2.0 * sample_disparity(coarse, (np.asarray(keypoints, np.float64) - 0.5) / 2.0)
-    found = np.flatnonzero(np.isfinite(disparity))
-    if len(found):
-        centre = np.rint(disparity[found]).astype(np.int64)
-        refined = zncc_disparity(
-            left_f32,
-            right_f32,
-            np.asarray(keypoints)[found],
-            np.maximum(centre - config.refine_search_px, 0),
-            centre + config.refine_search_px,
-            dataclasses.replace(config.zncc, **_PEAK_ONLY),
+class KeypointDisparity:
+    """Disparities (px) of one rectified RGB pair at any left pixels, by `StereoConfig.method`; the dense part (SGBM)
+    is computed once, at the first call."""
+
+    def __init__(self, left_rgb: np.ndarray, right_rgb: np.ndarray, config: StereoConfig) -> None:
+        self.left, self.right = grey_image(left_rgb, "left_rgb"), grey_image(right_rgb, "right_rgb")
+        if self.left.shape != self.right.shape:
+            raise ValueError(f"stereo: left {self.left.shape} and right {self.right.shape} images differ in size")
+        self.config = config
+        self._dense: np.ndarray | None = None
+
+    def _dense_disparity(self) -> np.ndarray:
+        """Full-resolution SGBM ("sgbm") or half-resolution SGBM ("sgbm_half_refined"), NaN where none."""
+        if self._dense is None:
+            if self.config.method == "sgbm":
+                self._dense = disparity_sgbm(self.left, self.right, self.config.sgbm)
+            else:
+                self._dense = disparity_sgbm(
+                    half_resolution(self.left), half_resolution(self.right), self.config.half_resolution_sgbm()
+                )
+        return self._dense
+
+    def __call__(self, keypoints: np.ndarray) -> np.ndarray:
+        """Disparity (N,) float32 px at (N, 2) left pixels (u, v), NaN where none was found."""
+        config = self.config
+        if config.method == "sgbm":
+            return sample_disparity(self._dense_disparity(), keypoints)
+        left_f32, right_f32 = self.left.astype(np.float32), self.right.astype(np.float32)
+        if config.method == "keypoints":
+            low = max(config.sgbm.min_disparity, 0)
+            high = low + config.sgbm.num_disparities - 1
+            return zncc_disparity(left_f32, right_f32, keypoints, low, high, config.zncc, left_right_check=True)
+        disparity = 2.0 * sample_disparity(self._dense_disparity(), (np.asarray(keypoints, np.float64) - 0.5) / 2.0)
+        found = np.flatnonzero(np.isfinite(disparity))
+        if len(found):
+            centre = np.rint(disparity[found]).astype(np.int64)
+            refined = zncc_disparity(
+                left_f32,
+                right_f32,
+                np.asarray(keypoints)[found],
+                np.maximum(centre - config.refine_search_px, 0),
+                centre + config.refine_search_px,
+                dataclasses.replace(config.zncc, **_PEAK_ONLY),
+            )
+            disparity[found] = np.where(np.isfinite(refined), refined, disparity[found])
+        return disparity.astype(np.float32)
+
+
+@dataclass
+class FrameResampler:
+    """A frame's descriptors and stereo points at pixels other than its keypoints (match refinement,
+    `dlvf_ros.matching.refinement`)."""
+
+    descriptors: DescriptorField
+    disparity: KeypointDisparity
+    rig: StereoRig
+
+    def points(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) left pixels -> ((N, 3) points in the left optical frame (m), (N,) valid); pixels outside the image
+        are invalid."""
+        uv = np.asarray(uv, np.float64).reshape(-1, 2)
+        inside = (
+            (uv[:, 0] >= 0) & (uv[:, 0] <= self.rig.width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= self.rig.height - 1)
         )
-        disparity[found] = np.where(np.isfinite(refined), refined, disparity[found])
-    return disparity.astype(np.float32)
+        disparity = np.full(len(uv), np.nan, np.float32)
+        if inside.any():
+            disparity[inside] = self.disparity(uv[inside])
+        return self.rig.points_from_disparity(uv, disparity)
 
 
 @dataclass
@@ -124,6 +163,7 @@ class StereoFeatures:
     points_camera: np.ndarray
     valid: np.ndarray
     timings_ms: dict = field(default_factory=dict)
+    resampler: FrameResampler | None = None  # a current frame's, when its matches are refined
 
     def subset_valid(self) -> StereoFeatures:
         """Only the features with a valid 3-D point."""
@@ -132,6 +172,7 @@ class StereoFeatures:
             self.points_camera[self.valid],
             self.valid[self.valid],
             dict(self.timings_ms),
+            self.resampler,
         )
 
 
@@ -155,14 +196,23 @@ class StereoFrontend:
                     "a map taught with this camera"
                 )
 
-    def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+    def process(self, left_rgb: np.ndarray, right_rgb: np.ndarray, resampler: bool = False) -> StereoFeatures:
+        """Features of the left image with their stereo points; with `resampler`, also the `FrameResampler` that
+        refining this frame's matches needs (None when the backend has no `DescriptorField`)."""
         self.check_images(left_rgb, right_rgb)
         t0 = time.perf_counter()
-        features = self.backend.extract(left_rgb)
+        if resampler:
+            features, descriptor_field = self.backend.extract_with_field(left_rgb)
+        else:
+            features, descriptor_field = self.backend.extract(left_rgb), None
         t1 = time.perf_counter()
-        disparity = keypoint_disparity(left_rgb, right_rgb, features.keypoints, self.stereo)
-        points_camera, valid = self.rig.points_from_disparity(features.keypoints, disparity)
+        disparity = KeypointDisparity(left_rgb, right_rgb, self.stereo)
+        points_camera, valid = self.rig.points_from_disparity(features.keypoints, disparity(features.keypoints))
         t2 = time.perf_counter()
         return StereoFeatures(
-            features, points_camera, valid, {"features": 1000 * (t1 - t0), "stereo": 1000 * (t2 - t1)}
+            features,
+            points_camera,
+            valid,
+            {"features": 1000 * (t1 - t0), "stereo": 1000 * (t2 - t1)},
+            None if descriptor_field is None else FrameResampler(descriptor_field, disparity, self.rig),
         )

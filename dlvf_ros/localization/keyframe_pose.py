@@ -3,7 +3,8 @@
 The steps that the tracking `Localizer` (against a local submap of keyframes) and the per-frame mode (`per_frame.py`,
 against one keyframe) share, so that both measure the same thing:
 1. `match_keyframe`: mutual nearest neighbours between the frame's and a keyframe's descriptors (features with a
-   stereo point only); each match is weighted by descriptor quality x both keypoint scores.
+   stereo point only); each match is weighted by descriptor quality x both keypoint scores. When the frame has a
+   `FrameResampler`, each match's current point is refined (`dlvf_ros.matching.refinement`) and re-triangulated.
 2. `PoseEstimator.estimate`: RANSAC on the matched 3-D points (minimal samples, weighted-SVD refits) for a
    start, then Gauss-Newton on the stereo reprojection error (`refine.py`), its pixel gates scaled to the backend's
    keypoint pixels -> T_cur_keyframe (left optical frames) with the covariance of the fit.
@@ -30,6 +31,7 @@ from dlvf_ros.localization.refine import (
     stereo_measurements,
 )
 from dlvf_ros.matching.descriptor_matching import MatchingConfig, match_descriptors
+from dlvf_ros.matching.refinement import refine_points
 
 
 @dataclass
@@ -85,9 +87,18 @@ def match_keyframe(
     weights = (
         matches.quality * current.features.scores[matches.index_a] * keyframe.features.scores[matches.index_b]
     ).astype(np.float64)
-    return Correspondences(
-        current.points_camera[matches.index_a], keyframe.points_camera[matches.index_b], np.maximum(weights, 1e-6)
-    )
+    current_points = current.points_camera[matches.index_a]
+    if current.resampler is not None and config.refine_radius > 0 and len(matches):
+        refined_uv = refine_points(
+            current.resampler.descriptors,
+            current.features.keypoints[matches.index_a],
+            keyframe.features.descriptors[matches.index_b],
+            config.refine_radius,
+            config.refine_temperature,
+        )
+        refined_points, valid = current.resampler.points(refined_uv)
+        current_points = np.where(valid[:, None], refined_points, current_points)  # no stereo there: unrefined
+    return Correspondences(current_points, keyframe.points_camera[matches.index_b], np.maximum(weights, 1e-6))
 
 
 class PoseEstimator:

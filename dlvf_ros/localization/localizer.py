@@ -291,8 +291,11 @@ class Localizer:
     ) -> LocalizationResult:
         """Localize one rectified RGB stereo pair taken at `stamp_ns` with the vehicle at `T_odom_vehicle`."""
         self._check_inputs(stamp_ns, T_odom_vehicle)
-        frame = self.frontend.process(left_rgb, right_rgb)
-        return self.localize(stamp_ns, frame, T_odom_vehicle)
+        return self.localize(stamp_ns, self.frame_features(left_rgb, right_rgb), T_odom_vehicle)
+
+    def frame_features(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+        """Stereo features of a rectified RGB pair, with what refining its matches needs when that is on."""
+        return self.frontend.process(left_rgb, right_rgb, resampler=self.config.matching.refine_radius > 0)
 
     def localize(self, stamp_ns: int, frame: StereoFeatures, T_odom_vehicle: np.ndarray) -> LocalizationResult:
         """Localize already-extracted stereo features (see `process`)."""

@@ -42,6 +42,10 @@ class PerFrameLocalizer:
             rig, self.config.ransac, self.config.refine, frontend.backend.keypoint_scale(rig.width)
         )
 
+    def frame_features(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
+        """Stereo features of a frame to localize, with what refining its matches needs when that is on."""
+        return self.frontend.process(left_rgb, right_rgb, resampler=self.config.matching.refine_radius > 0)
+
     def localize(self, current: StereoFeatures, keyframe: StereoFeatures) -> PerFrameResult:
         """Pose of the frame with features `current` relative to `keyframe` (features with their stereo points)."""
         start = time.perf_counter()

@@ -327,7 +327,7 @@ class LocalizerNode(StereoNode):
             localizer = self._localizer_for(frame.rig)
             self._apply_controls(localizer, stamp_ns)
             T_odom_vehicle = self.odometry.lookup(stamp_ns, self.cfg.odometry_wait_s)
-            features = localizer.frontend.process(frame.left_rgb, frame.right_rgb)
+            features = localizer.frame_features(frame.left_rgb, frame.right_rgb)
             result = localizer.localize(stamp_ns, features, T_odom_vehicle)
         except (StereoInputError, OdometryLookupError, ValueError) as exc:
             self._frame_failed(frames, str(exc))

@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlvf_ros.features.backends import FeatureBackend, Features, LearnedBackend, check_image_rgb
+from dlvf_ros.features.backends import (
+    DescriptorField,
+    FeatureBackend,
+    Features,
+    LearnedBackend,
+    check_image_rgb,
+)
 from dlvf_ros.features.checkpoint import TrainingCheckpoint
+from dlvf_ros.features.sampling import sample_descriptors
 from dlvf_ros.features.unet import FeatureNet
 
 
@@ -28,16 +35,20 @@ class NetworkBackend(FeatureBackend):
         self.description = description
 
     def extract(self, image_rgb: np.ndarray) -> Features:
+        return self.extract_with_field(image_rgb)[0]
+
+    def extract_with_field(self, image_rgb: np.ndarray) -> tuple[Features, DescriptorField | None]:
         image = (
             torch.from_numpy(np.ascontiguousarray(check_image_rgb(image_rgb))).permute(2, 0, 1)[None].float() / 255.0
         )
         with torch.inference_mode():
             out = self.network({"image": image})
-        return Features(
+        features = Features(
             out["keypoints"][0].numpy().astype(np.float32),
             out["descriptors"][0].numpy().astype(np.float32),
             out["keypoint_scores"][0].numpy().astype(np.float32),
         )
+        return features, _EncoderField(out["encoder_maps"], (int(image.shape[2]), int(image.shape[3])))
 
     @property
     def descriptor_size(self) -> int:
@@ -45,6 +56,21 @@ class NetworkBackend(FeatureBackend):
 
     def signature(self) -> dict:
         return {"backend": self.name, **self.description}
+
+
+class _EncoderField:
+    """Descriptors of one image at any pixel, from its encoder maps (`backends.DescriptorField`)."""
+
+    pixel_scale = 1.0
+
+    def __init__(self, encoder_maps: list[torch.Tensor], image_size: tuple[int, int]) -> None:
+        self._encoder_maps = encoder_maps
+        self._image_size = image_size
+
+    def __call__(self, points_px: np.ndarray) -> np.ndarray:
+        points = torch.from_numpy(np.asarray(points_px, np.float32))[None]
+        with torch.inference_mode():
+            return sample_descriptors(self._encoder_maps, points, self._image_size)[0].numpy()
 
 
 def _is_exported_model(path: Path) -> bool:
