@@ -24,8 +24,9 @@ class MatchingConfig:
     cosine_min: float = setting(0.5, "XFeat: lowest cosine similarity of a descriptor match", (-1.0, 1.0))
     hamming_max: int = setting(64, "ORB: largest Hamming distance (bits) of a descriptor match", (0, 256))
     lowe_ratio: float = setting(0.8, "SIFT: Lowe ratio test threshold", (0.01, 1.0))
+    # off: on 2 cores it costs the tracking localizer 3-7x ORB's frame time (models/training/stage14/RULE.md)
     refine_radius: int = setting(
-        4,
+        0,
         "learned features: each match's current keypoint moves to where the keyframe's descriptor correlates best "
         "within +- this many network pixels (sub-pixel); 0: off (dlvf_ros.matching.refinement)",
         (0, 16),
