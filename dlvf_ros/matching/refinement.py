@@ -7,7 +7,8 @@ point is in the map); in the current image the matched keyframe descriptor is co
 normalised descriptors) with the image's `DescriptorField` on a (2r + 1)^2 grid of +-r pixels of the descriptor's
 resolution around the matched keypoint, and the point becomes the softmax(ZNCC / temperature)-weighted mean of the
 grid (sub-pixel). The same pilot: within 2 network pixels by day 34 -> 66 %, at night 22 -> 41 %
-(`models/training/stage14/`).
+(`models/training/stage14/`). Off by default (`MatchingConfig.refine_radius` 0): sampling the descriptors at every
+grid point of every match costs the tracking localizer 3-7x ORB's frame time on 2 cores (stage 14 of the model card).
 """
 
 from __future__ import annotations
