@@ -17,6 +17,7 @@ from dlvf_ros.sim.style import (
     FAMILIES,
     HELD_OUT,
     HELD_OUT_VALIDATION,
+    NAMED_ONLY,
     PRESETS,
     Style,
     covering_styles,
@@ -50,8 +51,8 @@ def test_draws_are_seeded_and_never_return_held_out_members():
     assert draws[:50] == [draw_style(seed) for seed in range(50)]
     for family, members in FAMILIES.items():
         drawn = {getattr(style, family) for style in draws}
-        # every training member is drawn, no held-out one ever is
-        assert drawn == set(members) - set(HELD_OUT.get(family, ())), family
+        # every training member is drawn, no held-out or named-only one ever is
+        assert drawn == set(members) - set(HELD_OUT.get(family, ())) - set(NAMED_ONLY.get(family, ())), family
     assert all(not style.held_out_members for style in draws)
     assert len({style.spec for style in draws}) > 500  # the families are drawn independently
     # held-out worlds: every family that has held-out members takes one of them
@@ -106,6 +107,7 @@ def test_styles_yaml_mirrors_the_module():
     assert {f: tuple(m) for f, m in shipped["families"].items()} == FAMILIES
     assert {f: tuple(m) for f, m in shipped["held_out"].items()} == HELD_OUT
     assert {f: tuple(m) for f, m in shipped["held_out_validation"].items()} == HELD_OUT_VALIDATION
+    assert {f: tuple(m) for f, m in shipped["named_only"].items()} == NAMED_ONLY
     assert {name: Style(**members) for name, members in shipped["presets"].items()} == PRESETS
 
 

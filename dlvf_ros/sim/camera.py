@@ -150,6 +150,24 @@ CAMERAS: dict[str, CameraProfile] = {
         veil=0.9,
         flare=0.5,
     ),
+    # validation only, never drawn (style.NAMED_ONLY): a dash camera metered on the highlights, so at night the
+    # headlight pool keeps its range and the rest goes dark; short exposures, high gain noise, S-curve, warm, JPEG
+    "dashcam": CameraProfile(
+        metering="highlights",
+        exposure_bias_ev=-0.2,
+        max_exposure_time_s=1 / 30,
+        max_gain=4.0,
+        tone="s_curve",
+        contrast=0.4,
+        saturation=1.1,
+        white_balance_rgb=(1.08, 1.0, 0.9),
+        read_noise=0.01,
+        shot_noise=0.02,
+        vignetting=0.35,
+        veil=0.7,
+        flare=0.4,
+        jpeg_quality=70,
+    ),
 }
 
 

@@ -34,7 +34,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "man_made": ("none", "posts", "fence", "barrels", "wall"),
     "terrain": ("flat_open", "rolling_open", "rolling_forest", "hilly_forest", "sunken_cut"),
     "sky": ("clear", "hazy", "broken", "overcast", "foggy"),
-    "camera": ("classic", "machine_vision", "consumer", "cheap_cmos", "rolling_industrial"),
+    "camera": ("classic", "machine_vision", "consumer", "cheap_cmos", "rolling_industrial", "dashcam"),
     "headlights": ("halogen", "led_flood", "led_spot", "dim_amber"),
 }
 # families that shape the world's geometry and textures; the others only change how it is rendered
@@ -58,6 +58,13 @@ HELD_OUT_VALIDATION: dict[str, tuple[str, ...]] = {
     "undergrowth": ("stumps",),
     "man_made": ("barrels",),
     "camera": ("cheap_cmos",),
+}
+
+# Members that no draw returns, only a name (`camera=dashcam`): added after worlds had been drawn, they would change
+# every drawn world if they were drawn. dashcam: a validation-only camera for hard nights (highlight metering), so that
+# model selection sees nights as dark as the held-out camera's without seeing that camera (models/README.md, stage 15).
+NAMED_ONLY: dict[str, tuple[str, ...]] = {
+    "camera": ("dashcam",),
 }
 
 # spec bases that draw from the seed: any non-test member / neither held-out set / test members / validation members
@@ -129,9 +136,9 @@ def draw_style(
 ) -> Style:
     """The style of world `seed`: one member per family, each family from its own stream of the seed.
 
-    Training draws (no `held_out`) never return a member of HELD_OUT nor of `exclude` (family -> members). With a
-    held-out set (family -> members: HELD_OUT, HELD_OUT_VALIDATION), its families are drawn among its members only
-    (`exclude` is not applied to them), so the world is made of members that training never saw."""
+    Training draws (no `held_out`) never return a member of HELD_OUT, NAMED_ONLY or `exclude` (family -> members).
+    With a held-out set (family -> members: HELD_OUT, HELD_OUT_VALIDATION), its families are drawn among its members
+    only (`exclude` is not applied to them), so the world is made of members that training never saw."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"draw_style: seed must be a non-negative integer, got {seed!r}")
     exclude = exclude or {}
@@ -144,7 +151,7 @@ def draw_style(
         if family in held_out:
             allowed = list(held_out[family])
         else:
-            banned = set(HELD_OUT.get(family, ())) | set(exclude.get(family, ()))
+            banned = set(HELD_OUT.get(family, ())) | set(NAMED_ONLY.get(family, ())) | set(exclude.get(family, ()))
             allowed = [m for m in members if m not in banned]
         if not allowed:
             raise ValueError(f"draw_style: every {family} member is excluded")
