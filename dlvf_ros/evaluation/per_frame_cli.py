@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -126,13 +127,17 @@ def run(args: argparse.Namespace) -> int:
     localizer = PerFrameLocalizer(frontend, localizer_config)
     cache: dict[tuple[int, int], StereoFeatures] = {}
 
+    def images(vertex: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        left, right = (resized_rgb(dataset.root, vertex, side, *size) for side in ("left", "right"))
+        return left, right
+
     def features(vertex: tuple[int, int], current: bool) -> StereoFeatures:
-        """A keyframe's features are cached (the nearest of many frames); a current frame's may hold a resampler."""
-        if current or vertex not in cache:
-            left, right = (resized_rgb(dataset.root, vertex, side, *size) for side in ("left", "right"))
-            if current:
-                return localizer.frame_features(left, right)
-            cache[vertex] = frontend.process(left, right)
+        """A vertex's features, cached (a teach vertex is the nearest of many frames), except a frame to localize
+        with match refinement on: it holds its resampler (the network's encoder maps)."""
+        if current and localizer.refines_matches:
+            return localizer.frame_features(*images(vertex))
+        if vertex not in cache:
+            cache[vertex] = frontend.process(*images(vertex))
         return cache[vertex]
 
     started = time.perf_counter()

@@ -76,6 +76,11 @@ def contract_test_image(height: int, width: int) -> torch.Tensor:
     return torch.stack(channels).unsqueeze(0)
 
 
+def can_describe(module: torch.jit.ScriptModule) -> bool:
+    """True when an exported model has `forward_with_maps` and `describe` (see the module docstring)."""
+    return hasattr(module, "describe") and hasattr(module, "forward_with_maps")
+
+
 class FeatureModel:
     """A loaded, contract-checked exported model. Use `load_feature_model`."""
 
@@ -96,7 +101,7 @@ class FeatureModel:
     @property
     def can_describe(self) -> bool:
         """True when the model has `forward_with_maps` and `describe` (see the module docstring)."""
-        return hasattr(self.module, "describe") and hasattr(self.module, "forward_with_maps")
+        return can_describe(self.module)
 
     def extract(self, image_rgb: np.ndarray) -> Features:
         """uint8 (H, W, 3) RGB -> features in the image's own pixels (float32).
@@ -201,15 +206,15 @@ def _load(path: Path) -> Tuple[torch.jit.ScriptModule, dict]:
     return module, metadata
 
 
-def _forward_within(module, image: torch.Tensor, timeout_s: float, path: Path):
-    """module(image) run on a helper thread; ModelContractError when it fails or has not returned after `timeout_s`
-    (the thread cannot be stopped; the caller fails start-up and the process exits)."""
+def _forward_within(method, image: torch.Tensor, timeout_s: float, path: Path, name: str = "forward"):
+    """method(image) (the module's `name`) run on a helper thread; ModelContractError when it fails or has not
+    returned after `timeout_s` (the thread cannot be stopped; the caller fails start-up and the process exits)."""
     result: dict = {}
 
     def forward() -> None:
         try:
             with torch.inference_mode():
-                result["outputs"] = module(image)
+                result["outputs"] = method(image)
         except Exception as exc:  # a TorchScript runtime error of any type
             result["error"] = exc
 
@@ -219,11 +224,11 @@ def _forward_within(module, image: torch.Tensor, timeout_s: float, path: Path):
     shape = "[" + ",".join(str(size) for size in image.shape) + "]"
     if thread.is_alive():
         raise ModelContractError(
-            f"model file {path}: forward on a {shape} image did not return within {timeout_s:g} s; "
+            f"model file {path}: {name} on a {shape} image did not return within {timeout_s:g} s; "
             "the model hangs or is far too slow for this machine"
         )
     if "error" in result:
-        raise ModelContractError(f"model file {path}: forward on a {shape} image failed: {result['error']}") from (
+        raise ModelContractError(f"model file {path}: {name} on a {shape} image failed: {result['error']}") from (
             result["error"]
         )
     return result["outputs"]
@@ -233,12 +238,13 @@ def check_contract(
     module: torch.jit.ScriptModule, metadata: dict, path: Path, timeout_s: float = CONTRACT_CHECK_TIMEOUT_S
 ) -> None:
     """Dummy forward on the contract test image (within `timeout_s`): shapes, dtypes, finiteness, keypoint range,
-    normalisation."""
+    normalisation; for a model that can describe, `describe` at the keypoints equals forward's descriptors."""
     height, width = int(metadata["input_height"]), int(metadata["input_width"])
     n, c = int(metadata["num_keypoints"]), int(metadata["descriptor_size"])
     if not hasattr(module, "dense"):
         raise ModelContractError(f"model file {path}: has no exported `dense` method; re-export it with `dlvf export`")
-    outputs = _forward_within(module, contract_test_image(height, width), timeout_s, path)
+    image = contract_test_image(height, width)
+    outputs = _forward_within(module, image, timeout_s, path)
     if not isinstance(outputs, tuple) or len(outputs) != 3:
         raise ModelContractError(
             f"model file {path}: forward must return (keypoints, descriptors, scores), got {type(outputs).__name__}"
@@ -266,9 +272,10 @@ def check_contract(
         )
     if not bool(((scores >= 0) & (scores <= 1)).all()):
         raise ModelContractError(f"model file {path}: scores outside [0, 1]")
-    if hasattr(module, "describe"):
+    if can_describe(module):
+        encoder_maps = _forward_within(module.forward_with_maps, image, timeout_s, path, "forward_with_maps")[3]
         with torch.inference_mode():
-            described = module.describe(module.forward_with_maps(contract_test_image(height, width))[3], keypoints)
+            described = module.describe(encoder_maps, keypoints)
         if described.shape != descriptors.shape or not torch.allclose(described, descriptors, atol=1e-3):
             raise ModelContractError(f"model file {path}: describe at the keypoints differs from forward's descriptors")
 

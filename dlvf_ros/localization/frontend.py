@@ -87,7 +87,7 @@ STEREO_METHODS: tuple[str, ...] = get_args(get_type_hints(StereoConfig)["method"
 
 class KeypointDisparity:
     """Disparities (px) of one rectified RGB pair at any left pixels, by `StereoConfig.method`; the dense part (SGBM)
-    is computed once, at the first call."""
+    and the float images of the ZNCC searches are computed once, at the first call that needs them."""
 
     def __init__(self, left_rgb: np.ndarray, right_rgb: np.ndarray, config: StereoConfig) -> None:
         self.left, self.right = grey_image(left_rgb, "left_rgb"), grey_image(right_rgb, "right_rgb")
@@ -95,6 +95,7 @@ class KeypointDisparity:
             raise ValueError(f"stereo: left {self.left.shape} and right {self.right.shape} images differ in size")
         self.config = config
         self._dense: np.ndarray | None = None
+        self._float_pair: tuple[np.ndarray, np.ndarray] | None = None
 
     def _dense_disparity(self) -> np.ndarray:
         """Full-resolution SGBM ("sgbm") or half-resolution SGBM ("sgbm_half_refined"), NaN where none."""
@@ -107,12 +108,18 @@ class KeypointDisparity:
                 )
         return self._dense
 
+    def _float_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """The grey pair as float32, for the ZNCC searches."""
+        if self._float_pair is None:
+            self._float_pair = (self.left.astype(np.float32), self.right.astype(np.float32))
+        return self._float_pair
+
     def __call__(self, keypoints: np.ndarray) -> np.ndarray:
         """Disparity (N,) float32 px at (N, 2) left pixels (u, v), NaN where none was found."""
         config = self.config
         if config.method == "sgbm":
             return sample_disparity(self._dense_disparity(), keypoints)
-        left_f32, right_f32 = self.left.astype(np.float32), self.right.astype(np.float32)
+        left_f32, right_f32 = self._float_images()
         if config.method == "keypoints":
             low = max(config.sgbm.min_disparity, 0)
             high = low + config.sgbm.num_disparities - 1

@@ -42,9 +42,14 @@ class PerFrameLocalizer:
             rig, self.config.ransac, self.config.refine, frontend.backend.keypoint_scale(rig.width)
         )
 
+    @property
+    def refines_matches(self) -> bool:
+        """Whether a frame to localize needs its `FrameResampler` (match refinement is on)."""
+        return self.config.matching.refine_radius > 0
+
     def frame_features(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
         """Stereo features of a frame to localize, with what refining its matches needs when that is on."""
-        return self.frontend.process(left_rgb, right_rgb, resampler=self.config.matching.refine_radius > 0)
+        return self.frontend.process(left_rgb, right_rgb, resampler=self.refines_matches)
 
     def localize(self, current: StereoFeatures, keyframe: StereoFeatures) -> PerFrameResult:
         """Pose of the frame with features `current` relative to `keyframe` (features with their stereo points)."""
