@@ -1,5 +1,7 @@
 """World generation: seeded and deterministic, distinct per seed, sane geometry, clear errors."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sim_worlds import SMALL_WORLD
@@ -77,3 +79,12 @@ def test_shipped_yaml_is_the_defaults():
 
     shipped = load_config(SimConfig, Path(__file__).parents[1] / "config" / "sim.yaml")
     assert shipped == SimConfig()
+
+
+def test_aperiodic_textures_change_the_ground_colour_only():
+    aperiodic = dataclasses.replace(SMALL_WORLD, aperiodic_textures=True)
+    tiled, mixed = render_start(generate_world(4, SMALL_WORLD)), render_start(generate_world(4, aperiodic))
+    np.testing.assert_array_equal(tiled.depth_left_m, mixed.depth_left_m)  # the same geometry
+    ground = slice(-RIG.height // 3, None)  # the trail and ground just ahead
+    assert np.abs(tiled.left[ground].astype(float) - mixed.left[ground]).mean() > 2.0
+    np.testing.assert_array_equal(mixed.left, render_start(generate_world(4, aperiodic)).left)  # deterministic

@@ -41,6 +41,9 @@ class WorldConfig:
     rock_clearance_m: float = 1.7  # from the trail centreline; repeat runs stay within ~0.75 m of it
     plant_clearance_m: float = 3.0
     texture_size: int = 512  # texels per material tile side
+    # ground, patch and trail tiles mixed with a shifted copy by value noise, so that the surface never repeats a
+    # whole tile (a tiled trail offers a pose one tile away as many matches as the true one: model card, stage 16)
+    aperiodic_textures: bool = False
 
     def __post_init__(self) -> None:
         if self.path_length_m <= 0 or self.grid_step_m <= 0 or self.splat_texel_m <= 0:

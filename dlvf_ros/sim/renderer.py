@@ -29,6 +29,7 @@ from dlvf_ros.sim.textures import GROUND_SURFACES, LAYERS, TRAIL_SURFACES
 from dlvf_ros.sim.world import TRAIL_COORDS_TEXEL_M, World
 
 GLSL_VERSION = "#version 330 core\n"
+NOISE_STREAM = 0x7E3A  # seeds the texture noise lattice with the world seed, apart from the world's other draws
 LAMP_POSITIONS_VEHICLE_M = ((0.55, 0.45, 0.65), (0.55, -0.45, 0.65))  # headlights in the vehicle frame (m)
 SHADOW_PATH_MARGIN_M = 45.0  # the shadow map covers the trail's bounding box plus this
 OBJECT_TILE_M = {2: 1.1, 3: 0.9, 4: 0.8, 6: 1.2, 7: 0.5}  # material layer -> tile size (m) on objects
@@ -168,6 +169,7 @@ class StereoRenderer:
             "SCENE_SNOW": GROUND_SURFACES[style.ground].snow_cover > 0,
             "SCENE_LAMP_CUTOFF": self.headlights.cutoff_deg is not None,
             "SCENE_LAMP_RINGS": self.headlights.rings[0] > 0,
+            "SCENE_APERIODIC": self.world.config.aperiodic_textures,
         }
         self._scene = self._program("scene.vert.glsl", "scene.frag.glsl", scene)
         self._sky = self._program("fullscreen.vert.glsl", "sky.frag.glsl")
@@ -274,6 +276,9 @@ class StereoRenderer:
         _set(self._scene, "u_rut_depth_m", trail.rut_depth_m)
         _set(self._scene, "u_tread", surface.tread)
         _set(self._scene, "u_edge_line", surface.edge_line)
+        if self.world.config.aperiodic_textures:  # the noise lattice differs from world to world
+            cell = np.random.default_rng([self.world.seed, NOISE_STREAM]).integers(-(2**20), 2**20, 2)
+            _set(self._scene, "u_noise_cell", tuple(int(c) for c in cell))
         lights = self.headlights
         _set(self._scene, "u_lamp_cone", tuple(np.cos(np.deg2rad(lights.cone_deg))))
         _set(self._scene, "u_lamp_rings", lights.rings)

@@ -1,7 +1,7 @@
 // Textured, lit surface (linear radiance; the camera pass makes the image): the style's materials, sun with shadow
 // map, sky/ground ambient, two headlights, snow on upward faces, fog. The renderer compiles one variant per style:
-// SCENE_PATCH, SCENE_TRAIL_ALIGNED, SCENE_RUTS, SCENE_TREAD, SCENE_EDGE_LINE, SCENE_SNOW, SCENE_LAMP_CUTOFF and
-// SCENE_LAMP_RINGS are
+// SCENE_PATCH, SCENE_TRAIL_ALIGNED, SCENE_RUTS, SCENE_TREAD, SCENE_EDGE_LINE, SCENE_SNOW, SCENE_LAMP_CUTOFF,
+// SCENE_LAMP_RINGS and SCENE_APERIODIC are
 // defined (1) or not (0) (llvmpipe pays for code behind branches that are not taken).
 uniform sampler2DArray u_materials;   // layers: textures.py (0 ground, 1 trail, 2 rock, 3 bark, 4 leaves, 5 ground
                                       // patches, 6 man-made, 7 tufts), sRGB
@@ -21,6 +21,7 @@ uniform float u_trail_half_width_m;
 uniform float u_rut_depth_m;
 uniform float u_tread;
 uniform float u_edge_line;
+uniform ivec2 u_noise_cell;           // SCENE_APERIODIC: the world's offset of the value-noise lattice
 uniform sampler2DShadow u_shadow_map;
 uniform float u_shadow_strength;
 uniform vec3 u_sun_dir;
@@ -57,15 +58,47 @@ vec3 dominant_planar(vec3 p, vec3 n, float layer, float tile_m) {
     return texture(u_materials, vec3(uv / tile_m, layer)).rgb;
 }
 
+#if SCENE_APERIODIC
+// integer hash of a lattice cell -> [0, 1] (the same on every GL driver, unlike sin-based hashes)
+float cell_hash(ivec2 cell) {
+    uint h = uint(cell.x) * 1664525u + uint(cell.y) * 1013904223u;
+    h ^= h >> 16; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
+    return float(h) * (1.0 / 4294967295.0);
+}
+
+float value_noise(vec2 p) {
+    vec2 cell = floor(p), f = fract(p);
+    f = f * f * (3.0 - 2.0 * f);
+    ivec2 c = ivec2(cell) + u_noise_cell;
+    return mix(mix(cell_hash(c), cell_hash(c + ivec2(1, 0)), f.x),
+               mix(cell_hash(c + ivec2(0, 1)), cell_hash(c + ivec2(1, 1)), f.x), f.y);
+}
+#endif
+
+// a terrain material at tile coordinates uv (sRGB). With SCENE_APERIODIC a second fetch of the tile, shifted by an
+// irrational fraction of it, is mixed in by value noise over ~1.6 tiles, so that no shift by whole tiles maps the
+// surface onto itself (a tiled trail offers a pose one tile away as many matches as the true one)
+vec3 terrain_material(vec2 uv, float layer) {
+    vec3 c = texture(u_materials, vec3(uv, layer), -0.7).rgb;
+#if SCENE_APERIODIC
+    float shifted = smoothstep(0.45, 0.55, value_noise(0.618 * uv));
+    if (shifted > 0.0) {
+        c = mix(c, texture(u_materials, vec3(uv + vec2(0.382, 0.618), layer), -0.7).rgb, shifted);
+    }
+#endif
+    return c;
+}
+
 // the trail surface at this point; may bend the normal n (ruts, crown edges: shading only)
 vec3 trail_albedo(inout vec3 n) {
 #if !SCENE_TRAIL_ALIGNED
     vec2 q = mat2(0.8, -0.6, 0.6, 0.8) * v_world.xy;
-    // negative LOD bias: sharper ground at grazing angles (anisotropic filtering is too slow on llvmpipe)
-    return texture(u_materials, vec3(q / u_tile_m[1], 1.0), -0.7).rgb;
+    // negative LOD bias (terrain_material): sharper ground at grazing angles (anisotropic filtering is too slow on
+    // llvmpipe)
+    return terrain_material(q / u_tile_m[1], 1.0);
 #else
     vec4 tc = texture(u_trail_coords, v_world.xy * u_trail_coords_transform.xy + u_trail_coords_transform.zw);
-    vec3 c = texture(u_materials, vec3(vec2(tc.y, tc.x) / u_tile_m[1], 1.0), -0.7).rgb;
+    vec3 c = terrain_material(vec2(tc.y, tc.x) / u_tile_m[1], 1.0);
     float d = abs(tc.y);
 #if SCENE_RUTS  // two wheel ruts 0.62 of the half width out, 0.16 m wide
     float track = 0.62 * u_trail_half_width_m;
@@ -89,13 +122,13 @@ vec3 trail_albedo(inout vec3 n) {
 vec3 albedo(inout vec3 n) {
     if (v_material == 0) {   // terrain: ground, ground patches and trail blended by the splat map
         vec4 splat = texture(u_splat, v_world.xy * u_splat_transform.xy + u_splat_transform.zw);
-        vec3 c = texture(u_materials, vec3(v_world.xy / u_tile_m[0], 0.0), -0.7).rgb;
+        vec3 c = terrain_material(v_world.xy / u_tile_m[0], 0.0);
         c *= mix(vec3(1.0), u_patch_tint, u_patch_tint_amount * splat.g);
 #if SCENE_PATCH
         float patch_weight = u_patch_amount * smoothstep(0.4, 0.7, splat.g);
         if (patch_weight > 0.0) {
             vec2 q = mat2(0.6, 0.8, -0.8, 0.6) * v_world.xy;
-            c = mix(c, texture(u_materials, vec3(q / u_tile_m[5], 5.0), -0.7).rgb, patch_weight);
+            c = mix(c, terrain_material(q / u_tile_m[5], 5.0), patch_weight);
         }
 #endif
         if (splat.r > 0.004) {
