@@ -3,7 +3,8 @@
 # worlds on every core plus the held_out_validation world 3001 (checkpoint selection), build the pairs, fine-tune.
 # Env: OUT (results: log, metrics, checkpoints), PY, N_TRAIN, SEED0 (training seeds SEED0+1 .. SEED0+N_TRAIN),
 # PATH_M, PAR (processes), RENDER_S and TRAIN_UNTIL_S (seconds from the start; 0: render and pair only), INIT,
-# W (scratch), TRAIN_CONFIG.
+# W (scratch), TRAIN_CONFIG, TRAIN_SIM_CONFIG (a `dlvf sim --config` YAML for the training worlds only, e.g.
+# aperiodic textures; world 3001 is always rendered with the defaults).
 # On a lent machine without the GL loaders or moderngl, unpack the carried .gl/*.deb and .whl/*.whl first
 # (/work/.library/device/README.md); both are skipped when absent.
 set -uo pipefail
@@ -11,7 +12,7 @@ T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 S=models/training/stage4
 PY=${PY:-python3}; N_TRAIN=${N_TRAIN:-30}; SEED0=${SEED0:-2000}; PATH_M=${PATH_M:-40}; PAR=${PAR:-16}
 RENDER_S=${RENDER_S:-230}; TRAIN_UNTIL_S=${TRAIN_UNTIL_S:-540}; INIT=${INIT:-models/training/stage3/best.pt}
-W=${W:-/tmp/stage4}; TRAIN_CONFIG=${TRAIN_CONFIG:-$S/train.yaml}
+W=${W:-/tmp/stage4}; TRAIN_CONFIG=${TRAIN_CONFIG:-$S/train.yaml}; TRAIN_SIM_CONFIG=${TRAIN_SIM_CONFIG:-}
 mkdir -p $W $OUT; exec > >(tee -a $OUT/log.txt) 2>&1
 if [ -n "$(ls .gl/*.deb 2>/dev/null)" ]; then for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; fi
 if [ -n "$(ls .whl/*.whl 2>/dev/null)" ]; then
@@ -22,15 +23,18 @@ if ! $PY -c 'import moderngl; moderngl.create_context(standalone=True, backend="
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 echo "[$(el)s] render: world 3001 (held_out_validation) + $N_TRAIN training worlds, $PATH_M m, $PAR at a time"
-render() {  # seed style
+render() {  # seed style [sim config]
   local out=$W/world_$1
   $PY -m dlvf_ros.cli sim --out $out --seed $1 --style $2 --path-length $PATH_M --spacing 1.0 \
-    --lightings morning,evening,overcast,dusk,night,glare --overwrite > $out.log 2>&1 && touch $out/done
+    --lightings morning,evening,overcast,dusk,night,glare ${3:+--config $3} --overwrite > $out.log 2>&1 \
+    && touch $out/done
   echo "[$(el)s] world $1 ($2) $([ -f $out/done ] && echo done || echo failed)"
 }
 export -f render el; export T0 PY W PATH_M
-( { echo "3001 held_out_validation"; for i in $(seq 1 $N_TRAIN); do echo "$((SEED0 + i)) training"; done; } \
-  | xargs -P $PAR -L 1 bash -c 'render $0 $1' ) &
+( { echo "3001 held_out_validation"
+    # no trailing blank: xargs -L would join the next line to this one
+    for i in $(seq 1 $N_TRAIN); do echo "$((SEED0 + i)) training${TRAIN_SIM_CONFIG:+ $TRAIN_SIM_CONFIG}"; done; } \
+  | xargs -P $PAR -L 1 bash -c 'render $0 $1 $2' ) &
 RENDER_PID=$!
 while kill -0 $RENDER_PID 2>/dev/null; do  # past RENDER_S, go on with the worlds done (at least 8); 90 s later anyway
   n=$(ls $W/world_[0-2]*/done 2>/dev/null | wc -l)
