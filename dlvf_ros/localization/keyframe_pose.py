@@ -88,7 +88,7 @@ def match_keyframe(
         matches.quality * current.features.scores[matches.index_a] * keyframe.features.scores[matches.index_b]
     ).astype(np.float64)
     current_points = current.points_camera[matches.index_a]
-    if current.resampler is not None and config.refine_radius > 0 and len(matches):
+    if current.resampler is not None and config.refines and len(matches):
         refined_uv = refine_points(
             current.resampler.descriptors,
             current.features.keypoints[matches.index_a],

@@ -295,7 +295,7 @@ class Localizer:
 
     def frame_features(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
         """Stereo features of a rectified RGB pair, with what refining its matches needs when that is on."""
-        return self.frontend.process(left_rgb, right_rgb, resampler=self.config.matching.refine_radius > 0)
+        return self.frontend.process(left_rgb, right_rgb, resampler=self.config.matching.refines)
 
     def localize(self, stamp_ns: int, frame: StereoFeatures, T_odom_vehicle: np.ndarray) -> LocalizationResult:
         """Localize already-extracted stereo features (see `process`)."""

@@ -45,7 +45,7 @@ class PerFrameLocalizer:
     @property
     def refines_matches(self) -> bool:
         """Whether a frame to localize needs its `FrameResampler` (match refinement is on)."""
-        return self.config.matching.refine_radius > 0
+        return self.config.matching.refines
 
     def frame_features(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> StereoFeatures:
         """Stereo features of a frame to localize, with what refining its matches needs when that is on."""

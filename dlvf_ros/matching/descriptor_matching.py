@@ -38,6 +38,11 @@ class MatchingConfig:
     def __post_init__(self) -> None:
         check_settings(self)
 
+    @property
+    def refines(self) -> bool:
+        """Whether match refinement is on (`refine_radius` > 0)."""
+        return self.refine_radius > 0
+
 
 @dataclass(frozen=True)
 class DescriptorMatches:

@@ -6,7 +6,8 @@
 # W (scratch), TRAIN_CONFIG, TRAIN_SIM_CONFIG (a `dlvf sim --config` YAML for the training worlds only, e.g.
 # aperiodic textures; world 3001 is always rendered with the defaults).
 # On a lent machine without the GL loaders or moderngl, unpack the carried .gl/*.deb and .whl/*.whl first
-# (/work/.library/device/README.md); both are skipped when absent.
+# (/work/.library/device/README.md); both are skipped when absent, the wheels also when an earlier call in this
+# session installed them (train_variants.sh renders a second set of worlds).
 set -uo pipefail
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 S=models/training/stage4
@@ -15,7 +16,7 @@ RENDER_S=${RENDER_S:-230}; TRAIN_UNTIL_S=${TRAIN_UNTIL_S:-540}; INIT=${INIT:-mod
 W=${W:-/tmp/stage4}; TRAIN_CONFIG=${TRAIN_CONFIG:-$S/train.yaml}; TRAIN_SIM_CONFIG=${TRAIN_SIM_CONFIG:-}
 mkdir -p $W $OUT; exec > >(tee -a $OUT/log.txt) 2>&1
 if [ -n "$(ls .gl/*.deb 2>/dev/null)" ]; then for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; fi
-if [ -n "$(ls .whl/*.whl 2>/dev/null)" ]; then
+if [ -n "$(ls .whl/*.whl 2>/dev/null)" ] && [ ! -d /tmp/site/moderngl ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TQDM_MININTERVAL=30
